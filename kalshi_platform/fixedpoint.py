@@ -1,0 +1,152 @@
+"""Fixed-point integers for Kalshi prices and sizes.
+
+Inside the plant every price and size is an ``int``; floats never enter a book.
+
+* Prices: integer **micro-dollars** (1e-6 USD). Kalshi sends prices as fixed-point dollar
+  strings with up to 6 decimals (``"0.5600"``, sub-cent ``"0.0010"``; kalshi-api.md §5), and
+  before 2026-03-12 also as integer cents (``56``).  ``PRICE_SCALE`` covers both exactly.
+* Sizes: integer **centi-contracts** (1e-2 contracts). Kalshi sends counts as ``*_fp`` strings
+  with 2 decimals (``"2002.35"``; kalshi-api.md §5) and before 2026-03-12 as integer contracts.
+
+Parsing is the decoder's hottest step, and a feed repeats the same few hundred price strings
+and a few thousand size strings, so results are memoised in bounded dicts.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+PRICE_DECIMALS = 6
+PRICE_SCALE = 10**PRICE_DECIMALS  # units per dollar
+SIZE_DECIMALS = 2
+SIZE_SCALE = 10**SIZE_DECIMALS  # units per contract
+ONE_DOLLAR = PRICE_SCALE
+CENT = PRICE_SCALE // 100
+
+_CACHE_LIMIT = 200_000
+_DIGITS = frozenset("0123456789")
+
+
+class FixedPointError(ValueError):
+    """A price or size string is not a valid fixed-point decimal for its scale.
+
+    Raised for empty strings, non-numeric text (``"abc"``), exponents, and digits beyond the
+    scale (``"0.1234567"`` as a price) that would be lost by rounding.
+    """
+
+
+def _parse(text: str, decimals: int, what: str) -> int:
+    if not isinstance(text, str):
+        raise FixedPointError(f"{what} must be a decimal string, got {type(text).__name__}")
+    s = text.strip()
+    neg = False
+    if s[:1] in ("-", "+"):
+        neg = s[0] == "-"
+        s = s[1:]
+    whole, dot, frac = s.partition(".")
+    if not whole and not frac:
+        raise FixedPointError(f"{what} {text!r} is not a number")
+    if (whole and not _DIGITS.issuperset(whole)) or (frac and not _DIGITS.issuperset(frac)) or (
+        dot and not frac and not whole
+    ):
+        raise FixedPointError(f"{what} {text!r} is not a decimal number")
+    if len(frac) > decimals:
+        extra = frac[decimals:]
+        if extra.strip("0"):
+            raise FixedPointError(f"{what} {text!r} has more than {decimals} decimals")
+        frac = frac[:decimals]
+    value = int((whole or "0") + frac.ljust(decimals, "0"))
+    return -value if neg else value
+
+
+_price_cache: dict[str, int] = {}
+_size_cache: dict[str, int] = {}
+
+
+def parse_price(text: str) -> int:
+    """Parse a dollar string (``"0.5600"``) into integer micro-dollars (``560000``).
+
+    Accepts 0-6 decimals and a sign. Raises :class:`FixedPointError` on ``""``, text that is not
+    a decimal, or precision beyond 1e-6. Source: kalshi-api.md §5 (``*_dollars`` fields).
+    """
+    v = _price_cache.get(text)
+    if v is None:
+        v = _parse(text, PRICE_DECIMALS, "price")
+        if len(_price_cache) >= _CACHE_LIMIT:
+            _price_cache.clear()
+        _price_cache[text] = v
+    return v
+
+
+def parse_size(text: str) -> int:
+    """Parse a contract-count string (``"2002.35"``, ``"-54.00"``) into centi-contracts.
+
+    Raises :class:`FixedPointError` on ``""``, non-numeric text (``"abc"``) or precision beyond
+    0.01 contract. Source: kalshi-api.md §5 (``*_fp`` fields).
+    """
+    v = _size_cache.get(text)
+    if v is None:
+        v = _parse(text, SIZE_DECIMALS, "size")
+        if len(_size_cache) >= _CACHE_LIMIT:
+            _size_cache.clear()
+        _size_cache[text] = v
+    return v
+
+
+def cents_to_price(cents: int) -> int:
+    """Legacy integer cents (pre-2026-03-12 ``price``/``yes_bid`` fields) → micro-dollars.
+
+    Raises :class:`FixedPointError` if ``cents`` is not an int (bools are rejected too).
+    """
+    if type(cents) is not int:
+        raise FixedPointError(f"legacy cent price must be an integer, got {cents!r}")
+    return cents * CENT
+
+
+def contracts_to_size(count: int) -> int:
+    """Legacy integer contract count (pre-2026-03-12 ``count``/``delta``) → centi-contracts.
+
+    Raises :class:`FixedPointError` if ``count`` is not an int.
+    """
+    if type(count) is not int:
+        raise FixedPointError(f"legacy integer count must be an integer, got {count!r}")
+    return count * SIZE_SCALE
+
+
+def price_to_decimal(units: int | None) -> Decimal | None:
+    """Micro-dollars → exact ``Decimal`` dollars (``560000`` → ``Decimal("0.560000")``)."""
+    return None if units is None else Decimal(units).scaleb(-PRICE_DECIMALS)
+
+
+def size_to_decimal(units: int | None) -> Decimal | None:
+    """Centi-contracts → exact ``Decimal`` contracts (``200235`` → ``Decimal("2002.35")``)."""
+    return None if units is None else Decimal(units).scaleb(-SIZE_DECIMALS)
+
+
+def price_to_str(units: int | None) -> str | None:
+    """Micro-dollars → a normalised dollar string with at least 4 decimals (``"0.5600"``)."""
+    if units is None:
+        return None
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(units), PRICE_SCALE)
+    f = f"{frac:06d}".rstrip("0").ljust(4, "0")
+    return f"{sign}{whole}.{f}"
+
+
+def size_to_str(units: int | None) -> str | None:
+    """Centi-contracts → a contract string with 2 decimals (``"2002.35"``)."""
+    if units is None:
+        return None
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(units), SIZE_SCALE)
+    return f"{sign}{whole}.{frac:02d}"
+
+
+def price_to_float(units: int | None) -> float | None:
+    """Micro-dollars → float dollars, for storage columns only (never for book arithmetic)."""
+    return None if units is None else units / PRICE_SCALE
+
+
+def size_to_float(units: int | None) -> float | None:
+    """Centi-contracts → float contracts, for storage columns only."""
+    return None if units is None else units / SIZE_SCALE

@@ -1,0 +1,437 @@
+"""Recordings of raw Kalshi WebSocket frames: the reader (replay source).
+
+A recording is JSON Lines, optionally gzip-compressed (detected from the magic bytes, not the
+name). Every envelope found in ``shared/data/real`` is accepted, per line:
+
+* ``{"recv_ts_ns": int, "raw": "<frame JSON text>"}`` — this project's recorder (exact bytes);
+* ``{"received_ms": int, "frame": {...}}`` — kalshi-cockpit captures;
+* ``{"channel": str, "message": {...} | "<text>"}`` — the seed project's recorder;
+* a bare frame ``{"type": ..., ...}`` (no receipt time) — Fortuna / ssmd captures;
+* blank lines are skipped.
+
+A whole-document capture (``{"frames": [<envelope>, ...], ...}``, e.g. kalshi-cockpit's
+``ws_orderbook_stream.json``) is read too; it is one JSON value, so it is loaded whole — fine
+for fixtures, not for large files (a warning says so above 64 MiB).
+
+Reading streams line by line in constant memory. A line that is not JSON is handed on as its
+raw bytes so the plant quarantines it (counted and kept, never dropped).
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+import msgspec
+import orjson
+
+from kalshi_platform.ingestion.messages import NEED_RAW, AnyFrame, RawNeeded
+
+log = logging.getLogger(__name__)
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_MS = 1_000_000
+_DOC_WARN_BYTES = 64 << 20
+
+
+class RecordingError(OSError):
+    """A recording cannot be opened or read (missing, unreadable, not JSON Lines)."""
+
+
+@dataclass
+class RecordingMeta:
+    """What a sidecar ``<name>.meta.json`` (Fortuna captures) or our recorder says.
+
+    ``use_yes_price``: the orderbook subscription's flag (kalshi-api.md §7.8), ``None`` if
+    unknown. ``recorded_at_ns``: capture start (ns, UTC) or ``None``.
+    """
+
+    use_yes_price: bool | None = None
+    recorded_at_ns: int | None = None
+    raw: dict = field(default_factory=dict)
+
+
+def open_binary(path: str | Path) -> IO[bytes]:
+    """Open ``path`` for reading bytes, transparently gunzipping. Raises :class:`RecordingError`."""
+    p = Path(path)
+    try:
+        f = open(p, "rb")
+        head = f.read(2)
+        f.seek(0)
+    except IsADirectoryError:
+        raise RecordingError(f"{p}: is a directory, not a recording") from None
+    except FileNotFoundError:
+        raise RecordingError(f"{p}: no such file") from None
+    except PermissionError:
+        raise RecordingError(f"{p}: permission denied") from None
+    except OSError as e:
+        raise RecordingError(f"{p}: cannot read ({e.strerror or e})") from None
+    if head == _GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+    return f
+
+
+def unwrap(obj: Any) -> tuple[int | None, Any]:
+    """Split one parsed recording line into ``(recv_ns, payload)``.
+
+    ``payload`` is the frame as a ``dict`` or as JSON text (``str``) for the ``raw`` envelope.
+    Anything unrecognised is returned unchanged (the plant quarantines it).
+    """
+    if type(obj) is dict:
+        if "type" in obj:
+            return None, obj
+        f = obj.get("frame")
+        if f is not None:
+            ms = obj.get("received_ms")
+            return (ms * _MS if type(ms) is int else None), f
+        raw = obj.get("raw")
+        if raw is not None:
+            ns = obj.get("recv_ts_ns")
+            return (ns if type(ns) is int else None), raw
+        msg = obj.get("message")
+        if msg is not None and "channel" in obj:
+            ns = obj.get("recv_ts_ns")
+            if type(ns) is not int:
+                ms = obj.get("received_ms") or obj.get("ts_ms")
+                ns = ms * _MS if type(ms) is int else None
+            return ns, msg
+    return None, obj
+
+
+def iter_frames(path: str | Path) -> Iterator[tuple[int | None, Any]]:
+    """Yield ``(recv_ns, payload)`` for every frame of a recording, in file order.
+
+    ``recv_ns``: receipt time in ns (UTC) or ``None``; ``payload``: a frame ``dict``, frame
+    JSON text, or the raw bytes of a line that is not JSON (for quarantine). Streams.
+    Raises :class:`RecordingError` when the file cannot be opened or read.
+    """
+    p = Path(path)
+    f = open_binary(p)
+    try:
+        first = _first_nonblank(f)
+        if first is None:
+            return
+        try:
+            orjson.loads(first)
+            is_lines = True
+        except orjson.JSONDecodeError:
+            is_lines = not first.lstrip().startswith((b"{", b"["))
+        f.seek(0)
+        if not is_lines:
+            yield from _iter_document(p, f)
+            return
+        loads = orjson.loads
+        try:
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    obj = loads(line)
+                except orjson.JSONDecodeError:
+                    yield None, line.rstrip(b"\r\n")
+                    continue
+                yield unwrap(obj)
+        except (OSError, EOFError, gzip.BadGzipFile) as e:
+            raise RecordingError(f"{p}: read failed ({e})") from None
+    finally:
+        f.close()
+
+
+def _first_nonblank(f: IO[bytes]) -> bytes | None:
+    try:
+        for line in f:
+            if line.strip():
+                return line
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise RecordingError(f"cannot read recording ({e})") from None
+    return None
+
+
+def _iter_document(p: Path, f: IO[bytes]) -> Iterator[tuple[int | None, Any]]:
+    data = f.read()
+    if len(data) > _DOC_WARN_BYTES:
+        log.warning("%s is a single JSON document (%d MiB): loaded whole", p, len(data) >> 20)
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise RecordingError(f"{p}: neither JSON Lines nor a JSON document ({e})") from None
+    frames = doc.get("frames") if isinstance(doc, dict) else doc
+    if not isinstance(frames, list):
+        raise RecordingError(f"{p}: JSON document without a 'frames' list")
+    for obj in frames:
+        yield unwrap(obj)
+
+
+def read_meta(path: str | Path) -> RecordingMeta:
+    """Read the sidecar ``<stem>.meta.json`` of a recording, if there is one.
+
+    Understands Fortuna's capture meta (``subscribe_cmd(s).params.use_yes_price``,
+    ``recorded_at_epoch_ms``). Returns an empty :class:`RecordingMeta` when absent/unreadable.
+    """
+    p = Path(path)
+    name = p.name
+    for suffix in (".jsonl.gz", ".jsonl", ".json.gz", ".json", ".gz"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    meta_path = p.with_name(name + ".meta.json")
+    if not meta_path.is_file() or meta_path == p:
+        return RecordingMeta()
+    try:
+        raw = orjson.loads(meta_path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        log.warning("ignoring unreadable sidecar %s", meta_path)
+        return RecordingMeta()
+    if not isinstance(raw, dict):
+        return RecordingMeta()
+    use_yes: bool | None = None
+    cmds = raw.get("subscribe_cmds") or ([raw["subscribe_cmd"]] if raw.get("subscribe_cmd") else [])
+    for cmd in cmds:
+        params = cmd.get("params", {}) if isinstance(cmd, dict) else {}
+        if "orderbook_delta" in (params.get("channels") or []) and "use_yes_price" in params:
+            use_yes = bool(params["use_yes_price"])
+    rec_ms = raw.get("recorded_at_epoch_ms")
+    return RecordingMeta(use_yes_price=use_yes,
+                         recorded_at_ns=rec_ms * _MS if type(rec_ms) is int else None, raw=raw)
+
+
+class _CockpitEnvelope(msgspec.Struct, gc=False):
+    received_ms: int
+    frame: AnyFrame
+
+
+class _RecorderEnvelope(msgspec.Struct, gc=False):
+    recv_ts_ns: int
+    raw: str
+
+
+class _SeedEnvelope(msgspec.Struct, gc=False):
+    channel: str
+    message: AnyFrame
+
+
+_ENVELOPES = {
+    "cockpit": msgspec.json.Decoder(_CockpitEnvelope),
+    "recorder": msgspec.json.Decoder(_RecorderEnvelope),
+    "seed": msgspec.json.Decoder(_SeedEnvelope),
+    "bare": msgspec.json.Decoder(AnyFrame),
+}
+
+
+def detect_envelope(first_line: bytes) -> str:
+    """Name the envelope of a JSON Lines recording from its first line: ``recorder``
+    (``recv_ts_ns``/``raw``), ``cockpit`` (``received_ms``/``frame``), ``seed``
+    (``channel``/``message``), ``bare`` (frames) or ``unknown``."""
+    try:
+        obj = orjson.loads(first_line)
+    except orjson.JSONDecodeError:
+        return "unknown"
+    if not isinstance(obj, dict):
+        return "unknown"
+    if "type" in obj:
+        return "bare"
+    if "raw" in obj and "recv_ts_ns" in obj:
+        return "recorder"
+    if "frame" in obj and "received_ms" in obj:
+        return "cockpit"
+    if "message" in obj and "channel" in obj:
+        return "seed"
+    return "unknown"
+
+
+class FrameTarget:
+    """What :func:`feed` drives (the ticker plant): ``process_frame(frame, recv_ns, raw)`` for
+    decoded frames and ``process(payload, recv_ns)`` for anything that needs the slow path."""
+
+    def process_frame(self, frame: Any, recv_ns: int | None = None, raw: Any = None) -> None: ...
+
+    def process(self, payload: Any, recv_ns: int | None = None) -> None: ...
+
+
+def feed(path: str | Path, target: FrameTarget, speed: float = 0.0,
+         start_ns: int | None = None) -> int:
+    """Replay a recording into ``target`` (a :class:`~kalshi_platform.ticker_plant.plant.TickerPlant`).
+
+    ``speed``: 0 = as fast as possible; 1 = the recording's own pace (receipt times); 2 =
+    twice as fast. Frames without receipt times are not paced. ``start_ns`` seeds nothing but
+    is passed for symmetry with live sources. Each line is decoded together with its envelope
+    by msgspec (fast path); a line that does not fit goes through the generic path, so an odd
+    line is quarantined by the plant, never dropped. Streams in constant memory. Returns the
+    number of frames fed. Raises :class:`RecordingError` if the file cannot be read.
+    """
+    p = Path(path)
+    f = open_binary(p)
+    try:
+        first = _first_nonblank(f)
+        if first is None:
+            return 0
+        kind = detect_envelope(first)
+        if kind == "unknown" and first.lstrip().startswith((b"{", b"[")):
+            try:
+                orjson.loads(first)
+            except orjson.JSONDecodeError:
+                kind = "document"  # a pretty-printed single JSON document
+        f.seek(0)
+        if kind == "document":
+            n = 0
+            pacer = _Pacer(speed)
+            for recv_ns, payload in _iter_document(p, f):
+                pacer.wait(recv_ns)
+                target.process(payload, recv_ns)
+                n += 1
+            return n
+        return _feed_lines(f, p, kind, target, speed)
+    finally:
+        f.close()
+
+
+class _Pacer:
+    """Sleeps so that frames are handed on at ``speed`` × their recorded pace."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self.t0: float | None = None
+        self.r0: int | None = None
+
+    def wait(self, recv_ns: int | None) -> None:
+        if self.speed <= 0 or recv_ns is None:
+            return
+        now = time.monotonic()
+        if self.r0 is None:
+            self.t0, self.r0 = now, recv_ns
+            return
+        due = self.t0 + (recv_ns - self.r0) / 1e9 / self.speed  # type: ignore[operator]
+        if due > now:
+            time.sleep(due - now)
+
+
+_CHUNK = 1 << 16
+
+
+def _feed_lines(f: IO[bytes], p: Path, kind: str, target: FrameTarget, speed: float) -> int:
+    """Decode 64 KiB chunks of lines with ``decode_lines`` (envelope and frame in one pass);
+    a chunk holding a line that does not fit is redone line by line."""
+    dec = _ENVELOPES.get(kind, _ENVELOPES["bare"])
+    pacer = _Pacer(speed) if speed > 0 else None
+    n = 0
+    rest = b""
+    try:
+        while True:
+            buf = f.read(_CHUNK)
+            if not buf:
+                if rest.strip():
+                    n += _feed_chunk(rest, dec, kind, target, pacer)
+                break
+            buf = rest + buf
+            cut = buf.rfind(b"\n") + 1
+            if cut == 0:
+                rest = buf
+                continue
+            rest = buf[cut:]
+            n += _feed_chunk(buf[:cut], dec, kind, target, pacer)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise RecordingError(f"{p}: read failed after {n} frames ({e})") from None
+    return n
+
+
+def _feed_chunk(chunk: bytes, dec: msgspec.json.Decoder, kind: str, target: FrameTarget,
+                pacer: _Pacer | None) -> int:
+    try:
+        envs = dec.decode_lines(chunk)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return _feed_chunk_by_line(chunk, dec, kind, target, pacer)
+    pf = target.process_frame
+    try:
+        if pacer is not None:
+            for env in envs:
+                _feed_one(env, kind, target, pacer, NEED_RAW)
+        elif kind == "cockpit":
+            for env in envs:
+                pf(env.frame, env.received_ms * _MS, NEED_RAW)
+        elif kind == "bare":
+            for env in envs:
+                pf(env, None, NEED_RAW)
+        else:
+            for env in envs:
+                _feed_one(env, kind, target, None, NEED_RAW)
+    except RawNeeded:
+        # A frame must be quarantined with its exact bytes: redo this chunk line by line
+        # from that frame on (nothing before it is repeated; the plant changed no state).
+        lines = [ln for ln in chunk.split(b"\n") if ln.strip()]
+        done = _index_of(envs, env)
+        _feed_chunk_by_line(b"\n".join(lines[done:]), dec, kind, target, pacer)
+    return len(envs)
+
+
+def _index_of(items: list, item: Any) -> int:
+    for i, x in enumerate(items):
+        if x is item:
+            return i
+    raise ValueError("frame not in chunk")  # pragma: no cover
+
+
+def _feed_one(env: Any, kind: str, target: FrameTarget, pacer: _Pacer | None, raw: Any) -> None:
+    if kind == "cockpit":
+        recv_ns = env.received_ms * _MS
+        if pacer is not None:
+            pacer.wait(recv_ns)
+        target.process_frame(env.frame, recv_ns, raw)
+    elif kind == "recorder":
+        if pacer is not None:
+            pacer.wait(env.recv_ts_ns)
+        target.process(env.raw, env.recv_ts_ns)
+    elif kind == "seed":
+        target.process_frame(env.message, None, raw)
+    else:
+        target.process_frame(env, None, raw)
+
+
+def _feed_chunk_by_line(chunk: bytes, dec: msgspec.json.Decoder, kind: str,
+                        target: FrameTarget, pacer: _Pacer | None) -> int:
+    slow = _slow_path(target)
+    n = 0
+    for line in chunk.split(b"\n"):
+        if not line.strip():
+            continue
+        n += 1
+        try:
+            env = dec.decode(line)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            slow(line, pacer)
+            continue
+        _feed_one(env, kind, target, pacer, line)
+    return n
+
+
+def _slow_path(target: FrameTarget):
+    def slow(line: bytes, pacer: _Pacer | None) -> None:
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            target.process(line.rstrip(b"\r\n"), None)  # quarantined with the line kept
+            return
+        recv_ns, payload = unwrap(obj)
+        if pacer is not None:
+            pacer.wait(recv_ns)
+        target.process(payload, recv_ns)
+
+    return slow
+
+
+def count_lines(path: str | Path) -> int:
+    """Number of non-blank lines (frames) in a JSON Lines recording; streams."""
+    n = 0
+    with open_binary(path) as f:
+        for line in f:
+            if line.strip():
+                n += 1
+    return n
+
+
+__all__ = ["RecordingError", "RecordingMeta", "iter_frames", "unwrap", "read_meta",
+           "open_binary", "count_lines", "feed", "detect_envelope", "FrameTarget"]

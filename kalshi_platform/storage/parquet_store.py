@@ -1,0 +1,195 @@
+"""Embedded Parquet store: the no-services default sink (and the historical-tier layout).
+
+Layout (hive partitioning, one layout for the embedded store and the EOD output)::
+
+    <root>/<table>/date=YYYY-MM-DD/<writer_id>-<n:06d>.parquet
+    <root>/_quarantine/<writer_id>.jsonl        frames that failed to decode, verbatim
+
+Read it back with ``pyarrow.dataset.dataset(root / table, partitioning="hive")`` (or
+:func:`read_table`). Rows are buffered per table and written in batches of ``batch_rows``
+(and on ``flush``/``close``), split by the UTC date of ``ts``. Every file is written to a
+hidden ``.<name>.tmp`` in its final directory, fsynced, then atomically renamed (readers never
+see a partial file; dataset discovery ignores dot-files).
+
+Files are named by ``writer_id`` and a counter, so a writer with a deterministic id (a replay
+names itself after the recording's fingerprint) rewrites the same file names on a re-run;
+``replace_existing=True`` first removes that writer's earlier files, making a replay of the
+same recording into the same store idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLES, Table
+from kalshi_platform.ticker_plant.events import QuarantineRecord
+
+log = logging.getLogger(__name__)
+
+_DAY_US = 86_400_000_000
+QUARANTINE_DIR = "_quarantine"
+
+
+def _day_str(day: int) -> str:
+    return datetime.fromtimestamp(day * 86_400, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+class StoreError(OSError):
+    """The store root cannot be created or written."""
+
+
+class ParquetStore:
+    """A :class:`~kalshi_platform.ticker_plant.publishers.Publisher` writing Parquet files.
+
+    Args:
+        root: store directory (created).
+        writer_id: file-name prefix; unique per writer (``[A-Za-z0-9_.-]``).
+        batch_rows: rows buffered per table before a write (bounded memory).
+        compression: Parquet codec (``zstd`` default; ``snappy``, ``none``).
+        replace_existing: delete this ``writer_id``'s files from an earlier run first.
+        fsync: fsync each file before the rename (durability over speed).
+
+    Counters: ``rows_written`` (per table), ``files_written``, ``bytes_written``,
+    ``quarantined``. Raises :class:`StoreError` if ``root`` is not writable.
+    """
+
+    def __init__(self, root: str | Path, writer_id: str, *, batch_rows: int = 250_000,
+                 compression: str = "zstd", replace_existing: bool = False,
+                 fsync: bool = True) -> None:
+        self.root = Path(root)
+        self.writer_id = writer_id
+        self.batch_rows = batch_rows
+        self.compression = compression
+        self.fsync = fsync
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create store {self.root}: {e.strerror or e}") from None
+        if not os.access(self.root, os.W_OK):
+            raise StoreError(f"store {self.root} is not writable")
+        if replace_existing:
+            self.remove_writer_files()
+        self._buf: dict[str, list[tuple]] = defaultdict(list)
+        self._file_no = 0
+        self._qfile = None
+        self.rows_written: dict[str, int] = defaultdict(int)
+        self.files_written = 0
+        self.bytes_written = 0
+        self.quarantined = 0
+        self.write_seconds = 0.0
+
+    # -- Publisher -------------------------------------------------------------------------
+
+    def publish(self, event: Any) -> None:
+        t = TABLE_FOR_EVENT.get(type(event))
+        if t is None:
+            if isinstance(event, QuarantineRecord):
+                self._write_quarantine(event)
+            return
+        buf = self._buf[t.name]
+        buf.extend(t.rows(event))
+        if len(buf) >= self.batch_rows:
+            self._flush_table(t)
+
+    def flush(self) -> None:
+        for name in sorted(self._buf):
+            if self._buf[name]:
+                self._flush_table(TABLES[name])
+        if self._qfile is not None:
+            self._qfile.flush()
+            if self.fsync:
+                os.fsync(self._qfile.fileno())
+
+    def close(self) -> None:
+        self.flush()
+        if self._qfile is not None:
+            self._qfile.close()
+            self._qfile = None
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _flush_table(self, t: Table) -> None:
+        rows = self._buf[t.name]
+        self._buf[t.name] = []
+        ts_i = t.column_names.index("ts")
+        first_day = rows[0][ts_i] // _DAY_US
+        if rows[-1][ts_i] // _DAY_US == first_day and all(
+            r[ts_i] // _DAY_US == first_day for r in rows
+        ):
+            groups = {first_day: rows}
+        else:
+            groups = defaultdict(list)
+            for r in rows:
+                groups[r[ts_i] // _DAY_US].append(r)
+        for day in sorted(groups):
+            self._write_file(t, _day_str(day), groups[day])
+
+    def _write_file(self, t: Table, date: str, rows: list[tuple]) -> None:
+        t0 = time.perf_counter()
+        schema = t.arrow_schema()
+        cols = list(zip(*rows))
+        arrays = [pa.array(col, type=f.type) for col, f in zip(cols, schema)]
+        table = pa.Table.from_arrays(arrays, schema=schema)
+        d = self.root / t.name / f"date={date}"
+        d.mkdir(parents=True, exist_ok=True)
+        name = f"{self.writer_id}-{self._file_no:06d}.parquet"
+        self._file_no += 1
+        final = d / name
+        tmp = d / f".{name}.tmp"
+        with open(tmp, "wb") as f:
+            pq.write_table(table, f, compression=self.compression)
+            f.flush()
+            if self.fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, final)
+        self.rows_written[t.name] += len(rows)
+        self.files_written += 1
+        self.bytes_written += final.stat().st_size
+        self.write_seconds += time.perf_counter() - t0
+
+    def _write_quarantine(self, rec: QuarantineRecord) -> None:
+        if self._qfile is None:
+            qd = self.root / QUARANTINE_DIR
+            qd.mkdir(parents=True, exist_ok=True)
+            self._qfile = open(qd / f"{self.writer_id}.jsonl", "wb")
+        self._qfile.write(orjson.dumps({"recv_ns": rec.recv_ns, "reason": rec.reason,
+                                        "raw": rec.raw}) + b"\n")
+        self.quarantined += 1
+
+    def remove_writer_files(self) -> int:
+        """Delete every file an earlier run of this ``writer_id`` left; returns how many."""
+        n = 0
+        for t in TABLES:
+            for f in (self.root / t).glob(f"date=*/{self.writer_id}-*.parquet"):
+                f.unlink()
+                n += 1
+        q = self.root / QUARANTINE_DIR / f"{self.writer_id}.jsonl"
+        if q.exists():
+            q.unlink()
+        return n
+
+
+def read_table(root: str | Path, table: str, columns: list[str] | None = None) -> pa.Table:
+    """Read one table of a store (all date partitions) into an Arrow table.
+
+    The hive ``date`` partition is dropped from the result (it duplicates ``ts``). Returns an
+    empty table with the declared schema when nothing was written.
+    """
+    t = TABLES[table]
+    path = Path(root) / table
+    if not path.is_dir() or not any(path.glob("date=*/*.parquet")):
+        return t.arrow_schema().empty_table()
+    dataset = ds.dataset(path, format="parquet", partitioning="hive")
+    names = columns or t.column_names
+    return dataset.to_table(columns=names)

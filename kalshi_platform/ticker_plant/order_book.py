@@ -1,0 +1,213 @@
+"""One Kalshi market's order book in fixed-point integers.
+
+Kalshi books are **bids only** (kalshi-api.md §3.6, §7.5; field-notes "Books and sequencing"):
+a YES-bid ladder and a NO-bid ladder. A NO bid at price q is a YES ask at 1 − q, so
+
+* best YES bid  = max YES-bid price, with that level's size;
+* best YES ask  = 1 − max NO-bid price, with that NO level's size.
+
+Prices are integer micro-dollars and sizes integer centi-contracts
+(:mod:`kalshi_platform.fixedpoint`). Each ladder is a ``dict`` price → size with the best price
+tracked incrementally; the maximum is recomputed only when the best level is removed.
+
+States: ``syncing`` (no snapshot yet, or a resync was requested), ``live`` (built from a
+snapshot and every delta since), ``stale`` (a seq gap or a negative level: do not trust).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import NamedTuple
+
+from kalshi_platform.fixedpoint import ONE_DOLLAR, price_to_decimal, price_to_str, size_to_str
+
+LIVE = "live"
+STALE = "stale"
+SYNCING = "syncing"
+
+
+class BookError(ValueError):
+    """A delta would drive a level negative (a missed update). The book is marked stale."""
+
+
+class BBO(NamedTuple):
+    """Best bid and offer of one market in YES terms (a plant event; one ``bbo`` table row).
+
+    ``yes_bid``/``yes_ask`` in micro-dollars, sizes in centi-contracts, ``None`` for an empty
+    side. ``ts_ns``: exchange time of the update that moved the top (ns, UTC); ``seq``: the
+    ``seq`` of the message that moved it (``None`` if it had none), which keeps two changes in
+    the same millisecond distinct; ``recv_ns``: local receipt time (ns, UTC) or ``None``.
+    """
+
+    ticker: str
+    ts_ns: int
+    yes_bid: int | None
+    yes_bid_size: int | None
+    yes_ask: int | None
+    yes_ask_size: int | None
+    seq: int | None
+    recv_ns: int | None
+
+    @property
+    def mid(self) -> Decimal | None:
+        """Mid price in dollars (exact), ``None`` unless both sides are present."""
+        if self.yes_bid is None or self.yes_ask is None:
+            return None
+        return price_to_decimal(self.yes_bid + self.yes_ask) / 2
+
+    @property
+    def spread(self) -> Decimal | None:
+        """YES ask − YES bid in dollars (exact); ``None`` unless both sides are present."""
+        if self.yes_bid is None or self.yes_ask is None:
+            return None
+        return price_to_decimal(self.yes_ask - self.yes_bid)
+
+    def top(self) -> tuple[int | None, int | None, int | None, int | None]:
+        """``(yes_bid, yes_bid_size, yes_ask, yes_ask_size)`` in fixed-point units."""
+        return (self.yes_bid, self.yes_bid_size, self.yes_ask, self.yes_ask_size)
+
+
+class OrderBook:
+    """YES and NO bid ladders of one market with tracked best prices.
+
+    Attributes: ``ticker``; ``sid`` (the subscription whose seq stream feeds it); ``yes`` and
+    ``no`` (``dict`` price µ$ → size c-contracts, bids); ``best_yes``/``best_no`` (µ$ or
+    ``None``); ``state`` (``live``/``stale``/``syncing``).
+    """
+
+    __slots__ = ("ticker", "sid", "yes", "no", "best_yes", "best_no", "state", "market_id")
+
+    def __init__(self, ticker: str, sid: int | None = None) -> None:
+        self.ticker = ticker
+        self.sid = sid
+        self.yes: dict[int, int] = {}
+        self.no: dict[int, int] = {}
+        self.best_yes: int | None = None
+        self.best_no: int | None = None
+        self.state = SYNCING
+        self.market_id: str | None = None
+
+    # -- updates -------------------------------------------------------------------------
+
+    def apply_snapshot(self, yes: list[tuple[int, int]], no: list[tuple[int, int]]) -> None:
+        """Replace the whole book (never merge: merging leaves ghost levels) and go ``live``.
+
+        ``yes``/``no``: ``(price µ$, size c-contracts)`` bids in any order; zero-size levels
+        are dropped. Raises :class:`BookError` (book left ``stale``) on a negative size or a
+        price outside (0, 1) dollars.
+        """
+        ny: dict[int, int] = {}
+        nn: dict[int, int] = {}
+        for ladder, levels in ((ny, yes), (nn, no)):
+            for p, q in levels:
+                if q < 0 or p <= 0 or p >= ONE_DOLLAR:
+                    self.state = STALE
+                    raise BookError(f"{self.ticker}: bad snapshot level price={p} size={q}")
+                if q:
+                    ladder[p] = ladder.get(p, 0) + q
+        self.yes = ny
+        self.no = nn
+        self.best_yes = max(ny) if ny else None
+        self.best_no = max(nn) if nn else None
+        self.state = LIVE
+
+    def apply_delta(self, side: str, price: int, delta: int) -> bool:
+        """Add ``delta`` (signed c-contracts) at ``price`` (µ$) on ``side`` (``"yes"``/``"no"``).
+
+        A level reaching 0 is removed. Returns ``True`` when the top of that side may have
+        changed (price at or above the previous best), ``False`` when it cannot have.
+        Raises :class:`BookError` and marks the book ``stale`` if the level would go negative.
+        """
+        if side == "yes":
+            ladder = self.yes
+            best = self.best_yes
+        else:
+            ladder = self.no
+            best = self.best_no
+        new = ladder.get(price, 0) + delta
+        if new > 0:
+            ladder[price] = new
+            if best is None or price > best:
+                if side == "yes":
+                    self.best_yes = price
+                else:
+                    self.best_no = price
+                return True
+            return price == best
+        if new == 0:
+            if ladder.pop(price, None) is None:
+                return False  # a zero delta on an absent level: nothing changed
+            if price == best:
+                nb = max(ladder) if ladder else None
+                if side == "yes":
+                    self.best_yes = nb
+                else:
+                    self.best_no = nb
+                return True
+            return False
+        self.state = STALE
+        raise BookError(
+            f"{self.ticker}: {side} level {price} would go negative ({new - delta} + {delta})"
+        )
+
+    def clear(self, state: str = SYNCING) -> None:
+        """Drop every level (e.g. on reconnect) and set ``state``."""
+        self.yes = {}
+        self.no = {}
+        self.best_yes = self.best_no = None
+        self.state = state
+
+    # -- views ---------------------------------------------------------------------------
+
+    def top(self) -> tuple[int | None, int | None, int | None, int | None]:
+        """``(yes_bid, yes_bid_size, yes_ask, yes_ask_size)``; YES ask = 1 − best NO bid."""
+        by = self.best_yes
+        bn = self.best_no
+        return (
+            by,
+            None if by is None else self.yes[by],
+            None if bn is None else ONE_DOLLAR - bn,
+            None if bn is None else self.no[bn],
+        )
+
+    def bbo(self, ts_ns: int, seq: int | None = None, recv_ns: int | None = None) -> BBO:
+        """The current :class:`BBO` stamped with ``ts_ns``, ``seq`` and ``recv_ns``."""
+        return BBO(self.ticker, ts_ns, *self.top(), seq, recv_ns)
+
+    def depth(self, n: int | None = None) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Top ``n`` levels (all when ``None``) in YES terms: ``(bids, asks)``.
+
+        ``bids``: YES bids, best (highest) first. ``asks``: YES asks derived from NO bids
+        (price 1 − q), best (lowest) first. Each level is ``(price µ$, size c-contracts)``.
+        """
+        bids = sorted(self.yes.items(), reverse=True)
+        asks = [(ONE_DOLLAR - p, q) for p, q in sorted(self.no.items(), reverse=True)]
+        if n is not None:
+            bids = bids[:n]
+            asks = asks[:n]
+        return bids, asks
+
+    def is_crossed(self) -> bool:
+        """``True`` when best YES bid ≥ best YES ask (best YES bid + best NO bid ≥ $1).
+
+        Kalshi matches such orders immediately, so a crossed book means a missed delete.
+        """
+        return (
+            self.best_yes is not None
+            and self.best_no is not None
+            and self.best_yes + self.best_no >= ONE_DOLLAR
+        )
+
+    def to_dict(self) -> dict:
+        """JSON-friendly view: state, BBO as dollar / contract decimal strings (``None`` if empty)."""
+        yb, ybs, ya, yas = self.top()
+        return {
+            "state": self.state,
+            "yes_bid": price_to_str(yb),
+            "yes_bid_size": size_to_str(ybs),
+            "yes_ask": price_to_str(ya),
+            "yes_ask_size": size_to_str(yas),
+            "levels_yes": len(self.yes),
+            "levels_no": len(self.no),
+        }
+
