@@ -1,0 +1,268 @@
+"""Benchmarks: our pipeline against the seed-style baseline, measured in the same process.
+
+Three stages, each timed for ours and for :mod:`kalshi_platform.bench.baseline` on the same
+input, best of ``repeat`` runs (the machines are noisy: compare ratios, not absolutes):
+
+* ``decode``   — recording lines → typed messages with fixed-point numbers
+  (ours: msgspec ``decode_lines`` + integer units; baseline: stdlib ``json`` + ``Decimal``);
+* ``book``     — pre-decoded snapshots/deltas → books and BBO
+  (ours: :class:`OrderBook` with tracked best, BBO read on change; baseline: ``SortedDict``
+  ladders of ``Decimal`` with the BBO recomputed after every update);
+* ``pipeline`` — the whole ``replay --sink none`` path (read → decode → seq → books → BBO)
+  vs :func:`baseline.replay`. Also ``pipeline+parquet`` (``--sink parquet``) for reference.
+
+The input is a synthetic recording generated from the bundled real capture
+(:mod:`kalshi_platform.bench.synth`): real prices and sizes, valid books throughout.
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Callable
+
+import msgspec
+
+from kalshi_platform.bench import baseline
+from kalshi_platform.bench.synth import write_synthetic_recording
+from kalshi_platform.fixedpoint import price_to_decimal, size_to_decimal
+from kalshi_platform.ingestion.messages import (
+    OrderbookDelta,
+    OrderbookSnapshot,
+    delta_units,
+    snapshot_units,
+)
+from kalshi_platform.ingestion.recording import _ENVELOPES, detect_envelope, feed
+from kalshi_platform.storage.parquet_store import ParquetStore
+from kalshi_platform.ticker_plant.order_book import OrderBook
+from kalshi_platform.ticker_plant.plant import TickerPlant
+
+
+@dataclass
+class StageResult:
+    """One stage: items processed and best wall time (s) for ours and the baseline."""
+
+    stage: str
+    items: int
+    ours_s: float
+    baseline_s: float | None
+
+    @property
+    def ours_rate(self) -> float:
+        return self.items / self.ours_s
+
+    @property
+    def baseline_rate(self) -> float | None:
+        return None if not self.baseline_s else self.items / self.baseline_s
+
+    @property
+    def speedup(self) -> float | None:
+        return None if not self.baseline_s else self.baseline_s / self.ours_s
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(ours_per_s=round(self.ours_rate), baseline_per_s=(
+            round(self.baseline_rate) if self.baseline_rate else None),
+            speedup=round(self.speedup, 2) if self.speedup else None)
+        return d
+
+
+def _best(fn: Callable[[], object], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _read_lines(path: Path) -> list[bytes]:
+    return [ln for ln in path.read_bytes().split(b"\n") if ln.strip()]
+
+
+def _our_decode(lines: list[bytes]) -> int:
+    kind = detect_envelope(lines[0])
+    dec = _ENVELOPES[kind]
+    n = 0
+    buf = b"\n".join(lines)
+    for env in dec.decode_lines(buf):
+        f = env.frame if kind == "cockpit" else env
+        if type(f) is OrderbookDelta:
+            delta_units(f.msg)
+        elif type(f) is OrderbookSnapshot:
+            snapshot_units(f.msg)
+        n += 1
+    return n
+
+
+def _book_ops(lines: list[bytes]) -> tuple[list, list]:
+    """Pre-decode snapshot/delta ops in both number systems (ours: ints, baseline: Decimal)."""
+    ours, base = [], []
+    for line in lines:
+        frame = baseline.unwrap(line)
+        if frame is None:
+            continue
+        t = frame.get("type")
+        if t == "orderbook_snapshot":
+            f = msgspec.convert(frame, OrderbookSnapshot)
+            yes, no = snapshot_units(f.msg)
+            ours.append((0, f.msg.market_ticker, yes, no))
+            d = baseline.decode_frame(frame)
+            base.append((0, d["ticker"], d["yes"], d["no"]))
+        elif t == "orderbook_delta":
+            f = msgspec.convert(frame, OrderbookDelta)
+            side, price, delta, _ = delta_units(f.msg)
+            ours.append((1, f.msg.market_ticker, side, price, delta))
+            d = baseline.decode_frame(frame)
+            base.append((1, d["ticker"], d["side"], d["price"], d["delta"]))
+    return ours, base
+
+
+def _our_books(ops: list) -> int:
+    books: dict[str, OrderBook] = {}
+    last: dict[str, tuple] = {}
+    changes = 0
+    for op in ops:
+        if op[0] == 1:
+            book = books[op[1]]
+            if not book.apply_delta(op[2], op[3], op[4]):
+                continue
+        else:
+            book = books.get(op[1])
+            if book is None:
+                book = books[op[1]] = OrderBook(op[1])
+            book.apply_snapshot(op[2], op[3])
+        top = book.top()
+        if last.get(op[1]) != top:
+            last[op[1]] = top
+            changes += 1
+    return changes
+
+
+def _baseline_books(ops: list) -> int:
+    books: dict[str, baseline.BaselineBook] = {}
+    last: dict[str, tuple] = {}
+    changes = 0
+    for op in ops:
+        if op[0] == 1:
+            book = books[op[1]]
+            book.apply_delta(op[2], op[3], op[4])
+        else:
+            book = books.get(op[1])
+            if book is None:
+                book = books[op[1]] = baseline.BaselineBook()
+            book.apply_snapshot(op[2], op[3])
+        top = book.bbo()
+        if last.get(op[1], baseline.EMPTY_BBO) != top:
+            last[op[1]] = top
+            changes += 1
+    return changes
+
+
+def run_bench(frames: int = 500_000, repeat: int = 3, source: Path | None = None,
+              workdir: Path | None = None, market_copies: int = 8) -> dict:
+    """Run every stage; returns ``{"input": ..., "stages": [...], "checks": ...}``.
+
+    Raises ``AssertionError`` if ours and the baseline disagree (final BBO of any market or
+    the number of BBO changes): a fast wrong answer is not a result.
+    """
+    src = source or default_source()
+    tmp_ctx = tempfile.TemporaryDirectory(prefix="kalshi-bench-") if workdir is None else None
+    wd = Path(tmp_ctx.name) if tmp_ctx else Path(workdir)  # type: ignore[arg-type]
+    try:
+        rec = wd / f"synthetic-{frames}.jsonl"
+        t0 = time.perf_counter()
+        stats = write_synthetic_recording(src, rec, frames, market_copies=market_copies)
+        gen_s = time.perf_counter() - t0
+        stages: list[StageResult] = []
+
+        # pipeline first (from disk, the real replay path)
+        plant_box: list[TickerPlant] = []
+
+        def ours_pipeline() -> None:
+            p = TickerPlant([])
+            feed(rec, p)
+            plant_box[:] = [p]
+
+        base_box: list[baseline.BaselineResult] = []
+
+        def base_pipeline() -> None:
+            base_box[:] = [baseline.replay(rec)]
+
+        ours_s = _best(ours_pipeline, repeat)
+        base_s = _best(base_pipeline, repeat)
+        plant, base = plant_box[0], base_box[0]
+        stages.append(StageResult("pipeline (replay --sink none)", plant.stats.frames, ours_s,
+                                  base_s))
+        checks = _check_same(plant, base)
+
+        store_dir = wd / "store"
+
+        def ours_parquet() -> None:
+            store = ParquetStore(store_dir, "bench", replace_existing=True, fsync=False)
+            p = TickerPlant([store])
+            feed(rec, p)
+            p.close()
+
+        stages.append(StageResult("pipeline+parquet (--sink parquet)", plant.stats.frames,
+                                  _best(ours_parquet, repeat), base_s))
+
+        lines = _read_lines(rec)
+        stages.append(StageResult("decode", len(lines), _best(lambda: _our_decode(lines), repeat),
+                                  _best(lambda: baseline.decode_lines(lines), repeat)))
+        ours_ops, base_ops = _book_ops(lines)
+        del lines
+        n_ours = _our_books(ours_ops)
+        n_base = _baseline_books(base_ops)
+        assert n_ours == n_base, f"book stage BBO changes differ: ours {n_ours}, baseline {n_base}"
+        stages.append(StageResult("book apply + BBO", len(ours_ops),
+                                  _best(lambda: _our_books(ours_ops), repeat),
+                                  _best(lambda: _baseline_books(base_ops), repeat)))
+        return {
+            "input": {"source": str(src), "frames": stats["frames"], "deltas": stats["deltas"],
+                      "snapshots": stats["snapshots"], "markets": stats["markets"],
+                      "generate_s": round(gen_s, 3), "repeat": repeat},
+            "stages": [s.to_dict() for s in stages],
+            "checks": checks,
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+    finally:
+        if tmp_ctx:
+            tmp_ctx.cleanup()
+
+
+def _check_same(plant: TickerPlant, base: baseline.BaselineResult) -> dict:
+    mismatched = []
+    for ticker, book in plant.books.items():
+        yb, ybs, ya, yas = book.top()
+        ours = (price_to_decimal(yb), size_to_decimal(ybs), price_to_decimal(ya),
+                size_to_decimal(yas))
+        if tuple(_norm(x) for x in ours) != tuple(_norm(x) for x in base.final_bbo.get(ticker, ())):
+            mismatched.append(ticker)
+    assert not mismatched, f"final BBO differs from the baseline for {mismatched[:5]}"
+    assert plant.stats.bbo == base.bbo_changes, (
+        f"BBO changes differ: ours {plant.stats.bbo}, baseline {base.bbo_changes}")
+    assert plant.stats.gaps == base.gaps == 0
+    return {"markets": len(plant.books), "final_bbo_equal": True,
+            "bbo_changes": plant.stats.bbo, "gaps": plant.stats.gaps}
+
+
+def _norm(x: Decimal | None) -> Decimal | None:
+    return None if x is None else x.normalize()
+
+
+def default_source() -> Path:
+    """The bundled real capture (``data/recordings``), else the one in ``../shared``."""
+    root = Path(__file__).resolve().parents[2]
+    for p in (root / "data" / "recordings" / "cockpit_prod_orderbook_stream_2026-08-07.frames.jsonl",
+              root.parent / "shared" / "data" / "real" / "kalshi" / "ws"
+              / "cockpit_prod_orderbook_stream_2026-08-07.frames.jsonl"):
+        if p.is_file():
+            return p
+    raise FileNotFoundError("no bundled recording found (data/recordings) to build the benchmark from")

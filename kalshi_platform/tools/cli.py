@@ -1,0 +1,126 @@
+"""The ``kalshi-platform`` command (Typer). One module per command group under ``tools/``.
+
+Errors a user can cause (missing file, bad option, unwritable store) are one line on stderr
+and exit code 2; an unexpected failure is one line and exit code 1 (``KALSHI_DEBUG=1`` shows
+the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kalshi_platform.config import get_settings
+from kalshi_platform.ingestion.recording import RecordingError
+from kalshi_platform.storage.parquet_store import StoreError
+from kalshi_platform.tools.replay import UsageError, parse_sinks, run_replay
+
+app = typer.Typer(
+    name="kalshi-platform",
+    help="Kalshi market data: replay recordings into exact books/BBO, store, benchmark.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+_USER_ERRORS = (RecordingError, StoreError, UsageError)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _setup_logging(verbose: bool) -> None:
+    level = "INFO" if verbose else get_settings().log_level.upper()
+    logging.basicConfig(level=getattr(logging, level, logging.WARNING), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def replay(
+    file: Path = typer.Argument(..., help="Recording: JSON Lines (optionally gzip) or a JSON capture."),
+    store: Optional[Path] = typer.Option(None, help="Parquet store root [default: KALSHI_STORE_DIR or ./store]."),
+    sink: str = typer.Option("parquet", help="Comma-separated sinks: parquet, none."),
+    summary_json: Optional[Path] = typer.Option(None, "--summary-json", help="Also write the summary as JSON here."),
+    speed: float = typer.Option(0.0, help="0 = as fast as possible; 1 = the recording's own pace."),
+    use_yes_price: Optional[bool] = typer.Option(
+        None, "--use-yes-price/--no-use-yes-price",
+        help="NO levels on the YES price scale (kalshi-api.md §7.8) [default: from .meta.json, else no]."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO."),
+) -> None:
+    """Replay a recorded Kalshi feed: decode → books → BBO → sinks, then print a summary."""
+    _setup_logging(verbose)
+    settings = get_settings()
+    try:
+        sinks = parse_sinks(sink)
+        summary = run_replay(file, store=store or settings.store_dir, sinks=sinks, speed=speed,
+                             use_yes_price=use_yes_price,
+                             batch_rows=settings.parquet_batch_rows,
+                             compression=settings.parquet_compression)
+    except _USER_ERRORS as e:
+        _fail(str(e))
+        return
+    if summary_json is not None:
+        try:
+            summary_json.parent.mkdir(parents=True, exist_ok=True)
+            summary_json.write_text(json.dumps(summary, indent=2) + "\n")
+        except OSError as e:
+            _fail(f"cannot write {summary_json}: {e.strerror or e}")
+    _print_summary(summary)
+
+
+def _print_summary(s: dict) -> None:
+    t = Table(title=f"replay {s['file']}", show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("frames", f"{s['frames']:,}")
+    t.add_row("messages", ", ".join(f"{k} {v:,}" for k, v in s["messages_by_type"].items()) or "0")
+    t.add_row("markets", f"{s['market_count']:,} ("
+              + ", ".join(f"{k} {v}" for k, v in s["market_states"].items()) + ")")
+    t.add_row("gaps", str(s["gaps"]))
+    t.add_row("quarantined", str(s["quarantined"]))
+    t.add_row("duplicates / crossed / book errors",
+              f"{s['duplicates']} / {s['crossed']} / {s['book_errors']}")
+    t.add_row("rows by table", ", ".join(f"{k} {v:,}" for k, v in s["rows_by_table"].items()))
+    if s["store"]:
+        t.add_row("rows written", ", ".join(f"{k} {v:,}" for k, v in s["rows_written"].items())
+                  + f" ({s['files_written']} files in {s['store']})")
+    else:
+        t.add_row("rows written", "none (--sink none)")
+    t.add_row("elapsed", f"{s['elapsed_s']:.3f} s")
+    t.add_row("msg/s", f"{s['msg_per_s']:,}" if s["msg_per_s"] else "-")
+    console.print(t)
+
+
+def _register_optional() -> None:
+    from kalshi_platform.tools import bench  # noqa: F401  (registers `bench`)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register_optional()
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as e:  # one line, not a traceback
+        if os.environ.get("KALSHI_DEBUG"):
+            raise
+        err_console.print(f"[bold red]error:[/] {type(e).__name__}: {e}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
