@@ -346,16 +346,18 @@ def _feed_chunk(chunk: bytes, dec: msgspec.json.Decoder, kind: str, target: Fram
     except (msgspec.ValidationError, msgspec.DecodeError):
         return _feed_chunk_by_line(chunk, dec, kind, target, pacer)
     pf = target.process_frame
+    need_raw = NEED_RAW
+    ms = _MS
     try:
         if pacer is not None:
             for env in envs:
-                _feed_one(env, kind, target, pacer, NEED_RAW)
+                _feed_one(env, kind, target, pacer, need_raw)
         elif kind == "cockpit":
             for env in envs:
-                pf(env.frame, env.received_ms * _MS, NEED_RAW)
+                pf(env.frame, env.received_ms * ms, need_raw)
         elif kind == "bare":
             for env in envs:
-                pf(env, None, NEED_RAW)
+                pf(env, None, need_raw)
         else:
             for env in envs:
                 _feed_one(env, kind, target, None, NEED_RAW)
