@@ -34,6 +34,20 @@ from kalshi_platform.ticker_plant.events import (
     TradeEvent,
 )
 
+#: SYMBOL capacity: thousands of markets (Kalshi lists ~10k+ open markets); QuestDB sizes the
+#: symbol table to this hint and caches it in memory (QuestDB docs "Symbol", "CREATE TABLE").
+SYMBOL_CAPACITY = 65_536
+
+#: column kinds → QuestDB column type
+_QDB = {
+    "symbol": f"SYMBOL CAPACITY {SYMBOL_CAPACITY} CACHE",
+    "varchar": "VARCHAR",
+    "timestamp": "TIMESTAMP",
+    "double": "DOUBLE",
+    "long": "LONG",
+    "boolean": "BOOLEAN",
+}
+
 #: column kinds → Arrow type
 _ARROW = {
     "symbol": pa.string(),
@@ -68,6 +82,14 @@ class Table:
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    def questdb_ddl(self) -> str:
+        """``CREATE TABLE IF NOT EXISTS`` for QuestDB 8.x: designated timestamp ``ts``,
+        ``PARTITION BY DAY WAL`` and ``DEDUP UPSERT KEYS`` (QuestDB docs "CREATE TABLE
+        reference", "Deduplication"); idempotent."""
+        cols = ",\n  ".join(f"{c.name} {_QDB[c.kind]}" for c in self.columns)
+        return (f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n) TIMESTAMP(ts) "
+                f"PARTITION BY DAY WAL DEDUP UPSERT KEYS({', '.join(self.dedup_keys)});")
 
     def arrow_schema(self) -> pa.Schema:
         """Arrow schema of the table (Parquet files are written with exactly this)."""

@@ -86,8 +86,8 @@ def _print_summary(s: dict) -> None:
     t.add_column()
     t.add_row("frames", f"{s['frames']:,}")
     t.add_row("messages", ", ".join(f"{k} {v:,}" for k, v in s["messages_by_type"].items()) or "0")
-    t.add_row("markets", f"{s['market_count']:,} ("
-              + ", ".join(f"{k} {v}" for k, v in s["market_states"].items()) + ")")
+    states = ", ".join(f"{k} {v}" for k, v in s["market_states"].items())
+    t.add_row("markets", f"{s['market_count']:,}" + (f" ({states})" if states else ""))
     t.add_row("gaps", str(s["gaps"]))
     t.add_row("quarantined", str(s["quarantined"]))
     t.add_row("duplicates / crossed / book errors",
