@@ -24,6 +24,7 @@ ONE_DOLLAR = PRICE_SCALE
 CENT = PRICE_SCALE // 100
 
 _CACHE_LIMIT = 200_000
+_CACHEABLE_LEN = 24  # longer strings are valid but never memoised (bounded memory)
 _DIGITS = frozenset("0123456789")
 
 
@@ -69,12 +70,15 @@ def parse_price(text: str) -> int:
     Accepts 0-6 decimals and a sign. Raises :class:`FixedPointError` on ``""``, text that is not
     a decimal, or precision beyond 1e-6. Source: kalshi-api.md §5 (``*_dollars`` fields).
     """
+    if type(text) is not str:
+        raise FixedPointError(f"price must be a decimal string, got {text!r}")
     v = _price_cache.get(text)
     if v is None:
         v = _parse(text, PRICE_DECIMALS, "price")
-        if len(_price_cache) >= _CACHE_LIMIT:
-            _price_cache.clear()
-        _price_cache[text] = v
+        if len(text) <= _CACHEABLE_LEN:
+            if len(_price_cache) >= _CACHE_LIMIT:
+                _price_cache.clear()
+            _price_cache[text] = v
     return v
 
 
@@ -84,12 +88,15 @@ def parse_size(text: str) -> int:
     Raises :class:`FixedPointError` on ``""``, non-numeric text (``"abc"``) or precision beyond
     0.01 contract. Source: kalshi-api.md §5 (``*_fp`` fields).
     """
+    if type(text) is not str:
+        raise FixedPointError(f"size must be a decimal string, got {text!r}")
     v = _size_cache.get(text)
     if v is None:
         v = _parse(text, SIZE_DECIMALS, "size")
-        if len(_size_cache) >= _CACHE_LIMIT:
-            _size_cache.clear()
-        _size_cache[text] = v
+        if len(text) <= _CACHEABLE_LEN:
+            if len(_size_cache) >= _CACHE_LIMIT:
+                _size_cache.clear()
+            _size_cache[text] = v
     return v
 
 

@@ -27,7 +27,7 @@ plant turns either into a quarantine record.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Union
+from typing import Annotated, Any, Union
 
 import msgspec
 import orjson
@@ -68,6 +68,15 @@ class RawNeeded(Exception):
 NEED_RAW = object()
 
 
+#: an envelope counter (sid, seq, id): non-negative and within a signed 64-bit column
+Counter64 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+#: a Unix time in ms between 1970 and 2100 (anything else is a corrupt frame)
+EpochMs = Annotated[int, msgspec.Meta(ge=0, lt=4_102_444_800_000)]
+#: a Unix time in s between 1970 and 2100
+EpochS = Annotated[int, msgspec.Meta(ge=0, lt=4_102_444_800)]
+_MAX_EPOCH_NS = 4_102_444_800_000_000_000
+
+
 class _Body(msgspec.Struct, kw_only=True, gc=False):
     pass
 
@@ -76,8 +85,8 @@ class Frame(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
     """Base of every frame: envelope ``sid`` (subscription id) and ``seq`` (per-sid sequence;
     ``None`` on frames without one, e.g. ``ticker``, ``fill``, ``subscribed``)."""
 
-    sid: int | None = None
-    seq: int | None = None
+    sid: Counter64 | None = None
+    seq: Counter64 | None = None
 
     @property
     def type(self) -> str:
@@ -97,8 +106,8 @@ class DeltaBody(_Body):
     delta_fp: str | None = None
     price: int | None = None  # legacy integer cents
     delta: int | None = None  # legacy integer contracts
-    ts_ms: int | None = None
-    ts: str | int | None = None  # RFC3339 (deprecated)
+    ts_ms: EpochMs | None = None
+    ts: str | EpochS | None = None  # RFC3339 (deprecated)
     market_id: str | None = None
     client_order_id: str | None = None
     subaccount: int | None = None
@@ -122,7 +131,7 @@ class SnapshotBody(_Body):
     no_dollars: list[tuple[str, Union[int, str]]] | None = None  # legacy
     yes: list[tuple[int, int]] | None = None  # legacy cents
     no: list[tuple[int, int]] | None = None  # legacy cents
-    ts_ms: int | None = None
+    ts_ms: EpochMs | None = None
 
 
 class OrderbookSnapshot(Frame, tag="orderbook_snapshot"):
@@ -151,8 +160,8 @@ class TickerBody(_Body):
     yes_ask: int | None = None
     volume: int | None = None  # legacy contracts
     open_interest: int | None = None
-    ts_ms: int | None = None
-    ts: int | str | None = None  # seconds (deprecated)
+    ts_ms: EpochMs | None = None
+    ts: EpochS | str | None = None  # seconds (deprecated)
     time: str | None = None  # RFC3339 (deprecated)
 
 
@@ -177,8 +186,8 @@ class TradeBody(_Body):
     taker_outcome_side: str | None = None
     taker_book_side: str | None = None
     is_block_trade: bool | None = None
-    ts_ms: int | None = None
-    ts: int | str | None = None  # seconds
+    ts_ms: EpochMs | None = None
+    ts: EpochS | str | None = None  # seconds
 
 
 class Trade(Frame, tag="trade"):
@@ -193,6 +202,20 @@ class Trade(Frame, tag="trade"):
 class MarketLifecycle(Frame, tag="market_lifecycle_v2"):
     """``market_lifecycle_v2`` frame; ``msg`` is kept whole (its keys vary by ``event_type``:
     created, activated, deactivated, close_date_updated, determined, settled, ...)."""
+
+    msg: dict[str, Any]
+
+
+class MultivariateMarketLifecycle(Frame, tag="multivariate_market_lifecycle"):
+    """``multivariate_market_lifecycle`` frame (combo/MVE markets since 2026-03-19; same
+    ``msg`` shape as ``market_lifecycle_v2``, kalshi-api.md §7.4)."""
+
+    msg: dict[str, Any]
+
+
+class EventFeeUpdate(Frame, tag="event_fee_update"):
+    """``event_fee_update`` frame (lifecycle channel): ``msg`` kept whole (``event_ticker``,
+    ``fee_type_override``, ``fee_multiplier_override``; kalshi-api.md §7.9)."""
 
     msg: dict[str, Any]
 
@@ -264,7 +287,8 @@ class Unknown:
 
 
 AnyFrame = Union[OrderbookDelta, OrderbookSnapshot, Ticker, Trade, MarketLifecycle,
-                 EventLifecycle, Fill, Subscribed, Ok, Unsubscribed, ErrorFrame]
+                 MultivariateMarketLifecycle, EventLifecycle, EventFeeUpdate, Fill, Subscribed,
+                 Ok, Unsubscribed, ErrorFrame]
 MESSAGE_TYPES = frozenset(t.__struct_config__.tag for t in AnyFrame.__args__)  # type: ignore[attr-defined]
 
 _decoder = msgspec.json.Decoder(AnyFrame)
@@ -281,11 +305,13 @@ def decode_json(raw: bytes | str) -> Frame | Unknown:
     except msgspec.ValidationError as e:
         try:
             obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+        except (orjson.JSONDecodeError, RecursionError):
             raise DecodeError(f"invalid frame: {e}") from None
         return _classify(obj, e)
     except msgspec.DecodeError as e:
         raise DecodeError(f"invalid JSON: {e}") from None
+    except RecursionError:
+        raise DecodeError("frame nested too deeply") from None
 
 
 def decode_frame(obj: Any) -> Frame | Unknown:
@@ -297,6 +323,8 @@ def decode_frame(obj: Any) -> Frame | Unknown:
         return msgspec.convert(obj, AnyFrame)
     except msgspec.ValidationError as e:
         return _classify(obj, e)
+    except RecursionError:
+        raise DecodeError("frame nested too deeply") from None
 
 
 def _classify(obj: Any, err: Exception) -> Unknown:
@@ -330,59 +358,88 @@ def iso_to_ns(text: str) -> int:
     dot = t.find(".")
     if dot != -1:
         end = dot + 1
-        while end < len(t) and t[end].isdigit():
+        while end < len(t) and "0" <= t[end] <= "9":
             end += 1
         digits = t[dot + 1:end]
         frac_ns = int(digits.ljust(9, "0")[:9]) if digits else 0
         t = t[:dot] + t[end:]
+    if "," in t:
+        raise DecodeError(f"timestamp {text!r}: use '.' as the decimal separator")
     try:
         dt = datetime.fromisoformat(t)
-    except ValueError as e:
+        if dt.tzinfo is None:
+            raise DecodeError(f"timestamp {text!r} has no timezone")
+        ns = int(dt.timestamp()) * _S + frac_ns
+    except (ValueError, OverflowError) as e:
+        if isinstance(e, DecodeError):
+            raise
         raise DecodeError(f"timestamp {text!r}: {e}") from None
-    if dt.tzinfo is None:
-        raise DecodeError(f"timestamp {text!r} has no timezone")
-    return int(dt.timestamp()) * _S + frac_ns
+    if not 0 <= ns < _MAX_EPOCH_NS:
+        raise DecodeError(f"timestamp {text!r} outside 1970..2100")
+    return ns
 
 
 def ts_units(ts_ms: int | None, ts: int | str | None = None) -> int | None:
     """Event time in ns: ``ts_ms`` (ms) if present, else ``ts`` as int seconds or RFC3339."""
     if ts_ms is not None:
+        if type(ts_ms) is not int or not 0 <= ts_ms < _MAX_EPOCH_NS // _MS:
+            raise DecodeError(f"ts_ms {ts_ms!r} is not a Unix time in ms (1970..2100)")
         return ts_ms * _MS
     if ts is None:
         return None
     if type(ts) is int:
+        if not 0 <= ts < _MAX_EPOCH_NS // _S:
+            raise DecodeError(f"ts {ts} outside 1970..2100")
         return ts * _S
     return iso_to_ns(ts)  # type: ignore[arg-type]
 
 
-def _price(dollars: str | None, cents: int | None, what: str, required: bool) -> int | None:
-    try:
-        if dollars is not None and dollars != "":
-            return parse_price(dollars)
-        if cents is not None:
-            return cents_to_price(cents)
-        if dollars == "" and required:
+def _price(dollars: str | None, cents: int | None, what: str, required: bool,
+           lo: int = 0, hi: int = ONE_DOLLAR) -> int | None:
+    """A price in µ$ within [lo, hi]; ``""`` means "none" (kalshi-api.md §5: an empty
+    ``price_dollars`` on a market without trades) and does not fall back to legacy cents."""
+    if dollars == "":
+        if required:
             raise DecodeError(f"{what} is an empty string")
+        return None
+    try:
+        if dollars is not None:
+            v = parse_price(dollars)
+        elif cents is not None:
+            v = cents_to_price(cents)
+        elif required:
+            raise DecodeError(f"{what} missing")
+        else:
+            return None
     except FixedPointError as e:
         raise DecodeError(f"{what}: {e}") from None
-    if required:
-        raise DecodeError(f"{what} missing")
-    return None
+    if not lo <= v <= hi:
+        raise DecodeError(f"{what} {dollars if dollars is not None else cents!r} outside "
+                          f"[{lo / ONE_DOLLAR:g}, {hi / ONE_DOLLAR:g}] dollars")
+    return v
 
 
-def _size(fp: str | None, count: int | None, what: str, required: bool) -> int | None:
-    try:
-        if fp is not None and fp != "":
-            return parse_size(fp)
-        if count is not None:
-            return contracts_to_size(count)
-        if fp == "" and required:
+def _size(fp: str | None, count: int | None, what: str, required: bool,
+          signed: bool = False) -> int | None:
+    """A size in c-contracts (``""`` = none); negative only when ``signed`` (deltas)."""
+    if fp == "":
+        if required:
             raise DecodeError(f"{what} is an empty string")
+        return None
+    try:
+        if fp is not None:
+            v = parse_size(fp)
+        elif count is not None:
+            v = contracts_to_size(count)
+        elif required:
+            raise DecodeError(f"{what} missing")
+        else:
+            return None
     except FixedPointError as e:
         raise DecodeError(f"{what}: {e}") from None
-    if required:
-        raise DecodeError(f"{what} missing")
-    return None
+    if v < 0 and not signed:
+        raise DecodeError(f"{what} {fp if fp is not None else count!r} is negative")
+    return v
 
 
 def delta_units(m: DeltaBody) -> tuple[str, int, int, int | None]:
@@ -391,10 +448,8 @@ def delta_units(m: DeltaBody) -> tuple[str, int, int, int | None]:
     side = m.side
     if side != "yes" and side != "no":
         raise DecodeError(f"orderbook_delta side must be 'yes' or 'no', got {side!r}")
-    price = _price(m.price_dollars, m.price, "price_dollars", True)
-    if not 0 < price < ONE_DOLLAR:  # type: ignore[operator]
-        raise DecodeError(f"price_dollars {m.price_dollars or m.price!r} outside (0, 1)")
-    delta = _size(m.delta_fp, m.delta, "delta_fp", True)
+    price = _price(m.price_dollars, m.price, "price_dollars", True, 1, ONE_DOLLAR - 1)
+    delta = _size(m.delta_fp, m.delta, "delta_fp", True, signed=True)
     return side, price, delta, ts_units(m.ts_ms, m.ts)  # type: ignore[return-value]
 
 
@@ -413,7 +468,8 @@ def _levels(fp, legacy_dollars, legacy_cents, side: str) -> list[tuple[int, int]
         raise DecodeError(f"orderbook_snapshot {side} level: {e}") from None
     for p, q in out:
         if not 0 < p < ONE_DOLLAR or q < 0:
-            raise DecodeError(f"orderbook_snapshot {side} level price={p} size={q} out of range")
+            raise DecodeError(f"orderbook_snapshot {side} level price {p / ONE_DOLLAR:g} $ "
+                              f"size {q / 100:g} out of range")
     return out
 
 
@@ -488,6 +544,8 @@ def lifecycle_units(m: dict) -> tuple[str, str, str | None, int | None, int | No
             s = _int_field(m, key)
             ts_ns = s * _S if s is not None else None
     sv = m.get("settlement_value")
+    if sv is not None and not isinstance(sv, (str, int)):
+        raise DecodeError(f"settlement_value must be a dollar string, got {sv!r}")
     try:
         if sv is None or sv == "":
             value = None
@@ -517,7 +575,7 @@ def fill_units(m: dict) -> tuple:
         post = _size(pf, pc, "post_position_fp", False)
         fee_cost = parse_price(fee) if isinstance(fee, str) and fee else None
         ts_ns = ts_units(_int_field(m, "ts_ms"), m.get("ts"))
-    except (FixedPointError, TypeError) as e:
+    except (FixedPointError, TypeError, OverflowError) as e:
         raise DecodeError(f"fill: {e}") from None
     is_taker = m.get("is_taker")
     return (ticker, trade_id, order_id, m.get("outcome_side") or m.get("side"), m.get("action"),
@@ -527,7 +585,8 @@ def fill_units(m: dict) -> tuple:
 __all__ = [
     "DecodeError", "RawNeeded", "NEED_RAW", "Frame", "AnyFrame", "MESSAGE_TYPES",
     "DeltaBody", "OrderbookDelta", "SnapshotBody", "OrderbookSnapshot",
-    "TickerBody", "Ticker", "TradeBody", "Trade", "MarketLifecycle", "EventLifecycle", "Fill",
+    "TickerBody", "Ticker", "TradeBody", "Trade", "MarketLifecycle",
+    "MultivariateMarketLifecycle", "EventLifecycle", "EventFeeUpdate", "Fill",
     "Subscribed", "Ok", "Unsubscribed", "ErrorFrame", "Unknown",
     "decode_json", "decode_frame", "iso_to_ns", "ts_units",
     "delta_units", "snapshot_units", "ticker_units", "trade_units", "lifecycle_units",

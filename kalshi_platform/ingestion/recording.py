@@ -113,16 +113,11 @@ def iter_frames(path: str | Path) -> Iterator[tuple[int | None, Any]]:
     p = Path(path)
     f = open_binary(p)
     try:
-        first = _first_nonblank(f)
-        if first is None:
+        kind = _detect_kind(f)
+        if kind is None:
             return
-        try:
-            orjson.loads(first)
-            is_lines = True
-        except orjson.JSONDecodeError:
-            is_lines = not first.lstrip().startswith((b"{", b"["))
         f.seek(0)
-        if not is_lines:
+        if kind == "document":
             yield from _iter_document(p, f)
             return
         loads = orjson.loads
@@ -132,7 +127,7 @@ def iter_frames(path: str | Path) -> Iterator[tuple[int | None, Any]]:
                     continue
                 try:
                     obj = loads(line)
-                except orjson.JSONDecodeError:
+                except (orjson.JSONDecodeError, RecursionError):
                     yield None, line.rstrip(b"\r\n")
                     continue
                 yield unwrap(obj)
@@ -142,14 +137,36 @@ def iter_frames(path: str | Path) -> Iterator[tuple[int | None, Any]]:
         f.close()
 
 
-def _first_nonblank(f: IO[bytes]) -> bytes | None:
+def _detect_kind(f: IO[bytes], probe: int = 20) -> str | None:
+    """Envelope of the file from its first parseable line among the first ``probe``
+    non-blank ones (a malformed first line must not condemn the rest); ``document`` for one
+    JSON value spread over lines or a single-line ``{"frames": [...]}``; ``None`` if empty."""
+    seen = 0
+    first: bytes | None = None
     try:
         for line in f:
-            if line.strip():
-                return line
+            if not line.strip():
+                continue
+            seen += 1
+            if first is None:
+                first = line
+            try:
+                obj = orjson.loads(line)
+            except (orjson.JSONDecodeError, RecursionError):
+                obj = None
+            if isinstance(obj, dict):  # a fragment of a pretty document can parse as a string
+                if "type" not in obj and isinstance(obj.get("frames"), list):
+                    return "document"
+                return detect_envelope(line)
+            if seen >= probe:
+                break
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise RecordingError(f"cannot read recording ({e})") from None
-    return None
+    if first is None:
+        return None
+    if first.lstrip().startswith((b"{", b"[")) and seen > 1:
+        return "document"  # a pretty-printed single JSON document
+    return "unknown"
 
 
 def _iter_document(p: Path, f: IO[bytes]) -> Iterator[tuple[int | None, Any]]:
@@ -213,6 +230,14 @@ class _RecorderEnvelope(msgspec.Struct, gc=False):
 class _SeedEnvelope(msgspec.Struct, gc=False):
     channel: str
     message: AnyFrame
+    recv_ts_ns: int | None = None
+    received_ms: int | None = None
+
+    @property
+    def recv_ns(self) -> int | None:
+        if self.recv_ts_ns is not None:
+            return self.recv_ts_ns
+        return None if self.received_ms is None else self.received_ms * _MS
 
 
 _ENVELOPES = {
@@ -250,7 +275,7 @@ class FrameTarget:
 
     def process_frame(self, frame: Any, recv_ns: int | None = None, raw: Any = None) -> None: ...
 
-    def process(self, payload: Any, recv_ns: int | None = None) -> None: ...
+    def process(self, payload: Any, recv_ns: int | None = None, raw: Any = None) -> None: ...
 
 
 def feed(path: str | Path, target: FrameTarget, speed: float = 0.0,
@@ -267,15 +292,9 @@ def feed(path: str | Path, target: FrameTarget, speed: float = 0.0,
     p = Path(path)
     f = open_binary(p)
     try:
-        first = _first_nonblank(f)
-        if first is None:
+        kind = _detect_kind(f)
+        if kind is None:
             return 0
-        kind = detect_envelope(first)
-        if kind == "unknown" and first.lstrip().startswith((b"{", b"[")):
-            try:
-                orjson.loads(first)
-            except orjson.JSONDecodeError:
-                kind = "document"  # a pretty-printed single JSON document
         f.seek(0)
         if kind == "document":
             n = 0
@@ -320,22 +339,22 @@ def _feed_lines(f: IO[bytes], p: Path, kind: str, target: FrameTarget, speed: fl
     pacer = _Pacer(speed) if speed > 0 else None
     n = 0
     rest = b""
-    try:
-        while True:
+    while True:
+        try:
             buf = f.read(_CHUNK)
-            if not buf:
-                if rest.strip():
-                    n += _feed_chunk(rest, dec, kind, target, pacer)
-                break
-            buf = rest + buf
-            cut = buf.rfind(b"\n") + 1
-            if cut == 0:
-                rest = buf
-                continue
-            rest = buf[cut:]
-            n += _feed_chunk(buf[:cut], dec, kind, target, pacer)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise RecordingError(f"{p}: read failed after {n} frames ({e})") from None
+        except (OSError, EOFError, gzip.BadGzipFile) as e:
+            raise RecordingError(f"{p}: read failed after {n} frames ({e})") from None
+        if not buf:
+            if rest.strip():
+                n += _feed_chunk(rest, dec, kind, target, pacer)
+            break
+        buf = rest + buf
+        cut = buf.rfind(b"\n") + 1
+        if cut == 0:
+            rest = buf
+            continue
+        rest = buf[cut:]
+        n += _feed_chunk(buf[:cut], dec, kind, target, pacer)
     return n
 
 
@@ -343,7 +362,12 @@ def _feed_chunk(chunk: bytes, dec: msgspec.json.Decoder, kind: str, target: Fram
                 pacer: _Pacer | None) -> int:
     try:
         envs = dec.decode_lines(chunk)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return _feed_chunk_by_line(chunk, dec, kind, target, pacer)
+    # decode_lines reads whitespace-separated values, not lines: only trust it when there is
+    # exactly one value per line (no blank lines, no two frames on a line, no split frame),
+    # so that the i-th value is the i-th line for RawNeeded below.
+    if len(envs) != chunk.count(b"\n") + (not chunk.endswith(b"\n")):
         return _feed_chunk_by_line(chunk, dec, kind, target, pacer)
     pf = target.process_frame
     need_raw = NEED_RAW
@@ -364,8 +388,8 @@ def _feed_chunk(chunk: bytes, dec: msgspec.json.Decoder, kind: str, target: Fram
     except RawNeeded:
         # A frame must be quarantined with its exact bytes: redo this chunk line by line
         # from that frame on (nothing before it is repeated; the plant changed no state).
-        lines = [ln for ln in chunk.split(b"\n") if ln.strip()]
         done = _index_of(envs, env)
+        lines = chunk.split(b"\n")
         _feed_chunk_by_line(b"\n".join(lines[done:]), dec, kind, target, pacer)
     return len(envs)
 
@@ -388,7 +412,10 @@ def _feed_one(env: Any, kind: str, target: FrameTarget, pacer: _Pacer | None, ra
             pacer.wait(env.recv_ts_ns)
         target.process(env.raw, env.recv_ts_ns)
     elif kind == "seed":
-        target.process_frame(env.message, None, raw)
+        recv_ns = env.recv_ns
+        if pacer is not None:
+            pacer.wait(recv_ns)
+        target.process_frame(env.message, recv_ns, raw)
     else:
         target.process_frame(env, None, raw)
 
@@ -403,7 +430,7 @@ def _feed_chunk_by_line(chunk: bytes, dec: msgspec.json.Decoder, kind: str,
         n += 1
         try:
             env = dec.decode(line)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             slow(line, pacer)
             continue
         _feed_one(env, kind, target, pacer, line)
@@ -414,13 +441,13 @@ def _slow_path(target: FrameTarget):
     def slow(line: bytes, pacer: _Pacer | None) -> None:
         try:
             obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
+        except (orjson.JSONDecodeError, RecursionError):
             target.process(line.rstrip(b"\r\n"), None)  # quarantined with the line kept
             return
         recv_ns, payload = unwrap(obj)
         if pacer is not None:
             pacer.wait(recv_ns)
-        target.process(payload, recv_ns)
+        target.process(payload, recv_ns, line.rstrip(b"\r\n"))  # quarantine keeps the line
 
     return slow
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -78,10 +79,14 @@ class ParquetStore:
             raise StoreError(f"cannot create store {self.root}: {e.strerror or e}") from None
         if not os.access(self.root, os.W_OK):
             raise StoreError(f"store {self.root} is not writable")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", writer_id):
+            raise StoreError(f"writer id {writer_id!r} must match [A-Za-z0-9_.-]+")
+        self._name_re = re.compile(re.escape(writer_id) + r"-(\d{6,})\.parquet")
         if replace_existing:
             self.remove_writer_files()
         self._buf: dict[str, list[tuple]] = defaultdict(list)
-        self._file_no = 0
+        # continue numbering after this writer's existing files: never overwrite them
+        self._file_no = 1 + max((int(m.group(1)) for _, m in self._own_files()), default=-1)
         self._qfile = None
         self.rows_written: dict[str, int] = defaultdict(int)
         self.files_written = 0
@@ -120,8 +125,10 @@ class ParquetStore:
     # -- internals -------------------------------------------------------------------------
 
     def _flush_table(self, t: Table) -> None:
+        """Write the table's buffer, one file per UTC day. Rows leave the buffer only once
+        their file is renamed into place: a failed write (disk full) loses nothing and the
+        error propagates to the caller."""
         rows = self._buf[t.name]
-        self._buf[t.name] = []
         ts_i = t.column_names.index("ts")
         first_day = rows[0][ts_i] // _DAY_US
         if rows[-1][ts_i] // _DAY_US == first_day and all(
@@ -132,8 +139,13 @@ class ParquetStore:
             groups = defaultdict(list)
             for r in rows:
                 groups[r[ts_i] // _DAY_US].append(r)
-        for day in sorted(groups):
-            self._write_file(t, _day_str(day), groups[day])
+        pending = sorted(groups)
+        try:
+            while pending:
+                self._write_file(t, _day_str(pending[0]), groups[pending[0]])
+                pending.pop(0)
+        finally:
+            self._buf[t.name] = [r for day in pending for r in groups[day]]
 
     def _write_file(self, t: Table, date: str, rows: list[tuple]) -> None:
         t0 = time.perf_counter()
@@ -147,12 +159,23 @@ class ParquetStore:
         self._file_no += 1
         final = d / name
         tmp = d / f".{name}.tmp"
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f, compression=self.compression)
-            f.flush()
-            if self.fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, final)
+        try:
+            with open(tmp, "wb") as f:
+                pq.write_table(table, f, compression=self.compression)
+                f.flush()
+                if self.fsync:
+                    os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            self._file_no -= 1
+            raise
+        if self.fsync:  # make the rename itself durable
+            dfd = os.open(d, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
         self.rows_written[t.name] += len(rows)
         self.files_written += 1
         self.bytes_written += final.stat().st_size
@@ -162,18 +185,30 @@ class ParquetStore:
         if self._qfile is None:
             qd = self.root / QUARANTINE_DIR
             qd.mkdir(parents=True, exist_ok=True)
-            self._qfile = open(qd / f"{self.writer_id}.jsonl", "wb")
+            self._qfile = open(qd / f"{self.writer_id}.jsonl", "ab")
         self._qfile.write(orjson.dumps({"recv_ns": rec.recv_ns, "reason": rec.reason,
                                         "raw": rec.raw}) + b"\n")
         self.quarantined += 1
 
-    def remove_writer_files(self) -> int:
-        """Delete every file an earlier run of this ``writer_id`` left; returns how many."""
-        n = 0
+    def _own_files(self):
+        """``(path, match)`` for every Parquet file this ``writer_id`` wrote (exact names)."""
         for t in TABLES:
-            for f in (self.root / t).glob(f"date=*/{self.writer_id}-*.parquet"):
-                f.unlink()
-                n += 1
+            for f in (self.root / t).glob("date=*/*.parquet"):
+                m = self._name_re.fullmatch(f.name)
+                if m:
+                    yield f, m
+
+    def remove_writer_files(self) -> int:
+        """Delete every file an earlier run of this ``writer_id`` left (and its leftover
+        ``.tmp`` files and quarantine file); returns how many Parquet files went."""
+        n = 0
+        for f, _ in list(self._own_files()):
+            f.unlink()
+            n += 1
+        for t in TABLES:
+            for tmp in (self.root / t).glob(f"date=*/.{self.writer_id}-*.parquet.tmp"):
+                if self._name_re.fullmatch(tmp.name[1:-4]):
+                    tmp.unlink()
         q = self.root / QUARANTINE_DIR / f"{self.writer_id}.jsonl"
         if q.exists():
             q.unlink()

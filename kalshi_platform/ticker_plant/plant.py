@@ -35,9 +35,11 @@ from kalshi_platform.ingestion.messages import (
     NEED_RAW,
     DecodeError,
     ErrorFrame,
+    EventFeeUpdate,
     EventLifecycle,
     Fill,
     MarketLifecycle,
+    MultivariateMarketLifecycle,
     Ok,
     OrderbookDelta,
     OrderbookSnapshot,
@@ -55,6 +57,7 @@ from kalshi_platform.ingestion.messages import (
     snapshot_units,
     ticker_units,
     trade_units,
+    ts_units,
 )
 from kalshi_platform.ticker_plant.events import (
     BBO,
@@ -73,6 +76,14 @@ from kalshi_platform.ticker_plant.publishers import Publisher
 log = logging.getLogger(__name__)
 
 _LOG_FIRST = 20  # log the first N quarantined frames in full, then every 1000th
+
+
+def _detail_json(msg: dict) -> str:
+    """A lifecycle ``msg`` as compact JSON text (lossless); DecodeError if not encodable."""
+    try:
+        return orjson.dumps(msg).decode()
+    except TypeError as e:  # e.g. integers wider than 64 bits
+        raise DecodeError(f"msg not storable: {e}") from None
 
 
 class PlantStats:
@@ -139,8 +150,8 @@ class TickerPlant:
         resync: Callable[[int, list[str]], None] | None = None,
     ) -> None:
         self.publishers: tuple[Publisher, ...] = tuple(publishers)
-        self.use_yes_price = use_yes_price
         self._yes_scale_sid: dict[int, bool] = {}
+        self._use_yes_price = use_yes_price
         self._yes_scale_any = use_yes_price
         self.resync = resync
         self.books: dict[str, OrderBook] = {}
@@ -156,7 +167,9 @@ class TickerPlant:
             Trade: self._on_trade,
             Ticker: self._on_ticker,
             MarketLifecycle: self._on_market_lifecycle,
+            MultivariateMarketLifecycle: self._on_market_lifecycle,
             EventLifecycle: self._on_event_lifecycle,
+            EventFeeUpdate: self._on_event_lifecycle,
             Fill: self._on_fill,
             Subscribed: self._on_subscribed,
             Ok: self._on_ack,
@@ -167,21 +180,28 @@ class TickerPlant:
 
     # -- entry points ----------------------------------------------------------------------
 
-    def process(self, payload: bytes | str | dict, recv_ns: int | None = None) -> None:
+    def process(self, payload: bytes | str | dict, recv_ns: int | None = None,
+                raw: bytes | str | None = None) -> None:
         """Take one raw frame: JSON text (``bytes``/``str``) or an already-parsed ``dict``.
 
         ``recv_ns``: local receipt time (ns, UTC), ``None`` when unknown (bare recordings).
-        Never raises for bad input: malformed frames are quarantined.
+        ``raw``: the exact source text to keep if the frame is quarantined (default: the
+        payload itself). Never raises for bad input: malformed frames are quarantined.
         """
         try:
-            f = decode_frame(payload) if type(payload) is dict else decode_json(payload)
+            if type(payload) is dict:
+                f = decode_frame(payload)
+            elif isinstance(payload, (bytes, str, bytearray, memoryview)):
+                f = decode_json(payload)
+            else:
+                raise DecodeError(f"frame is not a JSON object ({type(payload).__name__})")
         except DecodeError as e:
             self.stats.frames += 1
             if recv_ns is not None and recv_ns > self.clock_ns:
                 self.clock_ns = recv_ns
-            self._quarantine(payload, e.reason, recv_ns, e.sid, e.seq)
+            self._quarantine(payload if raw is None else raw, e.reason, recv_ns, e.sid, e.seq)
             return
-        self.process_frame(f, recv_ns, payload)
+        self.process_frame(f, recv_ns, payload if raw is None else raw)
 
     def process_frame(self, f: Any, recv_ns: int | None = None, raw: Any = None) -> None:
         """Take one decoded frame (a struct from :mod:`..ingestion.messages`).
@@ -239,8 +259,8 @@ class TickerPlant:
             if self.publishers:
                 self._emit(DeltaEvent(ticker, ts, sid, seq, side, price, delta, recv_ns))
             book = self.books.get(ticker)
-            if book is None or book.state != LIVE:
-                st.deltas_ignored += 1
+            if book is None or book.state != LIVE or book.sid != sid:
+                st.deltas_ignored += 1  # not live, or another sid's stream: never mix them
                 return
             try:
                 changed = book.apply_delta(side, price, delta)
@@ -278,12 +298,24 @@ class TickerPlant:
         self._seq.clear()
         self.channels.clear()
         self._crossed.clear()
+        self._yes_scale_sid.clear()
+        self._yes_scale_any = self._use_yes_price
         self.feed_event("disconnect", detail=detail)
+
+    @property
+    def use_yes_price(self) -> bool:
+        """Default ``use_yes_price`` convention for orderbook sids without an override."""
+        return self._use_yes_price
+
+    @use_yes_price.setter
+    def use_yes_price(self, flag: bool) -> None:
+        self._use_yes_price = flag
+        self._yes_scale_any = flag or any(self._yes_scale_sid.values())
 
     def set_use_yes_price(self, sid: int, flag: bool) -> None:
         """Record the ``use_yes_price`` flag of orderbook subscription ``sid``."""
         self._yes_scale_sid[sid] = flag
-        self._yes_scale_any = self.use_yes_price or any(self._yes_scale_sid.values())
+        self._yes_scale_any = self._use_yes_price or any(self._yes_scale_sid.values())
 
     def feed_event(self, kind: str, sid: int | None = None, expected_seq: int | None = None,
                    got_seq: int | None = None, detail: str | None = None,
@@ -339,8 +371,8 @@ class TickerPlant:
 
     def _yes_scale(self, sid: int | None) -> bool:
         if sid is None:
-            return self.use_yes_price
-        return self._yes_scale_sid.get(sid, self.use_yes_price)
+            return self._use_yes_price
+        return self._yes_scale_sid.get(sid, self._use_yes_price)
 
     def _books_on(self, sid: int) -> list[OrderBook]:
         return [b for b in self.books.values() if b.sid == sid]
@@ -417,7 +449,18 @@ class TickerPlant:
 
     def _on_snapshot(self, f: OrderbookSnapshot, recv_ns: int | None) -> None:
         m = f.msg
-        yes, no = snapshot_units(m)
+        try:
+            yes, no = snapshot_units(m)
+        except DecodeError:
+            # the snapshot is unreadable but names its market: that book is not live any more,
+            # and it must be part of the resync the next gap on this sid asks for
+            book = self.books.get(m.market_ticker)
+            if book is None:
+                book = self.books[m.market_ticker] = OrderBook(m.market_ticker, f.sid)
+            book.sid = f.sid
+            if book.state == LIVE:
+                book.state = STALE
+            raise
         if not self._accept(f.sid, f.seq, "orderbook_snapshot", recv_ns):
             return
         ts = self._ts(m.ts_ms * 1_000_000 if m.ts_ms is not None else None, recv_ns)
@@ -453,24 +496,28 @@ class TickerPlant:
             self._produce("tickers", TickerEvent(m.market_ticker, self._ts(ts_ns, recv_ns), price,
                                                  yb, ya, ybs, yas, vol, oi, recv_ns))
 
-    def _on_market_lifecycle(self, f: MarketLifecycle, recv_ns: int | None) -> None:
+    def _on_market_lifecycle(self, f: MarketLifecycle | MultivariateMarketLifecycle,
+                             recv_ns: int | None) -> None:
         ticker, event_type, result, value, ts_ns = lifecycle_units(f.msg)
-        if self._accept(f.sid, f.seq, "market_lifecycle_v2", recv_ns):
+        detail = _detail_json(f.msg)
+        if self._accept(f.sid, f.seq, f.type, recv_ns):
             self._produce("market_lifecycle", LifecycleEvent(
-                ticker, self._ts(ts_ns, recv_ns), event_type, result, value,
-                orjson.dumps(f.msg).decode(), recv_ns))
+                ticker, self._ts(ts_ns, recv_ns), event_type, result, value, detail, recv_ns))
 
-    def _on_event_lifecycle(self, f: EventLifecycle, recv_ns: int | None) -> None:
+    def _on_event_lifecycle(self, f: EventLifecycle | EventFeeUpdate,
+                            recv_ns: int | None) -> None:
+        """``event_lifecycle`` / ``event_fee_update``: a ``market_lifecycle`` row keyed by the
+        event ticker, ``event_type`` = the wire type, ``detail`` = the whole msg."""
         m = f.msg
         ticker = m.get("event_ticker")
         if not isinstance(ticker, str) or not ticker:
-            raise DecodeError(f"event_lifecycle: event_ticker must be a string, got {ticker!r}")
+            raise DecodeError(f"{f.type}: event_ticker must be a string, got {ticker!r}")
         ts_ms = m.get("ts_ms")
-        ts_ns = ts_ms * 1_000_000 if type(ts_ms) is int else None
-        if self._accept(f.sid, f.seq, "event_lifecycle", recv_ns):
+        ts_ns = ts_units(ts_ms) if ts_ms is not None else None
+        detail = _detail_json(m)
+        if self._accept(f.sid, f.seq, f.type, recv_ns):
             self._produce("market_lifecycle", LifecycleEvent(
-                ticker, self._ts(ts_ns, recv_ns), "event_lifecycle", None, None,
-                orjson.dumps(m).decode(), recv_ns))
+                ticker, self._ts(ts_ns, recv_ns), f.type, None, None, detail, recv_ns))
 
     def _on_fill(self, f: Fill, recv_ns: int | None) -> None:
         (ticker, trade_id, order_id, side, action, is_taker, yes, count, fee, post,
@@ -483,7 +530,10 @@ class TickerPlant:
     def _on_subscribed(self, f: Subscribed, recv_ns: int | None) -> None:
         channel, sid = f.channel_sid
         if self._accept(None, None, "subscribed", recv_ns) and sid is not None:
-            self._seq.pop(sid, None)  # a (re)used sid starts a new seq stream
+            # a (re)used sid starts a new seq stream: its old books wait for fresh snapshots
+            self._seq.pop(sid, None)
+            for b in self._books_on(sid):
+                b.state = SYNCING
             if channel:
                 self.channels[sid] = channel
 

@@ -123,4 +123,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # run the package module, not this __main__ copy, so every command registers on one app
+    from kalshi_platform.tools.cli import main as _main
+
+    _main()

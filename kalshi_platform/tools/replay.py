@@ -19,19 +19,29 @@ class UsageError(ValueError):
     """A command-line argument is invalid (reported as one line, exit code 2)."""
 
 
-def fingerprint(path: Path) -> str:
-    """12 hex digits identifying a recording's content: sha1 of its size, first and last MiB.
+_WHOLE_HASH_LIMIT = 256 << 20
 
+
+def fingerprint(path: Path) -> str:
+    """16 hex digits identifying a recording's content (sha1).
+
+    Files up to 256 MiB are hashed whole; larger ones by size plus 64 samples of 64 KiB spread
+    over the file (a full read of a multi-GB recording just to name it is not worth it).
     Used as the Parquet writer id so a re-replay of the same file rewrites the same files.
     """
     size = path.stat().st_size
     h = hashlib.sha1(str(size).encode())
     with open(path, "rb") as f:
-        h.update(f.read(1 << 20))
-        if size > 2 << 20:
-            f.seek(-(1 << 20), os.SEEK_END)
+        if size <= _WHOLE_HASH_LIMIT:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        else:
+            for i in range(64):
+                f.seek(size * i // 64)
+                h.update(f.read(1 << 16))
+            f.seek(-(1 << 16), os.SEEK_END)
             h.update(f.read())
-    return h.hexdigest()[:12]
+    return h.hexdigest()[:16]
 
 
 def parse_sinks(spec: str) -> list[str]:
@@ -75,7 +85,12 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
     if meta.recorded_at_ns is not None:
         plant.clock_ns = meta.recorded_at_ns
     t0 = time.perf_counter()
-    feed(file, plant, speed=speed)
+    try:
+        feed(file, plant, speed=speed)
+    except RecordingError as e:
+        plant.close()  # keep everything replayed so far
+        raise RecordingError(f"{e}; partial replay: {plant.stats.frames} frames processed"
+                             + (f", their rows flushed to {store}" if store_pub else "")) from None
     plant.close()
     elapsed = time.perf_counter() - t0
     st = plant.stats

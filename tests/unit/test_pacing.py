@@ -30,7 +30,7 @@ class Collect:
     def process_frame(self, frame, recv_ns=None, raw=None) -> None:
         self.seen.append((self.clock.now, recv_ns))
 
-    def process(self, payload, recv_ns=None) -> None:
+    def process(self, payload, recv_ns=None, raw=None) -> None:
         self.seen.append((self.clock.now, recv_ns))
 
 
