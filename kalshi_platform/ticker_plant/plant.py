@@ -213,8 +213,6 @@ class TickerPlant:
         """
         st = self.stats
         st.frames += 1
-        if recv_ns is not None and recv_ns > self.clock_ns:
-            self.clock_ns = recv_ns
         if type(f) is OrderbookDelta:
             # hot path, inlined: cached fixed-point parse, seq check, book update, BBO
             m = f.msg
@@ -237,7 +235,7 @@ class TickerPlant:
                                      f.seq)
                     return
                 if ts is None:
-                    ts = self.clock_ns
+                    ts = self.clock_ns if recv_ns is None else recv_ns
             else:
                 ts = ts_ms * 1_000_000
             sid = f.sid
@@ -270,6 +268,8 @@ class TickerPlant:
             if changed:
                 self._top_changed(book, ts, seq, recv_ns)
             return
+        if recv_ns is not None and recv_ns > self.clock_ns:
+            self.clock_ns = recv_ns
         handler = self._handlers.get(type(f))
         try:
             if handler is None:
