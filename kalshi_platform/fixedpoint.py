@@ -60,44 +60,40 @@ def _parse(text: str, decimals: int, what: str) -> int:
     return -value if neg else value
 
 
-_price_cache: dict[str, int] = {}
-_size_cache: dict[str, int] = {}
+def _cached_parser(decimals: int, what: str):
+    """A parser ``text -> int`` at ``decimals`` with its own bounded memo dict."""
+    cache: dict[str, int] = {}
+
+    def parse(text: str) -> int:
+        if type(text) is not str:
+            raise FixedPointError(f"{what} must be a decimal string, got {text!r}")
+        v = cache.get(text)
+        if v is None:
+            v = _parse(text, decimals, what)
+            if len(text) <= _CACHEABLE_LEN:
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                cache[text] = v
+        return v
+
+    return parse, cache
 
 
-def parse_price(text: str) -> int:
-    """Parse a dollar string (``"0.5600"``) into integer micro-dollars (``560000``).
+parse_price, _price_cache = _cached_parser(PRICE_DECIMALS, "price")
+parse_price.__name__ = "parse_price"
+parse_price.__doc__ = """Parse a dollar string (``"0.5600"``) into integer micro-dollars (``560000``).
 
     Accepts 0-6 decimals and a sign. Raises :class:`FixedPointError` on ``""``, text that is not
     a decimal, or precision beyond 1e-6. Source: kalshi-api.md §5 (``*_dollars`` fields).
     """
-    if type(text) is not str:
-        raise FixedPointError(f"price must be a decimal string, got {text!r}")
-    v = _price_cache.get(text)
-    if v is None:
-        v = _parse(text, PRICE_DECIMALS, "price")
-        if len(text) <= _CACHEABLE_LEN:
-            if len(_price_cache) >= _CACHE_LIMIT:
-                _price_cache.clear()
-            _price_cache[text] = v
-    return v
 
-
-def parse_size(text: str) -> int:
-    """Parse a contract-count string (``"2002.35"``, ``"-54.00"``) into centi-contracts.
+parse_size, _size_cache = _cached_parser(SIZE_DECIMALS, "size")
+parse_size.__name__ = "parse_size"
+parse_size.__doc__ = """Parse a contract-count string (``"2002.35"``, ``"-54.00"``) into centi-contracts.
 
     Raises :class:`FixedPointError` on ``""``, non-numeric text (``"abc"``) or precision beyond
     0.01 contract. Source: kalshi-api.md §5 (``*_fp`` fields).
     """
-    if type(text) is not str:
-        raise FixedPointError(f"size must be a decimal string, got {text!r}")
-    v = _size_cache.get(text)
-    if v is None:
-        v = _parse(text, SIZE_DECIMALS, "size")
-        if len(text) <= _CACHEABLE_LEN:
-            if len(_size_cache) >= _CACHE_LIMIT:
-                _size_cache.clear()
-            _size_cache[text] = v
-    return v
 
 
 def cents_to_price(cents: int) -> int:

@@ -278,13 +278,11 @@ class FrameTarget:
     def process(self, payload: Any, recv_ns: int | None = None, raw: Any = None) -> None: ...
 
 
-def feed(path: str | Path, target: FrameTarget, speed: float = 0.0,
-         start_ns: int | None = None) -> int:
+def feed(path: str | Path, target: FrameTarget, speed: float = 0.0) -> int:
     """Replay a recording into ``target`` (a :class:`~kalshi_platform.ticker_plant.plant.TickerPlant`).
 
     ``speed``: 0 = as fast as possible; 1 = the recording's own pace (receipt times); 2 =
-    twice as fast. Frames without receipt times are not paced. ``start_ns`` seeds nothing but
-    is passed for symmetry with live sources. Each line is decoded together with its envelope
+    twice as fast. Frames without receipt times are not paced. Each line is decoded with its envelope
     by msgspec (fast path); a line that does not fit goes through the generic path, so an odd
     line is quarantined by the plant, never dropped. Streams in constant memory. Returns the
     number of frames fed. Raises :class:`RecordingError` if the file cannot be read.
