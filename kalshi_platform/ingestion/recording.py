@@ -25,7 +25,7 @@ import time
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, Protocol
 
 import msgspec
 import orjson
@@ -269,7 +269,7 @@ def detect_envelope(first_line: bytes) -> str:
     return "unknown"
 
 
-class FrameTarget:
+class FrameTarget(Protocol):
     """What :func:`feed` drives (the ticker plant): ``process_frame(frame, recv_ns, raw)`` for
     decoded frames and ``process(payload, recv_ns)`` for anything that needs the slow path."""
 
