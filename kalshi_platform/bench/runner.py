@@ -165,6 +165,21 @@ def _baseline_books(ops: list) -> int:
     return changes
 
 
+def _decode_stage(lines: list[bytes], repeat: int) -> StageResult:
+    return StageResult("decode", len(lines), _best(lambda: _our_decode(lines), repeat),
+                       _best(lambda: baseline.decode_lines(lines), repeat))
+
+
+def _book_stage(lines: list[bytes], repeat: int) -> StageResult:
+    ours_ops, base_ops = _book_ops(lines)
+    n_ours = _our_books(ours_ops)
+    n_base = _baseline_books(base_ops)
+    assert n_ours == n_base, f"book stage BBO changes differ: ours {n_ours}, baseline {n_base}"
+    return StageResult("book apply + BBO", len(ours_ops),
+                       _best(lambda: _our_books(ours_ops), repeat),
+                       _best(lambda: _baseline_books(base_ops), repeat))
+
+
 def run_bench(frames: int = 500_000, repeat: int = 3, source: Path | None = None,
               workdir: Path | None = None, market_copies: int = 8) -> dict:
     """Run every stage; returns ``{"input": ..., "stages": [...], "checks": ...}``.
@@ -214,16 +229,8 @@ def run_bench(frames: int = 500_000, repeat: int = 3, source: Path | None = None
                                   _best(ours_parquet, repeat), base_s))
 
         lines = _read_lines(rec)
-        stages.append(StageResult("decode", len(lines), _best(lambda: _our_decode(lines), repeat),
-                                  _best(lambda: baseline.decode_lines(lines), repeat)))
-        ours_ops, base_ops = _book_ops(lines)
-        del lines
-        n_ours = _our_books(ours_ops)
-        n_base = _baseline_books(base_ops)
-        assert n_ours == n_base, f"book stage BBO changes differ: ours {n_ours}, baseline {n_base}"
-        stages.append(StageResult("book apply + BBO", len(ours_ops),
-                                  _best(lambda: _our_books(ours_ops), repeat),
-                                  _best(lambda: _baseline_books(base_ops), repeat)))
+        stages.append(_decode_stage(lines, repeat))
+        stages.append(_book_stage(lines, repeat))
         return {
             "input": {"source": str(src), "frames": stats["frames"], "deltas": stats["deltas"],
                       "snapshots": stats["snapshots"], "markets": stats["markets"],

@@ -29,6 +29,7 @@ from kalshi_platform.ticker_plant.events import (
     FeedEvent,
     FillEvent,
     LifecycleEvent,
+    TABLE_OF,
     SnapshotEvent,
     TickerEvent,
     TradeEvent,
@@ -204,5 +205,6 @@ TABLES: dict[str, Table] = {
     )
 }
 
-#: plant event type → table
+#: plant event type → table (the plant's own map, events.TABLE_OF, must name the same tables)
 TABLE_FOR_EVENT: dict[type, Table] = {t.event: t for t in TABLES.values()}
+assert {e: t.name for e, t in TABLE_FOR_EVENT.items()} == TABLE_OF, "events.TABLE_OF out of sync"

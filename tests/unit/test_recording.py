@@ -9,7 +9,6 @@ absent).
 from __future__ import annotations
 
 import gc
-import gzip
 import json
 import tracemalloc
 
@@ -34,7 +33,7 @@ from kalshi_platform.ingestion.recording import (
     iter_frames,
     read_meta,
 )
-from kalshi_platform.ticker_plant.events import BBO, QuarantineRecord
+from kalshi_platform.ticker_plant.events import QuarantineRecord
 from kalshi_platform.ticker_plant.plant import TickerPlant
 from kalshi_platform.ticker_plant.publishers import InMemoryPublisher
 
