@@ -103,8 +103,26 @@ def _print_summary(s: dict) -> None:
     console.print(t)
 
 
+#: command modules under ``tools/``; importing one registers its commands on ``app``.
+COMMAND_MODULES = (
+    "bench",       # bench
+    "db",          # db init / db status (QuestDB)
+    "live",        # run, record, sim
+    "rest_demo",   # demo
+    "historical",  # backfill, eod, query, preview
+)
+
+
 def _register_optional() -> None:
-    from kalshi_platform.tools import bench  # noqa: F401  (registers `bench`)
+    import importlib
+
+    for name in COMMAND_MODULES:
+        mod = f"kalshi_platform.tools.{name}"
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:  # a command group not built yet on this branch
+            if e.name != mod:
+                raise
 
 
 def main() -> None:
