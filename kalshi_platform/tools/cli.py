@@ -109,7 +109,8 @@ COMMAND_MODULES = (
     "db",          # db init / db status (QuestDB)
     "live",        # run, record, sim
     "rest_demo",   # demo
-    "historical",  # backfill, eod, query, preview
+    "backfill",    # backfill (REST trade history → sinks)
+    "historical",  # eod, query, preview
 )
 
 
