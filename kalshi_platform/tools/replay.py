@@ -9,15 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from kalshi_platform.ingestion.recording import RecordingError, feed, read_meta
+from kalshi_platform.config import Settings
 from kalshi_platform.storage.parquet_store import ParquetStore
 from kalshi_platform.ticker_plant.plant import TickerPlant
-
-SINKS = ("parquet", "none")
-
-
-class UsageError(ValueError):
-    """A command-line argument is invalid (reported as one line, exit code 2)."""
-
+from kalshi_platform.tools.sinks import SINKS, UsageError, build_sinks, parse_sinks  # noqa: F401
 
 _WHOLE_HASH_LIMIT = 256 << 20
 
@@ -44,17 +39,6 @@ def fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def parse_sinks(spec: str) -> list[str]:
-    """``"parquet,none"``-style list → validated sink names. Raises :class:`UsageError`."""
-    names = [s.strip().lower() for s in spec.split(",") if s.strip()]
-    bad = [s for s in names if s not in SINKS]
-    if bad or not names:
-        raise UsageError(f"unknown sink {','.join(bad) or spec!r}; choose from {', '.join(SINKS)}")
-    if "none" in names and len(names) > 1:
-        raise UsageError("--sink none cannot be combined with other sinks")
-    return [] if names == ["none"] else names
-
-
 def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
                use_yes_price: bool | None = None, batch_rows: int = 250_000,
                compression: str = "zstd") -> dict[str, Any]:
@@ -75,12 +59,10 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
     meta = read_meta(file)
     if use_yes_price is None:
         use_yes_price = bool(meta.use_yes_price)
-    publishers = []
-    store_pub: ParquetStore | None = None
-    if "parquet" in sinks:
-        store_pub = ParquetStore(store, f"replay-{fingerprint(file)}", batch_rows=batch_rows,
-                                 compression=compression, replace_existing=True)
-        publishers.append(store_pub)
+    settings = Settings(parquet_batch_rows=batch_rows, parquet_compression=compression)
+    publishers = build_sinks(sinks, writer_id=f"replay-{fingerprint(file)}", settings=settings,
+                             store=store, replace_existing=True)
+    store_pub = next((p for p in publishers if isinstance(p, ParquetStore)), None)
     plant = TickerPlant(publishers, use_yes_price=use_yes_price)
     if meta.recorded_at_ns is not None:
         plant.clock_ns = meta.recorded_at_ns
