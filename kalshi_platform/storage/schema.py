@@ -8,7 +8,16 @@ ILP rows), so the historical tier and the embedded store share one layout (archi
   ``TIMESTAMP`` resolution); ``recv_ts`` — local receipt time, UTC, µs (null when unknown);
 * prices in **dollars** and sizes in **contracts** as ``DOUBLE``. The plant's integers convert
   exactly (every µ$ / c-contract value round-trips through a float64);
-* tickers and small enumerations as ``SYMBOL`` (QuestDB) / string (Parquet).
+* tickers and small enumerations as ``SYMBOL`` (QuestDB) / string (Parquet);
+* Kalshi ``trade_id`` / ``order_id`` as ``UUID`` in QuestDB (string in Parquet): a fixed-size
+  column can be a dedup key on every 8.x server (VARCHAR keys need 8.1.1+, questdb PR #4915),
+  and ILP casts a string into an existing UUID column (QuestDB docs "ILP columnset types",
+  Cast to UUID). A non-UUID id is rejected by the server and lands in the writer's quarantine.
+
+Dedup keys (QuestDB docs "Deduplication") make every write idempotent: a replay, a resend
+after a lost acknowledgement, or a re-run backfill upserts the same rows instead of doubling
+them. ``tickers`` keys on ``recv_ts`` too, because legacy ticker ``ts`` is in whole seconds and
+two updates of one market in one second are distinct; ``feed_events`` keys on both seqs.
 
 Deviation from architecture.md: ``bbo`` carries ``seq`` (the message that moved the top), so
 two BBO changes in one millisecond are distinct rows under the dedup keys; ``fills`` is an
@@ -47,6 +56,7 @@ _QDB = {
     "double": "DOUBLE",
     "long": "LONG",
     "boolean": "BOOLEAN",
+    "uuid": "UUID",
 }
 
 #: column kinds → Arrow type
@@ -57,12 +67,14 @@ _ARROW = {
     "double": pa.float64(),
     "long": pa.int64(),
     "boolean": pa.bool_(),
+    "uuid": pa.string(),
 }
 
 
 @dataclass(frozen=True)
 class Column:
-    """One column: ``name`` and ``kind`` (symbol, varchar, timestamp, double, long, boolean)."""
+    """One column: ``name`` and ``kind`` (symbol, varchar, uuid, timestamp, double, long,
+    boolean)."""
 
     name: str
     kind: str
@@ -170,7 +182,7 @@ def _cols(spec: str) -> tuple[Column, ...]:
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
-        Table("trades", _cols("ticker:symbol, ts:timestamp, trade_id:varchar, yes_price:double,"
+        Table("trades", _cols("ticker:symbol, ts:timestamp, trade_id:uuid, yes_price:double,"
                               " no_price:double, count:double, taker_side:symbol,"
                               " recv_ts:timestamp"),
               ("ts", "ticker", "trade_id"), TradeEvent, _trade_rows),
@@ -189,19 +201,19 @@ TABLES: dict[str, Table] = {
         Table("tickers", _cols("ticker:symbol, ts:timestamp, price:double, yes_bid:double,"
                                " yes_ask:double, yes_bid_size:double, yes_ask_size:double,"
                                " volume:double, open_interest:double, recv_ts:timestamp"),
-              ("ts", "ticker"), TickerEvent, _ticker_rows),
+              ("ts", "ticker", "recv_ts"), TickerEvent, _ticker_rows),
         Table("market_lifecycle", _cols("ticker:symbol, ts:timestamp, event_type:symbol,"
                                         " result:symbol, settlement_value:double,"
                                         " detail:varchar, recv_ts:timestamp"),
               ("ts", "ticker", "event_type"), LifecycleEvent, _lifecycle_rows),
-        Table("fills", _cols("ticker:symbol, ts:timestamp, trade_id:varchar, order_id:varchar,"
+        Table("fills", _cols("ticker:symbol, ts:timestamp, trade_id:uuid, order_id:uuid,"
                              " side:symbol, action:symbol, is_taker:boolean, yes_price:double,"
                              " count:double, fee_cost:double, post_position:double,"
                              " recv_ts:timestamp"),
               ("ts", "ticker", "trade_id", "order_id"), FillEvent, _fill_rows),
         Table("feed_events", _cols("ts:timestamp, kind:symbol, sid:long, expected_seq:long,"
                                    " got_seq:long, detail:varchar"),
-              ("ts", "kind", "sid", "got_seq"), FeedEvent, _feed_rows),
+              ("ts", "kind", "sid", "expected_seq", "got_seq"), FeedEvent, _feed_rows),
     )
 }
 
