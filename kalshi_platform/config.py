@@ -36,6 +36,8 @@ class Settings(BaseSettings):
         questdb_spool_dir: durable spool directory (append-only segments).
         questdb_spool_fsync: ``batch`` (fsync after each spooled batch; default), ``always``
             (same, stated for clarity of intent) or ``none`` (OS page cache only).
+        questdb_close_timeout_s: at shutdown, how long to wait for QuestDB before spooling
+            the rows it has not acknowledged.
 
     Kalshi connectivity (kalshi-api.md §1, §2, §6):
         env: ``prod`` or ``demo``.
@@ -75,6 +77,7 @@ class Settings(BaseSettings):
     questdb_queue_rows: int = 1_000_000
     questdb_spool_dir: Path = Path("store/_spool")
     questdb_spool_fsync: Literal["batch", "always", "none"] = "batch"
+    questdb_close_timeout_s: float = 10.0
 
     # Kalshi
     env: Literal["prod", "demo"] = "prod"

@@ -104,7 +104,7 @@ def _plan(t: Table) -> _Plan:
     for i, c in enumerate(t.columns):
         if c.name == "ts":
             ts = i
-        elif c.kind == "symbol":
+        elif c.kind in ("symbol", "enum"):
             syms.append((i, c.name))
         else:
             cols.append((i, c.name, c.kind == "timestamp"))
@@ -524,6 +524,7 @@ class QuestDBWriter:
                     batch_rows=settings.questdb_batch_rows,
                     flush_interval_s=settings.questdb_flush_interval_ms / 1000,
                     queue_rows=max(settings.questdb_queue_rows, settings.questdb_batch_rows),
-                    spool_fsync=settings.questdb_spool_fsync)
+                    spool_fsync=settings.questdb_spool_fsync,
+                    close_timeout_s=settings.questdb_close_timeout_s)
         args.update(kw)
         return cls(settings.ilp_conf, **args)

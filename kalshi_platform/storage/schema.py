@@ -47,10 +47,13 @@ from kalshi_platform.ticker_plant.events import (
 #: SYMBOL capacity: thousands of markets (Kalshi lists ~10k+ open markets); QuestDB sizes the
 #: symbol table to this hint and caches it in memory (QuestDB docs "Symbol", "CREATE TABLE").
 SYMBOL_CAPACITY = 65_536
+#: SYMBOL capacity for small enumerations (side, taker_side, kind, event_type, result, action)
+ENUM_CAPACITY = 256
 
 #: column kinds → QuestDB column type
 _QDB = {
     "symbol": f"SYMBOL CAPACITY {SYMBOL_CAPACITY} CACHE",
+    "enum": f"SYMBOL CAPACITY {ENUM_CAPACITY} CACHE",
     "varchar": "VARCHAR",
     "timestamp": "TIMESTAMP",
     "double": "DOUBLE",
@@ -62,6 +65,7 @@ _QDB = {
 #: column kinds → Arrow type
 _ARROW = {
     "symbol": pa.string(),
+    "enum": pa.string(),
     "varchar": pa.string(),
     "timestamp": pa.timestamp("us", tz="UTC"),
     "double": pa.float64(),
@@ -73,8 +77,8 @@ _ARROW = {
 
 @dataclass(frozen=True)
 class Column:
-    """One column: ``name`` and ``kind`` (symbol, varchar, uuid, timestamp, double, long,
-    boolean)."""
+    """One column: ``name`` and ``kind`` (symbol, enum — a SYMBOL of few values —, varchar,
+    uuid, timestamp, double, long, boolean)."""
 
     name: str
     kind: str
@@ -183,15 +187,15 @@ TABLES: dict[str, Table] = {
     t.name: t
     for t in (
         Table("trades", _cols("ticker:symbol, ts:timestamp, trade_id:uuid, yes_price:double,"
-                              " no_price:double, count:double, taker_side:symbol,"
+                              " no_price:double, count:double, taker_side:enum,"
                               " recv_ts:timestamp"),
               ("ts", "ticker", "trade_id"), TradeEvent, _trade_rows),
         Table("orderbook_deltas", _cols("ticker:symbol, ts:timestamp, sid:long, seq:long,"
-                                        " side:symbol, price:double, delta:double,"
+                                        " side:enum, price:double, delta:double,"
                                         " recv_ts:timestamp"),
               ("ts", "ticker", "sid", "seq", "side", "price"), DeltaEvent, _delta_rows),
         Table("orderbook_snapshots", _cols("ticker:symbol, ts:timestamp, sid:long, seq:long,"
-                                           " side:symbol, price:double, size:double,"
+                                           " side:enum, price:double, size:double,"
                                            " recv_ts:timestamp"),
               ("ts", "ticker", "sid", "seq", "side", "price"), SnapshotEvent, _snapshot_rows),
         Table("bbo", _cols("ticker:symbol, ts:timestamp, yes_bid:double, yes_bid_size:double,"
@@ -202,16 +206,16 @@ TABLES: dict[str, Table] = {
                                " yes_ask:double, yes_bid_size:double, yes_ask_size:double,"
                                " volume:double, open_interest:double, recv_ts:timestamp"),
               ("ts", "ticker", "recv_ts"), TickerEvent, _ticker_rows),
-        Table("market_lifecycle", _cols("ticker:symbol, ts:timestamp, event_type:symbol,"
-                                        " result:symbol, settlement_value:double,"
+        Table("market_lifecycle", _cols("ticker:symbol, ts:timestamp, event_type:enum,"
+                                        " result:enum, settlement_value:double,"
                                         " detail:varchar, recv_ts:timestamp"),
               ("ts", "ticker", "event_type"), LifecycleEvent, _lifecycle_rows),
         Table("fills", _cols("ticker:symbol, ts:timestamp, trade_id:uuid, order_id:uuid,"
-                             " side:symbol, action:symbol, is_taker:boolean, yes_price:double,"
+                             " side:enum, action:enum, is_taker:boolean, yes_price:double,"
                              " count:double, fee_cost:double, post_position:double,"
                              " recv_ts:timestamp"),
               ("ts", "ticker", "trade_id", "order_id"), FillEvent, _fill_rows),
-        Table("feed_events", _cols("ts:timestamp, kind:symbol, sid:long, expected_seq:long,"
+        Table("feed_events", _cols("ts:timestamp, kind:enum, sid:long, expected_seq:long,"
                                    " got_seq:long, detail:varchar"),
               ("ts", "kind", "sid", "expected_seq", "got_seq"), FeedEvent, _feed_rows),
     )

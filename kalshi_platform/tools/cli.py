@@ -51,7 +51,7 @@ def _setup_logging(verbose: bool) -> None:
 def replay(
     file: Path = typer.Argument(..., help="Recording: JSON Lines (optionally gzip) or a JSON capture."),
     store: Optional[Path] = typer.Option(None, help="Parquet store root [default: KALSHI_STORE_DIR or ./store]."),
-    sink: str = typer.Option("parquet", help="Comma-separated sinks: parquet, none."),
+    sink: str = typer.Option("parquet", help="Comma-separated sinks: parquet, questdb, none."),
     summary_json: Optional[Path] = typer.Option(None, "--summary-json", help="Also write the summary as JSON here."),
     speed: float = typer.Option(0.0, help="0 = as fast as possible; 1 = the recording's own pace."),
     use_yes_price: Optional[bool] = typer.Option(
@@ -67,7 +67,7 @@ def replay(
         summary = run_replay(file, store=store or settings.store_dir, sinks=sinks, speed=speed,
                              use_yes_price=use_yes_price,
                              batch_rows=settings.parquet_batch_rows,
-                             compression=settings.parquet_compression)
+                             compression=settings.parquet_compression, settings=settings)
     except _USER_ERRORS as e:
         _fail(str(e))
         return
@@ -96,7 +96,12 @@ def _print_summary(s: dict) -> None:
     if s["store"]:
         t.add_row("rows written", ", ".join(f"{k} {v:,}" for k, v in s["rows_written"].items())
                   + f" ({s['files_written']} files in {s['store']})")
-    else:
+    q = s.get("questdb")
+    if q:
+        t.add_row("questdb", f"{q['rows_written']:,} rows written, {q['spool_depth']:,} spooled "
+                  f"(waiting for QuestDB), {q['rows_quarantined']} quarantined, "
+                  f"{q['flush_errors']} flush errors, flush {q['flush_latency_ms_mean']} ms mean")
+    if not s["store"] and not q:
         t.add_row("rows written", "none (--sink none)")
     t.add_row("elapsed", f"{s['elapsed_s']:.3f} s")
     t.add_row("msg/s", f"{s['msg_per_s']:,}" if s["msg_per_s"] else "-")
@@ -126,9 +131,21 @@ def _register_optional() -> None:
                 raise
 
 
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (docker stop, systemd) takes the same clean path as Ctrl-C: commands close their
+    sinks (flush, or spool what QuestDB has not acknowledged) before exiting."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    except ValueError:  # not the main thread (embedded use)
+        pass
+
+
 def main() -> None:
     """Console-script entry point."""
     _register_optional()
+    _sigterm_as_interrupt()
     try:
         app()
     except KeyboardInterrupt:

@@ -41,10 +41,13 @@ def fingerprint(path: Path) -> str:
 
 def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
                use_yes_price: bool | None = None, batch_rows: int = 250_000,
-               compression: str = "zstd") -> dict[str, Any]:
+               compression: str = "zstd", settings: Settings | None = None) -> dict[str, Any]:
     """Replay ``file`` into a fresh :class:`TickerPlant` with the given sinks; return the summary.
 
     ``use_yes_price=None`` takes the flag from a ``.meta.json`` sidecar when there is one.
+    ``settings`` configures the sinks (QuestDB conf, spool); ``batch_rows``/``compression``
+    override its Parquet fields. A KeyboardInterrupt (SIGINT, or SIGTERM via the CLI) closes
+    the sinks first, so everything replayed so far is flushed (or spooled) before it propagates.
     Raises :class:`RecordingError` (unreadable recording), :class:`UsageError`, or
     :class:`~kalshi_platform.storage.parquet_store.StoreError`.
     """
@@ -59,16 +62,21 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
     meta = read_meta(file)
     if use_yes_price is None:
         use_yes_price = bool(meta.use_yes_price)
-    settings = Settings(parquet_batch_rows=batch_rows, parquet_compression=compression)
+    settings = (settings or Settings()).model_copy(
+        update={"parquet_batch_rows": batch_rows, "parquet_compression": compression})
     publishers = build_sinks(sinks, writer_id=f"replay-{fingerprint(file)}", settings=settings,
                              store=store, replace_existing=True)
     store_pub = next((p for p in publishers if isinstance(p, ParquetStore)), None)
+    qdb_pub = next((p for p in publishers if type(p).__name__ == "QuestDBWriter"), None)
     plant = TickerPlant(publishers, use_yes_price=use_yes_price)
     if meta.recorded_at_ns is not None:
         plant.clock_ns = meta.recorded_at_ns
     t0 = time.perf_counter()
     try:
         feed(file, plant, speed=speed)
+    except KeyboardInterrupt:
+        plant.close()  # flush (or spool) everything replayed so far
+        raise
     except RecordingError as e:
         plant.close()  # keep everything replayed so far
         raise RecordingError(f"{e}; partial replay: {plant.stats.frames} frames processed"
@@ -101,6 +109,7 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
         "rows_by_table": st.table_rows(),
         "rows_written": dict(sorted(store_pub.rows_written.items())) if store_pub else {},
         "files_written": store_pub.files_written if store_pub else 0,
+        "questdb": qdb_pub.stats.as_dict() if qdb_pub else None,
         "elapsed_s": round(elapsed, 6),
         "msg_per_s": round(n_msgs / elapsed) if elapsed > 0 else None,
         "markets": plant.markets_summary(),

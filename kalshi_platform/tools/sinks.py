@@ -13,7 +13,7 @@ from kalshi_platform.config import Settings, get_settings
 from kalshi_platform.storage.parquet_store import ParquetStore
 
 #: sink names accepted by ``--sink`` (comma-separated; ``none`` alone = discard)
-SINKS = ("parquet", "none")
+SINKS = ("parquet", "questdb", "none")
 
 
 class UsageError(ValueError):
@@ -40,9 +40,11 @@ def build_sinks(names: list[str], *, writer_id: str, settings: Settings | None =
 
     * ``parquet`` → :class:`ParquetStore` at ``store`` (default ``settings.store_dir``) with
       ``writer_id`` naming its files (``replace_existing`` rewrites a previous run's files).
+    * ``questdb`` → :class:`~kalshi_platform.storage.questdb_rdb.QuestDBWriter` from the
+      ``KALSHI_QUESTDB_*`` settings (ILP conf, batching, queue bound, spool directory).
 
     Raises :class:`~kalshi_platform.storage.parquet_store.StoreError` when the store cannot be
-    created.
+    created, :class:`UsageError` when the QuestDB writer cannot start (bad conf, spool dir).
     """
     settings = settings or get_settings()
     out: list[Any] = []
@@ -52,6 +54,15 @@ def build_sinks(names: list[str], *, writer_id: str, settings: Settings | None =
                                     batch_rows=settings.parquet_batch_rows,
                                     compression=settings.parquet_compression,
                                     replace_existing=replace_existing))
+        elif name == "questdb":
+            from kalshi_platform.storage.questdb_rdb import QuestDBWriter, WriterError
+
+            try:
+                out.append(QuestDBWriter.from_settings(settings))
+            except WriterError as e:
+                for p in out:
+                    p.close()
+                raise UsageError(f"QuestDB sink: {e}") from None
         else:  # pragma: no cover - parse_sinks rejects unknown names
             raise UsageError(f"unknown sink {name!r}")
     return out

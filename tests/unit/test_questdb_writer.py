@@ -77,7 +77,7 @@ def test_every_table_maps_every_column_once():
     for name, t in TABLES.items():
         values = []
         for c in t.columns:
-            values.append({"symbol": "s", "varchar": "v", "uuid": "0721192a-a359-a8e8-a4b7-6c27ff12f630",
+            values.append({"symbol": "s", "enum": "e", "varchar": "v", "uuid": "0721192a-a359-a8e8-a4b7-6c27ff12f630",
                            "timestamp": 1_700_000_000_000_000, "double": 1.5, "long": 7,
                            "boolean": True}[c.kind])
         b = _buf()

@@ -1,0 +1,74 @@
+"""``kalshi-platform db init|status``: the QuestDB hot tier's schema and health (PG wire)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table as RichTable
+
+from kalshi_platform.config import get_settings
+from kalshi_platform.storage.questdb_hdb import HDBError, QuestDBClient
+from kalshi_platform.tools.cli import _fail, app, console
+
+db_app = typer.Typer(help="QuestDB hot tier: create the tables, show their state.",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _client(host: str | None, port: int | None) -> QuestDBClient:
+    return QuestDBClient(get_settings(), host=host, port=port)
+
+
+@db_app.command("init")
+def db_init(
+    host: str = typer.Option(None, help="PG wire host [default: KALSHI_QUESTDB_PG_HOST or KALSHI_QUESTDB_HOST]."),
+    port: int = typer.Option(None, help="PG wire port [default: KALSHI_QUESTDB_PG_PORT = 8812]."),
+    print_ddl: bool = typer.Option(False, "--print-ddl", help="Print the DDL instead of running it."),
+) -> None:
+    """Create every platform table in QuestDB (idempotent: CREATE TABLE IF NOT EXISTS, and the
+    dedup keys re-asserted on existing tables)."""
+    if print_ddl:
+        from kalshi_platform.storage.schema import TABLES
+
+        for t in TABLES.values():
+            print(t.questdb_ddl() + "\n")
+        return
+    try:
+        with _client(host, port) as c:
+            created = c.init_schema()
+    except HDBError as e:
+        _fail(str(e))
+        return
+    from kalshi_platform.storage.schema import TABLES
+
+    console.print(f"{len(TABLES)} tables ready; created: {', '.join(created) or 'none (all existed)'}")
+
+
+@db_app.command("status")
+def db_status(
+    host: str = typer.Option(None, help="PG wire host."),
+    port: int = typer.Option(None, help="PG wire port."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Tables, row counts, day partitions and WAL lag (pending transactions) in QuestDB."""
+    try:
+        with _client(host, port) as c:
+            rows = c.status()
+    except HDBError as e:
+        _fail(str(e))
+        return
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    t = RichTable(title="QuestDB hot tier")
+    for col in ("table", "rows", "partitions", "first", "last", "WAL lag (txns)", "suspended"):
+        t.add_column(col)
+    for r in rows:
+        if not r["exists"]:
+            t.add_row(r["table"], "[dim]missing (run `kalshi-platform db init`)[/]", "", "", "", "", "")
+            continue
+        t.add_row(r["table"], f"{r['rows']:,}", str(r["partitions"]), r["first"] or "-",
+                  r["last"] or "-", "-" if r["wal_lag_txns"] is None else str(r["wal_lag_txns"]),
+                  "yes" if r["suspended"] else "no")
+    console.print(t)
