@@ -54,7 +54,8 @@ class Settings(BaseSettings):
         eod_keep_days: local historical days kept by ``--keep-days`` (0 = keep all).
     """
 
-    model_config = SettingsConfigDict(env_prefix="KALSHI_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KALSHI_", env_file=".env", extra="ignore",
+                                      env_ignore_empty=True)
 
     # embedded store
     store_dir: Path = Path("store")

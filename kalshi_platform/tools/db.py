@@ -25,6 +25,8 @@ def db_init(
     host: str = typer.Option(None, help="PG wire host [default: KALSHI_QUESTDB_PG_HOST or KALSHI_QUESTDB_HOST]."),
     port: int = typer.Option(None, help="PG wire port [default: KALSHI_QUESTDB_PG_PORT = 8812]."),
     print_ddl: bool = typer.Option(False, "--print-ddl", help="Print the DDL instead of running it."),
+    wait: float = typer.Option(0.0, help="Seconds to keep retrying while QuestDB is not up yet "
+                                         "(compose starts the plant and QuestDB together)."),
 ) -> None:
     """Create every platform table in QuestDB (idempotent: CREATE TABLE IF NOT EXISTS, and the
     dedup keys re-asserted on existing tables)."""
@@ -34,12 +36,19 @@ def db_init(
         for t in TABLES.values():
             print(t.questdb_ddl() + "\n")
         return
-    try:
-        with _client(host, port) as c:
-            created = c.init_schema()
-    except HDBError as e:
-        _fail(str(e))
-        return
+    import time
+
+    deadline = time.monotonic() + max(wait, 0.0)
+    while True:
+        try:
+            with _client(host, port) as c:
+                created = c.init_schema()
+            break
+        except HDBError as e:
+            if time.monotonic() >= deadline or not str(e).startswith("cannot connect"):
+                _fail(str(e))
+                return
+            time.sleep(1.0)  # waiting for a server to come up, not synchronising a test
     from kalshi_platform.storage.schema import TABLES
 
     console.print(f"{len(TABLES)} tables ready; created: {', '.join(created) or 'none (all existed)'}")
