@@ -68,3 +68,47 @@ def test_bad_questdb_conf_is_one_line(tmp_path):
     r = CliRunner().invoke(app, ["replay", str(REC), "--sink", "questdb"], env=env)
     assert r.exit_code == 2
     assert "QuestDB sink" in r.output and "Traceback" not in r.output
+
+
+def _wait_until(pred, timeout_s: float = 20.0) -> None:
+    import threading
+    import time
+
+    ev, deadline = threading.Event(), time.monotonic() + timeout_s
+    while not pred():
+        assert time.monotonic() < deadline, "condition not reached"
+        ev.wait(0.01)
+
+
+def test_sigterm_flushes_every_processed_row(tmp_path):
+    """A paced replay killed with SIGTERM delivers every row of the frames it processed (a
+    prefix of a clean run's rows, longer than what had arrived when the signal was sent),
+    spools nothing, and exits 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    with ILPEndpoint() as clean:
+        _replay(tmp_path, _env(tmp_path, clean.conf), "questdb", "clean")
+    expected = list(clean.lines)
+    with ILPEndpoint() as ep:
+        env = {**os.environ, **_env(tmp_path, ep.conf), "KALSHI_QUESTDB_FLUSH_INTERVAL_MS": "20",
+               "KALSHI_QUESTDB_SPOOL_DIR": str(tmp_path / "spool2")}
+        proc = subprocess.Popen([sys.executable, "-m", "kalshi_platform", "replay", str(REC),
+                                 "--sink", "questdb", "--speed", "4"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_until(lambda: len(ep.lines) > 0)
+            seen = len(ep.lines)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+        got = list(ep.lines)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert 0 < seen <= len(got) < len(expected)
+    assert got == expected[:len(got)]  # in order, nothing lost, nothing doubled
+    assert not any((tmp_path / "spool2").glob("seg-*.spool")) or \
+        all(p.stat().st_size == 0 for p in (tmp_path / "spool2").glob("seg-*.spool"))

@@ -181,8 +181,10 @@ def _book_stage(lines: list[bytes], repeat: int) -> StageResult:
 
 
 def run_bench(frames: int = 500_000, repeat: int = 3, source: Path | None = None,
-              workdir: Path | None = None, market_copies: int = 8) -> dict:
-    """Run every stage; returns ``{"input": ..., "stages": [...], "checks": ...}``.
+              workdir: Path | None = None, market_copies: int = 8, ilp: bool = True) -> dict:
+    """Run every stage; returns ``{"input": ..., "stages": [...], "checks": ..., "ilp": ...}``
+    (``ilp``: :func:`kalshi_platform.bench.ilp.run_ilp_bench` on the same recording, or
+    ``None`` when ``ilp=False``).
 
     Raises ``AssertionError`` if ours and the baseline disagree (final BBO of any market or
     the number of BBO changes): a fast wrong answer is not a result.
@@ -231,12 +233,19 @@ def run_bench(frames: int = 500_000, repeat: int = 3, source: Path | None = None
         lines = _read_lines(rec)
         stages.append(_decode_stage(lines, repeat))
         stages.append(_book_stage(lines, repeat))
+        del lines
+        ilp_result = None
+        if ilp:
+            from kalshi_platform.bench.ilp import run_ilp_bench
+
+            ilp_result = run_ilp_bench(rec, repeat=repeat)
         return {
             "input": {"source": str(src), "frames": stats["frames"], "deltas": stats["deltas"],
                       "snapshots": stats["snapshots"], "markets": stats["markets"],
                       "generate_s": round(gen_s, 3), "repeat": repeat},
             "stages": [s.to_dict() for s in stages],
             "checks": checks,
+            "ilp": ilp_result,
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
     finally:

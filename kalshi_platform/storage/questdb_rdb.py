@@ -41,7 +41,8 @@ import re
 import threading
 import time
 import warnings
-from collections import deque
+from collections import Counter, deque
+from operator import itemgetter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -115,22 +116,34 @@ def _plan(t: Table) -> _Plan:
 _PLANS: dict[str, _Plan] = {name: _plan(t) for name, t in TABLES.items()}
 
 
+def _compile_row_fn(table: str, plan: _Plan) -> Callable[[Any, tuple], None]:
+    """A straight-line ``fn(buf, values)`` for one table: no per-row loop over the schema, one
+    ``is not None`` test per nullable column (generated once per table, at import)."""
+    lines = ["def fn(buf, v, TM=TimestampMicros):", "    s = {}", "    c = {}"]
+    for i, name in plan.symbols:
+        lines += [f"    x = v[{i}]", f"    if x is not None: s[{name!r}] = x"]
+    for i, name, is_ts in plan.columns:
+        lines += [f"    x = v[{i}]",
+                  f"    if x is not None: c[{name!r}] = {'TM(x)' if is_ts else 'x'}"]
+    lines.append(f"    buf.row({table!r}, symbols=s, columns=c, at=TM(v[{plan.ts_index}]))")
+    ns: dict[str, Any] = {"TimestampMicros": TimestampMicros}
+    exec("\n".join(lines), ns)  # noqa: S102 - code built from our own schema names only
+    return ns["fn"]
+
+
+_ROW_FNS: dict[str, Callable[[Any, tuple], None]] = {
+    name: _compile_row_fn(name, plan) for name, plan in _PLANS.items()}
+
+
 def add_ilp_row(buf: Any, table: str, values: tuple) -> None:
     """Append one storage row (``values`` in the column order of ``schema.TABLES[table]``) to
-    a ``questdb`` Buffer: SYMBOL columns as ILP symbols, ``ts`` as the designated timestamp
-    (µs), other timestamps as ``TimestampMicros``, ``None`` omitted (ILP null), UUID and
-    VARCHAR as strings, DOUBLE as float, LONG as int.
+    a ``questdb`` Buffer (or Sender): SYMBOL columns as ILP symbols, ``ts`` as the designated
+    timestamp (µs), other timestamps as ``TimestampMicros``, ``None`` omitted (ILP null), UUID
+    and VARCHAR as strings, DOUBLE as float, LONG as int.
 
     Raises ``questdb.QuestDBError`` for a value the client cannot encode (e.g. a bad name).
     """
-    plan = _PLANS[table]
-    symbols = {name: values[i] for i, name in plan.symbols if values[i] is not None}
-    columns = {}
-    for i, name, is_ts in plan.columns:
-        v = values[i]
-        if v is not None:
-            columns[name] = TimestampMicros(v) if is_ts else v
-    buf.row(table, symbols=symbols, columns=columns, at=TimestampMicros(values[plan.ts_index]))
+    _ROW_FNS[table](buf, values)
 
 
 # -- stats ----------------------------------------------------------------------------------
@@ -420,8 +433,9 @@ class QuestDBWriter:
         """One ILP request for ``rows``; raises QuestDBError/OSError on failure."""
         sender = self._connect()
         buf = sender.new_buffer()
+        fns = _ROW_FNS
         for table, values in rows:
-            add_ilp_row(buf, table, values)
+            fns[table](buf, values)
         t0 = time.perf_counter()
         sender.flush(buf)
         ms = (time.perf_counter() - t0) * 1e3
@@ -450,10 +464,10 @@ class QuestDBWriter:
             return False
         st = self.stats
         st.rows_written += written
-        for table, _ in rows:
-            st.rows_by_table[table] = st.rows_by_table.get(table, 0) + 1
-        for table, _ in rejected:
-            st.rows_by_table[table] -= 1
+        counts = Counter(map(itemgetter(0), rows))
+        counts.subtract(Counter(map(itemgetter(0), rejected)))
+        for table, k in counts.items():
+            st.rows_by_table[table] = st.rows_by_table.get(table, 0) + k
         with self._qcv:
             rec, self._inflight_from = self._inflight_from, None
             self._inflight = None

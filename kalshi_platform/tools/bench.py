@@ -18,6 +18,9 @@ def bench(
     repeat: int = typer.Option(3, help="Runs per stage; the best is kept."),
     source: Optional[Path] = typer.Option(None, help="Real capture to build the input from [default: bundled]."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    questdb: bool = typer.Option(True, "--questdb/--no-questdb",
+                                 help="Also measure the QuestDB ILP writer against raw Sender.row() "
+                                      "into a discarding loopback endpoint."),
 ) -> None:
     """Measure decode, book apply and the whole replay pipeline against the baseline
     (stdlib json + Decimal + SortedDict, BBO recomputed on every delta)."""
@@ -28,7 +31,7 @@ def bench(
     if source is not None and not source.is_file():
         _fail(f"{source}: no such file")
     try:
-        result = run_bench(frames=frames, repeat=repeat, source=source)
+        result = run_bench(frames=frames, repeat=repeat, source=source, ilp=questdb)
     except FileNotFoundError as e:
         _fail(str(e))
         return
@@ -47,6 +50,14 @@ def bench(
                   f"{s['speedup']:.2f}x" if s["speedup"] else "-")
     console.print(t)
     c = result["checks"]
+    q = result.get("ilp")
+    if q:
+        console.print(
+            f"QuestDB ILP into a discarding loopback endpoint ({q['rows']:,} rows): writer "
+            f"{q['writer_rows_per_s']:,} rows/s vs raw Sender.row() {q['raw_rows_per_s']:,} rows/s "
+            f"({q['writer_vs_raw']:.2f}x); replay --sink questdb {q['pipeline_questdb_msg_per_s']:,} "
+            f"msg/s vs --sink none {q['pipeline_none_msg_per_s']:,} msg/s "
+            f"(+{q['overhead_pct']}% time)")
     console.print(f"checks: final BBO of {c['markets']} markets equal to the baseline, "
                   f"{c['bbo_changes']:,} BBO changes in both, gaps {c['gaps']}; "
                   f"peak RSS {result['peak_rss_mib']} MiB")

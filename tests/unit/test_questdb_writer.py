@@ -308,3 +308,13 @@ def _wait_until(pred, timeout_s: float = 10.0) -> None:
     while not pred():
         assert time.monotonic() < deadline, "condition not reached"
         ev.wait(0.002)
+
+
+def test_ilp_bench_delivers_every_row_on_both_paths(tmp_path):
+    """`bench`'s ILP stage: raw Sender.row() and the writer push the same rows into the
+    discarding endpoint subprocess; the writer asserts every row was acknowledged."""
+    from kalshi_platform.bench.ilp import run_ilp_bench
+
+    r = run_ilp_bench(COCKPIT, repeat=1, batch_rows=200)
+    assert r["rows"] == 1404 and r["frames"] == 269
+    assert r["raw_rows_per_s"] > 0 and r["writer_rows_per_s"] > 0
