@@ -38,6 +38,8 @@ class Settings(BaseSettings):
             (same, stated for clarity of intent) or ``none`` (OS page cache only).
         questdb_close_timeout_s: at shutdown, how long to wait for QuestDB before spooling
             the rows it has not acknowledged.
+        questdb_auto_init: before its first row the writer creates the tables over PG wire
+            (``db init``), so ILP never auto-creates them with guessed types and no dedup keys.
 
     Kalshi connectivity (kalshi-api.md §1, §2, §6):
         env: ``prod`` or ``demo``.
@@ -79,6 +81,7 @@ class Settings(BaseSettings):
     questdb_spool_dir: Path = Path("store/_spool")
     questdb_spool_fsync: Literal["batch", "always", "none"] = "batch"
     questdb_close_timeout_s: float = 10.0
+    questdb_auto_init: bool = True
 
     # Kalshi
     env: Literal["prod", "demo"] = "prod"

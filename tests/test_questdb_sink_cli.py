@@ -21,7 +21,8 @@ _register_optional()
 
 def _env(tmp_path, conf: str) -> dict:
     return {"KALSHI_QUESTDB_ILP_CONF": conf, "KALSHI_QUESTDB_SPOOL_DIR": str(tmp_path / "spool"),
-            "KALSHI_QUESTDB_CLOSE_TIMEOUT_S": "0.5", "KALSHI_STORE_DIR": str(tmp_path / "store")}
+            "KALSHI_QUESTDB_CLOSE_TIMEOUT_S": "0.5", "KALSHI_STORE_DIR": str(tmp_path / "store"),
+            "KALSHI_QUESTDB_AUTO_INIT": "false"}  # the loopback endpoint has no PG wire
 
 
 def _replay(tmp_path, env, sink: str, name: str) -> dict:

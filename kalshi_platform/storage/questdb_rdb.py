@@ -204,6 +204,10 @@ class QuestDBWriter:
         retry_base_s / retry_cap_s: exponential backoff (full jitter) while QuestDB is away.
         close_timeout_s: how long :meth:`close` waits for QuestDB before spooling the rest.
         sender_factory: ``conf -> Sender`` (tests inject fakes); default ``Sender.from_conf``.
+        ensure_schema: called once before the first row is sent (retried like a send until it
+            succeeds): :meth:`from_settings` passes ``QuestDBClient.init_schema`` so the tables
+            exist with their designated timestamp, partitioning and dedup keys before ILP can
+            auto-create them with guessed types (field-notes "Sinks and storage").
 
     Raises:
         WriterError: invalid conf string or unusable spool directory.
@@ -215,7 +219,8 @@ class QuestDBWriter:
                  queue_rows: int = 1_000_000, spool_fsync: str = "batch",
                  retry_base_s: float = 0.2, retry_cap_s: float = 15.0,
                  close_timeout_s: float = 10.0,
-                 sender_factory: Callable[[str], Any] | None = None) -> None:
+                 sender_factory: Callable[[str], Any] | None = None,
+                 ensure_schema: Callable[[], Any] | None = None) -> None:
         if batch_rows < 1 or queue_rows < batch_rows:
             raise WriterError("need batch_rows >= 1 and queue_rows >= batch_rows")
         self.conf = ilp_conf(conf)
@@ -226,6 +231,7 @@ class QuestDBWriter:
         self.retry_cap_s = retry_cap_s
         self.close_timeout_s = close_timeout_s
         self._sender_factory = sender_factory or Sender.from_conf
+        self._ensure_schema = ensure_schema
         try:
             self.spool = Spool(spool_dir, fsync=spool_fsync)  # type: ignore[arg-type]
         except (SpoolError, ValueError) as e:
@@ -414,6 +420,9 @@ class QuestDBWriter:
             self._wake.clear()
 
     def _connect(self):
+        if self._ensure_schema is not None:
+            self._ensure_schema()  # raises while QuestDB is away: retried with the batch
+            self._ensure_schema = None
         if self._sender is None:
             s = self._sender_factory(self.conf)
             if hasattr(s, "establish"):
@@ -533,8 +542,17 @@ class QuestDBWriter:
     @classmethod
     def from_settings(cls, settings: Any, **kw: Any) -> "QuestDBWriter":
         """A writer configured from :class:`kalshi_platform.config.Settings` (ILP conf,
-        batching, queue bound, spool directory and fsync policy); ``kw`` overrides."""
-        args = dict(spool_dir=settings.questdb_spool_dir,
+        batching, queue bound, spool directory and fsync policy; with
+        ``questdb_auto_init`` the tables are created over PG wire before the first row);
+        ``kw`` overrides."""
+        ensure = None
+        if settings.questdb_auto_init:
+            def ensure() -> None:
+                from kalshi_platform.storage.questdb_hdb import QuestDBClient
+
+                with QuestDBClient(settings) as c:
+                    c.init_schema()
+        args = dict(spool_dir=settings.questdb_spool_dir, ensure_schema=ensure,
                     batch_rows=settings.questdb_batch_rows,
                     flush_interval_s=settings.questdb_flush_interval_ms / 1000,
                     queue_rows=max(settings.questdb_queue_rows, settings.questdb_batch_rows),

@@ -318,3 +318,23 @@ def test_ilp_bench_delivers_every_row_on_both_paths(tmp_path):
     r = run_ilp_bench(COCKPIT, repeat=1, batch_rows=200)
     assert r["rows"] == 1404 and r["frames"] == 269
     assert r["raw_rows_per_s"] > 0 and r["writer_rows_per_s"] > 0
+
+
+def test_schema_is_ensured_before_the_first_row_and_retried(tmp_path):
+    """The writer creates the tables (PG wire) before any ILP row; while that fails (QuestDB
+    away) rows wait, and nothing is sent until it succeeds."""
+    s = FakeSender()
+    calls = []
+
+    def ensure():
+        calls.append(len(s.requests))
+        if len(calls) < 3:
+            raise RuntimeError("cannot connect to QuestDB PG wire")
+
+    w = _writer(tmp_path, s, ensure_schema=ensure, retry_base_s=0.001, retry_cap_s=0.01)
+    for ev in _feed_events(12):
+        w.publish(ev)
+    assert w.flush(timeout_s=10.0)
+    w.close()
+    assert calls == [0, 0, 0]  # tried until it worked, always before the first request
+    assert sum(len(r) for r in s.requests) == 12 and w.stats.flush_errors == 2

@@ -36,3 +36,30 @@ def test_rows_convert_fixed_point_exactly():
     two = TABLES["orderbook_snapshots"].rows(
         SnapshotEvent("T", 1000, 1, 1, [(10_000, 100)], [(20_000, 250)], None))
     assert [r[4:7] for r in two] == [("yes", 0.01, 1.0), ("no", 0.02, 2.5)]
+
+
+def test_trades_ddl_golden():
+    """The exact QuestDB DDL for ``trades`` (QuestDB docs "CREATE TABLE", "Deduplication")."""
+    from kalshi_platform.storage.schema import TABLES
+
+    assert TABLES["trades"].questdb_ddl() == (
+        "CREATE TABLE IF NOT EXISTS trades (\n"
+        "  ticker SYMBOL CAPACITY 65536 CACHE,\n"
+        "  ts TIMESTAMP,\n"
+        "  trade_id UUID,\n"
+        "  yes_price DOUBLE,\n"
+        "  no_price DOUBLE,\n"
+        "  count DOUBLE,\n"
+        "  taker_side SYMBOL CAPACITY 256 CACHE,\n"
+        "  recv_ts TIMESTAMP\n"
+        ") TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, ticker, trade_id);")
+
+
+def test_dedup_keys_are_fixed_size_columns_on_questdb_8_0():
+    """VARCHAR/STRING dedup keys need QuestDB 8.1.1+ (questdb PR #4915): keep keys fixed-size
+    so `db init` works on every 8.x."""
+    from kalshi_platform.storage.schema import TABLES
+
+    for t in TABLES.values():
+        kinds = {c.name: c.kind for c in t.columns}
+        assert all(kinds[k] not in ("varchar",) for k in t.dedup_keys), t.name
