@@ -25,8 +25,8 @@ Playback: the recording is replayed through the sim's own
 REST), and each data frame is re-sent to every matching subscription with that connection's
 own ``sid``/``seq``. Snapshots in the recording are re-rendered from the sim's book after it
 applied them. Playback starts with the first ``orderbook_delta`` subscription (or the first
-subscription if the recording has no book frames; or at once with ``start="now"``), pauses
-while nobody is subscribed, and runs as fast as possible (``speed=0``) or at ``speed`` × the
+subscription if the recording has no book frames) and pauses while nobody is subscribed —
+or, with ``start="now"``, plays at once regardless of clients, like a live exchange — and runs as fast as possible (``speed=0``) or at ``speed`` × the
 recording's pace. NO-side prices are converted when a subscription's ``use_yes_price`` differs
 from the recording's (§7.8).
 
@@ -170,7 +170,8 @@ class SimServer:
         use_yes_price: the recording's ``use_yes_price`` convention (default: its
             ``.meta.json`` sidecar, else ``False``).
         ping_interval: seconds between ``heartbeat`` pings (Kalshi: 10).
-        start: ``"subscribe"`` (default) or ``"now"``.
+        start: ``"subscribe"`` (default: play from the first subscription, pause while nobody
+            is subscribed) or ``"now"`` (play at once, whoever listens).
         exit_when_done: close connections with 1000 after playback and set :attr:`finished`.
         done_grace_s: how long a connection may keep an injected gap unresynced after
             playback before it is closed anyway.
@@ -385,7 +386,7 @@ class SimServer:
             n = 0
             for recv_ns, frame in self._frames():
                 self.stats.frames_read += 1
-                if not self._subscribed.is_set():
+                if self.start_mode == "subscribe" and not self._subscribed.is_set():
                     await self._subscribed.wait()
                     t0 = None  # re-anchor pacing after a pause
                 if self.speed > 0 and recv_ns is not None:
