@@ -516,7 +516,12 @@ class KalshiWSClient:
             self._subscribe_markets(s, sorted(sub.tickers), channels=[sub.channel])
 
     def _on_gap(self, sid: int, tickers: list[str]) -> None:
-        """The plant's resync callback: a seq gap on ``sid`` left ``tickers`` stale."""
+        """The plant's resync callback: a seq gap on ``sid`` left ``tickers`` stale.
+
+        The plant has already emitted its ``resync`` feed event; the taps get the matching
+        marker first (whether or not a command is sent) so a replay emits the same row."""
+        for tap in self.taps:
+            tap.event("resync", self._cur_ns, sid, ",".join(tickers))
         s = self._sess
         if s is None or not self.connected:
             return
@@ -530,8 +535,6 @@ class KalshiWSClient:
         if pending is not None and want <= pending.tickers:
             return  # the snapshots already asked for supersede everything before them
         self.stats.resyncs += 1
-        for tap in self.taps:
-            tap.event("resync", self._cur_ns, sid, ",".join(tickers))
         cid = s.send("update_subscription", {"sids": [sid], "market_tickers": sorted(want),
                                              "action": "get_snapshot"})
         s.resyncs[sid] = _Resync(cid, want, time.monotonic() + self.resync_timeout)
