@@ -64,8 +64,9 @@ def market_states(plant: TickerPlant) -> dict[str, int]:
 def status_line(plant: TickerPlant, client: KalshiWSClient, sinks: Iterable[Any] = (),
                 recorder: Recorder | None = None, *, elapsed_s: float = 0.0,
                 rate: float | None = None) -> str:
-    """One line: elapsed, frames and frames/s, markets live/stale/syncing, gaps, resyncs,
-    reconnects, rows written and spool depth (when a sink reports them), recorder state."""
+    """One line: elapsed, connection up/down, frames and frames/s, markets live/stale/syncing,
+    gaps, resyncs, reconnects, quarantined (if any), rows written by the sinks out of the rows
+    the plant produced and spool depth (when a sink reports them), recorder state."""
     st = plant.stats
     ms = market_states(plant)
     parts = [f"{elapsed_s:7.1f}s",
@@ -77,7 +78,7 @@ def status_line(plant: TickerPlant, client: KalshiWSClient, sinks: Iterable[Any]
         parts.append(f"quarantined {st.quarantined}")
     rows, spool = _sink_counters(sinks)
     if rows is not None:
-        parts.append(f"rows {rows:,}")
+        parts.append(f"rows written {rows:,} of {sum(st.table_rows().values()):,}")
     if spool is not None:
         parts.append(f"spool {spool:,}")
     if recorder is not None:
@@ -95,12 +96,14 @@ class LiveRun:
         status_interval: seconds between status lines (0 = none).
         status: where status lines go (default: ``logging`` at INFO).
         handle_signals: stop on SIGINT/SIGTERM (only possible in the main thread).
+        banner: printed through ``status`` once the first connection is up (and a short
+            notice on every reconnect), so a run that fails to start prints only its error.
     """
 
     def __init__(self, client: KalshiWSClient, *, sinks: Iterable[Any] = (),
                  recorder: Recorder | None = None, status_interval: float = 5.0,
                  status: Callable[[str], None] | None = None,
-                 handle_signals: bool = True) -> None:
+                 handle_signals: bool = True, banner: str | None = None) -> None:
         self.client = client
         self.plant = client.plant
         self.sinks = list(sinks)
@@ -108,6 +111,7 @@ class LiveRun:
         self.status_interval = status_interval
         self.status = status or (lambda line: log.info("%s", line))
         self.handle_signals = handle_signals
+        self.banner = banner
         self.stop_event = asyncio.Event()
         self.stopped_by = ""
         self._t0 = 0.0
@@ -174,10 +178,18 @@ class LiveRun:
         next_status = time.monotonic() + self.status_interval if self.status_interval else None
         last_frames = self.plant.stats.frames
         last_t = time.monotonic()
+        seen_connects = 0
         while True:
-            await asyncio.sleep(min(1.0, self.status_interval or 1.0))
+            await asyncio.sleep(min(0.25, self.status_interval or 0.25))
             if self.recorder is not None:
                 self.recorder.maybe_flush()
+            cs = self.client.stats
+            if self.status_interval and cs.connects > seen_connects and self.client.connected:
+                if seen_connects == 0 and self.banner:
+                    self.status(self.banner)
+                elif seen_connects:
+                    self.status(f"reconnected (connection #{cs.connects})")
+                seen_connects = cs.connects
             now = time.monotonic()
             if next_status is not None and now >= next_status:
                 frames = self.plant.stats.frames
