@@ -249,12 +249,12 @@ _EVENT = typer.Option(None, "--event", help="Event ticker(s): all its markets (R
 _SERIES = typer.Option(None, "--series", help="Series ticker(s): all its markets (REST).")
 _STATUS = typer.Option("open", help="Market status for --event/--series: open, unopened, paused, "
                                     "closed, settled, or any.")
-_WS_URL = typer.Option(None, "--ws-url", help="WebSocket URL [default: KALSHI_WS_URL, else the KALSHI_ENV host].")
-_BASE_URL = typer.Option(None, "--base-url", help="REST base URL ending in /trade-api/v2 [default: KALSHI_REST_BASE_URL, else the KALSHI_ENV host].")
-_ENV = typer.Option(None, help="prod or demo [default: KALSHI_ENV].")
-_KEY_ID = typer.Option(None, "--key-id", help="API key id [default: KALSHI_API_KEY_ID].")
-_KEY = typer.Option(None, "--private-key", help="PEM private key [default: KALSHI_PRIVATE_KEY_PATH].")
-_DURATION = typer.Option(None, help="Stop after this many seconds [default: run until SIGINT/SIGTERM].")
+_WS_URL = typer.Option(None, "--ws-url", help="WebSocket URL (default: KALSHI_WS_URL, else the KALSHI_ENV host).")
+_BASE_URL = typer.Option(None, "--base-url", help="REST base URL ending in /trade-api/v2 (default: KALSHI_REST_BASE_URL, else the KALSHI_ENV host).")
+_ENV = typer.Option(None, help="prod or demo (default: KALSHI_ENV).")
+_KEY_ID = typer.Option(None, "--key-id", help="API key id (default: KALSHI_API_KEY_ID).")
+_KEY = typer.Option(None, "--private-key", help="PEM private key (default: KALSHI_PRIVATE_KEY_PATH).")
+_DURATION = typer.Option(None, help="Stop after this many seconds (default: run until SIGINT/SIGTERM).")
 _YES = typer.Option(False, "--use-yes-price/--no-use-yes-price", help="orderbook_delta use_yes_price flag (kalshi-api.md §7.8), always sent.")
 _STATUS_IV = typer.Option(5.0, "--status-interval", help="Seconds between status lines (0 = none).")
 _STALE = typer.Option(120.0, "--stale-after", help="Reconnect when no frame arrived for this many seconds (0 = never).")
@@ -270,7 +270,7 @@ def run(
     markets: Optional[List[str]] = _MARKETS, event: Optional[List[str]] = _EVENT,
     series: Optional[List[str]] = _SERIES, status: str = _STATUS,
     sink: str = typer.Option("parquet", help="Comma-separated sinks: parquet, none."),
-    store: Optional[Path] = typer.Option(None, help="Parquet store root [default: KALSHI_STORE_DIR or ./store]."),
+    store: Optional[Path] = typer.Option(None, help="Parquet store root (default: KALSHI_STORE_DIR or ./store)."),
     record: Optional[Path] = typer.Option(None, "--record", help="Also record raw frames to this directory."),
     gzip: bool = typer.Option(False, "--gzip", help="Recording: gzip the files."),
     rotate_mb: float = typer.Option(256.0, "--rotate-mb", help="Recording: new file after this many MiB (and every UTC hour)."),
@@ -326,7 +326,7 @@ def sim(
     public_key: Optional[Path] = typer.Option(None, "--public-key", help="Verify signed handshakes against this PEM (public key, or a private key's public half)."),
     rest_fixtures: Optional[Path] = typer.Option(None, "--rest-fixtures", help="Directory of REST JSON fixtures (trades, markets, cutoff) to serve."),
     cutoff: Optional[str] = typer.Option(None, help="Historical cutoff, RFC3339 (splits /markets/trades and /historical/trades)."),
-    use_yes_price: Optional[bool] = typer.Option(None, "--use-yes-price/--no-use-yes-price", help="The recording's use_yes_price convention [default: its .meta.json, else no]."),
+    use_yes_price: Optional[bool] = typer.Option(None, "--use-yes-price/--no-use-yes-price", help="The recording's use_yes_price convention (default: its .meta.json, else no)."),
     start: str = typer.Option("subscribe", help="Start playback at the first order-book subscription ('subscribe') or at once ('now')."),
     exit_when_done: bool = typer.Option(False, "--exit-when-done", help="After playback, close connections (code 1000) and exit."),
     drop_frames: str = typer.Option("", "--drop-frames", help="Fault: drop these playback frames of every connection (1-based, comma-separated)."),
