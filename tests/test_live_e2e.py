@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from typer.testing import CliRunner
 
 import kalshi_platform.tools.live  # noqa: F401  (registers run, record, sim)
-from conftest import COCKPIT, REPO_ROOT, SHARED_WS, SSMD_TRADE
+from conftest import COCKPIT, SHARED_WS, SSMD_TRADE
 from kalshi_platform.ingestion.recorder import Recorder
 from kalshi_platform.ingestion.recording import feed, read_meta
 from kalshi_platform.ingestion.ws_client import Backoff, KalshiWSClient

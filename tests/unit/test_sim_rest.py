@@ -9,7 +9,6 @@ demo trades and market pages, cockpit prod markets).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -14,7 +14,6 @@ import asyncio
 import socket
 import time
 
-import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from websockets.asyncio.server import serve
