@@ -3,7 +3,12 @@
 A recording is JSON Lines, optionally gzip-compressed (detected from the magic bytes, not the
 name). Every envelope found in ``shared/data/real`` is accepted, per line:
 
-* ``{"recv_ts_ns": int, "raw": "<frame JSON text>"}`` — this project's recorder (exact bytes);
+* ``{"recv_ts_ns": int, "raw": "<frame JSON text>"}`` — this project's recorder (exact bytes),
+  plus its marker lines ``{"recv_ts_ns": int, "event": "connect"|"disconnect"|"resync",
+  "sid": int|null, "detail": str|null, "reset"?: bool}``: :func:`feed` turns a ``disconnect``
+  into ``target.reset(detail)`` (``reset: false``: a ``feed_event`` only) and any other marker
+  into ``target.feed_event(...)``, so a replay reproduces the live run's resets and
+  ``feed_events`` rows; :func:`iter_frames` skips them;
 * ``{"received_ms": int, "frame": {...}}`` — kalshi-cockpit captures;
 * ``{"channel": str, "message": {...} | "<text>"}`` — the seed project's recorder;
 * a bare frame ``{"type": ..., ...}`` (no receipt time) — Fortuna / ssmd captures;
@@ -103,11 +108,38 @@ def unwrap(obj: Any) -> tuple[int | None, Any]:
     return None, obj
 
 
+def is_marker(obj: Any) -> bool:
+    """``True`` for a recorder marker line (``{"recv_ts_ns", "event", ...}``, no frame)."""
+    return (type(obj) is dict and "event" in obj and "recv_ts_ns" in obj and "raw" not in obj
+            and "type" not in obj)
+
+
+def apply_marker(target: Any, obj: dict) -> None:
+    """Replay one recorder marker into ``target``: ``disconnect`` → ``target.reset(detail)``
+    (books and seq watermarks dropped, as the live run did) unless the marker says
+    ``"reset": false`` (a run's final disconnect); other kinds and that one →
+    ``target.feed_event(kind, sid=..., detail=..., ts_ns=recv_ts_ns)``. Targets without those
+    methods ignore markers."""
+    kind = obj.get("event")
+    if not isinstance(kind, str):
+        return
+    ns = obj.get("recv_ts_ns")
+    sid = obj.get("sid")
+    detail = obj.get("detail")
+    detail = detail if isinstance(detail, str) else None
+    if kind == "disconnect" and obj.get("reset", True) is not False and hasattr(target, "reset"):
+        target.reset(detail or "disconnect")
+    elif hasattr(target, "feed_event"):
+        target.feed_event(kind, sid=sid if type(sid) is int else None, detail=detail,
+                          ts_ns=ns if type(ns) is int else None)
+
+
 def iter_frames(path: str | Path) -> Iterator[tuple[int | None, Any]]:
     """Yield ``(recv_ns, payload)`` for every frame of a recording, in file order.
 
     ``recv_ns``: receipt time in ns (UTC) or ``None``; ``payload``: a frame ``dict``, frame
-    JSON text, or the raw bytes of a line that is not JSON (for quarantine). Streams.
+    JSON text, or the raw bytes of a line that is not JSON (for quarantine). Recorder marker
+    lines (:func:`is_marker`) are not frames and are skipped. Streams.
     Raises :class:`RecordingError` when the file cannot be opened or read.
     """
     p = Path(path)
@@ -129,6 +161,8 @@ def iter_frames(path: str | Path) -> Iterator[tuple[int | None, Any]]:
                     obj = loads(line)
                 except (orjson.JSONDecodeError, RecursionError):
                     yield None, line.rstrip(b"\r\n")
+                    continue
+                if is_marker(obj):
                     continue
                 yield unwrap(obj)
         except (OSError, EOFError, gzip.BadGzipFile) as e:
@@ -260,7 +294,7 @@ def detect_envelope(first_line: bytes) -> str:
         return "unknown"
     if "type" in obj:
         return "bare"
-    if "raw" in obj and "recv_ts_ns" in obj:
+    if "recv_ts_ns" in obj and ("raw" in obj or "event" in obj):
         return "recorder"
     if "frame" in obj and "received_ms" in obj:
         return "cockpit"
@@ -442,6 +476,9 @@ def _slow_path(target: FrameTarget):
         except (orjson.JSONDecodeError, RecursionError):
             target.process(line.rstrip(b"\r\n"), None)  # quarantined with the line kept
             return
+        if is_marker(obj):
+            apply_marker(target, obj)
+            return
         recv_ns, payload = unwrap(obj)
         if pacer is not None:
             pacer.wait(recv_ns)
@@ -461,4 +498,5 @@ def count_lines(path: str | Path) -> int:
 
 
 __all__ = ["RecordingError", "RecordingMeta", "iter_frames", "unwrap", "read_meta",
+           "is_marker", "apply_marker",
            "open_binary", "count_lines", "feed", "detect_envelope", "FrameTarget"]

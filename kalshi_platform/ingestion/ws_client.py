@@ -1,0 +1,670 @@
+"""The Kalshi WebSocket v2 ingester: connect, subscribe, hand every frame on, resync, reconnect.
+
+Wire protocol: kalshi-api.md §2.4 (signed handshake), §7 (commands, acks, channels, seq);
+operational lessons: field-notes "Feed handling" and "Books and sequencing".
+
+Data path, per frame (one asyncio task, no threads)::
+
+    socket ─► raw text + recv time (time.time_ns()) ─► taps (recorder: exact text, before decode)
+                                                    └► decode_json ─► plant.process_frame
+                                                                     └► control frames here
+
+* **Seq has one owner: the plant.** :class:`~kalshi_platform.ticker_plant.plant.TickerPlant`
+  tracks ``seq`` per ``sid``, detects gaps and calls its ``resync(sid, tickers)`` callback, which
+  this client installs. The client answers with ``update_subscription`` action
+  ``get_snapshot`` for those tickers (plus any ticker of that sid without a live book); if the
+  server answers with an ``error`` or no snapshot arrives within ``resync_timeout`` s it falls
+  back to ``unsubscribe`` + ``subscribe`` (a new sid, fresh snapshots; §7.10).
+* **Connection events** go into the normalized stream through the plant — ``connect``
+  (``feed_event``), ``disconnect`` (``plant.reset``: every book and seq watermark dropped, since
+  sids are reassigned per connection) — and to every tap (the recorder writes them as marker
+  lines so a replay reproduces them), as does ``resync``.
+* **Reconnect** with capped exponential backoff and jitter (:class:`Backoff`), forever once a
+  connection has succeeded. Before the first success, ``connect_attempts`` bounds the tries
+  so that a wrong host fails fast with :class:`FeedConnectError` instead of hanging; a 401/403
+  on the handshake is always fatal (:class:`FeedAuthError`: keys do not heal by retrying).
+  A subscription error before the first complete subscription (e.g. error 16 "Market not
+  found") is fatal (:class:`FeedSubscribeError`); later ones are logged and the named market
+  is dropped from the set.
+* **Stale-feed watchdog**: no frame for ``stale_after`` s → the connection is aborted and
+  re-established (liveness of a quiet but healthy socket is checked separately by the
+  client's own pings, ``ping_interval``; Kalshi's 10 s ``heartbeat`` pings are answered by
+  ``websockets`` automatically).
+* ``max_size`` defaults to 64 MiB (Kalshi's reported frame limit, §7.1).
+
+Subscriptions per connection: ``market_lifecycle_v2`` (no market filter, §7.4), then
+``ticker`` + ``trade`` for the markets, then ``orderbook_delta`` for the markets with
+``use_yes_price`` sent explicitly (§7.8). Markets can be added and removed at runtime with
+:meth:`KalshiWSClient.add_markets` / :meth:`~KalshiWSClient.remove_markets`
+(``update_subscription`` ``add_markets``/``delete_markets``, no reconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Protocol
+from urllib.parse import urlparse
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from kalshi_platform.ingestion.messages import (
+    DecodeError,
+    ErrorFrame,
+    Ok,
+    OrderbookDelta,
+    OrderbookSnapshot,
+    Subscribed,
+    Unsubscribed,
+    decode_json,
+)
+from kalshi_platform.ticker_plant.order_book import LIVE
+from kalshi_platform.ticker_plant.plant import TickerPlant
+
+log = logging.getLogger(__name__)
+
+#: Kalshi WebSocket URLs by environment (kalshi-api.md §1)
+WS_URLS = {
+    "prod": "wss://external-api-ws.kalshi.com/trade-api/ws/v2",
+    "demo": "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2",
+}
+#: channels subscribed by default (issue #4 item 3)
+DEFAULT_CHANNELS = ("orderbook_delta", "ticker", "trade", "market_lifecycle_v2")
+#: channels that take no market filter (kalshi-api.md §7.4)
+UNFILTERED = frozenset({"market_lifecycle_v2", "multivariate_market_lifecycle"})
+MAX_SIZE = 64 << 20
+
+
+class FeedError(RuntimeError):
+    """The feed cannot run; the message is one line meant for the user."""
+
+
+class FeedAuthError(FeedError):
+    """The server rejected the handshake's credentials (HTTP 401/403)."""
+
+
+class FeedConnectError(FeedError):
+    """No connection could be made before the first success (``connect_attempts`` tries)."""
+
+
+class FeedSubscribeError(FeedError):
+    """The server rejected the initial subscription (e.g. error 16, unknown market)."""
+
+
+class FrameTap(Protocol):
+    """Receives every raw frame before it is decoded, and connection events.
+
+    ``frame(raw, recv_ns)``: the exact text (or bytes) of one WebSocket message and its
+    receipt time (ns since epoch, UTC). ``event(kind, recv_ns, sid, detail, reset)``:
+    ``connect``, ``disconnect`` (``reset``: whether the plant dropped its books) or ``resync``.
+    Implemented by :class:`~kalshi_platform.ingestion.recorder.Recorder`.
+    """
+
+    def frame(self, raw: str | bytes, recv_ns: int) -> None: ...
+
+    def event(self, kind: str, recv_ns: int, sid: int | None = None,
+              detail: str | None = None, reset: bool | None = None) -> None: ...
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with jitter: attempt ``n`` (0-based) waits
+    ``min(cap_s, base_s * factor**n) * uniform(1 - jitter, 1)`` seconds."""
+
+    base_s: float = 0.5
+    cap_s: float = 30.0
+    factor: float = 2.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based)."""
+        d = min(self.cap_s, self.base_s * self.factor ** min(attempt, 64))
+        return d * random.uniform(1.0 - self.jitter, 1.0)
+
+
+@dataclass
+class ClientStats:
+    """Counters of a client's life (ints; ``last_frame_ns`` = receipt time of the newest frame,
+    ns UTC, 0 before the first)."""
+
+    frames: int = 0
+    bytes: int = 0
+    connects: int = 0
+    reconnects: int = 0  # connects after the first
+    disconnects: int = 0
+    connect_failures: int = 0
+    resyncs: int = 0  # get_snapshot requests sent
+    resync_fallbacks: int = 0  # unsubscribe + subscribe after a failed get_snapshot
+    stale_timeouts: int = 0
+    commands: int = 0
+    errors: int = 0  # Kalshi `error` replies
+    last_frame_ns: int = 0
+
+
+@dataclass
+class _Sub:
+    sid: int
+    channel: str
+    tickers: set[str] | None  # None = all markets (lifecycle)
+
+
+@dataclass
+class _Resync:
+    cmd_id: int
+    tickers: set[str]
+    deadline: float  # monotonic
+
+
+@dataclass
+class _Session:
+    ws: ClientConnection
+    out: asyncio.Queue = field(default_factory=asyncio.Queue)
+    next_id: int = 1
+    pending: dict[int, dict[str, Any]] = field(default_factory=dict)  # id → command
+    awaiting: dict[int, set[str]] = field(default_factory=dict)  # subscribe id → channels unacked
+    subs: dict[int, _Sub] = field(default_factory=dict)
+    resyncs: dict[int, _Resync] = field(default_factory=dict)
+    initial: set[int] = field(default_factory=set)  # ids of this session's first subscribes
+
+    def send(self, cmd: str, params: dict[str, Any] | None = None) -> int:
+        cid = self.next_id
+        self.next_id += 1
+        obj: dict[str, Any] = {"id": cid, "cmd": cmd}
+        if params is not None:
+            obj["params"] = params
+        self.pending[cid] = obj
+        if cmd == "subscribe" and params is not None:
+            self.awaiting[cid] = set(params.get("channels") or ())
+        self.out.put_nowait(orjson.dumps(obj).decode())
+        return cid
+
+
+class _Stale(Exception):
+    pass
+
+
+class KalshiWSClient:
+    """One Kalshi WebSocket connection (re-established forever) feeding a ticker plant.
+
+    Args:
+        url: ``wss://…/trade-api/ws/v2`` (:data:`WS_URLS`) or the sim's ``ws://`` URL.
+        plant: the :class:`TickerPlant` that receives every frame; its ``resync`` callback is
+            set to this client.
+        tickers: market tickers to subscribe (may be empty and grown with :meth:`add_markets`).
+        channels: subset of :data:`DEFAULT_CHANNELS` (or other Kalshi channel names).
+        headers: called before every connection attempt for the handshake headers (e.g.
+            ``lambda: signer.headers("GET", "/trade-api/ws/v2")``, kalshi-api.md §2.4) so each
+            attempt is freshly signed; ``None`` = unsigned.
+        use_yes_price: the ``orderbook_delta`` ``use_yes_price`` flag (§7.8), always sent.
+        taps: :class:`FrameTap` s that see every raw frame before decoding (the recorder).
+        max_size: largest accepted message, bytes.
+        open_timeout: seconds allowed for TCP + TLS + HTTP upgrade.
+        stale_after: seconds without any frame before reconnecting (0 = no watchdog).
+        resync_timeout: seconds to wait for a ``get_snapshot`` answer before resubscribing.
+        backoff: :class:`Backoff` between connection attempts.
+        connect_attempts: attempts before the first successful connection (≥ 1).
+        exit_on_close: return from :meth:`run` when the server closes the connection cleanly
+            (code 1000) instead of reconnecting (for runs against ``sim --exit-when-done``).
+        ping_interval: seconds between the client's own pings (``None`` = off); a missing
+            pong within the same time closes the connection.
+
+    Attributes: ``stats`` (:class:`ClientStats`), ``tickers`` (current market set),
+    ``connected`` (bool).
+    """
+
+    def __init__(self, url: str, plant: TickerPlant, tickers: Iterable[str] = (), *,
+                 channels: Iterable[str] = DEFAULT_CHANNELS,
+                 headers: Callable[[], Mapping[str, str]] | None = None,
+                 use_yes_price: bool = False, taps: Iterable[FrameTap] = (),
+                 max_size: int = MAX_SIZE, open_timeout: float = 10.0,
+                 stale_after: float = 120.0, resync_timeout: float = 10.0,
+                 backoff: Backoff | None = None, connect_attempts: int = 3,
+                 exit_on_close: bool = False, ping_interval: float | None = 20.0) -> None:
+        if connect_attempts < 1:
+            raise ValueError("connect_attempts must be >= 1")
+        self.url = url
+        self.path = urlparse(url).path or "/"
+        self.plant = plant
+        plant.resync = self._on_gap
+        self.tickers: list[str] = list(dict.fromkeys(tickers))
+        self.channels = tuple(dict.fromkeys(channels))
+        self.headers = headers
+        self.use_yes_price = use_yes_price
+        self.taps = list(taps)
+        self.max_size = max_size
+        self.open_timeout = open_timeout
+        self.stale_after = stale_after
+        self.resync_timeout = resync_timeout
+        self.backoff = backoff or Backoff()
+        self.connect_attempts = connect_attempts
+        self.exit_on_close = exit_on_close
+        self.ping_interval = ping_interval
+        self.stats = ClientStats()
+        self.connected = False
+        self._sess: _Session | None = None
+        self._ever_connected = False
+        self._ever_subscribed = False
+        self._cur_ns = 0
+        self._last_frame = 0.0
+        self._fatal: FeedError | None = None
+        self._stop = asyncio.Event()
+
+    # -- public control --------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to close the connection and return (safe from signal handlers
+        running on the loop)."""
+        self._stop.set()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Connect and keep the feed going until :meth:`request_stop`, ``stop`` is set, or (with
+        ``exit_on_close``) the server closes cleanly.
+
+        Raises :class:`FeedAuthError`, :class:`FeedConnectError`, :class:`FeedSubscribeError`
+        (see the module doc). Always records a final ``disconnect`` when a connection was up.
+        """
+        main = asyncio.create_task(self._main(), name="kalshi-ws")
+        waiters = {main, asyncio.create_task(self._stop.wait())}
+        if stop is not None:
+            waiters.add(asyncio.create_task(stop.wait()))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                if w is not main:
+                    w.cancel()
+            if not main.done():
+                main.cancel()
+                try:
+                    await main
+                except asyncio.CancelledError:
+                    pass
+        if not main.cancelled() and main.exception() is not None:
+            raise main.exception()  # type: ignore[misc]
+
+    async def add_markets(self, tickers: Iterable[str]) -> list[str]:
+        """Add markets to every market-filtered subscription without reconnecting
+        (``update_subscription`` ``add_markets``, kalshi-api.md §7.2). Returns the tickers that
+        were new. Takes effect on the next connection if none is up."""
+        new = [t for t in dict.fromkeys(tickers) if t not in self.tickers]
+        if not new:
+            return []
+        had = bool(self.tickers)
+        self.tickers.extend(new)
+        s = self._sess
+        if s is not None and self.connected:
+            if not had:  # nothing market-filtered was subscribed yet
+                self._subscribe_markets(s, new)
+            else:
+                for sub in list(s.subs.values()):
+                    if sub.tickers is not None:
+                        s.send("update_subscription", {"sids": [sub.sid], "market_tickers": new,
+                                                       "action": "add_markets"})
+        return new
+
+    async def remove_markets(self, tickers: Iterable[str]) -> list[str]:
+        """Remove markets from every market-filtered subscription (``delete_markets``) and drop
+        their books from the plant. Returns the tickers that were subscribed."""
+        gone = [t for t in dict.fromkeys(tickers) if t in self.tickers]
+        if not gone:
+            return []
+        self.tickers = [t for t in self.tickers if t not in gone]
+        s = self._sess
+        if s is not None and self.connected:
+            for sub in list(s.subs.values()):
+                if sub.tickers is not None:
+                    s.send("update_subscription", {"sids": [sub.sid], "market_tickers": gone,
+                                                   "action": "delete_markets"})
+        for t in gone:
+            self.plant.books.pop(t, None)
+        return gone
+
+    # -- connection loop -------------------------------------------------------------------
+
+    async def _main(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                ws = await self._connect()
+            except FeedError:
+                raise
+            except Exception as e:  # noqa: BLE001 - every connect failure is retried the same way
+                self.stats.connect_failures += 1
+                why = _describe(e)
+                if not self._ever_connected and attempt + 1 >= self.connect_attempts:
+                    raise FeedConnectError(
+                        f"cannot connect to {self.url}: {why} "
+                        f"(after {attempt + 1} attempt{'s' if attempt else ''})") from None
+                delay = self.backoff.delay(attempt)
+                log.warning("connect to %s failed: %s; retrying in %.2fs", self.url, why, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            got_data = False
+            try:
+                got_data, clean = await self._session(ws)
+            finally:
+                self._sess = None
+                self.connected = False
+            if self._fatal is not None:
+                raise self._fatal
+            if clean and self.exit_on_close:
+                return
+            attempt = 0 if got_data else attempt + 1
+            delay = self.backoff.delay(attempt)
+            log.warning("disconnected from %s; reconnecting in %.2fs", self.url, delay)
+            await asyncio.sleep(delay)
+
+    async def _connect(self) -> ClientConnection:
+        hdrs = dict(self.headers()) if self.headers is not None else None
+        try:
+            return await connect(self.url, additional_headers=hdrs, max_size=self.max_size,
+                                 open_timeout=self.open_timeout, ping_interval=self.ping_interval,
+                                 ping_timeout=self.ping_interval, close_timeout=2.0)
+        except InvalidStatus as e:
+            code = e.response.status_code
+            body = bytes(e.response.body or b"")[:200].decode("utf-8", "replace")
+            if code in (401, 403):
+                raise FeedAuthError(
+                    f"{self.url} rejected the credentials (HTTP {code}"
+                    f"{': ' + _error_text(body) if body else ''}); check KALSHI_API_KEY_ID "
+                    "and KALSHI_PRIVATE_KEY_PATH") from None
+            if code == 404 and not self._ever_connected:
+                raise FeedConnectError(f"{self.url}: HTTP 404, not a Kalshi WebSocket URL") from None
+            raise
+        except InvalidURI as e:
+            raise FeedConnectError(f"invalid WebSocket URL {self.url!r}: {e}") from None
+
+    async def _session(self, ws: ClientConnection) -> tuple[bool, bool]:
+        """Run one connection; returns ``(received_data, closed_cleanly_by_server)``."""
+        s = _Session(ws)
+        self._sess = s
+        self.connected = True
+        first = not self._ever_connected
+        self._ever_connected = True
+        self.stats.connects += 1
+        if not first:
+            self.stats.reconnects += 1
+        ns = time.time_ns()
+        self.plant.feed_event("connect", detail=self.url, ts_ns=ns)
+        for tap in self.taps:
+            tap.event("connect", ns, None, self.url)
+        log.info("connected to %s", self.url)
+        self._last_frame = time.monotonic()
+        frames_before = self.stats.frames
+        self._subscribe_all(s)
+        writer = asyncio.create_task(self._writer(s), name="kalshi-ws-writer")
+        watchdog = asyncio.create_task(self._watchdog(s), name="kalshi-ws-watchdog")
+        clean = False
+        reason = "connection lost"
+        try:
+            async for raw in ws:
+                self._on_raw(s, raw)
+                if self._fatal is not None:
+                    reason = str(self._fatal)
+                    break
+            rcvd = ws.protocol.close_rcvd
+            clean = rcvd is not None and rcvd.code == 1000
+            reason = f"server closed ({rcvd.code} {rcvd.reason})".strip() if rcvd else reason
+        except ConnectionClosed as e:
+            reason = f"connection lost ({_describe(e)})"
+        except asyncio.CancelledError:
+            reason = "stopped"
+            raise
+        finally:
+            if watchdog.done() and not watchdog.cancelled() and isinstance(
+                    watchdog.exception(), _Stale):
+                reason = str(watchdog.exception())
+            watchdog.cancel()
+            writer.cancel()
+            if reason == "stopped" or self._fatal is not None:
+                try:
+                    await asyncio.wait_for(ws.close(), 2.0)
+                except (Exception, asyncio.CancelledError):  # noqa: BLE001
+                    pass
+            elif ws.transport is not None:
+                ws.transport.abort()
+            final = (reason == "stopped" or self._fatal is not None
+                     or (clean and self.exit_on_close))
+            self._disconnected(reason, final)
+        return self.stats.frames > frames_before, clean
+
+    def _disconnected(self, reason: str, final: bool) -> None:
+        """Record a disconnect. Books and seq watermarks are dropped (``plant.reset``: sids are
+        reassigned on the next connection) unless this is the end of the run (``final``), when
+        the books are kept as the run's final state and only the feed event is emitted. The
+        tap's marker says which (``reset``), so a replay does the same."""
+        self.stats.disconnects += 1
+        ns = time.time_ns()
+        for tap in self.taps:
+            tap.event("disconnect", ns, None, reason, reset=not final)
+        if final:
+            self.plant.feed_event("disconnect", detail=reason, ts_ns=ns)
+        else:
+            self.plant.reset(reason)
+        log.info("disconnected from %s: %s", self.url, reason)
+
+    async def _writer(self, s: _Session) -> None:
+        try:
+            while True:
+                text = await s.out.get()
+                await s.ws.send(text)
+                self.stats.commands += 1
+        except ConnectionClosed:
+            pass
+
+    async def _watchdog(self, s: _Session) -> None:
+        period = 0.5
+        if self.stale_after:
+            period = max(0.01, min(period, self.stale_after / 4))
+        if self.resync_timeout:
+            period = max(0.01, min(period, self.resync_timeout / 4))
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            if self.stale_after and now - self._last_frame > self.stale_after:
+                self.stats.stale_timeouts += 1
+                msg = f"stale feed: no frame for {self.stale_after:g}s"
+                log.warning("%s; reconnecting", msg)
+                self.plant.feed_event("error", detail=msg)
+                if s.ws.transport is not None:
+                    s.ws.transport.abort()
+                raise _Stale(msg)
+            for sid, r in list(s.resyncs.items()):
+                if now > r.deadline:
+                    log.warning("no snapshot for sid %s within %ss; resubscribing", sid,
+                                self.resync_timeout)
+                    self._resubscribe(s, sid)
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    def _subscribe_all(self, s: _Session) -> None:
+        unfiltered = [c for c in self.channels if c in UNFILTERED]
+        if unfiltered:
+            s.initial.add(s.send("subscribe", {"channels": unfiltered}))
+        if self.tickers:
+            self._subscribe_markets(s, self.tickers, initial=True)
+
+    def _subscribe_markets(self, s: _Session, tickers: list[str], initial: bool = False,
+                           channels: Iterable[str] | None = None) -> None:
+        chans = [c for c in (channels or self.channels) if c not in UNFILTERED]
+        other = [c for c in chans if c != "orderbook_delta"]
+        ids = []
+        if other:
+            ids.append(s.send("subscribe", {"channels": other, "market_tickers": list(tickers)}))
+        if "orderbook_delta" in chans:
+            ids.append(s.send("subscribe", {"channels": ["orderbook_delta"],
+                                            "market_tickers": list(tickers),
+                                            "use_yes_price": self.use_yes_price}))
+        if initial:
+            s.initial.update(ids)
+
+    def _resubscribe(self, s: _Session, sid: int) -> None:
+        """Fallback resync: unsubscribe ``sid`` and subscribe its channel again."""
+        s.resyncs.pop(sid, None)
+        sub = s.subs.pop(sid, None)
+        if sub is None:
+            return
+        self.stats.resync_fallbacks += 1
+        s.send("unsubscribe", {"sids": [sid]})
+        if sub.tickers:
+            self._subscribe_markets(s, sorted(sub.tickers), channels=[sub.channel])
+
+    def _on_gap(self, sid: int, tickers: list[str]) -> None:
+        """The plant's resync callback: a seq gap on ``sid`` left ``tickers`` stale.
+
+        The plant has already emitted its ``resync`` feed event; the taps get the matching
+        marker first (whether or not a command is sent) so a replay emits the same row."""
+        for tap in self.taps:
+            tap.event("resync", self._cur_ns, sid, ",".join(tickers))
+        s = self._sess
+        if s is None or not self.connected:
+            return
+        sub = s.subs.get(sid)
+        if sub is None or sub.channel != "orderbook_delta":
+            return
+        books = self.plant.books
+        want = set(tickers)
+        want.update(t for t in (sub.tickers or ()) if t not in books or books[t].state != LIVE)
+        pending = s.resyncs.get(sid)
+        if pending is not None and want <= pending.tickers:
+            return  # the snapshots already asked for supersede everything before them
+        self.stats.resyncs += 1
+        cid = s.send("update_subscription", {"sids": [sid], "market_tickers": sorted(want),
+                                             "action": "get_snapshot"})
+        s.resyncs[sid] = _Resync(cid, want, time.monotonic() + self.resync_timeout)
+        log.info("gap on sid %s: get_snapshot for %d market(s)", sid, len(want))
+
+    # -- frames ----------------------------------------------------------------------------
+
+    def _on_raw(self, s: _Session, raw: str | bytes) -> None:
+        ns = time.time_ns()
+        self._cur_ns = ns
+        self._last_frame = time.monotonic()
+        st = self.stats
+        st.frames += 1
+        st.bytes += len(raw)
+        st.last_frame_ns = ns
+        for tap in self.taps:
+            tap.frame(raw, ns)
+        try:
+            f = decode_json(raw)
+        except DecodeError:
+            self.plant.process(raw, ns)  # quarantined there, with the exact text
+            return
+        self.plant.process_frame(f, ns, raw)
+        tf = type(f)
+        if tf is OrderbookDelta:
+            return
+        if tf is OrderbookSnapshot:
+            r = s.resyncs.get(f.sid)  # type: ignore[arg-type]
+            if r is not None:
+                r.tickers.discard(f.msg.market_ticker)
+                if not r.tickers:
+                    del s.resyncs[f.sid]  # type: ignore[arg-type]
+        elif tf is Subscribed:
+            self._on_subscribed(s, f)
+        elif tf is Ok:
+            cmd = s.pending.pop(f.id, None) if f.id is not None else None
+            if cmd is not None and f.sid in s.subs and isinstance(f.msg, dict):
+                mt = f.msg.get("market_tickers")
+                if isinstance(mt, list) and s.subs[f.sid].tickers is not None:
+                    s.subs[f.sid].tickers = set(mt)
+        elif tf is Unsubscribed:
+            if f.id is not None:
+                s.pending.pop(f.id, None)
+            if f.sid is not None:
+                s.subs.pop(f.sid, None)
+                s.resyncs.pop(f.sid, None)
+        elif tf is ErrorFrame:
+            self._on_error(s, f)
+
+    def _on_subscribed(self, s: _Session, f: Subscribed) -> None:
+        channel, sid = f.channel_sid
+        cmd = s.pending.get(f.id) if f.id is not None else None
+        if sid is None or channel is None:
+            return
+        params = (cmd or {}).get("params") or {}
+        tickers = params.get("market_tickers")
+        s.subs[sid] = _Sub(sid, channel, None if channel in UNFILTERED or not tickers
+                           else set(tickers))
+        if channel == "orderbook_delta":
+            self.plant.set_use_yes_price(sid, bool(params.get("use_yes_price",
+                                                              self.use_yes_price)))
+        left = s.awaiting.get(f.id) if f.id is not None else None  # type: ignore[arg-type]
+        if left is not None:
+            left.discard(channel)
+            if not left:  # one `subscribed` per channel of the command: all acked
+                del s.awaiting[f.id]  # type: ignore[arg-type]
+                s.pending.pop(f.id, None)  # type: ignore[arg-type]
+                s.initial.discard(f.id)  # type: ignore[arg-type]
+                if not s.initial:
+                    self._ever_subscribed = True
+
+    def _on_error(self, s: _Session, f: ErrorFrame) -> None:
+        self.stats.errors += 1
+        m = f.msg or {}
+        text = f"kalshi error {m.get('code')}: {m.get('msg', '')}"
+        if m.get("market_ticker"):
+            text += f" ({m['market_ticker']})"
+        cmd = s.pending.pop(f.id, None) if f.id is not None else None
+        if cmd is None:
+            log.warning("%s", text)
+            return
+        s.awaiting.pop(f.id, None)  # type: ignore[arg-type]
+        name = cmd.get("cmd")
+        params = cmd.get("params") or {}
+        if name == "subscribe":
+            if not self._ever_subscribed:
+                self._fatal = FeedSubscribeError(f"subscription rejected: {text}")
+                return
+            bad = m.get("market_ticker")
+            log.warning("subscribe failed: %s", text)
+            if isinstance(bad, str) and bad in self.tickers:
+                self.tickers.remove(bad)
+                rest = [t for t in (params.get("market_tickers") or []) if t != bad]
+                if rest:
+                    self._subscribe_markets(s, rest, channels=params.get("channels"))
+            return
+        if name == "update_subscription" and params.get("action") == "get_snapshot":
+            sid = (params.get("sids") or [None])[0]
+            log.warning("get_snapshot failed (%s); resubscribing sid %s", text, sid)
+            if sid is not None:
+                self._resubscribe(s, sid)
+            return
+        log.warning("%s (command %s)", text, name)
+
+
+def _describe(e: BaseException) -> str:
+    """One line for a connection failure."""
+    if isinstance(e, TimeoutError):
+        return "timed out"
+    if isinstance(e, ConnectionClosed):
+        rcvd = e.rcvd
+        return f"code {rcvd.code} {rcvd.reason}".strip() if rcvd else "no close frame"
+    if isinstance(e, InvalidStatus):
+        return f"HTTP {e.response.status_code}"
+    if isinstance(e, InvalidHandshake):
+        return f"handshake failed: {e}"
+    if isinstance(e, OSError):
+        return e.strerror or str(e) or type(e).__name__
+    return f"{type(e).__name__}: {e}"
+
+
+def _error_text(body: str) -> str:
+    """The message of a Kalshi error body (``{"error": {...}}``, flat, or plain text)."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.strip()[:120]
+    if isinstance(obj, dict):
+        err = obj.get("error", obj)
+        if isinstance(err, dict):
+            return str(err.get("message") or err.get("code") or err)[:120]
+        return str(err)[:120]
+    return body.strip()[:120]

@@ -1,0 +1,396 @@
+"""``kalshi-platform run``, ``record`` and ``sim``: the live feed and the local Kalshi server.
+
+* ``run``: markets (``--markets``, ``--event``, ``--series``; events and series resolved over
+  REST, explicit tickers checked there) → WebSocket ingester → ticker plant → ``--sink``
+  (parquet / none), optionally teeing raw frames to ``--record DIR``; a status line every
+  ``--status-interval`` s on stderr; SIGINT/SIGTERM or ``--duration`` stop it with everything
+  flushed.
+* ``record``: the same feed with no sinks, recording raw frames (``--out DIR``). The plant
+  still runs, so gaps are resynced and the recording contains the snapshots that heal them.
+* ``sim``: the local Kalshi-compatible server (:mod:`kalshi_platform.sim.server`).
+
+Failure policy (one line on stderr, never a traceback or a hang): a bad option, unreadable or
+malformed PEM, unknown market/event/series, or credentials the server rejects (HTTP 401) →
+exit 2; a host that cannot be reached (REST after its retries, WebSocket after
+``--connect-attempts`` tries of at most ``--open-timeout`` s each) → exit 1. Once the
+WebSocket has connected, disconnects are retried forever with capped backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, List, Optional
+from urllib.parse import urlparse
+
+import typer
+from rich.table import Table
+
+from kalshi_platform.api.auth import AuthError, Signer
+from kalshi_platform.api.models import ModelError
+from kalshi_platform.api.rest import NotFoundError, RestClient, RestError
+from kalshi_platform.config import get_settings
+from kalshi_platform.ingestion.recorder import Recorder, RecorderError
+from kalshi_platform.ingestion.ws_client import (
+    DEFAULT_CHANNELS,
+    WS_URLS,
+    Backoff,
+    FeedAuthError,
+    FeedConnectError,
+    FeedError,
+    KalshiWSClient,
+)
+from kalshi_platform.live import LiveRun
+from kalshi_platform.storage.parquet_store import StoreError
+from kalshi_platform.ticker_plant.plant import TickerPlant
+from kalshi_platform.tools.cli import _fail, _setup_logging, app, console, err_console
+from kalshi_platform.tools.sinks import UsageError, build_sinks, parse_sinks
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+# -- shared helpers -------------------------------------------------------------------------
+
+
+def split_list(values: List[str] | None) -> list[str]:
+    """``["A,B", "C"]`` → ``["A", "B", "C"]`` (order kept, duplicates and blanks dropped)."""
+    out: list[str] = []
+    for v in values or ():
+        out.extend(t.strip() for t in v.split(",") if t.strip())
+    return list(dict.fromkeys(out))
+
+
+async def resolve_markets(client: RestClient, markets: list[str], events: list[str],
+                          series: list[str], status: str | None) -> list[str]:
+    """Market tickers to subscribe: ``markets`` (each checked to exist over REST), plus every
+    market of each event and series with the given ``status`` filter (``open`` …, ``None`` =
+    any; kalshi-api.md §3.5).
+
+    Raises :class:`UsageError` for unknown tickers or an event/series without such markets;
+    :class:`~kalshi_platform.api.rest.RestError` when REST fails.
+    """
+    out: list[str] = []
+    if markets:
+        found: set[str] = set()
+        for i in range(0, len(markets), 100):
+            chunk = markets[i:i + 100]
+            async for m in client.iter_markets(tickers=chunk):
+                found.add(m.ticker)
+        missing = [t for t in markets if t not in found]
+        if missing:
+            raise UsageError(f"unknown market{'s' if len(missing) > 1 else ''}: "
+                             f"{', '.join(missing)} (not found at {client.base_url})")
+        out.extend(markets)
+    for kind, names in (("event_ticker", events), ("series_ticker", series)):
+        for name in names:
+            got = [m.ticker async for m in client.iter_markets(**{kind: name}, status=status)]
+            if not got:
+                what = "event" if kind == "event_ticker" else "series"
+                raise UsageError(f"{what} {name}: no {status + ' ' if status else ''}markets "
+                                 f"at {client.base_url} (unknown {what}?)")
+            out.extend(got)
+    return list(dict.fromkeys(out))
+
+
+def _signer(key_id: str | None, key_path: Path | None, ws_url: str) -> Signer | None:
+    settings = get_settings()
+    kid = key_id or settings.api_key_id
+    path = key_path or settings.private_key_path
+    if kid and path:
+        try:
+            return Signer.from_pem_file(kid, path)
+        except AuthError as e:
+            _fail(str(e))
+    if kid or path:
+        _fail("set both the API key id (--key-id / KALSHI_API_KEY_ID) and the private key "
+              "(--private-key / KALSHI_PRIVATE_KEY_PATH), or neither")
+    host = urlparse(ws_url).hostname or ""
+    if host not in _LOOPBACK:
+        err_console.print("warning: no API key configured; Kalshi requires a signed WebSocket "
+                          "handshake (kalshi-api.md §2.4)", highlight=False)
+    return None
+
+
+def _print_summary(s: dict[str, Any], title: str) -> None:
+    t = Table(title=title, show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("stopped by", s["stopped_by"] or "-")
+    t.add_row("elapsed", f"{s['elapsed_s']:.1f} s")
+    t.add_row("frames", f"{s['frames']:,}")
+    t.add_row("messages", ", ".join(f"{k} {v:,}" for k, v in s["messages_by_type"].items()) or "0")
+    t.add_row("markets", f"{s['market_count']} ("
+              + ", ".join(f"{k} {v}" for k, v in s["market_states"].items()) + ")")
+    t.add_row("gaps / resyncs / reconnects",
+              f"{s['gaps']} / {s['resyncs']} / {s['reconnects']}")
+    t.add_row("quarantined", str(s["quarantined"]))
+    if s["rows_written"] is not None:
+        t.add_row("rows written", f"{s['rows_written']:,}")
+    if s["recording"] is not None:
+        r = s["recording"]
+        t.add_row("recorded", f"{r['frames']:,} frames in {len(r['files'])} file(s)"
+                  + (f" — {r['failed']}" if r["failed"] else ""))
+    console.print(t)
+
+
+def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[str] | None,
+          status: str, sink: str, store: Path | None, record_dir: Path | None, gzip: bool,
+          rotate_mb: float, ws_url: str | None, base_url: str | None, env: str | None,
+          key_id: str | None, private_key: Path | None, duration: float | None,
+          use_yes_price: bool, status_interval: float, stale_after: float,
+          open_timeout: float, connect_attempts: int, exit_on_close: bool,
+          summary_json: Path | None, title: str) -> None:
+    """The body of ``run`` and ``record``."""
+    settings = get_settings()
+    tickers = split_list(markets)
+    events = split_list(event)
+    series_l = split_list(series)
+    if not (tickers or events or series_l):
+        _fail("give at least one of --markets, --event, --series")
+    if duration is not None and duration <= 0:
+        _fail("--duration must be > 0 seconds")
+    if not 0 < open_timeout <= 120 or connect_attempts < 1 or stale_after < 0 or rotate_mb < 0:
+        _fail("--open-timeout must be in (0, 120], --connect-attempts >= 1, "
+              "--stale-after and --rotate-mb >= 0")
+    env = env or settings.env
+    if env not in WS_URLS:
+        _fail(f"--env must be prod or demo, got {env!r}")
+    url = ws_url or settings.ws_url or WS_URLS[env]
+    if urlparse(url).scheme not in ("ws", "wss"):
+        _fail(f"--ws-url must be a ws:// or wss:// URL, got {url!r}")
+    try:
+        sink_names = parse_sinks(sink)
+    except UsageError as e:
+        _fail(str(e))
+    signer = _signer(key_id, private_key, url)
+    st = None if status.lower() in ("", "any", "all") else status.lower()
+    try:
+        rest = RestClient.from_settings(settings, base_url=base_url or None, env=env,
+                                        signer=signer, max_retries=2, timeout_s=open_timeout,
+                                        backoff_base_s=0.25, backoff_cap_s=2.0)
+    except (ValueError, AuthError) as e:
+        _fail(str(e))
+        return
+
+    async def resolve() -> list[str]:
+        async with rest:
+            return await resolve_markets(rest, tickers, events, series_l, st)
+
+    try:
+        resolved = asyncio.run(resolve())
+    except UsageError as e:
+        _fail(str(e))
+        return
+    except NotFoundError as e:
+        _fail(f"not found: {e}")
+        return
+    except RestError as e:
+        _fail(str(e), 2 if e.status is not None and 400 <= e.status < 500 else 1)
+        return
+    except ModelError as e:
+        _fail(f"unexpected REST response from {rest.base_url}: {e}", 1)
+        return
+
+    ws_path = urlparse(url).path or "/"
+    headers = (lambda: signer.headers("GET", ws_path)) if signer is not None else None
+    subscribe_meta = {"ws_url": url, "markets": resolved, "subscribe_cmds": [
+        {"cmd": "subscribe", "params": {"channels": ["orderbook_delta"],
+                                        "market_tickers": resolved,
+                                        "use_yes_price": use_yes_price}}]}
+    recorder = None
+    try:
+        if record_dir is not None:
+            recorder = Recorder(record_dir, gzip=gzip, rotate_mb=rotate_mb, meta=subscribe_meta)
+        publishers = build_sinks(sink_names, writer_id=f"live-{time.strftime('%Y%m%dT%H%M%S')}"
+                                 f"-{os.getpid()}", settings=settings, store=store)
+    except (RecorderError, StoreError, UsageError) as e:
+        _fail(str(e))
+        return
+    plant = TickerPlant(publishers, use_yes_price=use_yes_price)
+    client = KalshiWSClient(url, plant, resolved, channels=DEFAULT_CHANNELS, headers=headers,
+                            use_yes_price=use_yes_price, taps=[recorder] if recorder else [],
+                            open_timeout=open_timeout, stale_after=stale_after,
+                            backoff=Backoff(), connect_attempts=connect_attempts,
+                            exit_on_close=exit_on_close)
+    live = LiveRun(client, sinks=publishers, recorder=recorder, status_interval=status_interval,
+                   status=lambda line: err_console.print(line, highlight=False, soft_wrap=True),
+                   banner=f"{title}: {len(resolved)} market(s) from {url}"
+                   + (f", recording to {record_dir}" if record_dir else "")
+                   + (f", sinks {','.join(sink_names)}" if sink_names else ""))
+    try:
+        summary = asyncio.run(live.run(duration))
+    except FeedAuthError as e:
+        _fail(str(e))
+        return
+    except FeedConnectError as e:
+        _fail(str(e), 1)
+        return
+    except FeedError as e:
+        _fail(str(e))
+        return
+    except (StoreError, RecorderError) as e:
+        _fail(str(e), 1)
+        return
+    if summary_json is not None:
+        try:
+            summary_json.parent.mkdir(parents=True, exist_ok=True)
+            summary_json.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        except OSError as e:
+            _fail(f"cannot write {summary_json}: {e.strerror or e}")
+    _print_summary(summary, title)
+
+
+# Options shared by run and record (typer has no option groups; keep the lists identical).
+_MARKETS = typer.Option(None, "--markets", "-m", help="Market tickers (comma-separated, repeatable).")
+_EVENT = typer.Option(None, "--event", help="Event ticker(s): all its markets (REST).")
+_SERIES = typer.Option(None, "--series", help="Series ticker(s): all its markets (REST).")
+_STATUS = typer.Option("open", help="Market status for --event/--series: open, unopened, paused, "
+                                    "closed, settled, or any.")
+_WS_URL = typer.Option(None, "--ws-url", help="WebSocket URL (default: KALSHI_WS_URL, else the KALSHI_ENV host).")
+_BASE_URL = typer.Option(None, "--base-url", help="REST base URL ending in /trade-api/v2 (default: KALSHI_REST_BASE_URL, else the KALSHI_ENV host).")
+_ENV = typer.Option(None, help="prod or demo (default: KALSHI_ENV).")
+_KEY_ID = typer.Option(None, "--key-id", help="API key id (default: KALSHI_API_KEY_ID).")
+_KEY = typer.Option(None, "--private-key", help="PEM private key (default: KALSHI_PRIVATE_KEY_PATH).")
+_DURATION = typer.Option(None, help="Stop after this many seconds (default: run until SIGINT/SIGTERM).")
+_YES = typer.Option(False, "--use-yes-price/--no-use-yes-price", help="orderbook_delta use_yes_price flag (kalshi-api.md §7.8), always sent.")
+_STATUS_IV = typer.Option(5.0, "--status-interval", help="Seconds between status lines (0 = none).")
+_STALE = typer.Option(120.0, "--stale-after", help="Reconnect when no frame arrived for this many seconds (0 = never).")
+_OPEN_TO = typer.Option(10.0, "--open-timeout", help="Connect/handshake timeout, seconds (also the REST timeout).")
+_ATTEMPTS = typer.Option(3, "--connect-attempts", help="Tries before the first successful connection (afterwards: forever).")
+_EXIT_CLOSE = typer.Option(False, "--exit-on-close", help="Stop when the server closes the connection cleanly (code 1000), e.g. `sim --exit-when-done`.")
+_SUMMARY = typer.Option(None, "--summary-json", help="Also write the final summary as JSON here.")
+_VERBOSE = typer.Option(False, "--verbose", "-v", help="Log at INFO.")
+
+
+@app.command()
+def run(
+    markets: Optional[List[str]] = _MARKETS, event: Optional[List[str]] = _EVENT,
+    series: Optional[List[str]] = _SERIES, status: str = _STATUS,
+    sink: str = typer.Option("parquet", help="Comma-separated sinks: parquet, none."),
+    store: Optional[Path] = typer.Option(None, help="Parquet store root (default: KALSHI_STORE_DIR or ./store)."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Also record raw frames to this directory."),
+    gzip: bool = typer.Option(False, "--gzip", help="Recording: gzip the files."),
+    rotate_mb: float = typer.Option(256.0, "--rotate-mb", help="Recording: new file after this many MiB (and every UTC hour)."),
+    ws_url: Optional[str] = _WS_URL, base_url: Optional[str] = _BASE_URL, env: Optional[str] = _ENV,
+    key_id: Optional[str] = _KEY_ID, private_key: Optional[Path] = _KEY,
+    duration: Optional[float] = _DURATION, use_yes_price: bool = _YES,
+    status_interval: float = _STATUS_IV, stale_after: float = _STALE, open_timeout: float = _OPEN_TO,
+    connect_attempts: int = _ATTEMPTS, exit_on_close: bool = _EXIT_CLOSE,
+    summary_json: Optional[Path] = _SUMMARY, verbose: bool = _VERBOSE,
+) -> None:
+    """Live feed: Kalshi WebSocket → books/BBO → sinks, until stopped."""
+    _setup_logging(verbose)
+    _feed(markets=markets, event=event, series=series, status=status, sink=sink,
+          store=store or get_settings().store_dir, record_dir=record, gzip=gzip,
+          rotate_mb=rotate_mb, ws_url=ws_url, base_url=base_url, env=env, key_id=key_id,
+          private_key=private_key, duration=duration, use_yes_price=use_yes_price,
+          status_interval=status_interval, stale_after=stale_after, open_timeout=open_timeout,
+          connect_attempts=connect_attempts, exit_on_close=exit_on_close,
+          summary_json=summary_json, title="run")
+
+
+@app.command(name="record")
+def record_cmd(
+    out: Path = typer.Option(..., "--out", help="Directory for the recording files."),
+    markets: Optional[List[str]] = _MARKETS, event: Optional[List[str]] = _EVENT,
+    series: Optional[List[str]] = _SERIES, status: str = _STATUS,
+    gzip: bool = typer.Option(False, "--gzip", help="gzip the files (.jsonl.gz)."),
+    rotate_mb: float = typer.Option(256.0, "--rotate-mb", help="New file after this many MiB (and every UTC hour)."),
+    ws_url: Optional[str] = _WS_URL, base_url: Optional[str] = _BASE_URL, env: Optional[str] = _ENV,
+    key_id: Optional[str] = _KEY_ID, private_key: Optional[Path] = _KEY,
+    duration: Optional[float] = _DURATION, use_yes_price: bool = _YES,
+    status_interval: float = _STATUS_IV, stale_after: float = _STALE, open_timeout: float = _OPEN_TO,
+    connect_attempts: int = _ATTEMPTS, exit_on_close: bool = _EXIT_CLOSE,
+    summary_json: Optional[Path] = _SUMMARY, verbose: bool = _VERBOSE,
+) -> None:
+    """Record raw Kalshi WebSocket frames ({"recv_ts_ns","raw"} JSON Lines) for replay."""
+    _setup_logging(verbose)
+    _feed(markets=markets, event=event, series=series, status=status, sink="none", store=None,
+          record_dir=out, gzip=gzip, rotate_mb=rotate_mb, ws_url=ws_url, base_url=base_url,
+          env=env, key_id=key_id, private_key=private_key, duration=duration,
+          use_yes_price=use_yes_price, status_interval=status_interval,
+          stale_after=stale_after, open_timeout=open_timeout,
+          connect_attempts=connect_attempts, exit_on_close=exit_on_close,
+          summary_json=summary_json, title="record")
+
+
+@app.command()
+def sim(
+    replay: Optional[Path] = typer.Option(None, "--replay", help="Recording to serve (any format `replay` reads)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8765, help="Port (0 = any free port; the URLs are printed)."),
+    speed: float = typer.Option(1.0, help="Playback pace: 1 = the recording's, 0 = as fast as possible."),
+    public_key: Optional[Path] = typer.Option(None, "--public-key", help="Verify signed handshakes against this PEM (public key, or a private key's public half)."),
+    rest_fixtures: Optional[Path] = typer.Option(None, "--rest-fixtures", help="Directory of REST JSON fixtures (trades, markets, cutoff) to serve."),
+    cutoff: Optional[str] = typer.Option(None, help="Historical cutoff, RFC3339 (splits /markets/trades and /historical/trades)."),
+    use_yes_price: Optional[bool] = typer.Option(None, "--use-yes-price/--no-use-yes-price", help="The recording's use_yes_price convention (default: its .meta.json, else no)."),
+    start: str = typer.Option("subscribe", help="Start playback at the first order-book subscription ('subscribe') or at once ('now')."),
+    exit_when_done: bool = typer.Option(False, "--exit-when-done", help="After playback, close connections (code 1000) and exit."),
+    drop_frames: str = typer.Option("", "--drop-frames", help="Fault: drop these playback frames of every connection (1-based, comma-separated)."),
+    drop_every: int = typer.Option(0, "--drop-every", help="Fault: drop every N-th playback frame of every connection."),
+    disconnect_after: int = typer.Option(0, "--disconnect-after", help="Fault: abort each connection after N playback frames."),
+    rest_429: int = typer.Option(0, "--rest-429", help="Fault: answer the first N REST requests with 429."),
+    delay_ms: float = typer.Option(0.0, "--delay-ms", help="Fault: delay every WS frame and REST answer by this many ms."),
+    ping_interval: float = typer.Option(10.0, "--ping-interval", help="Seconds between heartbeat pings (0 = none)."),
+    verbose: bool = _VERBOSE,
+) -> None:
+    """Local Kalshi-compatible server (WS v2 + REST) replaying a recording, with fault injection."""
+    from kalshi_platform.sim.faults import Faults, parse_indices
+    from kalshi_platform.sim.server import SimError, SimServer
+
+    _setup_logging(verbose)
+    if replay is None and rest_fixtures is None:
+        _fail("give --replay FILE and/or --rest-fixtures DIR")
+    if not 0 <= port <= 65535 or speed < 0 or delay_ms < 0 or ping_interval < 0:
+        _fail("--port must be in 0..65535; --speed, --delay-ms, --ping-interval >= 0")
+    if start not in ("subscribe", "now"):
+        _fail("--start must be 'subscribe' or 'now'")
+    try:
+        faults = Faults(drop_frames=parse_indices(drop_frames), drop_every=drop_every,
+                        disconnect_after=disconnect_after, rest_429=rest_429,
+                        delay_s=delay_ms / 1000)
+        server = SimServer(replay, host=host, port=port, speed=speed, faults=faults,
+                           public_key=public_key, rest_fixtures=rest_fixtures, cutoff=cutoff,
+                           use_yes_price=use_yes_price, ping_interval=ping_interval,
+                           start=start, exit_when_done=exit_when_done)
+    except ValueError as e:
+        _fail(str(e))
+        return
+
+    async def serve() -> None:
+        import signal
+
+        await server.start()
+        print(f"sim: WebSocket {server.ws_url}", flush=True)
+        print(f"sim: REST {server.rest_url}", flush=True)
+        print(f"sim: {len(server.known)} market(s), {len(server.data.trades)} REST trade(s)"
+              + (f", faults {faults}" if faults.active else ""), flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(server.finished.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            await server.stop()
+
+    try:
+        asyncio.run(serve())
+    except SimError as e:
+        _fail(str(e))
+        return
+    s = server.stats
+    err_console.print(f"sim: played {s.frames_played:,} frames, sent {s.frames_sent:,}, "
+                      f"dropped {s.frames_dropped}, injected disconnects "
+                      f"{s.disconnects_injected}, connections {s.connections}, REST "
+                      f"{s.rest_requests} ({s.rest_429} × 429)", highlight=False, soft_wrap=True)
+    sys.stdout.flush()
