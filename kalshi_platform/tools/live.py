@@ -269,7 +269,7 @@ _VERBOSE = typer.Option(False, "--verbose", "-v", help="Log at INFO.")
 def run(
     markets: Optional[List[str]] = _MARKETS, event: Optional[List[str]] = _EVENT,
     series: Optional[List[str]] = _SERIES, status: str = _STATUS,
-    sink: str = typer.Option("parquet", help="Comma-separated sinks: parquet, none."),
+    sink: str = typer.Option("parquet", help="Comma-separated sinks: parquet, questdb, none."),
     store: Optional[Path] = typer.Option(None, help="Parquet store root (default: KALSHI_STORE_DIR or ./store)."),
     record: Optional[Path] = typer.Option(None, "--record", help="Also record raw frames to this directory."),
     gzip: bool = typer.Option(False, "--gzip", help="Recording: gzip the files."),
