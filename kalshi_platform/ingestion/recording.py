@@ -77,7 +77,8 @@ def open_binary(path: str | Path) -> IO[bytes]:
     except OSError as e:
         raise RecordingError(f"{p}: cannot read ({e.strerror or e})") from None
     if head == _GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+        f.close()  # GzipFile(fileobj=...) would not close it: let gzip own the file
+        return gzip.open(p, "rb")  # type: ignore[return-value]
     return f
 
 

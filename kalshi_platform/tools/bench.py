@@ -16,7 +16,7 @@ from kalshi_platform.tools.cli import _fail, app, console
 def bench(
     frames: int = typer.Option(500_000, help="Frames in the synthetic recording."),
     repeat: int = typer.Option(3, help="Runs per stage; the best is kept."),
-    source: Optional[Path] = typer.Option(None, help="Real capture to build the input from [default: bundled]."),
+    source: Optional[Path] = typer.Option(None, help="Real capture to build the input from (default: bundled)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     questdb: bool = typer.Option(True, "--questdb/--no-questdb",
                                  help="Also measure the QuestDB ILP writer against raw Sender.row() "

@@ -50,13 +50,13 @@ def _setup_logging(verbose: bool) -> None:
 @app.command()
 def replay(
     file: Path = typer.Argument(..., help="Recording: JSON Lines (optionally gzip) or a JSON capture."),
-    store: Optional[Path] = typer.Option(None, help="Parquet store root [default: KALSHI_STORE_DIR or ./store]."),
+    store: Optional[Path] = typer.Option(None, help="Parquet store root (default: KALSHI_STORE_DIR or ./store)."),
     sink: str = typer.Option("parquet", help="Comma-separated sinks: parquet, questdb, none."),
     summary_json: Optional[Path] = typer.Option(None, "--summary-json", help="Also write the summary as JSON here."),
     speed: float = typer.Option(0.0, help="0 = as fast as possible; 1 = the recording's own pace."),
     use_yes_price: Optional[bool] = typer.Option(
         None, "--use-yes-price/--no-use-yes-price",
-        help="NO levels on the YES price scale (kalshi-api.md §7.8) [default: from .meta.json, else no]."),
+        help="NO levels on the YES price scale (kalshi-api.md §7.8) (default: from .meta.json, else no)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO."),
 ) -> None:
     """Replay a recorded Kalshi feed: decode → books → BBO → sinks, then print a summary."""

@@ -22,8 +22,8 @@ def _client(host: str | None, port: int | None) -> QuestDBClient:
 
 @db_app.command("init")
 def db_init(
-    host: str = typer.Option(None, help="PG wire host [default: KALSHI_QUESTDB_PG_HOST or KALSHI_QUESTDB_HOST]."),
-    port: int = typer.Option(None, help="PG wire port [default: KALSHI_QUESTDB_PG_PORT = 8812]."),
+    host: str = typer.Option(None, help="PG wire host (default: KALSHI_QUESTDB_PG_HOST or KALSHI_QUESTDB_HOST)."),
+    port: int = typer.Option(None, help="PG wire port (default: KALSHI_QUESTDB_PG_PORT = 8812)."),
     print_ddl: bool = typer.Option(False, "--print-ddl", help="Print the DDL instead of running it."),
     wait: float = typer.Option(0.0, help="Seconds to keep retrying while QuestDB is not up yet "
                                          "(compose starts the plant and QuestDB together)."),

@@ -127,8 +127,8 @@ def demo(
     base_url: Optional[str] = typer.Option(
         None, "--base-url",
         help="REST base URL ending in /trade-api/v2, e.g. the local sim "
-             "[default: KALSHI_REST_BASE_URL, else the KALSHI_ENV host]."),
-    env: Optional[str] = typer.Option(None, help="prod or demo [default: KALSHI_ENV]."),
+             "(default: KALSHI_REST_BASE_URL, else the KALSHI_ENV host)."),
+    env: Optional[str] = typer.Option(None, help="prod or demo (default: KALSHI_ENV)."),
     timeout: float = typer.Option(10.0, help="Per-request timeout, seconds."),
     retries: int = typer.Option(2, help="Retries after 429/5xx/connection errors."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO."),
