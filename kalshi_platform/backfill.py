@@ -173,9 +173,9 @@ class Window:
 
 
 async def resolve_markets(client: RestClient, target: Target) -> list[Market | str]:
-    """The markets of ``target``: :class:`Market` objects (or the bare ticker when Kalshi has
-    no market object for it in either tier). Raises :class:`BackfillError` for an unknown
-    ticker, or an event/series with no markets in either tier."""
+    """The markets of ``target`` as :class:`Market` objects, from the live tier and the
+    historical tier (markets settled before the cutoff). Raises :class:`BackfillError` for an
+    unknown ticker, or an event/series with no markets in either tier."""
     if target.tickers:
         out: list[Market | str] = []
         for t in target.tickers:
@@ -235,7 +235,7 @@ class Checkpoint:
     Attributes: ``params`` (what the run is: target, range, window, base URL), ``plan`` (the
     windows, ``None`` until planned), ``cutoff_ns``, ``done`` (window key → ``{"trades",
     "pages", "duplicates", "days": {"YYYY-MM-DD": n}}``), ``files`` (Parquet files committed,
-    per ``root|writer_id``), ``runs`` (one summary per invocation), and ``resuming`` (the file
+    relative to the store root, per writer id), ``runs`` (one summary per invocation), and ``resuming`` (the file
     existed when opened).
     """
 
@@ -331,7 +331,8 @@ def _writer_files(store: Any) -> list[str]:
 
 
 def _store_key(store: Any) -> str:
-    return f"{Path(store.root).resolve()}|{store.writer_id}"
+    # by writer id, with paths relative to the root: a store moved between runs still matches
+    return str(store.writer_id)
 
 
 def rollback_uncommitted(publishers: Sequence[Any], ck: Checkpoint) -> int:
@@ -482,10 +483,17 @@ async def run_backfill(client: RestClient, publishers: Sequence[Any], ck: Checkp
         if notify:
             progress(stats)
 
-    async def verify_and_commit() -> None:
+    def due() -> bool:
+        return bool(completed) and (
+            state["rows"] >= commit_rows
+            or time.monotonic() - state["last_commit"] >= commit_interval_s)
+
+    async def verify_and_commit(force: bool = False) -> None:
         """Re-read the cutoff (after every window of the batch was fetched), merge the moved
         part of live windows from the historical tier, then commit the batch."""
         async with commit_lock:
+            if not (force or due()):  # another worker committed while this one waited
+                return
             batch = list(completed)
             live = [b for b in batch if b[0].tier == "live"]
             if live:
@@ -524,8 +532,7 @@ async def run_backfill(client: RestClient, publishers: Sequence[Any], ck: Checkp
             stats.windows_done += 1
             completed.append([w, trades, pages, dups])
             state["rows"] += len(trades)
-            if (state["rows"] >= commit_rows
-                    or time.monotonic() - state["last_commit"] >= commit_interval_s):
+            if due():
                 await verify_and_commit()
 
     tasks = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(pending)))]
@@ -535,7 +542,7 @@ async def run_backfill(client: RestClient, publishers: Sequence[Any], ck: Checkp
             for t in done:
                 if t.exception() is not None:
                     raise t.exception()  # type: ignore[misc]
-        await verify_and_commit()
+        await verify_and_commit(force=True)
     finally:
         for t in tasks:
             t.cancel()

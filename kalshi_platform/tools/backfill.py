@@ -78,7 +78,8 @@ def backfill(
     store_root = store or settings.store_dir
     ck_path = checkpoint or (store_root / "_backfill" / f"backfill-{rid}.json")
     params = {"target": target.describe(), "start_ns": start_ns, "end_ns": end_ns,
-              "window_s": window_s, "base_url": client.base_url, "sinks": names}
+              "window_s": window_s, "base_url": client.base_url, "sinks": names,
+              "store": str(Path(store_root).resolve()) if "parquet" in names else None}
     try:
         ck = Checkpoint.open(ck_path, params, restart=restart)
         if ck.complete:
