@@ -192,8 +192,12 @@ async def resolve_markets(client: RestClient, target: Target) -> list[Market | s
     found: dict[str, Market] = {}
     async for m in client.iter_markets(**kw):
         found.setdefault(m.ticker, m)
-    async for m in client.iter_historical_markets(**kw):
-        found.setdefault(m.ticker, m)
+    try:
+        async for m in client.iter_historical_markets(**kw):
+            found.setdefault(m.ticker, m)
+    except NotFoundError:  # a server without the historical tier (e.g. an older local sim)
+        log.warning("%s does not serve /historical/markets: markets settled before the "
+                    "cutoff are not included", client.base_url)
     if not found:
         raise BackfillError(f"no markets found for {target.describe()}")
     return [found[t] for t in sorted(found)]

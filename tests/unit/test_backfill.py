@@ -321,6 +321,15 @@ def test_resolve_series_event_and_unknown_tickers():
 
     s, e = asyncio.run(go())
     assert [m.ticker for m in s] == sorted([m["ticker"] for m in markets] + [hist[0]["ticker"]])
+    # a server without /historical/markets (404): the live tier's markets, and a warning
+    fake.routes["/trade-api/v2/historical/markets"] = lambda q: (404, {"error": "nope"})
+    client2, _ = make_client(fake, clock)
+
+    async def go2():
+        async with client2:
+            return await resolve_markets(client2, Target(series="KXMLBGAME"))
+
+    assert [m.ticker for m in asyncio.run(go2())] == sorted(m["ticker"] for m in markets)
     assert [m.ticker for m in e] == ["KXMLBGAME-26AUG091610TBSEA-SEA",
                                      "KXMLBGAME-26AUG091610TBSEA-TB"]
 
