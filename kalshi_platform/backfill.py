@@ -5,7 +5,7 @@ How (kalshi-api.md §3.7, §3.9, §6):
 1. ``GET /historical/cutoff`` gives ``trades_created_ts`` (T). Trades created before T are
    served only by ``/historical/trades``, later ones by ``/markets/trades``.
 2. The markets to fetch come from ``--ticker`` (checked with ``/markets/{t}``, then
-   ``/historical/markets/{t}``), ``--event`` or ``--series`` (``/markets`` plus
+   ``/historical/markets/{t}``, then the trade tape), ``--event`` or ``--series`` (``/markets`` plus
    ``/historical/markets``, so markets settled before the cutoff are found too).
 3. The requested range is cut into **windows** per market: aligned to multiples of the window
    length (UTC), clipped to the range and to the market's open..close time (± 1 day), and split
@@ -174,19 +174,29 @@ class Window:
 
 async def resolve_markets(client: RestClient, target: Target) -> list[Market | str]:
     """The markets of ``target`` as :class:`Market` objects, from the live tier and the
-    historical tier (markets settled before the cutoff). Raises :class:`BackfillError` for an
-    unknown ticker, or an event/series with no markets in either tier."""
+    historical tier (markets settled before the cutoff). An explicit ticker with no market
+    object in either tier but with trades on the tape is kept as a bare ticker (logged; its
+    windows are not clipped to open..close). Raises :class:`BackfillError` for a ticker that
+    is unknown everywhere, or an event/series with no markets in either tier."""
     if target.tickers:
         out: list[Market | str] = []
         for t in target.tickers:
             try:
                 out.append(await client.get_market(t))
+                continue
             except NotFoundError:
-                try:
-                    out.append(await client.get_historical_market(t))
-                except NotFoundError:
-                    raise BackfillError(f"unknown market {t!r} (not in /markets nor "
-                                        "/historical/markets)") from None
+                pass
+            try:
+                out.append(await client.get_historical_market(t))
+                continue
+            except NotFoundError:
+                pass
+            if not await _has_trades(client, t):
+                raise BackfillError(f"unknown market {t!r} (not in /markets, "
+                                    "/historical/markets or the trade tape)")
+            log.warning("no market object for %s, but it has trades: backfilling it over the "
+                        "whole range", t)
+            out.append(t)
         return out
     kw = {"event_ticker": target.event} if target.event else {"series_ticker": target.series}
     found: dict[str, Market] = {}
@@ -201,6 +211,17 @@ async def resolve_markets(client: RestClient, target: Target) -> list[Market | s
     if not found:
         raise BackfillError(f"no markets found for {target.describe()}")
     return [found[t] for t in sorted(found)]
+
+
+async def _has_trades(client: RestClient, ticker: str) -> bool:
+    for path in ("/markets/trades", "/historical/trades"):
+        try:
+            body = await client.get_json(path, {"ticker": ticker, "limit": 1})
+        except NotFoundError:
+            continue
+        if isinstance(body, dict) and body.get("trades"):
+            return True
+    return False
 
 
 def plan_windows(markets: Iterable[Market | str], start_ns: int, end_ns: int, cutoff_ns: int,

@@ -4,9 +4,10 @@ trades, paginated 2 per page, with a cutoff splitting history and live tiers and
 
 Oracle: the fixture JSON itself — each trade's ``Decimal`` prices/count and stdlib-parsed time.
 Market *metadata* for the traded tickers was not captured, so the fake answers
-``/markets/{t}`` (half of them) and ``/historical/markets/{t}`` (the other half) with minimal
-stubs ``{"ticker", "event_ticker", "market_type", "status"}``: no open/close times, so no
-clipping; the trades are the real data under test.
+``/markets/{t}`` (a third of them) and ``/historical/markets/{t}`` (another third) with minimal
+stubs ``{"ticker", "event_ticker", "market_type", "status"}`` (no open/close times, so no
+clipping) and 404s for the last third, which the backfill accepts because they have trades on
+the tape. The trades are the real data under test.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def make_fake(**kw) -> FakeKalshi:
     kw.setdefault("trades", TRADES)
     kw.setdefault("cutoff", CUTOFF)
     kw.setdefault("page_cap", 2)
-    return FakeKalshi(markets=[stub(t) for t in TICKERS[::2]],
-                      historical_markets=[stub(t) for t in TICKERS[1::2]], **kw)
+    return FakeKalshi(markets=[stub(t) for t in TICKERS[::3]],
+                      historical_markets=[stub(t) for t in TICKERS[1::3]], **kw)
 
 
 def make_client(fake: FakeKalshi, clock: FakeClock) -> tuple[RestClient, list[float]]:

@@ -3,8 +3,8 @@
 cutoff inside 2026-08-24 15:15:38 (one market's trades straddle it) and every 15th request
 answered 429. Checks: every trade in the Parquet store exactly once, ``--validate``, the
 request rate seen by the server against the configured bucket, resume after an interrupt,
-idempotent re-runs, and one-line errors. Market metadata for these tickers are stubs (see
-test_backfill.py); the trades are real.
+idempotent re-runs, and one-line errors. Market metadata for these tickers are stubs or
+absent (see test_backfill.py); the trades are real.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def clean_env(monkeypatch, tmp_path):
 
 def make_fake() -> FakeKalshi:
     fake = FakeKalshi(trades=TRADES, cutoff="2026-08-24T15:15:38.56Z", page_cap=2,
-                      markets=[stub(t) for t in TICKERS[::2]],
-                      historical_markets=[stub(t) for t in TICKERS[1::2]])
+                      markets=[stub(t) for t in TICKERS[::3]],
+                      historical_markets=[stub(t) for t in TICKERS[1::3]])
     fake.fail_every = 15
     return fake
 
