@@ -665,25 +665,26 @@ def storage_trade_counts(root: str | Path, tickers: Iterable[str], start_ns: int
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
+    tickers = sorted(set(tickers))
     base = Path(root) / "trades"
     files = []
     day = start_ns - start_ns % DAY_NS
     while day < end_ns:
         files.extend(sorted((base / f"date={_day(day)}").glob("*.parquet")))
         day += DAY_NS
-    if not files:
+    if not files or not tickers:
         return {}
     tbl = ds.dataset([str(f) for f in files], format="parquet").to_table(
         columns=["ticker", "ts", "trade_id"])
     ts_us = pc.cast(tbl["ts"], pa.int64())
     mask = pc.and_(pc.and_(pc.greater_equal(ts_us, start_ns // 1000),
                            pc.less(ts_us, -(-end_ns // 1000))),
-                   pc.is_in(tbl["ticker"], value_set=pa.array(sorted(set(tickers)))))
-    tbl = tbl.filter(mask)
-    seen: dict[str, set[str]] = {}
-    for ts, tid in zip(pc.cast(tbl["ts"], pa.int64()).to_pylist(), tbl["trade_id"].to_pylist()):
-        seen.setdefault(_day(ts * 1000), set()).add(tid)
-    return {d: len(v) for d, v in sorted(seen.items())}
+                   pc.is_in(tbl["ticker"], value_set=pa.array(tickers, pa.string())))
+    day_no = pc.divide(pc.filter(ts_us, mask), pa.scalar(DAY_NS // 1000, pa.int64()))
+    grouped = pa.table({"day": day_no, "trade_id": pc.filter(tbl["trade_id"], mask)}).group_by(
+        "day").aggregate([("trade_id", "count_distinct")])
+    return {_day(d * DAY_NS): n for d, n in sorted(zip(grouped["day"].to_pylist(),
+                                                        grouped["trade_id_count_distinct"].to_pylist()))}
 
 
 def validate_counts(ck: Checkpoint, publishers: Sequence[Any], start_ns: int,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,7 +27,7 @@ from kalshi_platform.backfill import BackfillError, BackfillStats, Checkpoint, T
 from kalshi_platform.config import get_settings
 from kalshi_platform.storage.parquet_store import StoreError
 from kalshi_platform.tools.cli import _fail, _setup_logging, app, console, err_console
-from kalshi_platform.tools.sinks import UsageError, build_sinks, parse_sinks
+from kalshi_platform.tools.sinks import SINKS, UsageError, build_sinks, parse_sinks
 
 
 @app.command()
@@ -36,7 +37,7 @@ def backfill(
     series: Optional[str] = typer.Option(None, "--series", help="Every market of this series."),
     start: str = typer.Option(..., "--start", help="UTC date YYYY-MM-DD or RFC3339 time (inclusive)."),
     end: str = typer.Option(..., "--end", help="UTC date (through that whole day) or RFC3339 time (exclusive)."),
-    sink: str = typer.Option("parquet", help="Comma-separated sinks: parquet, none."),
+    sink: str = typer.Option("parquet", help=f"Comma-separated sinks: {', '.join(SINKS)}."),
     store: Optional[Path] = typer.Option(None, help="Parquet store root [default: KALSHI_STORE_DIR or ./store]."),
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file [default: <store>/_backfill/backfill-<run id>.json]."),
     restart: bool = typer.Option(False, "--restart", help="Discard an existing checkpoint and start over."),
@@ -103,8 +104,6 @@ def backfill(
     task = bar.add_task("backfill", total=None, trades=0, pages=0, rate="-")
 
     def on_progress(st: BackfillStats) -> None:
-        import time
-
         el = time.monotonic() - st.started
         bar.update(task, total=st.windows_total or None,
                    completed=st.windows_done + st.windows_skipped,
@@ -160,10 +159,11 @@ def _done_already(ck: Checkpoint, validate: bool, names: list[str], settings, st
     console.print(f"backfill already complete ({len(ck.done)} windows, "
                   f"{sum(d['trades'] for d in ck.done.values()):,} trades); "
                   f"checkpoint {ck.path}; use --restart to run it again", highlight=False)
-    if validate:
-        pubs = build_sinks(names, writer_id=f"backfill-{rid}", settings=settings,
+    if validate:  # read back the Parquet store only; nothing is written
+        pubs = build_sinks(["parquet"], writer_id=f"backfill-{rid}", settings=settings,
                            store=store_root, replace_existing=False)
         v = validate_counts(ck, pubs, start_ns, end_ns)
+        _close(pubs)
         _print_validation(v)
         _write_json(report_json, {"complete": True, "validation": v})
         if not v["ok"]:

@@ -280,7 +280,15 @@ def test_fresh_rerun_rewrites_its_files(tmp_path):
 
 
 def test_validate_detects_missing_rows(tmp_path):
-    _, _, pq, ck, *_ = run(make_fake(), tmp_path)
+    _, mem, pq, ck, *_ = run(make_fake(), tmp_path)
+    # the same trades again from another writer (e.g. the live plant) and a trade of a market
+    # outside the backfill: counts are of distinct trade ids of the backfilled markets
+    other = ParquetStore(tmp_path / "store", "plant-x", fsync=False)
+    for ev in mem.events["trades"]:
+        other.publish(ev)
+    other.publish(mem.events["trades"][0]._replace(ticker="KXOTHER-1", trade_id="x-1"))
+    other.close()
+    assert validate_counts(ck, [pq], START, END)["ok"]
     day = tmp_path / "store" / "trades" / "date=2026-08-30"
     for f in day.glob("*.parquet"):
         f.unlink()
