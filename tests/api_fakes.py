@@ -220,7 +220,12 @@ class FakeKalshi:
             case ["historical", "markets"]:
                 return self._markets(self.historical_markets, q)
             case ["markets", ticker]:
-                for m in self.markets + self.historical_markets:
+                for m in self.markets:
+                    if m["ticker"] == ticker:
+                        return 200, {"market": m}
+                return self._404(f"market {ticker}")
+            case ["historical", "markets", ticker]:
+                for m in self.historical_markets:
                     if m["ticker"] == ticker:
                         return 200, {"market": m}
                 return self._404(f"market {ticker}")
@@ -261,6 +266,7 @@ def serve(fake: FakeKalshi) -> Iterator[str]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out as separate writes
 
         def do_GET(self) -> None:  # noqa: N802
             status, body = fake.handle("GET", self.path, dict(self.headers))

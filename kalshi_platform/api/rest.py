@@ -115,19 +115,22 @@ class TokenBucket:
 
     async def acquire(self, cost: float) -> float:
         """Take ``cost`` tokens, waiting as needed (behind earlier callers, then for the
-        refill); returns the seconds spent waiting by the clock (0 if none). Raises
-        :class:`ValueError` if ``cost`` exceeds the capacity (it could never fit)."""
+        refill); returns the seconds spent waiting by the clock, 0.0 when the tokens were
+        there at once. Raises :class:`ValueError` if ``cost`` exceeds the capacity (it could
+        never fit)."""
         if cost > self.capacity:
             raise ValueError(f"request cost {cost} exceeds the bucket capacity {self.capacity}")
         if self._lock is None:
             self._lock = asyncio.Lock()
         start = self.clock()
+        waited = self._lock.locked()
         async with self._lock:
             while True:
                 self._refill()
                 if self._tokens >= cost - 1e-9:
                     self._tokens -= cost
-                    return max(0.0, self.clock() - start)
+                    return max(0.0, self.clock() - start) if waited else 0.0
+                waited = True
                 await self.sleep((cost - self._tokens) / self.rate)
 
     def drain(self) -> None:
@@ -452,6 +455,12 @@ class RestClient:
                     tickers=list(tickers) if tickers is not None else None, limit=_limit(limit))
         async for m in self._iter("/historical/markets", p, "markets", Market.from_wire):
             yield m
+
+    async def get_historical_market(self, ticker: str) -> Market:
+        """``GET /historical/markets/{ticker}`` (§3.9): a market settled before the cutoff.
+        :class:`NotFoundError` if unknown there."""
+        body = await self.get_json(f"/historical/markets/{_seg(ticker, 'ticker')}")
+        return Market.from_wire(body.get("market") if isinstance(body, dict) else body)
 
     async def get_orderbook(self, ticker: str, depth: int | None = None) -> Orderbook:
         """``GET /markets/{ticker}/orderbook`` (§3.6): both bid ladders, best first.

@@ -1,0 +1,203 @@
+"""``kalshi-platform backfill``: Kalshi trade history (REST) → the plant's sinks, resumable.
+
+See :mod:`kalshi_platform.backfill` for the method. Sinks come from ``--sink`` exactly as for
+``replay`` (:func:`kalshi_platform.tools.sinks.build_sinks`), with the Parquet writer id
+``backfill-<run id>``: a fresh run rewrites that writer's files (idempotent re-runs), a resumed
+run keeps the committed ones and removes uncommitted leftovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+    TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from kalshi_platform.api.auth import AuthError
+from kalshi_platform.api.models import ModelError
+from kalshi_platform.api.rest import RestClient, RestError
+from kalshi_platform.backfill import BackfillError, BackfillStats, Checkpoint, Target, \
+    parse_time, parse_window, report_lines, run_backfill, run_id, validate_counts
+from kalshi_platform.config import get_settings
+from kalshi_platform.storage.parquet_store import StoreError
+from kalshi_platform.tools.cli import _fail, _setup_logging, app, console, err_console
+from kalshi_platform.tools.sinks import SINKS, UsageError, build_sinks, parse_sinks
+
+
+@app.command()
+def backfill(
+    ticker: Optional[list[str]] = typer.Option(None, "--ticker", help="Market ticker (repeat for several)."),
+    event: Optional[str] = typer.Option(None, "--event", help="Every market of this event."),
+    series: Optional[str] = typer.Option(None, "--series", help="Every market of this series."),
+    start: str = typer.Option(..., "--start", help="UTC date YYYY-MM-DD or RFC3339 time (inclusive)."),
+    end: str = typer.Option(..., "--end", help="UTC date (through that whole day) or RFC3339 time (exclusive)."),
+    sink: str = typer.Option("parquet", help=f"Comma-separated sinks: {', '.join(SINKS)}."),
+    store: Optional[Path] = typer.Option(None, help="Parquet store root [default: KALSHI_STORE_DIR or ./store]."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint file [default: <store>/_backfill/backfill-<run id>.json]."),
+    restart: bool = typer.Option(False, "--restart", help="Discard an existing checkpoint and start over."),
+    validate: bool = typer.Option(False, "--validate", help="Compare per-day counts in storage with what the API returned."),
+    window: str = typer.Option("1d", help="Time window per request chain (e.g. 6h, 1d, 7d)."),
+    concurrency: int = typer.Option(8, help="Windows fetched at once (the token bucket bounds the request rate)."),
+    max_retries: int = typer.Option(8, "--max-retries", help="Retries per request after 429/5xx/connection errors (full-jitter backoff, 0.25 s doubling, capped at 30 s)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="REST base URL ending in /trade-api/v2 [default: KALSHI_REST_BASE_URL, else the KALSHI_ENV host]."),
+    env: Optional[str] = typer.Option(None, help="prod or demo [default: KALSHI_ENV]."),
+    report_json: Optional[Path] = typer.Option(None, "--report-json", help="Also write the report as JSON here."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO."),
+) -> None:
+    """Backfill public trades (historical + live tiers) into the sinks; resumable."""
+    _setup_logging(verbose)
+    settings = get_settings()
+    try:
+        target = Target(tickers=tuple(t.strip() for t in ticker or () if t.strip()),
+                        event=(event or "").strip() or None, series=(series or "").strip() or None)
+        start_ns, end_ns = parse_time(start), parse_time(end, end=True)
+        if end_ns <= start_ns:
+            raise BackfillError(f"--end {end} is not after --start {start}")
+        window_s = parse_window(window)
+        if not 1 <= concurrency <= 64:
+            raise BackfillError("--concurrency must be in 1..64")
+        if env is not None and env not in ("prod", "demo"):
+            raise BackfillError(f"--env must be prod or demo, got {env!r}")
+        if not 0 <= max_retries <= 20:
+            raise BackfillError("--max-retries must be in 0..20")
+        names = parse_sinks(sink)
+        if validate and "parquet" not in names:
+            raise BackfillError("--validate needs a sink that can be read back (--sink parquet)")
+        client = RestClient.from_settings(settings, base_url=base_url or None,
+                                          env=env or settings.env, max_retries=max_retries)
+    except (BackfillError, UsageError, AuthError, ValueError) as e:
+        _fail(str(e))
+        return
+    rid = run_id(target, start_ns, end_ns, window_s)
+    store_root = store or settings.store_dir
+    ck_path = checkpoint or (store_root / "_backfill" / f"backfill-{rid}.json")
+    params = {"target": target.describe(), "start_ns": start_ns, "end_ns": end_ns,
+              "window_s": window_s, "base_url": client.base_url, "sinks": names,
+              "store": str(Path(store_root).resolve()) if "parquet" in names else None}
+    try:
+        ck = Checkpoint.open(ck_path, params, restart=restart)
+        if ck.complete:
+            _done_already(ck, validate, names, settings, store_root, rid, start_ns, end_ns,
+                          report_json)
+            return
+        publishers = build_sinks(names, writer_id=f"backfill-{rid}", settings=settings,
+                                 store=store_root, replace_existing=not ck.resuming)
+    except (BackfillError, StoreError, UsageError) as e:
+        _fail(str(e))
+        return
+    if ck.resuming:
+        err_console.print(f"resuming from {ck_path} ({len(ck.done)} windows done)",
+                          highlight=False)
+
+    bar = Progress(TextColumn("[bold]backfill[/]"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("windows · {task.fields[trades]:,} trades · {task.fields[pages]:,}"
+                              " pages · {task.fields[rate]} req/s"),
+                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                   console=err_console, disable=not progress, transient=False)
+    task = bar.add_task("backfill", total=None, trades=0, pages=0, rate="-")
+
+    def on_progress(st: BackfillStats) -> None:
+        el = time.monotonic() - st.started
+        bar.update(task, total=st.windows_total or None,
+                   completed=st.windows_done + st.windows_skipped,
+                   trades=st.trades_fetched, pages=st.pages,
+                   rate=f"{client.stats.requests / el:.1f}" if el > 0 else "-")
+
+    async def go() -> dict[str, Any]:
+        async with client:
+            return await run_backfill(client, publishers, ck, target=target,
+                                      start_ns=start_ns, end_ns=end_ns, window_s=window_s,
+                                      concurrency=concurrency, on_progress=on_progress)
+
+    try:
+        with bar:
+            report = asyncio.run(go())
+    except KeyboardInterrupt:
+        _close(publishers)
+        err_console.print(f"interrupted: {len(ck.done)} windows committed; run the same command "
+                          f"to resume (checkpoint {ck_path})", highlight=False)
+        raise typer.Exit(130)
+    except (BackfillError, StoreError) as e:
+        _close(publishers)
+        _fail(str(e))
+        return
+    except RestError as e:
+        _close(publishers)
+        _fail(f"{e}; {len(ck.done)} windows committed, run again to resume",
+              2 if e.status is not None and 400 <= e.status < 500 else 1)
+        return
+    except ModelError as e:
+        _close(publishers)
+        _fail(f"unexpected response: {e}; run again to resume", 1)
+        return
+    _close(publishers)
+    if validate:
+        report["validation"] = validate_counts(ck, publishers, start_ns, end_ns)
+    _print_report(report)
+    _write_json(report_json, report)
+    if validate and not report["validation"]["ok"]:
+        raise typer.Exit(1)
+
+
+def _close(publishers: list[Any]) -> None:
+    for p in publishers:
+        try:
+            p.close()
+        except Exception as e:  # noqa: BLE001 - report and keep closing the others
+            err_console.print(f"warning: closing {type(p).__name__}: {e}", highlight=False)
+
+
+def _done_already(ck: Checkpoint, validate: bool, names: list[str], settings, store_root: Path,
+                  rid: str, start_ns: int, end_ns: int, report_json: Optional[Path]) -> None:
+    console.print(f"backfill already complete ({len(ck.done)} windows, "
+                  f"{sum(d['trades'] for d in ck.done.values()):,} trades); "
+                  f"checkpoint {ck.path}; use --restart to run it again", highlight=False)
+    if validate:  # read back the Parquet store only; nothing is written
+        pubs = build_sinks(["parquet"], writer_id=f"backfill-{rid}", settings=settings,
+                           store=store_root, replace_existing=False)
+        v = validate_counts(ck, pubs, start_ns, end_ns)
+        _close(pubs)
+        _print_validation(v)
+        _write_json(report_json, {"complete": True, "validation": v})
+        if not v["ok"]:
+            raise typer.Exit(1)
+
+
+def _write_json(path: Optional[Path], obj: dict) -> None:
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj, indent=2) + "\n")
+    except OSError as e:
+        _fail(f"cannot write {path}: {e.strerror or e}")
+
+
+def _print_validation(v: dict) -> None:
+    for s in v["sinks"]:
+        if s["ok"]:
+            console.print(f"validate {s['sink']}: per-day counts match the API "
+                          f"({len(v['api'])} days, {sum(v['api'].values()):,} trades)",
+                          highlight=False)
+        else:
+            console.print(f"validate {s['sink']}: [bold red]{len(s['mismatches'])} days differ[/]: "
+                          + ", ".join(f"{m['day']} api {m['api']} stored {m['stored']}"
+                                      for m in s["mismatches"][:10]), highlight=False)
+
+
+def _print_report(report: dict) -> None:
+    t = Table(title="backfill", show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    for k, v in report_lines(report):
+        t.add_row(k, v)
+    console.print(t)
+    if "validation" in report:
+        _print_validation(report["validation"])
