@@ -28,6 +28,8 @@ class Faults:
         rest_429: answer the first N REST requests with HTTP 429 ``{"error": "too many
             requests"}`` and no ``Retry-After`` (kalshi-api.md §6) (0 = off).
         delay_s: seconds added before every outbound WebSocket frame and REST response.
+        page_cap: at most N items per REST page whatever ``limit`` asks (0 = off), so small
+            fixtures still exercise cursor pagination.
     """
 
     drop_frames: frozenset[int] = field(default_factory=frozenset)
@@ -35,10 +37,11 @@ class Faults:
     disconnect_after: int = 0
     rest_429: int = 0
     delay_s: float = 0.0
+    page_cap: int = 0
 
     def __post_init__(self) -> None:
         self.drop_frames = frozenset(self.drop_frames)
-        for name in ("drop_every", "disconnect_after", "rest_429"):
+        for name in ("drop_every", "disconnect_after", "rest_429", "page_cap"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.delay_s < 0:

@@ -266,9 +266,11 @@ class RestApi:
         book_of: ``ticker → OrderBook | None`` (the sim's current book).
     """
 
-    def __init__(self, data: RestData, book_of: Callable[[str], OrderBook | None]) -> None:
+    def __init__(self, data: RestData, book_of: Callable[[str], OrderBook | None],
+                 page_cap: int = 0) -> None:
         self.data = data
         self.book_of = book_of
+        self.page_cap = page_cap  # fault switch: at most N items per page (0 = off)
 
     def handle(self, method: str, target: str) -> tuple[int, Any]:
         """Answer ``method target`` (``target`` = path with query). Returns ``(status, body)``;
@@ -334,6 +336,8 @@ class RestApi:
     def markets(self, q: dict[str, list[str]]) -> dict[str, Any]:
         """``GET /markets`` (kalshi-api.md §3.5)."""
         limit = _int(q, "limit", 1, MAX_LIMIT, 100)
+        if self.page_cap:
+            limit = min(limit, self.page_cap)
         status = _one(q, "status") or None
         if status is not None and status not in STATUS_FILTER:
             raise RestError(400, "invalid_parameters",
@@ -419,6 +423,8 @@ class RestApi:
         cutoff ``trades_created_ts``) or ``GET /historical/trades`` (before it), newest first
         (kalshi-api.md §3.7, §3.9)."""
         limit = _int(q, "limit", 1, MAX_LIMIT, 100)
+        if self.page_cap:
+            limit = min(limit, self.page_cap)
         ticker = _one(q, "ticker") or None
         min_ts = _int(q, "min_ts", 0)
         max_ts = _int(q, "max_ts", 0)

@@ -195,6 +195,7 @@ class SimServer:
         self._port = port
         self.speed = speed
         self.faults = faults or Faults()
+        self.rest_times: list[float] = []  # monotonic arrival time of every REST request
         self.max_skew_s = max_skew_s
         self.ping_interval = ping_interval
         self.start_mode = start
@@ -208,7 +209,7 @@ class SimServer:
         self._use_yes_price = use_yes_price
         self.stats = SimStats()
         self.data = RestData()
-        self.rest = RestApi(self.data, self.book_of)
+        self.rest = RestApi(self.data, self.book_of, page_cap=self.faults.page_cap)
         self.plant: TickerPlant = TickerPlant()
         self.known: set[str] = set()
         self.has_book_frames = False
@@ -819,6 +820,7 @@ class SimServer:
                         "code": "authentication_error", "message": why, "details": ""}})
             return None
         self.stats.rest_requests += 1
+        self.rest_times.append(time.monotonic())
         if self.stats.rest_429 < self.faults.rest_429:
             self.stats.rest_429 += 1
             return _json_response(conn, 429, {"error": "too many requests"})

@@ -333,6 +333,7 @@ def sim(
     drop_every: int = typer.Option(0, "--drop-every", help="Fault: drop every N-th playback frame of every connection."),
     disconnect_after: int = typer.Option(0, "--disconnect-after", help="Fault: abort each connection after N playback frames."),
     rest_429: int = typer.Option(0, "--rest-429", help="Fault: answer the first N REST requests with 429."),
+    page_cap: int = typer.Option(0, "--page-cap", help="Fault: at most N items per REST page, whatever limit asks."),
     delay_ms: float = typer.Option(0.0, "--delay-ms", help="Fault: delay every WS frame and REST answer by this many ms."),
     ping_interval: float = typer.Option(10.0, "--ping-interval", help="Seconds between heartbeat pings (0 = none)."),
     verbose: bool = _VERBOSE,
@@ -350,7 +351,7 @@ def sim(
         _fail("--start must be 'subscribe' or 'now'")
     try:
         faults = Faults(drop_frames=parse_indices(drop_frames), drop_every=drop_every,
-                        disconnect_after=disconnect_after, rest_429=rest_429,
+                        disconnect_after=disconnect_after, rest_429=rest_429, page_cap=page_cap,
                         delay_s=delay_ms / 1000)
         server = SimServer(replay, host=host, port=port, speed=speed, faults=faults,
                            public_key=public_key, rest_fixtures=rest_fixtures, cutoff=cutoff,
