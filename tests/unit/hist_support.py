@@ -4,6 +4,7 @@ from the bundled real recordings, a loopback S3 server (moto), CLI and subproces
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -80,6 +81,7 @@ class S3Server:
     def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per request
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.server.start()
         host, port = self.server.get_host_and_port()
@@ -97,10 +99,13 @@ class S3Server:
         return name
 
     def objects(self, bucket: str) -> dict[str, dict]:
-        """key → {size, etag, last_modified} of every object in ``bucket``."""
+        """key → {size, etag, last_modified} of every object in ``bucket``, except the empty
+        ``.../`` directory markers pyarrow's S3FileSystem puts when it deletes a file."""
         out = {}
         for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket):
             for o in page.get("Contents", []):
+                if o["Key"].endswith("/") and o["Size"] == 0:
+                    continue
                 out[o["Key"]] = {"size": o["Size"], "etag": o["ETag"],
                                  "last_modified": o["LastModified"]}
         return out
@@ -152,3 +157,110 @@ def one_error_line(stderr: str) -> str:
     assert len(lines) == 1, stderr
     assert "Traceback" not in stderr
     return lines[0]
+
+
+# -- an in-memory stand-in for storage.questdb_hdb.QuestDBClient ---------------------------------
+
+class FakeQuestDB:
+    """Implements the ``QuestDBClient`` methods EOD uses, over in-memory Arrow tables, and
+    QuestDB's behaviour that matters to EOD: ``DROP PARTITION LIST`` removes a day, the control
+    table upserts on its ``DEDUP UPSERT KEYS``, ``wal_tables()`` reports apply progress, and a
+    tz-aware datetime parameter kills the connection (QuestDB 8.0 over psycopg 3).
+
+    ``tables``: name → list of Arrow tables (appended data). ``calls`` logs every operation.
+    """
+
+    def __init__(self) -> None:
+        self.tables: dict[str, list[pa.Table]] = {}
+        self.control: dict[tuple, tuple] = {}
+        self.control_ddl: str | None = None
+        self.calls: list[tuple] = []
+        self.wal_pending: dict[str, int] = {}  # table -> transactions not yet applied
+        self.suspended: set[str] = set()
+        self.closed = False
+
+    # data helpers (not part of the client interface)
+    def insert(self, table: str, data: pa.Table) -> None:
+        self.tables.setdefault(table, []).append(data.cast(TABLES[table].arrow_schema()))
+
+    def _day_rows(self, table: str, day: date) -> pa.Table:
+        from kalshi_platform.storage.hdb_writer import day_bounds_us
+        import pyarrow.compute as pc
+
+        lo, hi = day_bounds_us(day)
+        parts = self.tables.get(table, [])
+        if not parts:
+            return TABLES[table].arrow_schema().empty_table()
+        t = pa.concat_tables(parts)
+        us = t["ts"].cast(pa.int64())
+        return t.filter(pc.and_(pc.greater_equal(us, lo), pc.less(us, hi)))
+
+    def _check_params(self, params) -> None:
+        from datetime import datetime
+
+        for p in params or ():
+            if isinstance(p, datetime) and p.tzinfo is not None:
+                self.closed = True
+                raise ConnectionError("server closed the connection (tz-aware bind)")
+
+    # the QuestDBClient interface
+    def table_exists(self, name: str) -> bool:
+        return name in self.tables
+
+    def count_day(self, table: str, day: date) -> int:
+        self.calls.append(("count_day", table, day))
+        return self._day_rows(table, day).num_rows
+
+    def stream_day(self, table: str, day: date, *, chunk_rows: int = 100_000):
+        self.calls.append(("stream_day", table, day))
+        t = self._day_rows(table, day).sort_by([("ts", "ascending")])
+        for b in t.to_batches(max_chunksize=chunk_rows):
+            yield b
+
+    def drop_partition(self, table: str, day: date) -> None:
+        self.calls.append(("drop_partition", table, day))
+        from kalshi_platform.storage.hdb_writer import day_bounds_us
+        import pyarrow.compute as pc
+
+        lo, hi = day_bounds_us(day)
+        t = pa.concat_tables(self.tables[table])
+        us = t["ts"].cast(pa.int64())
+        self.tables[table] = [t.filter(pc.or_(pc.less(us, lo), pc.greater_equal(us, hi)))]
+        self.wal_pending[table] = 1  # applied after one wal_tables() poll
+
+    def execute(self, sql: str, params: tuple | None = None) -> None:
+        if self.closed:
+            raise ConnectionError("connection closed")
+        self._check_params(params)
+        self.calls.append(("execute", sql.split("(")[0].strip()))
+        s = " ".join(sql.split())
+        if s.startswith("CREATE TABLE IF NOT EXISTS eod_migrations"):
+            self.control_ddl = s
+        elif s.startswith("INSERT INTO eod_migrations"):
+            cols = [c.strip() for c in s.split("(", 1)[1].split(")", 1)[0].split(",")]
+            row = dict(zip(cols, params))
+            self.control[(row["ts"], row["table_name"])] = tuple(row[c] for c in cols)
+            self.wal_pending["eod_migrations"] = 1
+        else:
+            raise AssertionError(f"unexpected SQL: {sql}")
+
+    def fetchall(self, sql: str, params: tuple | None = None) -> list[tuple]:
+        if self.closed:
+            raise ConnectionError("connection closed")
+        self._check_params(params)
+        s = " ".join(sql.split())
+        if "FROM wal_tables()" in s:
+            name = params[0]
+            pending = self.wal_pending.get(name, 0)
+            if pending:
+                self.wal_pending[name] = pending - 1
+            return [(name in self.suspended, 5, 5 + pending)]
+        if "FROM eod_migrations WHERE ts = %s AND table_name = %s" in s:
+            r = self.control.get((params[0], params[1]))
+            return [r] if r else []
+        if s.endswith("FROM eod_migrations"):
+            return list(self.control.values())
+        raise AssertionError(f"unexpected SQL: {sql}")
+
+    def close(self) -> None:
+        self.closed = True
