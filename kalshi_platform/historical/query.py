@@ -30,11 +30,12 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-#: Daily OHLC bars per ticker from ``trades``: YES price in dollars (first/max/min/last by
-#: ``ts``), volume in contracts, trade count.
+#: Daily OHLC bars per ticker from ``trades``: YES price in dollars (open/close = first/last
+#: trade by ``ts``; equal timestamps — older feeds stamp trades to the second — are ordered by
+#: ``trade_id`` so the bar is deterministic), volume in contracts, number of trades.
 OHLC_SQL = """SELECT ticker, date,
-       arg_min(yes_price, ts) AS open, max(yes_price) AS high,
-       min(yes_price) AS low, arg_max(yes_price, ts) AS close,
+       first(yes_price ORDER BY ts, trade_id) AS open, max(yes_price) AS high,
+       min(yes_price) AS low, last(yes_price ORDER BY ts, trade_id) AS close,
        sum("count") AS volume, count(*) AS trades
 FROM trades GROUP BY ticker, date ORDER BY ticker, date"""
 

@@ -186,9 +186,11 @@ def query(
     parquet: Optional[Path] = typer.Option(None, "--parquet", help="Write the result to this Parquet file."),
     limit: Optional[int] = typer.Option(None, help="At most N rows (printing shows 100 by default)."),
 ) -> None:
-    """SQL over the Parquet historical tier (DuckDB), e.g. daily OHLC bars per ticker:
-    SELECT ticker, date, arg_min(yes_price, ts) open, max(yes_price) high, min(yes_price) low,
-    arg_max(yes_price, ts) close, sum("count") volume FROM trades GROUP BY ALL ORDER BY ALL"""
+    """SQL over the Parquet historical tier (DuckDB; one view per table, the partition
+    `date` is a column), e.g. daily OHLC bars per ticker:
+    SELECT ticker, date, first(yes_price ORDER BY ts) open, max(yes_price) high,
+    min(yes_price) low, last(yes_price ORDER BY ts) close, sum("count") volume
+    FROM trades GROUP BY ALL ORDER BY ALL"""
     from kalshi_platform.historical.query import QueryError, open_local, open_s3, take, write_result
     from kalshi_platform.storage.s3 import S3Error
 
