@@ -36,7 +36,8 @@ within one DuckDB version; the hex stored in the control table is for reference.
 **Control table** ``eod_migrations``, one record per ``(day, table)`` with ``status``:
 
 * ``running`` — started; ``failed`` — stopped with ``error`` (nothing dropped);
-* ``verified`` — files (and objects) verified, source not dropped (yet, or ``--no-drop``);
+* ``verified`` — files (and objects) verified, source not dropped (yet, or ``--no-drop``;
+  a failure after verification, e.g. in the drop, keeps this status and sets ``error``);
 * ``done`` — verified and the source day dropped; ``empty`` — the source had no rows.
 
 Recovery rules (what a re-run does): ``done`` → nothing (a no-op; rows that reached the source
@@ -67,7 +68,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kalshi_platform.storage import s3 as s3mod
-from kalshi_platform.storage.hdb_writer import PartitionWriter, WrittenFile, partition_dir
+from kalshi_platform.storage.hdb_writer import (PartitionWriter, WrittenFile, fsync_dir,
+                                                 partition_dir)
 from kalshi_platform.storage.schema import TABLES
 
 log = logging.getLogger(__name__)
@@ -351,7 +353,7 @@ class EmbeddedSource:
         if gone.exists():
             shutil.rmtree(gone)
         os.rename(d, gone)  # atomic: readers see the whole day or none of it
-        _fsync_dir(d.parent)
+        fsync_dir(d.parent)
         shutil.rmtree(gone)
 
     def cleanup(self, table: str, day: date) -> None:
@@ -359,12 +361,6 @@ class EmbeddedSource:
         gone = self._dir(table, day).with_name(f".date={day.isoformat()}.eod-dropped")
         if gone.exists():
             shutil.rmtree(gone)
-
-
-def _fsync_dir(path: Path) -> None:
-    from kalshi_platform.storage.hdb_writer import fsync_dir
-
-    fsync_dir(path)
 
 
 # ------------------------------------------------------------------------------------------
@@ -551,6 +547,8 @@ class QuestDBControl:
 
 
 class Control(Protocol):
+    """Where migration records live (:class:`QuestDBControl`, :class:`JsonlControl`)."""
+
     def get(self, day: date, table: str) -> MigrationRecord | None: ...
 
     def put(self, rec: MigrationRecord) -> None: ...
@@ -587,9 +585,8 @@ class S3Target:
 @dataclass
 class TableResult:
     """What a run did for one table: ``status`` (done, verified, skipped, empty, failed),
-    output ``rows``/``files``/``bytes``, ``checksum`` hex, ``s3_objects`` verified,
-    (under ``s3_uri``), ``dropped``, wall ``seconds``, a ``note`` and the ``error`` of a
-    failure."""
+    output ``rows``/``files``/``bytes``, ``checksum`` hex, ``s3_objects`` verified (under
+    ``s3_uri``), ``dropped``, wall ``seconds``, a ``note`` and the ``error`` of a failure."""
 
     table: str
     day: date

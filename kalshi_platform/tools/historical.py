@@ -64,13 +64,13 @@ def _questdb_client(settings: Any) -> Any:
     except ModuleNotFoundError as e:
         if e.name == "kalshi_platform.storage.questdb_hdb":
             _die("--source questdb needs kalshi_platform.storage.questdb_hdb, which this "
-                  "build does not have; use --source embedded")
+                 "build does not have; use --source embedded")
         raise
     try:
         return QuestDBClient(settings)
     except Exception as e:  # noqa: BLE001 - any connect failure is one line
         _die(f"cannot connect to QuestDB at {settings.pg_host}:{settings.questdb_pg_port}: "
-              f"{type(e).__name__}: {e}")
+             f"{type(e).__name__}: {e}")
 
 
 @app.command()
@@ -151,8 +151,9 @@ def eod(
 
 
 def _print_eod(rep: Any) -> None:
-    t = RichTable(title=f"eod {rep.day} from {rep.source} → {rep.dest}"
-                  + (f" + {rep.s3_uri}" if rep.s3_uri else ""), title_justify="left")
+    t = RichTable(title=_cell(f"eod {rep.day} from {rep.source} → {rep.dest}"
+                              + (f" + {rep.s3_uri}" if rep.s3_uri else "")),
+                  title_justify="left")
     for col in ("table", "status", "rows", "files", "bytes", "checksum", "s3", "dropped", "s",
                 "note"):
         t.add_column(col, justify="right" if col in ("rows", "files", "bytes", "s3", "s")
@@ -160,7 +161,7 @@ def _print_eod(rep: Any) -> None:
     for r in rep.results:
         t.add_row(r.table, r.status, f"{r.rows:,}", str(r.files), f"{r.bytes:,}", r.checksum,
                   str(r.s3_objects), "yes" if r.dropped else "no", f"{r.seconds:.2f}",
-                  r.error or r.note)
+                  _cell(r.error or r.note))
     console.print(t)
     if rep.retention_deleted or rep.retention_kept:
         console.print(f"retention: deleted {len(rep.retention_deleted)} local partition(s)"
@@ -169,11 +170,14 @@ def _print_eod(rep: Any) -> None:
 
 
 def _cell(v: Any) -> str:
+    """A value as table-cell text (rich markup escaped: data such as ``[1, 2]`` prints as is)."""
+    from rich.markup import escape
+
     if v is None:
         return "null"
     if isinstance(v, datetime):
         return v.isoformat().replace("+00:00", "Z")
-    return str(v)
+    return escape(str(v))
 
 
 @app.command()
@@ -229,7 +233,7 @@ def query(
         rows = rows[:show]
         t = RichTable(title_justify="left")
         for name in reader.schema.names:
-            t.add_column(name)
+            t.add_column(_cell(name))
         for r in rows:
             t.add_row(*(_cell(v) for v in r.values()))
         console.print(t)
@@ -237,6 +241,13 @@ def query(
                                                   "--parquet)" if more else ""))
     except QueryError as e:
         _die(str(e))
+    except Exception as e:  # noqa: BLE001 - an engine error while the rows stream: one line
+        import duckdb
+        import pyarrow as pa
+
+        if not isinstance(e, (duckdb.Error, pa.ArrowException)):
+            raise
+        _die(str(e).splitlines()[0] if str(e) else type(e).__name__)
     finally:
         h.close()
 
@@ -300,7 +311,7 @@ def _print_rows(rows: list, title: str) -> None:
             cols.setdefault(k, None)
     t = RichTable(title=title, title_justify="left")
     for c in cols:
-        t.add_column(c)
+        t.add_column(_cell(c))
     for r in rows:
         d = r if isinstance(r, dict) else {"value": r}
         t.add_row(*(_cell(d.get(c)) for c in cols))
@@ -334,11 +345,12 @@ def _print_summary(s: Any, complete: bool) -> None:
     t.add_row("rows", f"{s.rows:,}")
     t.add_row("distinct tickers", f"{s.tickers:,}")
     t.add_row("distinct series", f"{s.series:,}")
-    t.add_row("dates", f"{s.date_min} .. {s.date_max}" if s.date_min else "-")
+    t.add_row("dates", _cell(f"{s.date_min} .. {s.date_max}") if s.date_min else "-")
     for k, v in s.totals.items():
         t.add_row(f"total {k}", f"{v:,.2f}".rstrip("0").rstrip("."))
-    t.add_row("status", ", ".join(f"{k} {v:,}" for k, v in sorted(s.status.items())) or "-")
-    t.add_row("fields", ", ".join(s.fields) or "-")
+    t.add_row("status", _cell(", ".join(f"{k} {v:,}" for k, v in sorted(s.status.items())))
+              or "-")
+    t.add_row("fields", _cell(", ".join(s.fields)) or "-")
     if s.non_objects:
         t.add_row("non-object rows", f"{s.non_objects:,}")
     console.print(t)
