@@ -264,3 +264,17 @@ class FakeQuestDB:
 
     def close(self) -> None:
         self.closed = True
+
+
+def invoke(args, *, input: str | None = None, **env: str):
+    """Run the CLI in-process (typer's CliRunner: fast, for the many option/error cases; the
+    real console script is exercised through :func:`run_cli`). Returns the click Result
+    (``exit_code``, ``stdout``, ``stderr``)."""
+    from typer.testing import CliRunner
+
+    from kalshi_platform.tools.cli import _register_optional, app
+
+    _register_optional()
+    clean = {k: None for k in os.environ if k.startswith(("KALSHI_", "AWS_"))}
+    clean.update(env)
+    return CliRunner(env=clean).invoke(app, [str(a) for a in args], input=input)

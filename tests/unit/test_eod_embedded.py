@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hist_support import (AWS_ENV, S3Server, build_store, copy_store, one_error_line, rows_of,
-                          run_cli, run_py, set_aws_env, snapshot_store, sorted_rows, store_days)
+from hist_support import (AWS_ENV, S3Server, build_store, copy_store, invoke, one_error_line,
+                          rows_of, run_cli, run_py, set_aws_env, snapshot_store, sorted_rows,
+                          store_days)
 from kalshi_platform.storage import eod
 from kalshi_platform.storage.eod import (CONTROL_FILE, DONE, EMPTY, FAILED, SKIPPED, VERIFIED,
                                          EmbeddedSource, EodError, EodJob, JsonlControl,
@@ -375,16 +376,14 @@ def test_cli_eod_embedded_with_s3(store, oracle, s3srv, tmp_path):
     (["--source", "sqlite"], "--source 'sqlite'"),
 ])
 def test_cli_eod_user_errors_are_one_line(store, tmp_path, args, message):
-    r = run_cli(["eod", "--source", "embedded", "--store", store, "--dest", tmp_path / "h", *args],
-                tmp_path)
-    assert r.returncode == 2
+    r = invoke(["eod", "--source", "embedded", "--store", store, "--dest", tmp_path / "h", *args])
+    assert r.exit_code == 2
     assert message in one_error_line(r.stderr)
 
 
 def test_cli_eod_missing_bucket_and_same_dest(store, s3srv, tmp_path):
-    r = run_cli(["eod", "--source", "embedded", "--store", store, "--dest", tmp_path / "h",
-                 "--s3", "s3://no-such-bucket/x", "--s3-endpoint", s3srv.endpoint], tmp_path,
-                **AWS_ENV)
-    assert r.returncode == 2 and "bucket 'no-such-bucket' does not exist" in one_error_line(r.stderr)
-    r = run_cli(["eod", "--source", "embedded", "--store", store, "--dest", store], tmp_path)
-    assert r.returncode == 2 and "--dest must differ" in one_error_line(r.stderr)
+    r = invoke(["eod", "--source", "embedded", "--store", store, "--dest", tmp_path / "h",
+                "--s3", "s3://no-such-bucket/x", "--s3-endpoint", s3srv.endpoint], **AWS_ENV)
+    assert r.exit_code == 2 and "bucket 'no-such-bucket' does not exist" in one_error_line(r.stderr)
+    r = invoke(["eod", "--source", "embedded", "--store", store, "--dest", store])
+    assert r.exit_code == 2 and "--dest must differ" in one_error_line(r.stderr)

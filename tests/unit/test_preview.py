@@ -20,7 +20,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from conftest import SHARED_KALSHI, require_shared
-from hist_support import one_error_line, run_cli, run_py
+from hist_support import invoke, one_error_line, run_cli, run_py
 from kalshi_platform.historical.report_preview import (DistinctCounter, ReportFormatError,
                                                        iter_json_array, summarize)
 
@@ -170,14 +170,14 @@ def test_cli_interactive_pages_and_quits(tmp_path):
     rows = synthetic_rows(50)
     f = tmp_path / "r.json"
     f.write_text(json.dumps(rows))
-    r = run_cli(["preview", "--file", f, "--interactive", "--rows", "3"], tmp_path, input="\nq\n")
-    assert r.returncode == 0, r.stderr
+    r = invoke(["preview", "--file", f, "--interactive", "--rows", "3", "--json"],
+               input="\nq\n")
+    assert r.exit_code == 0, r.stderr
     assert "rows 1-3" in r.stdout and "rows 4-6" in r.stdout and "rows 7-9" not in r.stdout
-    assert rows[5]["ticker_name"] in r.stdout and rows[6]["ticker_name"] not in r.stdout
-    assert "rows read so far" in r.stdout
-    r = run_cli(["preview", "--file", f, "--interactive", "--rows", "20"], tmp_path,
-                input="\n\n\n")
-    assert r.returncode == 0 and "rows 41-50" in r.stdout and "so far" not in r.stdout
+    out = json.loads(r.stdout[r.stdout.index('{\n  "summary"'):])
+    assert out["complete"] is False and out["summary"] == oracle_summary(rows[:6])
+    r = invoke(["preview", "--file", f, "--interactive", "--rows", "20"], input="\n\n\n")
+    assert r.exit_code == 0 and "rows 41-50" in r.stdout and "so far" not in r.stdout
 
 
 @pytest.mark.parametrize("content, args, message", [
@@ -190,8 +190,8 @@ def test_cli_errors_are_one_line(tmp_path, content, args, message):
     f = tmp_path / "r.json"
     if content is not None:
         f.write_bytes(content)
-    r = run_cli(["preview", "--file", f, *args], tmp_path)
-    assert r.returncode == 2
+    r = invoke(["preview", "--file", f, *args])
+    assert r.exit_code == 2
     assert message in one_error_line(r.stderr)
 
 
@@ -200,16 +200,14 @@ import json, os, resource
 import pyarrow, pyarrow.compute  # loaded by the CLI anyway
 from kalshi_platform.historical.report_preview import summarize
 path = {path!r}
+row = ('{{"date": "2026-09-19", "ticker_name": "KXHIGHNY-26SEP19-B%d.5", '
+       '"report_ticker": "KXS%d", "payout_type": "binary", "open_interest": %d, '
+       '"daily_volume": "%d", "block_volume": 0, "high": 55, "low": 40, "status": "%s"}}')
 with open(path, "w") as f:   # ~110 MB, one row per market like the real report
     f.write("[")
     for i in range({n}):
-        if i:
-            f.write(",\\n")
-        f.write(json.dumps({{"date": "2026-09-19", "ticker_name": f"KXHIGHNY-26SEP19-B{{i}}.5",
-                            "report_ticker": f"KXS{{i % 997}}", "payout_type": "binary",
-                            "open_interest": i % 5000, "daily_volume": str(i % 777),
-                            "block_volume": 0, "high": 55, "low": 40,
-                            "status": "active" if i % 3 else "finalized"}}))
+        f.write((",\\n" if i else "") + row % (i, i % 997, i % 5000, i % 777,
+                                              "active" if i % 3 else "finalized"))
     f.write("]")
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 with open(path, "rb") as f:

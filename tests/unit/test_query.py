@@ -11,8 +11,8 @@ from datetime import date
 import pyarrow.parquet as pq
 import pytest
 
-from hist_support import (AWS_ENV, S3Server, build_store, copy_store, one_error_line, run_cli,
-                          snapshot_store)
+from hist_support import (AWS_ENV, S3Server, build_store, copy_store, invoke, one_error_line,
+                          run_cli, snapshot_store)
 from kalshi_platform.historical.query import OHLC_SQL, QueryError, open_local, open_s3
 from kalshi_platform.storage.eod import CONTROL_FILE, EmbeddedSource, EodJob, JsonlControl, S3Target
 from kalshi_platform.storage.schema import TABLES
@@ -132,11 +132,11 @@ def test_cli_writes_csv_and_parquet(tier, tmp_path):
 
 
 def test_cli_limit_and_more_rows_note(tier):
-    r = run_cli(["query", "SELECT * FROM orderbook_snapshots", "--hdb", tier["hdb"]], tier["tmp"])
-    assert r.returncode == 0 and "100 row(s) shown; more available" in r.stdout
-    r = run_cli(["query", "SELECT * FROM orderbook_snapshots", "--hdb", tier["hdb"],
-                 "--limit", "5"], tier["tmp"])
-    assert r.returncode == 0 and "5 row(s)" in r.stdout and "more available" not in r.stdout
+    r = invoke(["query", "SELECT * FROM orderbook_snapshots", "--hdb", tier["hdb"]])
+    assert r.exit_code == 0 and "100 row(s) shown; more available" in r.stdout
+    r = invoke(["query", "SELECT * FROM orderbook_snapshots", "--hdb", tier["hdb"],
+                "--limit", "5"])
+    assert r.exit_code == 0 and "5 row(s)" in r.stdout and "more available" not in r.stdout
 
 
 def test_cli_s3(tier):
@@ -154,8 +154,8 @@ def test_cli_s3(tier):
 ])
 def test_cli_errors_are_one_line(tier, args, message):
     full = ["query", *args] + ([] if "--hdb" in args else ["--hdb", tier["hdb"]])
-    r = run_cli(full, tier["tmp"])
-    assert r.returncode == 2
+    r = invoke(full)
+    assert r.exit_code == 2
     assert message in one_error_line(r.stderr)
 
 
