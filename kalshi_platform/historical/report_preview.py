@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
+import zlib
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,7 @@ from typing import Any, BinaryIO, Iterable, Iterator
 
 BLOCK = 1 << 20
 _WS = " \t\r\n"
+_NON_WS = re.compile(r"[^ \t\r\n]")
 _DELIM = ",]" + _WS
 #: numeric report fields summed in the summary
 SUM_FIELDS = ("daily_volume", "block_volume", "open_interest")
@@ -49,27 +52,35 @@ def _blocks(src: BinaryIO | Iterable[bytes], block: int) -> Iterator[bytes]:
 
 
 def _maybe_gunzip(blocks: Iterator[bytes]) -> Iterator[bytes]:
-    """Pass blocks through, gunzipping on the fly when the stream starts with gzip magic."""
-    first = next(blocks, b"")
+    """Pass blocks through, gunzipping on the fly when the stream starts with gzip magic
+    (concatenated members too). Output comes in pieces of at most :data:`BLOCK` bytes however
+    well the input compresses. Raises :class:`ReportFormatError` for a corrupt gzip stream."""
+    first = b""
+    for b in blocks:  # enough bytes to see the magic
+        first += b
+        if len(first) >= 2:
+            break
     if not first.startswith(b"\x1f\x8b"):
         if first:
             yield first
         yield from blocks
         return
-    import zlib
-
     d = zlib.decompressobj(wbits=31)
-    for b in _chain(first, blocks):
-        out = d.decompress(b)
-        if out:
-            yield out
-        while d.eof and d.unused_data:  # concatenated gzip members
-            rest = d.unused_data
-            d = zlib.decompressobj(wbits=31)
-            out = d.decompress(rest)
-            if out:
-                yield out
-    tail = d.flush()
+    try:
+        for b in _chain(first, blocks):
+            data = b
+            while data:
+                if d.eof:  # the next gzip member
+                    d = zlib.decompressobj(wbits=31)
+                out = d.decompress(data, BLOCK)
+                if out:
+                    yield out
+                data = d.unused_data if d.eof else d.unconsumed_tail
+        tail = d.flush()
+    except zlib.error as e:
+        raise ReportFormatError(f"corrupt gzip stream: {e}") from None
+    if not d.eof:
+        raise ReportFormatError("truncated gzip stream")
     if tail:
         yield tail
 
@@ -121,10 +132,11 @@ def iter_json_array(src: BinaryIO | Iterable[bytes], *, block: int = BLOCK) -> I
         """Advance past whitespace; False at end of input."""
         nonlocal pos
         while True:
-            while pos < len(buf) and buf[pos] in _WS:
-                pos += 1
-            if pos < len(buf):
+            m = _NON_WS.search(buf, pos)
+            if m is not None:
+                pos = m.start()
                 return True
+            pos = len(buf)
             if not more():
                 return False
 

@@ -107,6 +107,31 @@ def test_summary_equals_json_load_and_python(tmp_path):
     assert s.to_json() == oracle_summary(rows)
 
 
+def test_gzip_any_split_multi_member_truncated_and_bounded():
+    rows = synthetic_rows(500)
+    data = json.dumps(rows).encode()
+    gz = gzip.compress(data)
+    for block in (1, 2, 5, 4096):
+        assert list(iter_json_array(io.BytesIO(gz), block=block)) == rows
+    # two gzip members (what `cat a.gz b.gz` gives) are one stream
+    half = len(data) // 2
+    two = gzip.compress(data[:half]) + gzip.compress(data[half:])
+    assert list(iter_json_array(io.BytesIO(two), block=777)) == rows
+    with pytest.raises(ReportFormatError, match="truncated gzip"):
+        list(iter_json_array(io.BytesIO(gz[:-20])))
+    # 64 MB of whitespace compresses to ~64 KB: inflated in bounded pieces, never at once
+    import tracemalloc
+
+    bomb = gzip.compress(b"[" + b" " * (64 << 20) + b"1]")
+    tracemalloc.start()
+    try:
+        assert list(iter_json_array(io.BytesIO(bomb))) == [1]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, peak
+
+
 @pytest.mark.parametrize("doc", [
     '[]', ' [ 1 , 2.5 ,"x,]", {"a":[1,{"b":"]"}]}, null, true, -1.5e-3, 0 ] ',
     '[12345678901234567890123, 1E+2, "\\u00e9\\ud83d\\ude00"]',
