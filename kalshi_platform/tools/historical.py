@@ -1,0 +1,394 @@
+"""``kalshi-platform eod | query | preview | bench-hdb``: the historical tier's commands.
+
+* ``eod`` — migrate a finished UTC day from the hot tier (QuestDB or the embedded store) to
+  Parquet (local and S3), verified, then drop it from the hot tier
+  (:mod:`kalshi_platform.storage.eod`);
+* ``query`` — SQL over the Parquet tier with DuckDB (:mod:`kalshi_platform.historical.query`);
+* ``preview`` — stream Kalshi's public daily market-data report
+  (:mod:`kalshi_platform.historical.report_preview`);
+* ``bench-hdb`` — the chunk → Parquet writer's rate (:mod:`kalshi_platform.bench.hdb_writer`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.table import Table as RichTable
+
+from kalshi_platform.config import get_settings
+from kalshi_platform.tools.cli import _fail, _setup_logging, app, console
+
+
+def _die(msg: str, code: int = 2) -> None:
+    """One-line error and exit (``cli._fail``), with ``msg`` escaped so that text such as
+    ``s3://bucket[/prefix]`` or a DuckDB message is printed, not read as rich markup."""
+    from rich.markup import escape
+
+    _fail(escape(msg), code)
+
+
+def _parse_day(s: str | None) -> date:
+    from kalshi_platform.storage.eod import utc_yesterday
+
+    if s is None:
+        return utc_yesterday()
+    try:
+        return date.fromisoformat(s)
+    except ValueError:
+        pass
+    _die(f"--date {s!r}: expected YYYY-MM-DD")
+    raise AssertionError("unreachable")
+
+
+def _parse_tables(values: list[str] | None) -> list[str]:
+    from kalshi_platform.storage.schema import TABLES
+
+    if not values:
+        return list(TABLES)
+    out: list[str] = []
+    for v in values:
+        out += [t.strip() for t in v.split(",") if t.strip()]
+    unknown = [t for t in out if t not in TABLES]
+    if unknown:
+        _die(f"--tables: unknown table(s) {', '.join(unknown)} (known: {', '.join(TABLES)})")
+    return list(dict.fromkeys(out))
+
+
+def _questdb_client(settings: Any) -> Any:
+    try:
+        from kalshi_platform.storage.questdb_hdb import QuestDBClient
+    except ModuleNotFoundError as e:
+        if e.name == "kalshi_platform.storage.questdb_hdb":
+            _die("--source questdb needs kalshi_platform.storage.questdb_hdb, which this "
+                 "build does not have; use --source embedded")
+        raise
+    try:
+        return QuestDBClient(settings)
+    except Exception as e:  # noqa: BLE001 - any connect failure is one line
+        _die(f"cannot connect to QuestDB at {settings.pg_host}:{settings.questdb_pg_port}: "
+             f"{type(e).__name__}: {e}")
+
+
+@app.command()
+def eod(
+    date_: Optional[str] = typer.Option(None, "--date", help="UTC day YYYY-MM-DD [default: yesterday UTC]."),
+    tables: Optional[List[str]] = typer.Option(None, "--tables", help="Tables (comma-separated or repeated) [default: all]."),
+    dest: Optional[Path] = typer.Option(None, help="Local historical root [default: KALSHI_HDB_DIR or ./hdb]."),
+    s3: Optional[str] = typer.Option(None, "--s3", help="Upload to s3://bucket/prefix [default: KALSHI_S3_URI; none if empty]."),
+    s3_endpoint: Optional[str] = typer.Option(None, "--s3-endpoint", help="S3-compatible endpoint http(s)://host:port [default: KALSHI_S3_ENDPOINT_URL]."),
+    drop: bool = typer.Option(True, "--drop/--no-drop", help="Drop the source day after verification."),
+    source: str = typer.Option("questdb", help="Hot tier to migrate from: questdb or embedded."),
+    store: Optional[Path] = typer.Option(None, help="Embedded store root for --source embedded [default: KALSHI_STORE_DIR]."),
+    keep_days: Optional[int] = typer.Option(None, "--keep-days", help="Keep N local days ending at --date; older local days verified in S3 are deleted (0 = keep all) [default: KALSHI_EOD_KEEP_DAYS]."),
+    chunk_rows: int = typer.Option(100_000, "--chunk-rows", help="Rows per streamed chunk."),
+    compression: Optional[str] = typer.Option(None, help="zstd or snappy [default: KALSHI_PARQUET_COMPRESSION]."),
+    max_rows_per_file: Optional[int] = typer.Option(None, "--max-rows-per-file", help="Split a day into files of at most N rows."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO."),
+) -> None:
+    """Move one finished UTC day from the hot tier to Parquet (local + S3), verify rows and
+    checksums, then drop it from the hot tier. Re-running a finished day is a no-op; a
+    failed or interrupted run resumes."""
+    from kalshi_platform.storage import eod as eodmod
+    from kalshi_platform.storage.hdb_writer import CODECS
+    from kalshi_platform.storage.s3 import S3Error
+
+    _setup_logging(verbose)
+    settings = get_settings()
+    day = _parse_day(date_)
+    names = _parse_tables(tables)
+    dest = dest or settings.hdb_dir
+    s3_uri = s3 if s3 is not None else settings.s3_uri
+    endpoint = s3_endpoint if s3_endpoint is not None else settings.s3_endpoint_url
+    keep = settings.eod_keep_days if keep_days is None else keep_days
+    codec = compression or settings.parquet_compression
+    if source not in ("questdb", "embedded"):
+        _die(f"--source {source!r}: expected questdb or embedded")
+    if codec not in CODECS:
+        _die(f"--compression {codec!r}: expected one of {', '.join(CODECS)}")
+    if keep < 0 or chunk_rows < 1 or (max_rows_per_file is not None and max_rows_per_file < 1):
+        _die("--keep-days must be >= 0, --chunk-rows and --max-rows-per-file >= 1")
+    target = None
+    if s3_uri:
+        try:
+            target = eodmod.S3Target.from_uri(s3_uri, endpoint or None, settings.s3_region)
+        except S3Error as e:
+            _die(str(e))
+    client = None
+    try:
+        if source == "embedded":
+            store = store or settings.store_dir
+            if not store.is_dir():
+                _die(f"--store {store}: no such directory")
+            if store.resolve() == Path(dest).resolve():
+                _die("--dest must differ from the embedded --store")
+            src: Any = eodmod.EmbeddedSource(store)
+            control: Any = eodmod.JsonlControl(Path(dest) / eodmod.CONTROL_FILE)
+        else:
+            client = _questdb_client(settings)
+            src = eodmod.QuestDBSource(client)
+            control = eodmod.QuestDBControl(client)
+        job = eodmod.EodJob(src, control, dest, s3=target, drop=drop, chunk_rows=chunk_rows,
+                            compression=codec, max_rows_per_file=max_rows_per_file)
+        try:
+            report = job.run(day, names, keep_days=keep)
+        except (eodmod.EodError, OSError) as e:
+            _die(str(e))
+            return
+    finally:
+        if client is not None:
+            client.close()
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_eod(report)
+    if report.failed:
+        _die("; ".join(f"{r.table}: {r.error}" for r in report.failed), code=1)
+
+
+def _print_eod(rep: Any) -> None:
+    t = RichTable(title=_cell(f"eod {rep.day} from {rep.source} → {rep.dest}"
+                              + (f" + {rep.s3_uri}" if rep.s3_uri else "")),
+                  title_justify="left")
+    for col in ("table", "status", "rows", "files", "bytes", "checksum", "s3", "dropped", "s",
+                "note"):
+        t.add_column(col, justify="right" if col in ("rows", "files", "bytes", "s3", "s")
+                     else "left")
+    for r in rep.results:
+        t.add_row(r.table, r.status, f"{r.rows:,}", str(r.files), f"{r.bytes:,}", r.checksum,
+                  str(r.s3_objects), "yes" if r.dropped else "no", f"{r.seconds:.2f}",
+                  _cell(r.error or r.note))
+    console.print(t)
+    if rep.retention_deleted or rep.retention_kept:
+        console.print(f"retention: deleted {len(rep.retention_deleted)} local partition(s)"
+                      + (f"; kept {len(rep.retention_kept)} with no verified S3 copy"
+                         if rep.retention_kept else ""))
+
+
+def _cell(v: Any) -> str:
+    """A value as table-cell text (rich markup escaped: data such as ``[1, 2]`` prints as is)."""
+    from rich.markup import escape
+
+    if v is None:
+        return "null"
+    if isinstance(v, datetime):
+        return v.isoformat().replace("+00:00", "Z")
+    return escape(str(v))
+
+
+@app.command()
+def query(
+    sql: str = typer.Argument(..., help="SQL; each table is a view, with the partition `date` as a column."),
+    hdb: Optional[Path] = typer.Option(None, help="Local historical root [default: KALSHI_HDB_DIR or ./hdb]."),
+    s3: Optional[str] = typer.Option(None, "--s3", help="Query s3://bucket/prefix instead of the local root."),
+    s3_endpoint: Optional[str] = typer.Option(None, "--s3-endpoint", help="S3-compatible endpoint [default: KALSHI_S3_ENDPOINT_URL]."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Write the result to this CSV file."),
+    parquet: Optional[Path] = typer.Option(None, "--parquet", help="Write the result to this Parquet file."),
+    limit: Optional[int] = typer.Option(None, help="At most N rows (printing shows 100 by default)."),
+) -> None:
+    """SQL over the Parquet historical tier (DuckDB; one view per table, the partition
+    `date` is a column), e.g. daily OHLC bars per ticker:
+    SELECT ticker, date, first(yes_price ORDER BY ts) open, max(yes_price) high,
+    min(yes_price) low, last(yes_price ORDER BY ts) close, sum("count") volume
+    FROM trades GROUP BY ALL ORDER BY ALL"""
+    from kalshi_platform.historical.query import QueryError, open_local, open_s3, take, write_result
+    from kalshi_platform.storage.s3 import S3Error
+
+    settings = get_settings()
+    if csv is not None and parquet is not None:
+        _die("give at most one of --csv and --parquet")
+    if limit is not None and limit < 0:
+        _die("--limit must be >= 0")
+    try:
+        if s3:
+            h = open_s3(s3, s3_endpoint if s3_endpoint is not None else
+                        (settings.s3_endpoint_url or None), settings.s3_region)
+        else:
+            h = open_local(hdb or settings.hdb_dir)
+    except (QueryError, S3Error) as e:
+        _die(str(e))
+        return
+    try:
+        reader = h.query(sql)
+        if reader is None:
+            console.print("ok (no result)")
+            return
+        out = csv or parquet
+        if out is not None:
+            try:
+                n = write_result(reader, out, "csv" if csv else "parquet", limit)
+            except OSError as e:
+                _die(f"cannot write {out}: {e.strerror or e}")
+                return
+            console.print(f"{n:,} rows → {out}")
+            return
+        show = 100 if limit is None else limit
+        batches = list(take(reader, show + (1 if limit is None else 0)))
+        rows = [r for b in batches for r in b.to_pylist()]
+        more = limit is None and len(rows) > show
+        rows = rows[:show]
+        t = RichTable(title_justify="left")
+        for name in reader.schema.names:
+            t.add_column(_cell(name))
+        for r in rows:
+            t.add_row(*(_cell(v) for v in r.values()))
+        console.print(t)
+        console.print(f"{len(rows):,} row(s)" + (" shown; more available (--limit N, --csv, "
+                                                  "--parquet)" if more else ""))
+    except QueryError as e:
+        _die(str(e))
+    except Exception as e:  # noqa: BLE001 - an engine error while the rows stream: one line
+        import duckdb
+        import pyarrow as pa
+
+        if not isinstance(e, (duckdb.Error, pa.ArrowException)):
+            raise
+        _die(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    finally:
+        h.close()
+
+
+@app.command()
+def preview(
+    file: Optional[Path] = typer.Option(None, "--file", help="A market_data_YYYY-MM-DD.json report (gzip ok)."),
+    url: Optional[str] = typer.Option(None, "--url", help="Stream the report from this URL."),
+    rows: int = typer.Option(10, help="Rows to show (per page with --interactive)."),
+    interactive: bool = typer.Option(False, "--interactive", help="Page through the rows (Enter: next page, q: quit)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary and first rows as JSON."),
+) -> None:
+    """Stream Kalshi's public daily market-data report (hundreds of MB; never loaded whole):
+    a summary (rows, tickers, series, dates, volume and open-interest totals, statuses) and
+    the first rows."""
+    import httpx
+
+    from kalshi_platform.historical.report_preview import (
+        ReportFormatError, ReportSummary, iter_json_array, open_source)
+
+    if (file is None) == (url is None):
+        _die("give exactly one of --file and --url")
+    if rows < 1:
+        _die("--rows must be >= 1")
+    if file is not None and not file.is_file():
+        _die(f"{file}: no such file")
+    summary = ReportSummary()
+    head: list = []
+    complete = True
+    try:
+        with open_source(file, url) as src:
+            it = iter_json_array(src)
+            if interactive:
+                complete = _page(it, summary, rows)
+            else:
+                for row in it:
+                    summary.add(row)
+                    if len(head) < rows:
+                        head.append(row)
+    except ReportFormatError as e:
+        _die(f"{file or url}: {e}")
+    except httpx.HTTPStatusError as e:
+        _die(f"{url}: HTTP {e.response.status_code}")
+    except httpx.HTTPError as e:
+        _die(f"{url}: {type(e).__name__}: {e}")
+    except OSError as e:
+        _die(f"{file}: {e.strerror or e}")
+    if as_json:
+        print(json.dumps({"summary": summary.to_json(), "complete": complete,
+                          "first_rows": head}, indent=2, default=str))
+        return
+    if not interactive:
+        _print_rows(head, f"first {len(head)} row(s)")
+    _print_summary(summary, complete)
+
+
+def _print_rows(rows: list, title: str) -> None:
+    cols: dict[str, None] = {}
+    for r in rows:
+        for k in (r if isinstance(r, dict) else {"value": r}):
+            cols.setdefault(k, None)
+    t = RichTable(title=title, title_justify="left")
+    for c in cols:
+        t.add_column(_cell(c))
+    for r in rows:
+        d = r if isinstance(r, dict) else {"value": r}
+        t.add_row(*(_cell(d.get(c)) for c in cols))
+    console.print(t)
+
+
+def _page(it: Any, summary: Any, per_page: int) -> bool:
+    """Show ``per_page`` rows at a time; True when the whole report was read."""
+    page: list = []
+    shown = 0
+    for row in it:
+        summary.add(row)
+        page.append(row)
+        if len(page) == per_page:
+            _print_rows(page, f"rows {shown + 1}-{shown + len(page)}")
+            shown += len(page)
+            page = []
+            answer = typer.prompt("Enter: next page, q: quit", default="", show_default=False)
+            if answer.strip().lower().startswith("q"):
+                return False
+    if page:
+        _print_rows(page, f"rows {shown + 1}-{shown + len(page)}")
+    return True
+
+
+def _print_summary(s: Any, complete: bool) -> None:
+    t = RichTable(title="report summary" + ("" if complete else " (rows read so far)"),
+                  show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("rows", f"{s.rows:,}")
+    t.add_row("distinct tickers", f"{s.tickers:,}")
+    t.add_row("distinct series", f"{s.series:,}")
+    t.add_row("dates", _cell(f"{s.date_min} .. {s.date_max}") if s.date_min else "-")
+    for k, v in s.totals.items():
+        t.add_row(f"total {k}", f"{v:,.2f}".rstrip("0").rstrip("."))
+    t.add_row("status", _cell(", ".join(f"{k} {v:,}" for k, v in sorted(s.status.items())))
+              or "-")
+    t.add_row("fields", _cell(", ".join(s.fields)) or "-")
+    if s.non_objects:
+        t.add_row("non-object rows", f"{s.non_objects:,}")
+    console.print(t)
+
+
+@app.command("bench-hdb")
+def bench_hdb(
+    rows: int = typer.Option(2_000_000, help="Rows in the synthetic orderbook_deltas day."),
+    repeat: int = typer.Option(3, help="Runs; the best is kept."),
+    compression: str = typer.Option("zstd", help="zstd or snappy."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Measure the chunk → Parquet writer (rows/s) on a synthetic orderbook_deltas day grown
+    from the bundled real capture (96 tickers)."""
+    from kalshi_platform.bench.hdb_writer import bench_chunk_writer
+    from kalshi_platform.storage.hdb_writer import CODECS
+
+    if rows < 1 or repeat < 1:
+        _die("--rows and --repeat must be >= 1")
+    if compression not in CODECS:
+        _die(f"--compression {compression!r}: expected one of {', '.join(CODECS)}")
+    try:
+        r = bench_chunk_writer(rows, repeat, compression=compression)
+    except FileNotFoundError as e:
+        _die(str(e))
+        return
+    if as_json:
+        print(json.dumps(r, indent=2))
+        return
+    t = RichTable(title=f"bench-hdb: {r['rows']:,} {r['table']} rows ({r['tickers']} tickers), "
+                        f"{r['compression']}, best of {r['repeat']}",
+                  show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    t.add_row("rows/s", f"{r['rows_per_s']:,}")
+    t.add_row("Arrow MB/s", f"{r['mb_per_s']:,}")
+    t.add_row("best run", f"{r['best_s']:.3f} s")
+    t.add_row("Parquet bytes", f"{r['file_bytes']:,} ({r['files']} file, "
+                               f"{r['row_groups']} row groups)")
+    t.add_row("peak RSS", f"{r['peak_rss_mib']} MiB")
+    console.print(t)
