@@ -60,6 +60,7 @@ def test_plant_and_eod_wiring():
     plant_cmd = " ".join(SERVICES["plant"]["command"])
     assert "kalshi-platform db init --wait" in plant_cmd and "exec kalshi-platform run" in plant_cmd
     assert "--sink questdb" in plant_cmd and "$$KALSHI_RUN_ARGS" in plant_cmd
+    assert int(str(SERVICES["plant"]["stop_grace_period"]).rstrip("s")) >= 30
     assert any(v.endswith(":/keys:ro") for v in SERVICES["plant"]["volumes"])
     assert SERVICES["plant"]["environment"]["KALSHI_PRIVATE_KEY_PATH"].startswith("/keys/")
     assert SERVICES["eod"]["entrypoint"] == ["eod-daily.sh"]
@@ -107,3 +108,19 @@ def test_readme_compose_section_matches_the_files():
     for port in ("9000", "8812"):
         assert port in readme
     assert "questdb/questdb:" + SERVICES["questdb"]["image"].split(":")[1] in readme
+
+
+def test_every_command_the_stack_runs_exists():
+    """`db init --wait`, `run … --sink questdb` and `eod` (run by docker/eod-daily.sh) are real
+    commands with those options."""
+    from typer.testing import CliRunner
+
+    from kalshi_platform.tools.cli import _register_optional, app
+
+    _register_optional()
+    for cmd in (["db", "init", "--help"], ["run", "--help"], ["eod", "--help"]):
+        r = CliRunner().invoke(app, cmd, env={"COLUMNS": "200"})
+        assert r.exit_code == 0, (cmd, r.output)
+    assert "--wait" in CliRunner().invoke(app, ["db", "init", "--help"], env={"COLUMNS": "200"}).output
+    assert "--sink" in CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output
+    assert "kalshi-platform eod" in (ROOT / "docker" / "eod-daily.sh").read_text()

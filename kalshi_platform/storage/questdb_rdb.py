@@ -42,13 +42,14 @@ import threading
 import time
 import warnings
 from collections import Counter, deque
+from itertools import islice
 from operator import itemgetter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLES, Table
-from kalshi_platform.storage.spool import Spool, SpoolError
+from kalshi_platform.storage.spool import Spool, SpoolError, SpoolRecord
 from kalshi_platform.ticker_plant.events import QuarantineRecord
 
 with warnings.catch_warnings():
@@ -59,6 +60,10 @@ log = logging.getLogger(__name__)
 
 #: ILP error text of a row the server rejects as invalid (HTTP 400): "[id: …, code: invalid, line: N]"
 _INVALID_RE = re.compile(r"code:\s*invalid\b|\bcode\":\s*\"invalid\"")
+
+
+#: marks a batch close() spooled while the sender was still sending it
+_ABANDONED = object()
 
 
 class WriterError(RuntimeError):
@@ -243,7 +248,8 @@ class QuestDBWriter:
         self._qlock = threading.Lock()        # serialises batch taking and spilling
         self._qcv = threading.Condition(self._qlock)
         self._sending = False                 # the sender is in a network call (owns _inflight)
-        self._wake = threading.Event()
+        self._wake = threading.Event()        # data ready (publish), flush, close
+        self._kick = threading.Event()        # flush, close: cut a retry backoff short
         self._stop = threading.Event()
         self._settled = 0                     # rows from this writer written/quarantined/spooled
         self._force_target = 0                # flush(): send partial batches until settled
@@ -259,7 +265,8 @@ class QuestDBWriter:
     # -- Publisher protocol (plant thread) ----------------------------------------------------
 
     def publish(self, event: Any) -> None:
-        """Queue the table rows of one plant event (never blocks on the network)."""
+        """Queue the table rows of one plant event (never blocks on the network; spills the
+        oldest rows to the disk spool once more than ``queue_rows`` are in memory)."""
         t = TABLE_FOR_EVENT.get(type(event))
         if t is None:
             if isinstance(event, QuarantineRecord):
@@ -275,15 +282,17 @@ class QuestDBWriter:
         if n >= self.batch_rows:
             self._wake.set()
             if n > self.queue_rows:
-                self._spill(n - self.queue_rows)
+                self._spill(max(n - self.queue_rows, self.batch_rows))
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Send everything published so far; wait until QuestDB acknowledged it, or until
-        ``timeout_s`` (default ``close_timeout_s``) passes, then spool what is left.
-        Returns True when nothing published before the call is still only in memory."""
+        ``timeout_s`` (default ``close_timeout_s``) passes, then spool what is still only in
+        memory. Returns True when every row published before the call is in QuestDB, in the
+        quarantine file, or durably in the spool."""
         target = self.stats.rows_published
         self._force_target = target
         self._wake.set()
+        self._kick.set()
         deadline = time.monotonic() + (self.close_timeout_s if timeout_s is None else timeout_s)
         with self._settled_cv:
             while self._settled < target and self._thread.is_alive():
@@ -292,7 +301,7 @@ class QuestDBWriter:
                     break
                 self._settled_cv.wait(min(left, 0.5))
         if self._settled < target:
-            self._spill_pending()
+            self._spill(len(self._queue) + 1, everything=True)
         return self._settled >= target
 
     def close(self) -> None:
@@ -302,14 +311,29 @@ class QuestDBWriter:
             return
         self._closed = True
         self.flush()
+        # drain the spool too while QuestDB takes it (stop at the first failed send)
+        errors0 = self.stats.flush_errors
+        deadline = time.monotonic() + self.close_timeout_s
+        while (self.spool.depth_rows and self.stats.flush_errors == errors0
+               and self._thread.is_alive() and time.monotonic() < deadline):
+            self._kick.set()
+            self._wake.set()
+            with self._settled_cv:
+                self._settled_cv.wait(0.05)
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=max(self.close_timeout_s, 1.0) + 5)
+        self._kick.set()
+        self._thread.join(timeout=max(self.close_timeout_s, 1.0))
         if self._thread.is_alive():
-            log.error("QuestDB writer thread did not stop; spooling its batch in flight too "
-                      "(a repeat is absorbed by dedup)")
-            self._sending = False
-        self._spill_pending()
+            # stuck in a network call: spool its batch too (if that send succeeds after all,
+            # the repeat is absorbed by dedup) rather than lose it when the process exits
+            log.error("QuestDB writer thread did not stop; spooling its batch in flight too")
+            self._spill(len(self._queue) + 1, everything=True, abandon=True)
+        else:
+            self._spill(len(self._queue) + 1, everything=True)
+        if self._queue or (self._inflight is not None and self._inflight_from is None):
+            log.error("QuestDB writer closed with %d rows neither written nor spooled (%s)",
+                      len(self._queue) + len(self._inflight or ()), self.stats.last_error)
         if self._sender is not None:
             try:
                 self._sender.close()
@@ -319,48 +343,56 @@ class QuestDBWriter:
         self.stats.spool_depth = self.spool.depth_rows
         self.stats.queue_depth = len(self._queue)
 
-    # -- spilling (any thread) --------------------------------------------------------------
+    @property
+    def healthy(self) -> bool:
+        """True while the sender thread runs (it only stops at :meth:`close`)."""
+        return self._thread.is_alive() or self._closed
 
-    def _spill(self, n: int) -> None:
-        """Move the ``n`` oldest queued rows to the spool's tail (order-preserving)."""
-        with self._qlock:
-            q = self._queue
-            while n > 0 and q:
-                k = min(n, self.batch_rows, len(q))
-                batch = [q.popleft() for _ in range(k)]
-                self._to_spool(batch, count_settled=True)
-                n -= k
+    # -- spilling (plant thread) ------------------------------------------------------------
 
-    def _spill_pending(self, wait_s: float = 30.0) -> None:
-        """Spool everything still only in memory, oldest first: the sender's unsent batch
-        (once it is not in a network call; waits up to ``wait_s`` for that), then the queue.
-        A batch in flight that came from the spool is still there, unacknowledged."""
-        deadline = time.monotonic() + wait_s
+    def _spill(self, n: int, *, everything: bool = False, abandon: bool = False) -> None:
+        """Move the ``n`` oldest in-memory rows to the spool's tail, keeping publish order: the
+        sender's unsent batch first (it is older than the queue), then the queue's head.
+
+        Skipped while the sender is in a network call (its batch may still land, and spooling
+        queue rows ahead of it would reorder them): the queue then runs over its bound by one
+        send's worth, and the next publish spills. ``abandon`` (close after the sender failed
+        to stop) spools that batch regardless and marks it so the sender neither counts nor
+        spools it again. Safe against KeyboardInterrupt (SIGINT/SIGTERM) at any point: rows
+        are copied to the spool before they leave memory, so an interrupt can at worst leave
+        a row in both (dedup absorbs the repeat), never in neither. A spool write error is
+        logged and the rows stay in memory.
+        """
         with self._qcv:
-            while self._sending and time.monotonic() < deadline:
-                self._qcv.wait(0.2)
-            if self._inflight is not None and self._inflight_from is None:
-                self._to_spool(self._inflight, count_settled=True)
-                self._inflight = None
-            q = self._queue
-            while q:
-                k = min(self.batch_rows, len(q))
-                self._to_spool([q.popleft() for _ in range(k)], count_settled=True)
-        self.stats.queue_depth = 0
+            if self._sending and not abandon:
+                return
+            try:
+                if self._inflight is not None and self._inflight_from is None:
+                    batch = self._inflight
+                    self._append_spool(batch)
+                    if abandon and self._sending:
+                        self._inflight_from = _ABANDONED
+                    else:
+                        self._inflight = None
+                    self._settle(len(batch))
+                q = self._queue
+                while (n > 0 or everything) and q:
+                    k = min(self.batch_rows, len(q)) if everything else min(n, self.batch_rows, len(q))
+                    batch = list(islice(q, k))   # copy first ...
+                    self._append_spool(batch)
+                    for _ in range(k):           # ... and drop from memory once durable
+                        q.popleft()
+                    self._settle(k)
+                    n -= k
+            except SpoolError as e:
+                log.error("%s; the rows stay in memory", e)
+                self.stats.last_error = str(e)
+            self.stats.queue_depth = len(self._queue) + len(self._inflight or ())
 
-    def _to_spool(self, batch: list, *, count_settled: bool) -> None:
-        try:
-            self.spool.append(batch)
-        except SpoolError as e:
-            # the disk is the last resort; keep the rows in memory rather than drop them
-            log.error("%s; %d rows kept in memory", e, len(batch))
-            self.stats.last_error = str(e)
-            self._queue.extendleft(reversed(batch))
-            raise
+    def _append_spool(self, batch: list) -> None:
+        self.spool.append(batch)
         self.stats.rows_spooled += len(batch)
         self.stats.spool_depth = self.spool.depth_rows
-        if count_settled:
-            self._settle(len(batch))
 
     def _settle(self, n: int) -> None:
         with self._settled_cv:
@@ -370,8 +402,10 @@ class QuestDBWriter:
     # -- sender thread ----------------------------------------------------------------------
 
     def _next_batch(self, force: bool) -> bool:
-        """Take the next batch into flight: spool first, then memory. False if none ready."""
-        with self._qlock:
+        """Take the next batch into flight: the unsent one, else the spool's oldest record,
+        else the queue's head. False if none is ready (or the spool head is unreadable and
+        could not be set aside: memory rows never overtake the spool)."""
+        with self._qcv:
             if self._inflight is not None:
                 self._sending = True
                 return True
@@ -380,7 +414,11 @@ class QuestDBWriter:
             except SpoolError as e:
                 log.error("%s", e)
                 self.stats.last_error = str(e)
-                rec = None
+                try:
+                    self.spool.discard_head(str(e))
+                except SpoolError as e2:
+                    log.error("%s", e2)
+                return False
             if rec is not None:
                 self._inflight, self._inflight_from = rec.rows, rec
                 self._sending = True
@@ -398,16 +436,25 @@ class QuestDBWriter:
         attempt = 0
         last_send = time.monotonic()
         while True:
-            if self._stop.is_set() and self._inflight is None:
-                return  # close() spools whatever is still queued
-            due = (time.monotonic() - last_send >= self.flush_interval_s
-                   or self._settled < self._force_target)
-            if not self._next_batch(force=due):
-                self._wake.wait(self.flush_interval_s)
-                self._wake.clear()
-                continue
-            ok = self._send_inflight()
-            self.stats.queue_depth = len(self._queue) + (len(self._inflight or ()))
+            try:
+                if self._stop.is_set() and (self._inflight is None
+                                            or self._inflight_from is _ABANDONED):
+                    return  # close() spools whatever is still queued
+                due = (time.monotonic() - last_send >= self.flush_interval_s
+                       or self._settled < self._force_target)
+                if not self._next_batch(force=due):
+                    self._wake.wait(self.flush_interval_s)
+                    self._wake.clear()
+                    continue
+                ok = self._send_inflight()
+                self.stats.queue_depth = len(self._queue) + len(self._inflight or ())
+            except Exception as e:  # noqa: BLE001 - a bug must not silently stop the writer
+                log.exception("QuestDB writer: unexpected error; retrying")
+                self.stats.last_error = f"{type(e).__name__}: {e}"
+                with self._qcv:
+                    self._sending = False
+                    self._qcv.notify_all()
+                ok = False
             if ok:
                 attempt = 0
                 last_send = time.monotonic()
@@ -416,8 +463,8 @@ class QuestDBWriter:
                 return  # close() spools the batch in flight
             attempt += 1
             delay = random.uniform(0, min(self.retry_cap_s, self.retry_base_s * 2 ** attempt))
-            self._wake.wait(delay)  # flush()/close() cut the backoff short
-            self._wake.clear()
+            self._kick.wait(delay)  # flush()/close() cut the backoff short; new rows do not
+            self._kick.clear()
 
     def _connect(self):
         if self._ensure_schema is not None:
@@ -438,15 +485,31 @@ class QuestDBWriter:
             except Exception:  # noqa: BLE001
                 pass
 
-    def _send_rows(self, rows: list) -> None:
-        """One ILP request for ``rows``; raises QuestDBError/OSError on failure."""
+    def _send_rows(self, rows: list) -> list:
+        """One ILP request for ``rows``. A row the client itself cannot encode (e.g. a LONG
+        beyond 2^63, a bad name) is quarantined and left out. Returns those rows; raises
+        QuestDBError/OSError when the request fails."""
         sender = self._connect()
         buf = sender.new_buffer()
         fns = _ROW_FNS
-        for table, values in rows:
-            fns[table](buf, values)
+        bad: list[tuple[int, BaseException]] = []
+        for i, (table, values) in enumerate(rows):
+            try:
+                fns[table](buf, values)
+            except Exception as e:  # noqa: BLE001 - quarantined below
+                bad.append((i, e))
+        if bad:
+            skip = {i for i, _ in bad}
+            buf = sender.new_buffer()  # a failed row may have left a partial line behind
+            for i, (table, values) in enumerate(rows):
+                if i not in skip:
+                    fns[table](buf, values)
+            for i, e in bad:
+                self._quarantine_row(rows[i], f"client cannot encode the row: "
+                                              f"{type(e).__name__}: {e}")
         t0 = time.perf_counter()
-        sender.flush(buf)
+        if len(rows) > len(bad):
+            sender.flush(buf)
         ms = (time.perf_counter() - t0) * 1e3
         st = self.stats
         st.flushes += 1
@@ -454,6 +517,7 @@ class QuestDBWriter:
         st.flush_latency_ms_total += ms
         if ms > st.flush_latency_ms_max:
             st.flush_latency_ms_max = ms
+        return [rows[i] for i, _ in bad]
 
     def _send_inflight(self) -> bool:
         rows = self._inflight
@@ -482,8 +546,12 @@ class QuestDBWriter:
             self._inflight = None
             self._sending = False
             self._qcv.notify_all()
-            if rec is not None:
-                self.spool.ack(rec)
+            if isinstance(rec, SpoolRecord):
+                try:
+                    self.spool.ack(rec)
+                except SpoolError as e:  # the record is re-sent after a restart: dedup absorbs it
+                    log.error("%s", e)
+                    st.last_error = str(e)
                 st.spool_depth = self.spool.depth_rows
         if rec is None:
             self._settle(len(rows))
@@ -495,8 +563,8 @@ class QuestDBWriter:
         A transient error anywhere propagates (the whole batch is retried later; rows already
         acknowledged are absorbed by dedup)."""
         try:
-            self._send_rows(rows)
-            return len(rows), []
+            rejected = self._send_rows(rows)
+            return len(rows) - len(rejected), rejected
         except QuestDBError as e:
             if not is_invalid_data_error(e):
                 raise

@@ -132,7 +132,32 @@ class Spool:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise SpoolError(f"cannot create spool directory {self.dir}: {e.strerror or e}") from None
+        self._lock_fh = self._take_dir_lock()
         self._recover()
+
+    def _take_dir_lock(self):
+        """One process per spool directory: two writers appending to and acknowledging the
+        same segments would corrupt each other's view of them."""
+        import fcntl
+
+        path = self.dir / "lock"
+        try:
+            fh = open(path, "a+")
+        except OSError as e:
+            raise SpoolError(f"cannot open {path}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            owner = fh.read().strip() or "another process"
+            fh.close()
+            raise SpoolError(f"spool directory {self.dir} is in use by pid {owner}; give each "
+                             "writer its own KALSHI_QUESTDB_SPOOL_DIR") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        return fh
 
     # -- recovery --------------------------------------------------------------------------
 
@@ -210,6 +235,7 @@ class Spool:
             return
         rec = encode_record(rows)
         with self._lock:
+            off = None
             try:
                 fh = self._tail()
                 off = fh.tell()
@@ -217,19 +243,43 @@ class Spool:
                 fh.flush()
                 if self.fsync:
                     os.fsync(fh.fileno())
-            except OSError as e:
-                raise SpoolError(f"cannot append to spool {self.dir}: {e.strerror or e}") from None
+            except (OSError, ValueError) as e:
+                self._abort_append(off)
+                raise SpoolError(f"cannot append to spool {self.dir}: "
+                                 f"{getattr(e, 'strerror', None) or e}") from None
             self._index.setdefault(self._tail_seg, []).append((off, off + len(rec), len(rows)))
             self.depth_records += 1
             self.depth_rows += len(rows)
             if len(self._index) == 1 and self.depth_records == 1:
                 self._head = (self._tail_seg, off)
 
+    def _abort_append(self, off: int | None) -> None:
+        """After a failed append: cut the segment back to ``off`` so no torn bytes sit before
+        later records; if that fails too, the next append starts a new segment."""
+        fh, self._tail_fh = self._tail_fh, None
+        path = self.dir / _seg_name(self._tail_seg)
+        try:
+            if fh is not None:
+                fh.close()
+        except OSError:
+            pass
+        try:
+            if off is not None and path.exists():
+                os.truncate(path, off)
+                return
+        except OSError:
+            pass
+        if path.exists() and path.stat().st_size > 0:
+            if self._tail_seg not in self._index:
+                path.unlink(missing_ok=True)
+            self._tail_seg += 1
+
     def _tail(self):
         fh = self._tail_fh
         if fh is not None and fh.tell() < self.segment_bytes:
             return fh
         if fh is not None:  # rotate
+            self._tail_fh = None
             fh.close()
             old = self._tail_seg
             self._tail_seg += 1
@@ -283,9 +333,39 @@ class Spool:
                 self._head = (seg, self._index[seg][0][0])
             else:
                 self._head = (self._tail_seg, rec.end if rec.segment == self._tail_seg else 0)
-            self._write_head()
-            if rec.segment not in self._index and rec.segment != self._tail_seg:
-                (self.dir / _seg_name(rec.segment)).unlink(missing_ok=True)
+            try:
+                self._write_head()
+                if rec.segment not in self._index and rec.segment != self._tail_seg:
+                    (self.dir / _seg_name(rec.segment)).unlink(missing_ok=True)
+            except OSError as e:
+                # memory state moved on; after a restart the record is delivered again and
+                # the tables' dedup keys absorb the repeat
+                raise SpoolError(f"cannot persist spool head in {self.dir}: "
+                                 f"{e.strerror or e}") from None
+
+    def discard_head(self, reason: str) -> None:
+        """Set the oldest record aside (its bytes appended to ``<segment>.bad`` with the
+        reason logged) and acknowledge it: an unreadable record must not block the spool."""
+        with self._lock:
+            if not self._index:
+                return
+            seg = min(self._index)
+            off, end, rows = self._index[seg][0]
+            path = self.dir / _seg_name(seg)
+            try:
+                with open(path, "rb") as f:
+                    f.seek(off)
+                    data = f.read(end - off)
+                with open(path.with_name(path.name + ".bad"), "ab") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as e:
+                raise SpoolError(f"cannot set aside spool record {path}@{off}: "
+                                 f"{e.strerror or e}") from None
+        log.error("spool record %s@%d (%d rows) set aside in %s.bad: %s", path, off, rows,
+                  path.name, reason)
+        self.ack(SpoolRecord(seg, off, end, [None] * rows))
 
     def _write_head(self) -> None:
         tmp = self.dir / "head.tmp"
@@ -297,11 +377,15 @@ class Spool:
         os.replace(tmp, self.dir / "head")
 
     def close(self) -> None:
-        """Close the tail segment (the spool stays on disk for the next writer)."""
+        """Close the tail segment and release the directory lock (the spool stays on disk
+        for the next writer)."""
         with self._lock:
             if self._tail_fh is not None:
                 self._tail_fh.close()
                 self._tail_fh = None
+            if self._lock_fh is not None:
+                self._lock_fh.close()  # releases the flock
+                self._lock_fh = None
 
     def __len__(self) -> int:
         return self.depth_rows
