@@ -16,6 +16,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kalshi_platform.config import get_settings
@@ -37,7 +38,7 @@ _USER_ERRORS = (RecordingError, StoreError, UsageError)
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -154,7 +155,8 @@ def main() -> None:
     except Exception as e:  # one line, not a traceback
         if os.environ.get("KALSHI_DEBUG"):
             raise
-        err_console.print(f"[bold red]error:[/] {type(e).__name__}: {e}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {type(e).__name__}: {escape(str(e))}",
+                          highlight=False, soft_wrap=True)
         sys.exit(1)
 
 

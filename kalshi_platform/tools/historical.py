@@ -24,11 +24,9 @@ from kalshi_platform.tools.cli import _fail, _setup_logging, app, console
 
 
 def _die(msg: str, code: int = 2) -> None:
-    """One-line error and exit (``cli._fail``), with ``msg`` escaped so that text such as
-    ``s3://bucket[/prefix]`` or a DuckDB message is printed, not read as rich markup."""
-    from rich.markup import escape
-
-    _fail(escape(msg), code)
+    """One-line error and exit (``cli._fail``, which escapes rich markup, so text such as
+    ``s3://bucket[/prefix]`` or a DuckDB message prints as is)."""
+    _fail(msg, code)
 
 
 def _parse_day(s: str | None) -> date:
