@@ -181,10 +181,13 @@ def _book_stage(lines: list[bytes], repeat: int) -> StageResult:
 
 
 def run_bench(frames: int = 500_000, repeat: int = 3, source: Path | None = None,
-              workdir: Path | None = None, market_copies: int = 8, ilp: bool = True) -> dict:
+              workdir: Path | None = None, market_copies: int = 8, ilp: bool = True,
+              hdb_rows: int = 2_000_000) -> dict:
     """Run every stage; returns ``{"input": ..., "stages": [...], "checks": ..., "ilp": ...}``
     (``ilp``: :func:`kalshi_platform.bench.ilp.run_ilp_bench` on the same recording, or
-    ``None`` when ``ilp=False``).
+    ``None`` when ``ilp=False``; ``hdb_writer``: the EOD chunk → Parquet writer on an
+    ``hdb_rows``-row ``orderbook_deltas`` day, :func:`kalshi_platform.bench.hdb_writer.
+    bench_chunk_writer`, or ``None`` when ``hdb_rows=0``).
 
     Raises ``AssertionError`` if ours and the baseline disagree (final BBO of any market or
     the number of BBO changes): a fast wrong answer is not a result.
@@ -239,6 +242,11 @@ def run_bench(frames: int = 500_000, repeat: int = 3, source: Path | None = None
             from kalshi_platform.bench.ilp import run_ilp_bench
 
             ilp_result = run_ilp_bench(rec, repeat=repeat)
+        hdb_result = None
+        if hdb_rows:
+            from kalshi_platform.bench.hdb_writer import bench_chunk_writer
+
+            hdb_result = bench_chunk_writer(hdb_rows, repeat, workdir=wd / "hdb")
         return {
             "input": {"source": str(src), "frames": stats["frames"], "deltas": stats["deltas"],
                       "snapshots": stats["snapshots"], "markets": stats["markets"],
@@ -246,6 +254,7 @@ def run_bench(frames: int = 500_000, repeat: int = 3, source: Path | None = None
             "stages": [s.to_dict() for s in stages],
             "checks": checks,
             "ilp": ilp_result,
+            "hdb_writer": hdb_result,
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
     finally:

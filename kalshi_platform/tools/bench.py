@@ -18,6 +18,8 @@ def bench(
     repeat: int = typer.Option(3, help="Runs per stage; the best is kept."),
     source: Optional[Path] = typer.Option(None, help="Real capture to build the input from (default: bundled)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    hdb_rows: int = typer.Option(2_000_000, "--hdb-rows",
+                                 help="Rows of the EOD chunk → Parquet writer stage (0 = skip)."),
     questdb: bool = typer.Option(True, "--questdb/--no-questdb",
                                  help="Also measure the QuestDB ILP writer against raw Sender.row() "
                                       "into a discarding loopback endpoint."),
@@ -31,7 +33,8 @@ def bench(
     if source is not None and not source.is_file():
         _fail(f"{source}: no such file")
     try:
-        result = run_bench(frames=frames, repeat=repeat, source=source, ilp=questdb)
+        result = run_bench(frames=frames, repeat=repeat, source=source, ilp=questdb,
+                           hdb_rows=max(hdb_rows, 0))
     except FileNotFoundError as e:
         _fail(str(e))
         return
@@ -58,6 +61,12 @@ def bench(
             f"({q['writer_vs_raw']:.2f}x); replay --sink questdb {q['pipeline_questdb_msg_per_s']:,} "
             f"msg/s vs --sink none {q['pipeline_none_msg_per_s']:,} msg/s "
             f"(+{q['overhead_pct']}% time)")
+    h = result.get("hdb_writer")
+    if h:
+        console.print(
+            f"EOD chunk → Parquet writer: {h['rows']:,} orderbook_deltas rows ({h['tickers']} "
+            f"tickers, {h['compression']}, fsync) at {h['rows_per_s']:,} rows/s, "
+            f"{h['file_bytes'] / 2**20:.1f} MiB in {h['files']} file(s), {h['row_groups']} row group(s)")
     console.print(f"checks: final BBO of {c['markets']} markets equal to the baseline, "
                   f"{c['bbo_changes']:,} BBO changes in both, gaps {c['gaps']}; "
                   f"peak RSS {result['peak_rss_mib']} MiB")
