@@ -6,20 +6,17 @@ server saw respect the configured token bucket."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import threading
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from api_fakes import max_burst_excess
+from sim_support import sim_thread
 from kalshi_platform.sim.faults import Faults
-from kalshi_platform.sim.server import SimServer
 from kalshi_platform.storage.parquet_store import read_table
 from kalshi_platform.tools.cli import _register_optional, app
 
@@ -37,37 +34,6 @@ def _fixture_trades() -> list[dict]:
         for t in (body.get("trades") or body.get("body", {}).get("trades") or []):
             out[t["trade_id"]] = t
     return list(out.values())
-
-
-@contextmanager
-def sim_thread(**kw):
-    loop = asyncio.new_event_loop()
-    ready, box = threading.Event(), {}
-
-    def main():
-        asyncio.set_event_loop(loop)
-        try:
-            sim = SimServer(**kw)
-            loop.run_until_complete(sim.start())
-            box["sim"] = sim
-        except BaseException as e:  # noqa: BLE001
-            box["error"] = e
-        ready.set()
-        if "sim" in box:
-            loop.run_forever()
-            loop.run_until_complete(box["sim"].stop())
-        loop.close()
-
-    t = threading.Thread(target=main, daemon=True)
-    t.start()
-    assert ready.wait(10)
-    if "error" in box:
-        raise box["error"]
-    try:
-        yield box["sim"]
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        t.join(10)
 
 
 @pytest.fixture(autouse=True)

@@ -19,9 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,6 +29,7 @@ from typer.testing import CliRunner
 
 import kalshi_platform.tools.live  # noqa: F401  (registers run, record, sim)
 from conftest import COCKPIT, SHARED_WS, SSMD_TRADE
+from sim_support import sim_thread
 from kalshi_platform.ingestion.recorder import Recorder
 from kalshi_platform.ingestion.recording import feed, read_meta
 from kalshi_platform.ingestion.ws_client import Backoff, KalshiWSClient
@@ -169,40 +168,6 @@ def test_seed_channel_message_recording_replays_via_cli(tmp_path):
 
 
 # -- the CLI: sim, run, record --------------------------------------------------------------
-
-
-@contextmanager
-def sim_thread(**kw):
-    """A SimServer on its own event loop in a thread (for CliRunner tests in this thread)."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    box: dict = {}
-
-    def main():
-        asyncio.set_event_loop(loop)
-        try:
-            sim = SimServer(**kw)
-            loop.run_until_complete(sim.start())
-            box["sim"] = sim
-        except BaseException as e:  # noqa: BLE001 - reported to the test thread
-            box["error"] = e
-            ready.set()
-            return
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(sim.stop())
-        loop.close()
-
-    t = threading.Thread(target=main, daemon=True)
-    t.start()
-    assert ready.wait(10)
-    if "error" in box:
-        raise box["error"]
-    try:
-        yield box["sim"]
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        t.join(10)
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ cannot be interpreted raises :class:`ModelError` naming the object and the field
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import msgspec
 
@@ -94,27 +94,32 @@ def _opt_str(obj: dict, key: str) -> str | None:
     return v if isinstance(v, str) else None
 
 
-def _price(obj: dict, key: str, legacy: str | None, what: str, *, required: bool = False,
-           lo: int | None = None, hi: int | None = None) -> int | None:
-    """µ$ from ``obj[key]`` (dollar string) or ``obj[legacy]`` (integer cents); ``""`` and
-    ``null`` mean "not set" (kalshi-api.md §5)."""
+def _fixed(obj: dict, key: str, legacy: str | None, what: str, required: bool,
+           parse: Callable[[str], int], convert: Callable[[Any], int], kind: str) -> int | None:
+    """Fixed-point units from ``obj[key]`` (string) or else ``obj[legacy]`` (integer units of
+    the pre-2026-03-12 era); ``""`` and ``null`` mean "not set" (kalshi-api.md §5)."""
     v = obj.get(key)
     try:
         if isinstance(v, str) and v != "":
-            out = parse_price(v)
-        elif v is None or v == "":
+            return parse(v)
+        if v is None or v == "":
             c = obj.get(legacy) if legacy else None
             if c is None:
                 if required:
                     raise ModelError(f"{what}: {key} missing")
                 return None
-            out = cents_to_price(c)
-        else:
-            raise ModelError(f"{what}: {key} must be a dollar string, got {v!r}")
+            return convert(c)
+        raise ModelError(f"{what}: {key} must be a {kind} string, got {v!r}")
     except FixedPointError as e:
         raise ModelError(f"{what}: {key}: {e}") from None
-    if (lo is not None and out < lo) or (hi is not None and out > hi):
-        raise ModelError(f"{what}: {key} {v!r} outside [{lo}, {hi}] micro-dollars")
+
+
+def _price(obj: dict, key: str, legacy: str | None, what: str, *, required: bool = False,
+           lo: int | None = None, hi: int | None = None) -> int | None:
+    """µ$ from ``obj[key]`` (dollar string) or ``obj[legacy]`` (integer cents)."""
+    out = _fixed(obj, key, legacy, what, required, parse_price, cents_to_price, "dollar")
+    if out is not None and ((lo is not None and out < lo) or (hi is not None and out > hi)):
+        raise ModelError(f"{what}: {key} {obj.get(key)!r} outside [{lo}, {hi}] micro-dollars")
     return out
 
 
@@ -122,23 +127,9 @@ def _size(obj: dict, key: str, legacy: str | None, what: str, *,
           required: bool = False, signed: bool = False) -> int | None:
     """Centi-contracts from ``obj[key]`` (``*_fp`` string) or ``obj[legacy]`` (integer);
     negative only when ``signed``."""
-    v = obj.get(key)
-    try:
-        if isinstance(v, str) and v != "":
-            out = parse_size(v)
-        elif v is None or v == "":
-            c = obj.get(legacy) if legacy else None
-            if c is None:
-                if required:
-                    raise ModelError(f"{what}: {key} missing")
-                return None
-            out = contracts_to_size(c)
-        else:
-            raise ModelError(f"{what}: {key} must be a decimal string, got {v!r}")
-    except FixedPointError as e:
-        raise ModelError(f"{what}: {key}: {e}") from None
-    if out < 0 and not signed:
-        raise ModelError(f"{what}: {key} {v!r} is negative")
+    out = _fixed(obj, key, legacy, what, required, parse_size, contracts_to_size, "decimal")
+    if out is not None and out < 0 and not signed:
+        raise ModelError(f"{what}: {key} {obj.get(key)!r} is negative")
     return out
 
 

@@ -613,14 +613,14 @@ class QuestDBWriter:
         batching, queue bound, spool directory and fsync policy; with
         ``questdb_auto_init`` the tables are created over PG wire before the first row);
         ``kw`` overrides."""
-        ensure = None
-        if settings.questdb_auto_init:
-            def ensure() -> None:
-                from kalshi_platform.storage.questdb_hdb import QuestDBClient
+        def init_schema() -> None:
+            from kalshi_platform.storage.questdb_hdb import QuestDBClient
 
-                with QuestDBClient(settings) as c:
-                    c.init_schema()
-        args = dict(spool_dir=settings.questdb_spool_dir, ensure_schema=ensure,
+            with QuestDBClient(settings) as c:
+                c.init_schema()
+
+        args = dict(spool_dir=settings.questdb_spool_dir,
+                    ensure_schema=init_schema if settings.questdb_auto_init else None,
                     batch_rows=settings.questdb_batch_rows,
                     flush_interval_s=settings.questdb_flush_interval_ms / 1000,
                     queue_rows=max(settings.questdb_queue_rows, settings.questdb_batch_rows),

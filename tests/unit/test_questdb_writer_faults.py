@@ -11,7 +11,6 @@ import os
 import resource
 import signal
 import threading
-import time
 
 import pytest
 
