@@ -73,17 +73,17 @@ def _questdb_client(settings: Any) -> Any:
 
 @app.command()
 def eod(
-    date_: Optional[str] = typer.Option(None, "--date", help="UTC day YYYY-MM-DD [default: yesterday UTC]."),
-    tables: Optional[List[str]] = typer.Option(None, "--tables", help="Tables (comma-separated or repeated) [default: all]."),
-    dest: Optional[Path] = typer.Option(None, help="Local historical root [default: KALSHI_HDB_DIR or ./hdb]."),
-    s3: Optional[str] = typer.Option(None, "--s3", help="Upload to s3://bucket/prefix [default: KALSHI_S3_URI; none if empty]."),
-    s3_endpoint: Optional[str] = typer.Option(None, "--s3-endpoint", help="S3-compatible endpoint http(s)://host:port [default: KALSHI_S3_ENDPOINT_URL]."),
+    date_: Optional[str] = typer.Option(None, "--date", help="UTC day YYYY-MM-DD (default: yesterday UTC)."),
+    tables: Optional[List[str]] = typer.Option(None, "--tables", help="Tables (comma-separated or repeated) (default: all)."),
+    dest: Optional[Path] = typer.Option(None, help="Local historical root (default: KALSHI_HDB_DIR or ./hdb)."),
+    s3: Optional[str] = typer.Option(None, "--s3", help="Upload to s3://bucket/prefix (default: KALSHI_S3_URI; none if empty)."),
+    s3_endpoint: Optional[str] = typer.Option(None, "--s3-endpoint", help="S3-compatible endpoint http(s)://host:port (default: KALSHI_S3_ENDPOINT_URL)."),
     drop: bool = typer.Option(True, "--drop/--no-drop", help="Drop the source day after verification."),
     source: str = typer.Option("questdb", help="Hot tier to migrate from: questdb or embedded."),
-    store: Optional[Path] = typer.Option(None, help="Embedded store root for --source embedded [default: KALSHI_STORE_DIR]."),
-    keep_days: Optional[int] = typer.Option(None, "--keep-days", help="Keep N local days ending at --date; older local days verified in S3 are deleted (0 = keep all) [default: KALSHI_EOD_KEEP_DAYS]."),
+    store: Optional[Path] = typer.Option(None, help="Embedded store root for --source embedded (default: KALSHI_STORE_DIR)."),
+    keep_days: Optional[int] = typer.Option(None, "--keep-days", help="Keep N local days ending at --date; older local days verified in S3 are deleted (0 = keep all) (default: KALSHI_EOD_KEEP_DAYS)."),
     chunk_rows: int = typer.Option(100_000, "--chunk-rows", help="Rows per streamed chunk."),
-    compression: Optional[str] = typer.Option(None, help="zstd or snappy [default: KALSHI_PARQUET_COMPRESSION]."),
+    compression: Optional[str] = typer.Option(None, help="zstd or snappy (default: KALSHI_PARQUET_COMPRESSION)."),
     max_rows_per_file: Optional[int] = typer.Option(None, "--max-rows-per-file", help="Split a day into files of at most N rows."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO."),
@@ -181,9 +181,9 @@ def _cell(v: Any) -> str:
 @app.command()
 def query(
     sql: str = typer.Argument(..., help="SQL; each table is a view, with the partition `date` as a column."),
-    hdb: Optional[Path] = typer.Option(None, help="Local historical root [default: KALSHI_HDB_DIR or ./hdb]."),
+    hdb: Optional[Path] = typer.Option(None, help="Local historical root (default: KALSHI_HDB_DIR or ./hdb)."),
     s3: Optional[str] = typer.Option(None, "--s3", help="Query s3://bucket/prefix instead of the local root."),
-    s3_endpoint: Optional[str] = typer.Option(None, "--s3-endpoint", help="S3-compatible endpoint [default: KALSHI_S3_ENDPOINT_URL]."),
+    s3_endpoint: Optional[str] = typer.Option(None, "--s3-endpoint", help="S3-compatible endpoint (default: KALSHI_S3_ENDPOINT_URL)."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the result to this CSV file."),
     parquet: Optional[Path] = typer.Option(None, "--parquet", help="Write the result to this Parquet file."),
     limit: Optional[int] = typer.Option(None, help="At most N rows (printing shows 100 by default)."),
