@@ -131,8 +131,10 @@ def _trade_rows(e: TradeEvent) -> list[tuple]:
 
 
 def _delta_rows(e: DeltaEvent) -> list[tuple]:
-    return [(e.ticker, e.ts_ns // 1000, e.sid, e.seq, e.side, e.price / PRICE_SCALE,
-             e.delta / SIZE_SCALE, _us(e.recv_ns))]
+    # unpacking the NamedTuple (C) is ~2x faster than eight attribute lookups: hot path
+    ticker, ts, sid, seq, side, price, delta, recv = e
+    return [(ticker, ts // 1000, sid, seq, side, price / PRICE_SCALE, delta / SIZE_SCALE,
+             None if recv is None else recv // 1000)]
 
 
 def _snapshot_rows(e: SnapshotEvent) -> list[tuple]:
@@ -148,11 +150,11 @@ def _snapshot_rows(e: SnapshotEvent) -> list[tuple]:
 
 
 def _bbo_rows(e: BBO) -> list[tuple]:
-    yb, ya = e.yes_bid, e.yes_ask
+    ticker, ts, yb, ybs, ya, yas, seq, recv = e
     both = yb is not None and ya is not None
-    return [(e.ticker, e.ts_ns // 1000, _p(yb), _q(e.yes_bid_size), _p(ya), _q(e.yes_ask_size),
+    return [(ticker, ts // 1000, _p(yb), _q(ybs), _p(ya), _q(yas),
              (yb + ya) / (2 * PRICE_SCALE) if both else None,
-             (ya - yb) / PRICE_SCALE if both else None, e.seq, _us(e.recv_ns))]
+             (ya - yb) / PRICE_SCALE if both else None, seq, _us(recv))]
 
 
 def _ticker_rows(e: TickerEvent) -> list[tuple]:
