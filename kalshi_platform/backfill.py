@@ -485,7 +485,11 @@ async def run_backfill(client: RestClient, publishers: Sequence[Any], ck: Checkp
                 for ev in events:
                     p.publish(ev)
             for p in publishers:
-                p.flush()
+                # a sink that reports False (the QuestDB writer: rows neither acknowledged nor
+                # spooled yet) must not be checkpointed past; the next run redoes the windows
+                if p.flush() is False:
+                    raise BackfillError(f"{type(p).__name__} could not make the rows durable "
+                                        "(QuestDB busy and spool unavailable); re-run to resume")
             for w, trades, pages, dups in batch:
                 days: dict[str, int] = {}
                 for t in trades.values():

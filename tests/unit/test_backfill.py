@@ -388,3 +388,30 @@ def test_range_bounds_are_exact_to_the_microsecond(tmp_path, cutoff):
     assert len(want) == 5
     assert sorted(e.trade_id for e in mem.events["trades"]) == want
     assert report["outside_window"] > 0 and report["duplicates_skipped"] == 0
+
+
+def test_a_sink_that_cannot_make_rows_durable_stops_the_checkpoint(tmp_path):
+    """A sink whose flush() returns False (the QuestDB writer: rows neither acknowledged nor
+    spooled) must not be checkpointed past: the run stops, and a re-run redoes those windows."""
+
+    class NotDurable(InMemoryPublisher):
+        def flush(self):
+            return False
+
+    fake = make_fake()
+    clock = FakeClock()
+    client, _ = make_client(fake, clock)
+    target = Target(tickers=tuple(TICKERS))
+    ck = Checkpoint.open(tmp_path / "ck.json", params(target))
+
+    async def go():
+        async with client:
+            return await run_backfill(client, [NotDurable()], ck, target=target,
+                                      start_ns=START, end_ns=END, concurrency=2)
+
+    with pytest.raises(BackfillError, match="could not make the rows durable"):
+        asyncio.run(go())
+    again = Checkpoint.open(tmp_path / "ck.json", params(target))
+    assert not again.done  # nothing was marked done
+    run(fake, tmp_path, ck_name="ck.json")  # a durable sink: the re-run completes
+    assert_exactly_the_fixture(stored_rows(tmp_path / "store"))
