@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run the end-of-day migration every day at EOD_AT (UTC, HH:MM; default 00:05), forever.
-# Used by the compose `eod` service. A failed run is logged and retried the next day; the
-# job itself resumes a failed day (eod_migrations control table), so nothing is skipped.
+# Used by the compose `eod` service. A failed day is logged and retried by the next run (eod
+# without --date also retries earlier unfinished days from eod_migrations): nothing is skipped.
 #   eod-daily.sh                 loop forever
 #   eod-daily.sh --next-delay    print the seconds until the next run and exit (tests;
 #                                EOD_NOW_EPOCH overrides "now")

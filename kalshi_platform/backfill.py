@@ -78,6 +78,14 @@ __all__ = [
 ]
 
 
+def _live_ts(ev: TradeEvent) -> TradeEvent:
+    """The trade stamped as the WebSocket stamps it: ``ts_ms`` (kalshi-api.md §7.7), i.e.
+    REST ``created_time`` (µs) truncated to the millisecond. ``ts`` is part of the trades'
+    dedup keys, so a backfilled trade and the same trade captured live must carry the same
+    value to upsert into one row instead of two."""
+    return ev._replace(ts_ns=ev.ts_ns - ev.ts_ns % 1_000_000)
+
+
 class BackfillError(ValueError):
     """A backfill cannot start or continue for a reason the user can fix (unknown market,
     no markets in the event/series, a checkpoint from another run, a bad date). One line."""
@@ -479,7 +487,7 @@ async def run_backfill(client: RestClient, publishers: Sequence[Any], ck: Checkp
             recv = time.time_ns()
             events: list[TradeEvent] = []
             for _, trades, _, _ in batch:
-                events.extend(t.to_event(recv) for t in trades.values())
+                events.extend(_live_ts(t.to_event(recv)) for t in trades.values())
             events.sort(key=lambda e: (e.ts_ns, e.trade_id))
             for p in publishers:
                 for ev in events:

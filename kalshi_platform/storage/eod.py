@@ -245,6 +245,11 @@ class QuestDBSource:
     def snapshot(self, table: str, day: date) -> Snapshot:
         if not self.client.table_exists(table):
             return Snapshot(0, 0)
+        # queries see only *applied* WAL transactions (QuestDB docs "Write-Ahead Log"): wait
+        # until every committed row of the table is visible before counting and exporting
+        if not wait_wal_applied(self.client, table, self.wal_timeout_s):
+            raise EodError(f"{table}: QuestDB has not applied its WAL within "
+                           f"{self.wal_timeout_s:.0f} s; not migrating (re-run later)")
         n = int(self.client.count_day(table, day))
         return Snapshot(n, n)
 
@@ -252,6 +257,11 @@ class QuestDBSource:
         return iter(self.client.stream_day(table, day, chunk_rows=chunk_rows))
 
     def drop(self, table: str, day: date, snap: Snapshot) -> None:
+        # rows committed since the export must be visible to the re-count, or DROP PARTITION
+        # (itself applied after them) would take them unexported
+        if not wait_wal_applied(self.client, table, self.wal_timeout_s):
+            raise SourceChanged(f"{table} {day}: QuestDB WAL not applied; not dropped "
+                                "(re-run to migrate)")
         now = int(self.client.count_day(table, day))
         if now != snap.rows:
             raise SourceChanged(f"{table} {day}: {now} rows in QuestDB now, {snap.rows} when "
@@ -290,6 +300,10 @@ def wait_wal_applied(client: Any, table: str, timeout_s: float = 30.0,
         time.sleep(poll_s)
 
 
+def _file_list(files: list[Path]) -> str:
+    return "[" + ", ".join(_sql_str(str(f)) for f in files) + "]"
+
+
 class EmbeddedSource:
     """The embedded Parquet store (:mod:`kalshi_platform.storage.parquet_store`) as a source.
 
@@ -318,10 +332,25 @@ class EmbeddedSource:
         return sorted(p for p in d.glob("*.parquet") if not p.name.startswith((".", "_")))
 
     def snapshot(self, table: str, day: date) -> Snapshot:
+        """Rows of the day *after de-duplication on the table's dedup keys* (what
+        :meth:`stream` yields), and a token of the files (name, size, mtime)."""
         files = self.files(table, day)
-        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         token = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)
-        return Snapshot(rows, token)
+        if not files:
+            return Snapshot(0, token)
+        t = TABLES[table]
+        con = self._con()
+        try:
+            keys = ", ".join(_q(k) for k in t.dedup_keys)
+            rows = con.sql(f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM "
+                           f"read_parquet({_file_list(files)}))").fetchall()[0][0]
+        finally:
+            con.close()
+        return Snapshot(int(rows), token)
+
+    def _con(self):
+        os.makedirs(self.temp_dir, exist_ok=True)
+        return _duckdb(self.memory_limit, self.temp_dir)
 
     def stream(self, table: str, day: date, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         files = self.files(table, day)
@@ -329,13 +358,16 @@ class EmbeddedSource:
             return
         t = TABLES[table]
         schema = t.arrow_schema()
-        os.makedirs(self.temp_dir, exist_ok=True)
-        con = _duckdb(self.memory_limit, self.temp_dir)
+        con = self._con()
         try:
-            file_list = "[" + ", ".join(_sql_str(str(f)) for f in files) + "]"
             order = ", ".join(_q(k) for k in t.dedup_keys)
+            # the embedded store appends (a re-run backfill over an overlapping range, a live
+            # run and a backfill of the same trades): keep one row per dedup key, the last
+            # received, as QuestDB's DEDUP UPSERT would
+            latest = "recv_ts DESC NULLS LAST" if "recv_ts" in t.column_names else order
             rel = con.sql(f"SELECT {', '.join(map(_q, t.column_names))} FROM "
-                          f"read_parquet({file_list}) ORDER BY {order}")
+                          f"read_parquet({_file_list(files)}) QUALIFY row_number() OVER "
+                          f"(PARTITION BY {order} ORDER BY {latest}) = 1 ORDER BY {order}")
             for batch in _reader(rel, chunk_rows):
                 yield batch.cast(schema)
         finally:
@@ -781,7 +813,12 @@ class EodJob:
             return
         if snap.rows == 0:
             if prev is not None and prev.status == VERIFIED:
-                # the source day went after verification but before "done" was recorded
+                # the source day went after verification but before "done" was recorded; if
+                # re-checking the outputs fails now (S3 away, local copy pruned), the record
+                # must stay "verified" with its rows/checksum/s3_uri: it is the only account
+                # of where that day lives
+                res.status, res.rows, res.files, res.bytes = VERIFIED, prev.rows, prev.files, prev.bytes
+                res.checksum, res.s3_uri = prev.checksum, prev.s3_uri
                 want = Digest(prev.rows, int(prev.checksum, 16))
                 res.s3_objects = self._verify_outputs(table, day, want, prev.s3_uri)
                 self._record(day, table, DONE, prev.started or started, rows=prev.rows,
@@ -843,6 +880,10 @@ class EodJob:
         unknown = [t for t in tables if t not in TABLES]
         if unknown:
             raise EodError(f"unknown table(s): {', '.join(unknown)}")
+        today = datetime.now(timezone.utc).date()
+        if day >= today and self.drop:
+            raise EodError(f"{day} is not a finished UTC day (today is {today}); migrate it "
+                           "tomorrow, or use --no-drop to copy it without dropping")
         lock = _Lock(self.dest)
         try:
             report = EodReport(day, self.source.kind, str(self.dest),

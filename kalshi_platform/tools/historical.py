@@ -132,8 +132,18 @@ def eod(
             control = eodmod.QuestDBControl(client)
         job = eodmod.EodJob(src, control, dest, s3=target, drop=drop, chunk_rows=chunk_rows,
                             compression=codec, max_rows_per_file=max_rows_per_file)
+        days = [day]
+        if date_ is None:  # the scheduled run: also retry earlier days left unfinished
+            try:
+                recs = control.records()
+            except Exception:  # noqa: BLE001 - no control table yet: nothing to retry
+                recs = {}
+            days = sorted({d for (d, t), r in recs.items() if d < day and t in names and
+                           r.status in (eodmod.FAILED, eodmod.RUNNING, eodmod.VERIFIED)}) + days
+        reports = []
         try:
-            report = job.run(day, names, keep_days=keep)
+            for d in days:
+                reports.append(job.run(d, names, keep_days=keep if d == day else 0))
         except (eodmod.EodError, OSError) as e:
             _die(str(e))
             return
@@ -141,11 +151,14 @@ def eod(
         if client is not None:
             client.close()
     if as_json:
-        print(json.dumps(report.to_json(), indent=2))
+        out = [r.to_json() for r in reports]
+        print(json.dumps(out[0] if len(out) == 1 else out, indent=2))
     else:
-        _print_eod(report)
-    if report.failed:
-        _die("; ".join(f"{r.table}: {r.error}" for r in report.failed), code=1)
+        for report in reports:
+            _print_eod(report)
+    failed = [(rep.day, r) for rep in reports for r in rep.failed]
+    if failed:
+        _die("; ".join(f"{d} {r.table}: {r.error}" for d, r in failed), code=1)
 
 
 def _print_eod(rep: Any) -> None:

@@ -124,7 +124,9 @@ def assert_exactly_the_fixture(rows: list[dict]) -> None:
         assert D(str(r["count"])) == D(t["count_fp"])
         assert r["taker_side"] == t["taker_outcome_side"]
         ts = r["ts"]
-        assert int(ts.timestamp()) * 10**6 + ts.microsecond == iso_ns(t["created_time"]) // 1000
+        # stamped like the WebSocket (ms) so live and backfilled copies share the dedup key
+        assert int(ts.timestamp()) * 10**6 + ts.microsecond == \
+            iso_ns(t["created_time"]) // 1_000_000 * 1000
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -415,3 +417,28 @@ def test_a_sink_that_cannot_make_rows_durable_stops_the_checkpoint(tmp_path):
     assert not again.done  # nothing was marked done
     run(fake, tmp_path, ck_name="ck.json")  # a durable sink: the re-run completes
     assert_exactly_the_fixture(stored_rows(tmp_path / "store"))
+
+
+def test_a_backfilled_trade_and_the_same_trade_captured_live_share_the_dedup_key():
+    """QuestDB upserts only when every dedup key matches: the plant stamps a WS trade with
+    ``ts_ms``, so the backfill must stamp the REST trade (µs ``created_time``) the same way."""
+    from kalshi_platform.api.models import Trade
+    from kalshi_platform.backfill import _live_ts
+    from kalshi_platform.storage.schema import TABLES
+    from kalshi_platform.ticker_plant.plant import TickerPlant
+
+    rest = TRADES[0]
+    t = Trade.from_wire(rest)
+    assert t.ts_ns % 1_000_000  # the REST time has sub-millisecond digits
+    ws = {"type": "trade", "sid": 1, "seq": 1, "msg": {
+        "trade_id": t.trade_id, "market_ticker": t.ticker,
+        "yes_price_dollars": rest["yes_price_dollars"], "no_price_dollars": rest["no_price_dollars"],
+        "count_fp": rest["count_fp"], "taker_outcome_side": rest.get("taker_outcome_side", "yes"),
+        "ts": t.ts_ns // 10**9, "ts_ms": t.ts_ns // 10**6}}
+    mem = InMemoryPublisher()
+    plant = TickerPlant([mem])
+    plant.process(ws, 0)
+    tbl = TABLES["trades"]
+    idx = [tbl.column_names.index(c) for c in tbl.dedup_keys]
+    key = lambda ev: tuple(tbl.rows(ev)[0][i] for i in idx)  # noqa: E731
+    assert key(mem.events["trades"][0]) == key(_live_ts(t.to_event(0)))

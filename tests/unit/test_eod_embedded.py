@@ -15,6 +15,7 @@ import textwrap
 from datetime import date
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -286,6 +287,9 @@ def test_source_changed_before_the_drop_is_not_dropped_then_migrated(
     orig = EmbeddedSource.drop
     late = store / "bbo" / f"date={DAY}" / "late-000000.parquet"
     extra = pq.read_table(next((store / "bbo" / f"date={DAY}").glob("*.parquet"))).slice(0, 3)
+    # new rows (a later seq), not copies: copies would be de-duplicated on the keys
+    extra = extra.set_column(extra.schema.get_field_index("seq"), "seq",
+                             pc.add(extra.column("seq"), 1_000_000))
 
     def late_rows_then_drop(self, table, day, snap):
         if table == "bbo":
@@ -387,3 +391,65 @@ def test_cli_eod_missing_bucket_and_same_dest(store, s3srv, tmp_path):
     assert r.exit_code == 2 and "bucket 'no-such-bucket' does not exist" in one_error_line(r.stderr)
     r = invoke(["eod", "--source", "embedded", "--store", store, "--dest", store])
     assert r.exit_code == 2 and "--dest must differ" in one_error_line(r.stderr)
+
+
+def test_failed_recovery_keeps_the_verified_record(store, s3, tmp_path):
+    """Crash after the drop, before "done" is recorded; a recovery run that cannot verify
+    (here: no --s3) must keep the "verified" record (rows, checksum, s3_uri), so a later run
+    with S3 completes it instead of recording the day as empty."""
+    day, table = date(2026, 8, 7), "orderbook_snapshots"
+    dest = tmp_path / "hdb"
+
+    class CrashBeforeDone(JsonlControl):
+        def put(self, rec):
+            if rec.status == DONE:
+                raise SystemExit("killed after the drop")
+            super().put(rec)
+
+    with pytest.raises(SystemExit):
+        EodJob(EmbeddedSource(store), CrashBeforeDone(dest / CONTROL_FILE), dest,
+               s3=s3[0]).run(day, [table])
+    ctl = JsonlControl(dest / CONTROL_FILE)
+    first = ctl.get(day, table)
+    assert first.status == VERIFIED and first.rows == 1114
+    r = make_job(store, dest).run(day, [table]).results[0]  # no --s3: cannot verify
+    assert r.status == FAILED
+    kept = JsonlControl(dest / CONTROL_FILE).get(day, table)
+    assert (kept.status, kept.rows, kept.checksum, kept.s3_uri) == \
+        (VERIFIED, first.rows, first.checksum, first.s3_uri)
+    r = make_job(store, dest, s3).run(day, [table]).results[0]
+    assert r.status == DONE and r.rows == 1114 and r.note.startswith("recovered")
+
+
+def test_an_unfinished_day_is_not_dropped(store, tmp_path):
+    from datetime import datetime, timezone
+
+    today = datetime.now(timezone.utc).date()
+    with pytest.raises(EodError, match="not a finished UTC day"):
+        make_job(store, tmp_path / "hdb").run(today, ["bbo"])
+    make_job(store, tmp_path / "hdb", drop=False).run(today, ["bbo"])  # a copy is fine
+
+
+
+def test_duplicate_rows_in_the_store_are_migrated_once(store, oracle, tmp_path):
+    """The embedded store appends (e.g. two backfills over overlapping ranges): EOD keeps one
+    row per dedup key, as QuestDB's DEDUP UPSERT does, and counts what it keeps."""
+    src = next((store / "bbo" / f"date={DAY}").glob("*.parquet"))
+    pq.write_table(pq.read_table(src), src.with_name("again-000000.parquet"))  # every row twice
+    rep = make_job(store, tmp_path / "hdb").run(DAY, ["bbo"])
+    assert rep.results[0].status == DONE
+    assert rows_of(tmp_path / "hdb", "bbo", DAY) == oracle[("bbo", DAY)]
+
+
+def test_scheduled_run_retries_earlier_unfinished_days(store, oracle, tmp_path):
+    """`eod` with no --date (the compose schedule) migrates yesterday and also retries earlier
+    days whose record is failed/running/verified, so a failed night is not skipped."""
+    from kalshi_platform.storage.eod import MigrationRecord
+
+    dest = tmp_path / "hdb"
+    JsonlControl(dest / CONTROL_FILE).put(MigrationRecord(DAY, "bbo", FAILED, error="earlier"))
+    r = invoke(["eod", "--source", "embedded", "--store", store, "--dest", dest,
+                "--tables", "bbo", "--json"])
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert JsonlControl(dest / CONTROL_FILE).get(DAY, "bbo").status == DONE
+    assert rows_of(dest, "bbo", DAY) == oracle[("bbo", DAY)]

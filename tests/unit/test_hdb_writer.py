@@ -141,7 +141,7 @@ import json, resource
 import pyarrow as pa
 from kalshi_platform.bench.hdb_writer import BENCH_DAY, synthetic_delta_chunks
 from kalshi_platform.storage.hdb_writer import PartitionWriter
-w = PartitionWriter({root!r}, "orderbook_deltas", BENCH_DAY)
+w = PartitionWriter({root!r}, "orderbook_deltas", BENCH_DAY, row_group_rows={rg})
 for c in synthetic_delta_chunks({rows}):
     w.write(c)
 files = w.commit()
@@ -159,7 +159,7 @@ def test_peak_memory_is_bounded(tmp_path, rows):
     Arrow's peak allocation bounded by about a row group, not by the day (10M rows: set
     KALSHI_TEST_10M=1). Measured: 2M rows peak RSS 298 MiB / Arrow peak 131 MiB; 10M rows
     301 MiB / 140 MiB — flat in the day's size."""
-    r = run_py(MEMORY_SCRIPT.format(root=str(tmp_path), rows=rows), tmp_path)
+    r = run_py(MEMORY_SCRIPT.format(root=str(tmp_path), rows=rows, rg=1 << 20), tmp_path)
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout)
     assert m["rows"] == rows
@@ -167,3 +167,14 @@ def test_peak_memory_is_bounded(tmp_path, rows):
     assert m["arrow_peak"] < 400 << 20
     if rows >= 10_000_000:  # the day is ~920 MB of Arrow data; the writer holds a fraction
         assert m["arrow_peak"] < rows * 92 // 4
+
+
+def test_writer_holds_about_a_row_group_not_the_day(tmp_path):
+    """With small row groups (128 Ki rows) a 2M-row day (~184 MB of Arrow data) must peak
+    far below the day: a writer that buffered the whole day until commit fails this."""
+    rows = 2_000_000
+    r = run_py(MEMORY_SCRIPT.format(root=str(tmp_path), rows=rows, rg=131_072), tmp_path)
+    assert r.returncode == 0, r.stderr
+    m = json.loads(r.stdout)
+    assert m["rows"] == rows
+    assert m["arrow_peak"] < rows * 92 // 2  # measured ~63 MB; buffering the day is >= 184 MB
