@@ -372,9 +372,10 @@ def _feed_lines(f: IO[bytes], p: Path, kind: str, target: FrameTarget, speed: fl
     pacer = _Pacer(speed) if speed > 0 else None
     n = 0
     rest = b""
+    read = getattr(f, "read1", f.read)  # read1: a truncated gzip loses nothing already inflated
     while True:
         try:
-            buf = f.read(_CHUNK)
+            buf = read(_CHUNK)
         except (OSError, EOFError, gzip.BadGzipFile) as e:
             raise RecordingError(f"{p}: read failed after {n} frames ({e})") from None
         if not buf:

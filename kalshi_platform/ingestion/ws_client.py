@@ -160,6 +160,9 @@ class _Resync:
     deadline: float  # monotonic
 
 
+_MAX_SUBSCRIBE_RETRIES = 5
+
+
 @dataclass
 class _Session:
     ws: ClientConnection
@@ -170,6 +173,7 @@ class _Session:
     subs: dict[int, _Sub] = field(default_factory=dict)
     resyncs: dict[int, _Resync] = field(default_factory=dict)
     initial: set[int] = field(default_factory=set)  # ids of this session's first subscribes
+    subscribe_retries: int = 0  # subscribes re-sent after an error that named no market
 
     def send(self, cmd: str, params: dict[str, Any] | None = None) -> int:
         cid = self.next_id
@@ -346,6 +350,7 @@ class KalshiWSClient:
                 await asyncio.sleep(delay)
                 continue
             got_data = False
+            t0 = time.monotonic()
             try:
                 got_data, clean = await self._session(ws)
             finally:
@@ -355,7 +360,7 @@ class KalshiWSClient:
                 raise self._fatal
             if clean and self.exit_on_close:
                 return
-            attempt = 0 if got_data else attempt + 1
+            attempt = 0 if got_data and time.monotonic() - t0 > self.backoff.cap_s else attempt + 1
             delay = self.backoff.delay(attempt)
             log.warning("disconnected from %s; reconnecting in %.2fs", self.url, delay)
             await asyncio.sleep(delay)
@@ -596,6 +601,14 @@ class KalshiWSClient:
         if channel == "orderbook_delta":
             self.plant.set_use_yes_price(sid, bool(params.get("use_yes_price",
                                                               self.use_yes_price)))
+        sub = s.subs[sid]
+        if sub.tickers is not None:  # add/remove_markets may have run while this was in flight
+            want = set(self.tickers)
+            for action, ts in (("add_markets", want - sub.tickers),
+                               ("delete_markets", sub.tickers - want)):
+                if ts:
+                    s.send("update_subscription", {"sids": [sid], "market_tickers": sorted(ts),
+                                                   "action": action})
         left = s.awaiting.get(f.id) if f.id is not None else None  # type: ignore[arg-type]
         if left is not None:
             left.discard(channel)
@@ -625,11 +638,20 @@ class KalshiWSClient:
                 return
             bad = m.get("market_ticker")
             log.warning("subscribe failed: %s", text)
-            if isinstance(bad, str) and bad in self.tickers:
-                self.tickers.remove(bad)
-                rest = [t for t in (params.get("market_tickers") or []) if t != bad]
+            cmd_tickers = params.get("market_tickers") or []
+            if isinstance(bad, str) and bad in cmd_tickers:
+                if bad in self.tickers:
+                    self.tickers.remove(bad)
+                rest = [t for t in cmd_tickers if t != bad]
                 if rest:
                     self._subscribe_markets(s, rest, channels=params.get("channels"))
+            elif s.subscribe_retries < _MAX_SUBSCRIBE_RETRIES:
+                # no market named (17 internal, 18 timeout, ...): retry the same command a few
+                # times on this connection, backing off; beyond that the next reconnect does
+                s.subscribe_retries += 1
+                asyncio.get_running_loop().call_later(
+                    self.backoff.delay(s.subscribe_retries),
+                    lambda: self._sess is s and self.connected and s.send("subscribe", params))
             return
         if name == "update_subscription" and params.get("action") == "get_snapshot":
             sid = (params.get("sids") or [None])[0]
