@@ -50,7 +50,7 @@ def _setup_logging(verbose: bool) -> None:
 
 @app.command()
 def replay(
-    file: Path = typer.Argument(..., help="Recording: JSON Lines (optionally gzip) or a JSON capture."),
+    file: Path = typer.Argument(..., help="Recording: JSON Lines (optionally gzip), a JSON capture, or a directory of rotated `record` files."),
     store: Optional[Path] = typer.Option(None, help="Parquet store root (default: KALSHI_STORE_DIR or ./store)."),
     sink: str = typer.Option("parquet", help="Comma-separated sinks: parquet, questdb, none."),
     summary_json: Optional[Path] = typer.Option(None, "--summary-json", help="Also write the summary as JSON here."),

@@ -39,10 +39,26 @@ def fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def recording_files(path: Path) -> list[Path]:
+    """The recording files to replay: ``path`` itself, or for a directory (a rotated
+    ``record`` output) its ``*.jsonl[.gz]`` / ``*.json`` files in name order (the recorder's
+    names sort chronologically), ``.meta.json`` sidecars excluded. Raises
+    :class:`RecordingError` for a directory without recordings."""
+    if not path.is_dir():
+        return [path]
+    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.endswith(".meta.json")
+                   and (p.name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz"))))
+    if not files:
+        raise RecordingError(f"{path}: a directory with no recording files (*.jsonl[.gz], *.json)")
+    return files
+
+
 def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
                use_yes_price: bool | None = None, batch_rows: int = 250_000,
                compression: str = "zstd", settings: Settings | None = None) -> dict[str, Any]:
-    """Replay ``file`` into a fresh :class:`TickerPlant` with the given sinks; return the summary.
+    """Replay ``file`` (a recording, or a directory of rotated recording files, fed in name
+    order into one plant) into a fresh :class:`TickerPlant` with the given sinks; return the
+    summary.
 
     ``use_yes_price=None`` takes the flag from a ``.meta.json`` sidecar when there is one.
     ``settings`` configures the sinks (QuestDB conf, spool); ``batch_rows``/``compression``
@@ -55,16 +71,18 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
         raise UsageError("--speed must be >= 0")
     if not file.exists():
         raise RecordingError(f"{file}: no such file")
-    if file.is_dir():
-        raise RecordingError(f"{file}: is a directory, not a recording")
-    if not os.access(file, os.R_OK):
-        raise RecordingError(f"{file}: permission denied")
-    meta = read_meta(file)
+    files = recording_files(file)
+    for f in files:
+        if not os.access(f, os.R_OK):
+            raise RecordingError(f"{f}: permission denied")
+    meta = read_meta(files[0])
     if use_yes_price is None:
         use_yes_price = bool(meta.use_yes_price)
     settings = (settings or Settings()).model_copy(
         update={"parquet_batch_rows": batch_rows, "parquet_compression": compression})
-    publishers = build_sinks(sinks, writer_id=f"replay-{fingerprint(file)}", settings=settings,
+    fp = fingerprint(files[0]) if len(files) == 1 else hashlib.sha1(
+        "".join(fingerprint(f) for f in files).encode()).hexdigest()[:16]
+    publishers = build_sinks(sinks, writer_id=f"replay-{fp}", settings=settings,
                              store=store, replace_existing=True)
     store_pub = next((p for p in publishers if isinstance(p, ParquetStore)), None)
     qdb_pub = next((p for p in publishers if type(p).__name__ == "QuestDBWriter"), None)
@@ -73,7 +91,8 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
         plant.clock_ns = meta.recorded_at_ns
     t0 = time.perf_counter()
     try:
-        feed(file, plant, speed=speed)
+        for f in files:  # a rotated recording: one run, in order (markers carry the resets)
+            feed(f, plant, speed=speed)
     except KeyboardInterrupt:
         plant.close()  # flush (or spool) everything replayed so far
         raise
