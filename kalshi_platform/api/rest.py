@@ -72,6 +72,11 @@ class RestError(Exception):
         self.status = status
         self.path = path
 
+    @property
+    def exit_code(self) -> int:
+        """CLI exit code: 2 for a 4xx (the user's request is wrong), 1 otherwise."""
+        return 2 if self.status is not None and 400 <= self.status < 500 else 1
+
 
 class NotFoundError(RestError):
     """HTTP 404: the market, event or series does not exist (or the path is wrong)."""

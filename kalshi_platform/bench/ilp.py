@@ -20,11 +20,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+from kalshi_platform.bench.runner import _best
 from kalshi_platform.ingestion.recording import feed
 from kalshi_platform.storage.questdb_rdb import QuestDBWriter, add_ilp_row, ilp_conf
 from kalshi_platform.storage.schema import TABLE_FOR_EVENT
@@ -75,15 +75,6 @@ class _Collect:
 
     def close(self) -> None:
         pass
-
-
-def _best(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def run_ilp_bench(rec: Path, *, repeat: int = 3, max_rows: int = 400_000,

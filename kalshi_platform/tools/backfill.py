@@ -131,7 +131,7 @@ def backfill(
     except RestError as e:
         _close(publishers)
         _fail(f"{e}; {len(ck.done)} windows committed, run again to resume",
-              2 if e.status is not None and 400 <= e.status < 500 else 1)
+              e.exit_code)
         return
     except ModelError as e:
         _close(publishers)

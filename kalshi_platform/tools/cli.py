@@ -22,7 +22,8 @@ from rich.table import Table
 from kalshi_platform.config import get_settings
 from kalshi_platform.ingestion.recording import RecordingError
 from kalshi_platform.storage.parquet_store import StoreError
-from kalshi_platform.tools.replay import UsageError, parse_sinks, run_replay
+from kalshi_platform.tools.replay import run_replay
+from kalshi_platform.tools.sinks import UsageError, parse_sinks
 
 app = typer.Typer(
     name="kalshi-platform",

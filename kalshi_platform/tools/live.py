@@ -188,7 +188,7 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
         _fail(f"not found: {e}")
         return
     except RestError as e:
-        _fail(str(e), 2 if e.status is not None and 400 <= e.status < 500 else 1)
+        _fail(str(e), e.exit_code)
         return
     except ModelError as e:
         _fail(f"unexpected REST response from {rest.base_url}: {e}", 1)

@@ -12,7 +12,7 @@ from kalshi_platform.ingestion.recording import RecordingError, feed, read_meta
 from kalshi_platform.config import Settings
 from kalshi_platform.storage.parquet_store import ParquetStore
 from kalshi_platform.ticker_plant.plant import TickerPlant
-from kalshi_platform.tools.sinks import SINKS, UsageError, build_sinks, parse_sinks  # noqa: F401
+from kalshi_platform.tools.sinks import UsageError, build_sinks
 
 _WHOLE_HASH_LIMIT = 256 << 20
 

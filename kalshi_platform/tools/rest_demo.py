@@ -172,7 +172,7 @@ def demo(
         _fail(f"unknown series {series.strip()!r} at {client.base_url}")
         return
     except RestError as e:
-        _fail(str(e), 2 if e.status is not None and 400 <= e.status < 500 else 1)
+        _fail(str(e), e.exit_code)
         return
     except ModelError as e:
         _fail(f"unexpected response from {client.base_url}: {e}", 1)
