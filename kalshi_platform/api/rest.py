@@ -10,9 +10,11 @@
   per request, capacity one second of budget) gates **every** attempt, retries included, so
   the request rate never exceeds the bucket.
 * Retries: 429, 5xx and transport errors (connect/read timeouts, refused connections) are
-  retried with exponential backoff and full jitter, capped (Kalshi sends no ``Retry-After``);
+  retried with exponential backoff and full jitter, capped (Kalshi sends no ``Retry-After``;
+  the platform's one policy, :class:`kalshi_platform.retry.Backoff`);
   after ``max_retries`` retries a :class:`RestError` names the path and the last failure.
-  404 raises :class:`NotFoundError`; other 4xx raise :class:`RestError` at once.
+  404 raises :class:`NotFoundError`; other 4xx raise :class:`RestError` at once. Error bodies
+  are read by :func:`kalshi_platform.api.errors.error_text` (every shape Kalshi sends).
 * Pagination (§3.1): :meth:`RestClient.iter_pages` follows ``cursor`` until it is ``""`` or
   absent; typed iterators yield records one by one (pages of up to ``limit`` ≤ 1000).
 """
@@ -30,6 +32,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from kalshi_platform.api.auth import Signer
+from kalshi_platform.api.errors import error_text
 from kalshi_platform.api.models import (
     Candlesticks,
     Event,
@@ -42,6 +45,7 @@ from kalshi_platform.api.models import (
     Trade,
     decode_json,
 )
+from kalshi_platform.retry import Backoff
 
 __all__ = [
     "BASE_URLS",
@@ -159,24 +163,6 @@ class RestStats:
     status_counts: Counter = field(default_factory=Counter)
 
 
-def _error_message(body: bytes) -> str:
-    """The message of a Kalshi error body: ``{"error": "..."}``, ``{"error": {"code",
-    "message"}}`` or flat ``{"code", "message"}`` (kalshi-api.md §3.10)."""
-    try:
-        obj = decode_json(body)
-    except ModelError:
-        text = body.decode("utf-8", "replace").strip().splitlines()
-        return text[0][:200] if text else ""
-    if isinstance(obj, dict):
-        err = obj.get("error", obj)
-        if isinstance(err, str):
-            return err
-        if isinstance(err, dict):
-            parts = [str(err[k]) for k in ("code", "message", "details") if err.get(k)]
-            return ": ".join(parts)
-    return ""
-
-
 def _limit(limit: int, hi: int = MAX_LIMIT) -> int:
     if type(limit) is not int or not 1 <= limit <= hi:
         raise ValueError(f"limit must be an integer in 1..{hi}, got {limit!r}")
@@ -214,7 +200,8 @@ class RestClient:
             (at least one request).
         max_retries: retries after a 429/5xx/transport error before :class:`RestError`.
         backoff_base_s / backoff_cap_s: full-jitter backoff, ``uniform(0, min(cap, base·2^n))``
-            before retry ``n`` (0-based).
+            before retry ``n`` (0-based); the :class:`~kalshi_platform.retry.Backoff` is kept
+            as ``self.backoff``.
         timeout_s: per-attempt timeout (connect, read, write, pool) in seconds.
         transport: an httpx transport (``httpx.MockTransport`` in tests).
         clock / sleep / rng: injectable monotonic clock, async sleep and jitter source (tests).
@@ -257,7 +244,9 @@ class RestClient:
         self.backoff_cap_s = float(backoff_cap_s)
         self.timeout_s = float(timeout_s)
         self._sleep = sleep
-        self._rng = rng or random.Random()
+        #: full jitter (``jitter=1``): Kalshi sends no ``Retry-After`` (§6)
+        self.backoff = Backoff(self.backoff_base_s, self.backoff_cap_s, factor=2.0, jitter=1.0,
+                               rng=rng or random.Random())
         self.bucket = bucket or TokenBucket(read_tokens_per_s,
                                             max(float(read_tokens_per_s), self.request_cost),
                                             clock=clock, sleep=sleep)
@@ -301,9 +290,6 @@ class RestClient:
 
     # -- core ------------------------------------------------------------------------------
 
-    def _backoff(self, attempt: int) -> float:
-        return self._rng.uniform(0.0, min(self.backoff_cap_s, self.backoff_base_s * (2 ** attempt)))
-
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``base_url + path`` and decode the JSON body (fractions as ``Decimal``).
 
@@ -319,7 +305,7 @@ class RestClient:
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self.stats.retries += 1
-                await self._sleep(self._backoff(attempt - 1))
+                await self._sleep(self.backoff.delay(attempt - 1))
             waited = await self.bucket.acquire(self.request_cost)
             if waited > 0:
                 self.stats.throttled_waits += 1
@@ -343,9 +329,9 @@ class RestClient:
             if status == 429 or status >= 500:
                 if status == 429:
                     self.bucket.drain()
-                last = f"HTTP {status}" + (f" ({m})" if (m := _error_message(resp.content)) else "")
+                last = f"HTTP {status}" + (f" ({m})" if (m := error_text(resp.content)) else "")
                 continue
-            msg = _error_message(resp.content)
+            msg = error_text(resp.content)
             text = f"GET {sign_path}: HTTP {status}" + (f": {msg}" if msg else "")
             if status == 404:
                 raise NotFoundError(text, status=status, path=sign_path)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import re
 import threading
 import time
@@ -48,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from kalshi_platform.retry import Backoff
 from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLES, Table
 from kalshi_platform.storage.spool import Spool, SpoolError, SpoolRecord
 from kalshi_platform.ticker_plant.events import QuarantineRecord
@@ -206,7 +206,8 @@ class QuestDBWriter:
         flush_interval_s: a partial batch is sent at least this often.
         queue_rows: in-memory bound; beyond it the oldest rows spill to the spool.
         spool_fsync: ``batch`` / ``always`` / ``none`` (storage/spool.py).
-        retry_base_s / retry_cap_s: exponential backoff (full jitter) while QuestDB is away.
+        retry_base_s / retry_cap_s: exponential backoff (full jitter, the platform's one
+            policy: :class:`kalshi_platform.retry.Backoff`) while QuestDB is away, seconds.
         close_timeout_s: how long :meth:`close` waits for QuestDB before spooling the rest.
         sender_factory: ``conf -> Sender`` (tests inject fakes); default ``Sender.from_conf``.
         ensure_schema: called once before the first row is sent (retried like a send until it
@@ -215,7 +216,7 @@ class QuestDBWriter:
             auto-create them with guessed types (field-notes "Sinks and storage").
 
     Raises:
-        WriterError: invalid conf string or unusable spool directory.
+        WriterError: invalid conf string, unusable spool directory, or negative retry delays.
     """
 
     def __init__(self, conf: str, *, spool_dir: str | Path,
@@ -234,6 +235,12 @@ class QuestDBWriter:
         self.queue_rows = queue_rows
         self.retry_base_s = retry_base_s
         self.retry_cap_s = retry_cap_s
+        #: full jitter; the attempt count is unbounded (QuestDB may be away for hours), which
+        #: Backoff's exponent ceiling keeps finite
+        try:
+            self.backoff = Backoff(retry_base_s, retry_cap_s, factor=2.0, jitter=1.0)
+        except ValueError as e:
+            raise WriterError(str(e)) from None
         self.close_timeout_s = close_timeout_s
         self._sender_factory = sender_factory or Sender.from_conf
         self._ensure_schema = ensure_schema
@@ -462,8 +469,8 @@ class QuestDBWriter:
             if self._stop.is_set():
                 return  # close() spools the batch in flight
             attempt += 1
-            delay = random.uniform(0, min(self.retry_cap_s, self.retry_base_s * 2 ** attempt))
-            self._kick.wait(delay)  # flush()/close() cut the backoff short; new rows do not
+            # flush()/close() cut the backoff short; new rows do not
+            self._kick.wait(self.backoff.delay(attempt))
             self._kick.clear()
 
     def _connect(self):
