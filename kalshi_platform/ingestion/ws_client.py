@@ -9,9 +9,12 @@ Data path, per frame (one asyncio task, no threads)::
                                                     └► decode_json ─► plant.process_frame
                                                                      └► control frames here
 
-* **Seq has one owner: the plant.** :class:`~kalshi_platform.ticker_plant.plant.TickerPlant`
-  tracks ``seq`` per ``sid``, detects gaps and calls its ``resync(sid, tickers)`` callback, which
-  this client installs. The client answers with ``update_subscription`` action
+* **Seq has one owner: the plant.** The plant (any :class:`~.feed_api.PlantAPI`; in production
+  :class:`~kalshi_platform.ticker_plant.plant.TickerPlant`) tracks ``seq`` per ``sid``, detects
+  gaps and calls the resync handler this client registers with ``set_resync_handler``. The
+  client talks to the plant only through that public API and never imports
+  :mod:`kalshi_platform.ticker_plant` (the plant imports ``ingestion.messages``; importing
+  back would be a cycle). The client answers with ``update_subscription`` action
   ``get_snapshot`` for those tickers (plus any ticker of that sid without a live book); if the
   server answers with an ``error`` or no snapshot arrives within ``resync_timeout`` s it falls
   back to ``unsubscribe`` + ``subscribe`` (a new sid, fresh snapshots; §7.10).
@@ -19,13 +22,15 @@ Data path, per frame (one asyncio task, no threads)::
   (``feed_event``), ``disconnect`` (``plant.reset``: every book and seq watermark dropped, since
   sids are reassigned per connection) — and to every tap (the recorder writes them as marker
   lines so a replay reproduces them), as does ``resync``.
-* **Reconnect** with capped exponential backoff and jitter (:class:`Backoff`), forever once a
+* **Reconnect** with capped exponential backoff and jitter (:class:`~kalshi_platform.retry.Backoff`,
+  the platform's one policy), forever once a
   connection has succeeded. Before the first success, ``connect_attempts`` bounds the tries
   so that a wrong host fails fast with :class:`FeedConnectError` instead of hanging; a 401/403
   on the handshake is always fatal (:class:`FeedAuthError`: keys do not heal by retrying).
   A subscription error before the first complete subscription (e.g. error 16 "Market not
   found") is fatal (:class:`FeedSubscribeError`); later ones are logged and the named market
-  is dropped from the set.
+  is dropped from the set. Error bodies and ``error`` frames are read by
+  :func:`kalshi_platform.api.errors.error_text`.
 * **Stale-feed watchdog**: no frame for ``stale_after`` s → the connection is aborted and
   re-established (liveness of a quiet but healthy socket is checked separately by the
   client's own pings, ``ping_interval``; Kalshi's 10 s ``heartbeat`` pings are answered by
@@ -36,23 +41,24 @@ Subscriptions per connection: ``market_lifecycle_v2`` (no market filter, §7.4),
 ``ticker`` + ``trade`` for the markets, then ``orderbook_delta`` for the markets with
 ``use_yes_price`` sent explicitly (§7.8). Markets can be added and removed at runtime with
 :meth:`KalshiWSClient.add_markets` / :meth:`~KalshiWSClient.remove_markets`
-(``update_subscription`` ``add_markets``/``delete_markets``, no reconnect).
+(``update_subscription`` ``add_markets``/``delete_markets``, no reconnect). Per-connection
+bookkeeping (commands in flight, sids, pending resyncs) is :mod:`.ws_session`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping
 from urllib.parse import urlparse
 
-import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from kalshi_platform.api.errors import error_text
+from kalshi_platform.ingestion.feed_api import BOOK_LIVE, FrameTap, PlantAPI
 from kalshi_platform.ingestion.messages import (
     DecodeError,
     ErrorFrame,
@@ -63,8 +69,17 @@ from kalshi_platform.ingestion.messages import (
     Unsubscribed,
     decode_json,
 )
-from kalshi_platform.ticker_plant.order_book import LIVE
-from kalshi_platform.ticker_plant.plant import TickerPlant
+from kalshi_platform.ingestion.ws_session import (
+    MAX_SUBSCRIBE_RETRIES,
+    PendingResync,
+    Session,
+    Subscription,
+)
+from kalshi_platform.retry import Backoff
+
+__all__ = ["WS_URLS", "DEFAULT_CHANNELS", "UNFILTERED", "MAX_SIZE", "FeedError", "FeedAuthError",
+           "FeedConnectError", "FeedSubscribeError", "FrameTap", "PlantAPI", "Backoff",
+           "ClientStats", "KalshiWSClient"]
 
 log = logging.getLogger(__name__)
 
@@ -96,37 +111,6 @@ class FeedSubscribeError(FeedError):
     """The server rejected the initial subscription (e.g. error 16, unknown market)."""
 
 
-class FrameTap(Protocol):
-    """Receives every raw frame before it is decoded, and connection events.
-
-    ``frame(raw, recv_ns)``: the exact text (or bytes) of one WebSocket message and its
-    receipt time (ns since epoch, UTC). ``event(kind, recv_ns, sid, detail, reset)``:
-    ``connect``, ``disconnect`` (``reset``: whether the plant dropped its books) or ``resync``.
-    Implemented by :class:`~kalshi_platform.ingestion.recorder.Recorder`.
-    """
-
-    def frame(self, raw: str | bytes, recv_ns: int) -> None: ...
-
-    def event(self, kind: str, recv_ns: int, sid: int | None = None,
-              detail: str | None = None, reset: bool | None = None) -> None: ...
-
-
-@dataclass
-class Backoff:
-    """Capped exponential backoff with jitter: attempt ``n`` (0-based) waits
-    ``min(cap_s, base_s * factor**n) * uniform(1 - jitter, 1)`` seconds."""
-
-    base_s: float = 0.5
-    cap_s: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.5
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt`` (0-based)."""
-        d = min(self.cap_s, self.base_s * self.factor ** min(attempt, 64))
-        return d * random.uniform(1.0 - self.jitter, 1.0)
-
-
 @dataclass
 class ClientStats:
     """Counters of a client's life (ints; ``last_frame_ns`` = receipt time of the newest frame,
@@ -146,48 +130,6 @@ class ClientStats:
     last_frame_ns: int = 0
 
 
-@dataclass
-class _Sub:
-    sid: int
-    channel: str
-    tickers: set[str] | None  # None = all markets (lifecycle)
-
-
-@dataclass
-class _Resync:
-    cmd_id: int
-    tickers: set[str]
-    deadline: float  # monotonic
-
-
-_MAX_SUBSCRIBE_RETRIES = 5
-
-
-@dataclass
-class _Session:
-    ws: ClientConnection
-    out: asyncio.Queue = field(default_factory=asyncio.Queue)
-    next_id: int = 1
-    pending: dict[int, dict[str, Any]] = field(default_factory=dict)  # id → command
-    awaiting: dict[int, set[str]] = field(default_factory=dict)  # subscribe id → channels unacked
-    subs: dict[int, _Sub] = field(default_factory=dict)
-    resyncs: dict[int, _Resync] = field(default_factory=dict)
-    initial: set[int] = field(default_factory=set)  # ids of this session's first subscribes
-    subscribe_retries: int = 0  # subscribes re-sent after an error that named no market
-
-    def send(self, cmd: str, params: dict[str, Any] | None = None) -> int:
-        cid = self.next_id
-        self.next_id += 1
-        obj: dict[str, Any] = {"id": cid, "cmd": cmd}
-        if params is not None:
-            obj["params"] = params
-        self.pending[cid] = obj
-        if cmd == "subscribe" and params is not None:
-            self.awaiting[cid] = set(params.get("channels") or ())
-        self.out.put_nowait(orjson.dumps(obj).decode())
-        return cid
-
-
 class _Stale(Exception):
     pass
 
@@ -197,8 +139,8 @@ class KalshiWSClient:
 
     Args:
         url: ``wss://…/trade-api/ws/v2`` (:data:`WS_URLS`) or the sim's ``ws://`` URL.
-        plant: the :class:`TickerPlant` that receives every frame; its ``resync`` callback is
-            set to this client.
+        plant: the plant that receives every frame (:class:`~.feed_api.PlantAPI`, in
+            production a ``TickerPlant``); this client registers itself as its resync handler.
         tickers: market tickers to subscribe (may be empty and grown with :meth:`add_markets`).
         channels: subset of :data:`DEFAULT_CHANNELS` (or other Kalshi channel names).
         headers: called before every connection attempt for the handshake headers (e.g.
@@ -210,7 +152,9 @@ class KalshiWSClient:
         open_timeout: seconds allowed for TCP + TLS + HTTP upgrade.
         stale_after: seconds without any frame before reconnecting (0 = no watchdog).
         resync_timeout: seconds to wait for a ``get_snapshot`` answer before resubscribing.
-        backoff: :class:`Backoff` between connection attempts.
+        backoff: :class:`~kalshi_platform.retry.Backoff` between connection attempts (and
+            between retried subscribes); its ``cap_s`` is also the session length after which
+            the attempt count resets.
         connect_attempts: attempts before the first successful connection (≥ 1).
         exit_on_close: return from :meth:`run` when the server closes the connection cleanly
             (code 1000) instead of reconnecting (for runs against ``sim --exit-when-done``).
@@ -221,7 +165,7 @@ class KalshiWSClient:
     ``connected`` (bool).
     """
 
-    def __init__(self, url: str, plant: TickerPlant, tickers: Iterable[str] = (), *,
+    def __init__(self, url: str, plant: PlantAPI, tickers: Iterable[str] = (), *,
                  channels: Iterable[str] = DEFAULT_CHANNELS,
                  headers: Callable[[], Mapping[str, str]] | None = None,
                  use_yes_price: bool = False, taps: Iterable[FrameTap] = (),
@@ -234,7 +178,7 @@ class KalshiWSClient:
         self.url = url
         self.path = urlparse(url).path or "/"
         self.plant = plant
-        plant.resync = self._on_gap
+        plant.set_resync_handler(self._on_gap)
         self.tickers: list[str] = list(dict.fromkeys(tickers))
         self.channels = tuple(dict.fromkeys(channels))
         self.headers = headers
@@ -250,7 +194,7 @@ class KalshiWSClient:
         self.ping_interval = ping_interval
         self.stats = ClientStats()
         self.connected = False
-        self._sess: _Session | None = None
+        self._sess: Session | None = None
         self._ever_connected = False
         self._ever_subscribed = False
         self._cur_ns = 0
@@ -307,8 +251,7 @@ class KalshiWSClient:
             else:
                 for sub in list(s.subs.values()):
                     if sub.tickers is not None:
-                        s.send("update_subscription", {"sids": [sub.sid], "market_tickers": new,
-                                                       "action": "add_markets"})
+                        s.update_markets(sub.sid, new, "add_markets")
         return new
 
     async def remove_markets(self, tickers: Iterable[str]) -> list[str]:
@@ -322,10 +265,9 @@ class KalshiWSClient:
         if s is not None and self.connected:
             for sub in list(s.subs.values()):
                 if sub.tickers is not None:
-                    s.send("update_subscription", {"sids": [sub.sid], "market_tickers": gone,
-                                                   "action": "delete_markets"})
+                    s.update_markets(sub.sid, gone, "delete_markets")
         for t in gone:
-            self.plant.books.pop(t, None)
+            self.plant.remove_market(t)
         return gone
 
     # -- connection loop -------------------------------------------------------------------
@@ -373,11 +315,11 @@ class KalshiWSClient:
                                  ping_timeout=self.ping_interval, close_timeout=2.0)
         except InvalidStatus as e:
             code = e.response.status_code
-            body = bytes(e.response.body or b"")[:200].decode("utf-8", "replace")
+            why = error_text(e.response.body)
             if code in (401, 403):
                 raise FeedAuthError(
                     f"{self.url} rejected the credentials (HTTP {code}"
-                    f"{': ' + _error_text(body) if body else ''}); check KALSHI_API_KEY_ID "
+                    f"{': ' + why if why else ''}); check KALSHI_API_KEY_ID "
                     "and KALSHI_PRIVATE_KEY_PATH") from None
             if code == 404 and not self._ever_connected:
                 raise FeedConnectError(f"{self.url}: HTTP 404, not a Kalshi WebSocket URL") from None
@@ -387,7 +329,7 @@ class KalshiWSClient:
 
     async def _session(self, ws: ClientConnection) -> tuple[bool, bool]:
         """Run one connection; returns ``(received_data, closed_cleanly_by_server)``."""
-        s = _Session(ws)
+        s = Session(ws)
         self._sess = s
         self.connected = True
         first = not self._ever_connected
@@ -454,7 +396,7 @@ class KalshiWSClient:
             self.plant.reset(reason)
         log.info("disconnected from %s: %s", self.url, reason)
 
-    async def _writer(self, s: _Session) -> None:
+    async def _writer(self, s: Session) -> None:
         try:
             while True:
                 text = await s.out.get()
@@ -463,7 +405,7 @@ class KalshiWSClient:
         except ConnectionClosed:
             pass
 
-    async def _watchdog(self, s: _Session) -> None:
+    async def _watchdog(self, s: Session) -> None:
         period = 0.5
         if self.stale_after:
             period = max(0.01, min(period, self.stale_after / 4))
@@ -488,14 +430,14 @@ class KalshiWSClient:
 
     # -- subscriptions ---------------------------------------------------------------------
 
-    def _subscribe_all(self, s: _Session) -> None:
+    def _subscribe_all(self, s: Session) -> None:
         unfiltered = [c for c in self.channels if c in UNFILTERED]
         if unfiltered:
             s.initial.add(s.send("subscribe", {"channels": unfiltered}))
         if self.tickers:
             self._subscribe_markets(s, self.tickers, initial=True)
 
-    def _subscribe_markets(self, s: _Session, tickers: list[str], initial: bool = False,
+    def _subscribe_markets(self, s: Session, tickers: list[str], initial: bool = False,
                            channels: Iterable[str] | None = None) -> None:
         chans = [c for c in (channels or self.channels) if c not in UNFILTERED]
         other = [c for c in chans if c != "orderbook_delta"]
@@ -509,7 +451,7 @@ class KalshiWSClient:
         if initial:
             s.initial.update(ids)
 
-    def _resubscribe(self, s: _Session, sid: int) -> None:
+    def _resubscribe(self, s: Session, sid: int) -> None:
         """Fallback resync: unsubscribe ``sid`` and subscribe its channel again."""
         s.resyncs.pop(sid, None)
         sub = s.subs.pop(sid, None)
@@ -533,21 +475,20 @@ class KalshiWSClient:
         sub = s.subs.get(sid)
         if sub is None or sub.channel != "orderbook_delta":
             return
-        books = self.plant.books
+        state = self.plant.book_state
         want = set(tickers)
-        want.update(t for t in (sub.tickers or ()) if t not in books or books[t].state != LIVE)
+        want.update(t for t in (sub.tickers or ()) if state(t) != BOOK_LIVE)
         pending = s.resyncs.get(sid)
         if pending is not None and want <= pending.tickers:
             return  # the snapshots already asked for supersede everything before them
         self.stats.resyncs += 1
-        cid = s.send("update_subscription", {"sids": [sid], "market_tickers": sorted(want),
-                                             "action": "get_snapshot"})
-        s.resyncs[sid] = _Resync(cid, want, time.monotonic() + self.resync_timeout)
+        cid = s.update_markets(sid, sorted(want), "get_snapshot")
+        s.resyncs[sid] = PendingResync(cid, want, time.monotonic() + self.resync_timeout)
         log.info("gap on sid %s: get_snapshot for %d market(s)", sid, len(want))
 
     # -- frames ----------------------------------------------------------------------------
 
-    def _on_raw(self, s: _Session, raw: str | bytes) -> None:
+    def _on_raw(self, s: Session, raw: str | bytes) -> None:
         ns = time.time_ns()
         self._cur_ns = ns
         self._last_frame = time.monotonic()
@@ -567,11 +508,7 @@ class KalshiWSClient:
         if tf is OrderbookDelta:
             return
         if tf is OrderbookSnapshot:
-            r = s.resyncs.get(f.sid)  # type: ignore[arg-type]
-            if r is not None:
-                r.tickers.discard(f.msg.market_ticker)
-                if not r.tickers:
-                    del s.resyncs[f.sid]  # type: ignore[arg-type]
+            s.snapshot_arrived(f.sid, f.msg.market_ticker)  # type: ignore[arg-type]
         elif tf is Subscribed:
             self._on_subscribed(s, f)
         elif tf is Ok:
@@ -589,14 +526,14 @@ class KalshiWSClient:
         elif tf is ErrorFrame:
             self._on_error(s, f)
 
-    def _on_subscribed(self, s: _Session, f: Subscribed) -> None:
+    def _on_subscribed(self, s: Session, f: Subscribed) -> None:
         channel, sid = f.channel_sid
         cmd = s.pending.get(f.id) if f.id is not None else None
         if sid is None or channel is None:
             return
         params = (cmd or {}).get("params") or {}
         tickers = params.get("market_tickers")
-        s.subs[sid] = _Sub(sid, channel, None if channel in UNFILTERED or not tickers
+        s.subs[sid] = Subscription(sid, channel, None if channel in UNFILTERED or not tickers
                            else set(tickers))
         if channel == "orderbook_delta":
             self.plant.set_use_yes_price(sid, bool(params.get("use_yes_price",
@@ -607,24 +544,14 @@ class KalshiWSClient:
             for action, ts in (("add_markets", want - sub.tickers),
                                ("delete_markets", sub.tickers - want)):
                 if ts:
-                    s.send("update_subscription", {"sids": [sid], "market_tickers": sorted(ts),
-                                                   "action": action})
-        left = s.awaiting.get(f.id) if f.id is not None else None  # type: ignore[arg-type]
-        if left is not None:
-            left.discard(channel)
-            if not left:  # one `subscribed` per channel of the command: all acked
-                del s.awaiting[f.id]  # type: ignore[arg-type]
-                s.pending.pop(f.id, None)  # type: ignore[arg-type]
-                s.initial.discard(f.id)  # type: ignore[arg-type]
-                if not s.initial:
-                    self._ever_subscribed = True
+                    s.update_markets(sid, sorted(ts), action)
+        if f.id is not None and s.acked(f.id, channel):  # type: ignore[arg-type]
+            self._ever_subscribed = True
 
-    def _on_error(self, s: _Session, f: ErrorFrame) -> None:
+    def _on_error(self, s: Session, f: ErrorFrame) -> None:
         self.stats.errors += 1
         m = f.msg or {}
-        text = f"kalshi error {m.get('code')}: {m.get('msg', '')}"
-        if m.get("market_ticker"):
-            text += f" ({m['market_ticker']})"
+        text = f"kalshi error {error_text(m)}"
         cmd = s.pending.pop(f.id, None) if f.id is not None else None
         if cmd is None:
             log.warning("%s", text)
@@ -645,7 +572,7 @@ class KalshiWSClient:
                 rest = [t for t in cmd_tickers if t != bad]
                 if rest:
                     self._subscribe_markets(s, rest, channels=params.get("channels"))
-            elif s.subscribe_retries < _MAX_SUBSCRIBE_RETRIES:
+            elif s.subscribe_retries < MAX_SUBSCRIBE_RETRIES:
                 # no market named (17 internal, 18 timeout, ...): retry the same command a few
                 # times on this connection, backing off; beyond that the next reconnect does
                 s.subscribe_retries += 1
@@ -676,17 +603,3 @@ def _describe(e: BaseException) -> str:
     if isinstance(e, OSError):
         return e.strerror or str(e) or type(e).__name__
     return f"{type(e).__name__}: {e}"
-
-
-def _error_text(body: str) -> str:
-    """The message of a Kalshi error body (``{"error": {...}}``, flat, or plain text)."""
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body.strip()[:120]
-    if isinstance(obj, dict):
-        err = obj.get("error", obj)
-        if isinstance(err, dict):
-            return str(err.get("message") or err.get("code") or err)[:120]
-        return str(err)[:120]
-    return body.strip()[:120]
