@@ -74,9 +74,51 @@ def replay_recorded(path: Path) -> Oracle:
     return replay(path, recorded_use_yes_price(path))
 
 
-def assert_books_match(holder: Any, o: Oracle) -> None:
+def assert_books_match(holder: Any, o: Oracle, tickers: Any = None) -> None:
     """Strict: the same markets, every final top (BBO with sizes) and every level of both
-    ladders equal the oracle's, exactly (Decimal)."""
-    assert sorted(holder.books) == sorted(o.books), "markets differ from the oracle"
-    assert tops_of(holder) == o.final_tops()
-    assert ladders_of(holder) == oracle_ladders(o)
+    ladders equal the oracle's, exactly (Decimal). ``tickers``: compare only these markets
+    (a client subscribed to a subset); they must all have books on both sides."""
+    if tickers is None:
+        assert sorted(holder.books) == sorted(o.books), "markets differ from the oracle"
+        want_tops, want_ladders = o.final_tops(), oracle_ladders(o)
+    else:
+        tickers = sorted(tickers)
+        assert set(tickers) <= set(holder.books) and set(tickers) <= set(o.books), tickers
+        want_tops = {t: o.top(t) for t in tickers}
+        want_ladders = {t: v for t, v in oracle_ladders(o).items() if t in want_tops}
+    got_tops = {t: v for t, v in tops_of(holder).items() if t in want_tops}
+    got_ladders = {t: v for t, v in ladders_of(holder).items() if t in want_tops}
+    assert got_tops == want_tops
+    assert got_ladders == want_ladders
+
+
+def assert_summary_matches(markets: dict[str, dict], o: Oracle) -> None:
+    """A run summary's ``markets`` (``plant.markets_summary()`` as JSON): the oracle's markets,
+    each ``live`` with the oracle's final top."""
+    assert summary_tops(markets) == o.final_tops()
+    assert {m["state"] for m in markets.values()} == {"live"}
+
+
+def oracle_of_recorder_file(path: Path) -> Oracle:
+    """The oracle over a file written by the package's recorder: frame lines
+    ``{"recv_ts_ns", "raw"}`` applied in order; marker lines ``{"event": ...}`` skipped, except
+    a ``disconnect`` with ``"reset": true``, which drops every book and seq watermark (what the
+    live plant did at that point). For runs without injected drops: a dropped delta would make
+    the naive oracle apply later deltas to a book missing it."""
+    import gzip
+
+    data = Path(path).read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    o = Oracle(recorded_use_yes_price(path))
+    for line in data.decode("utf-8").splitlines():
+        if not line.strip():
+            continue
+        obj = json.loads(line)
+        if "event" in obj:
+            if obj["event"] == "disconnect" and obj.get("reset"):
+                o.books.clear()
+                o.last_seq.clear()
+            continue
+        o.apply(json.loads(obj["raw"]), obj.get("recv_ts_ns"))
+    return o

@@ -1,9 +1,11 @@
 """Issue #4 acceptance, end to end over loopback (no internet): the local Kalshi-compatible
 server replays a real capture, the live pipeline (ingester → plant → sinks) runs against it,
-and its final books equal the books from replaying the capture directly — every level of every
-market — also with frame drops (each gap detected and resynced with ``get_snapshot``) and
-with disconnects (reconnect, resubscribe). A recording made against the sim replays to the
-same books and the same ``feed_events``. The CLI commands (``sim``, ``run``, ``record``,
+and its final books equal the Decimal oracle's (``tests/kalshi_oracle.py``, no package code)
+for the whole capture — every market's final BBO with sizes and every level of both ladders —
+also with frame drops (each gap detected and resynced with ``get_snapshot``) and with
+disconnects (reconnect, resubscribe). The sim's own books (a ``TickerPlant``) are checked
+against the oracle too, never used as the reference: plant against plant proves nothing. A
+recording made against the sim replays to the oracle's books and the same ``feed_events``. The CLI commands (``sim``, ``run``, ``record``,
 ``replay``) are exercised as a user would, and every bad input ends in one error line and a
 non-zero exit within a bounded time.
 
@@ -20,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -27,8 +30,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from typer.testing import CliRunner
 
+import kalshi_oracle
 import kalshi_platform.tools.live  # noqa: F401  (registers run, record, sim)
 from conftest import COCKPIT, SHARED_WS, SSMD_TRADE
+from oracle_compare import (
+    assert_books_match,
+    assert_summary_matches,
+    oracle_of_recorder_file,
+    replay_recorded,
+)
 from sim_support import sim_thread
 from kalshi_platform.ingestion.recorder import Recorder
 from kalshi_platform.ingestion.recording import feed, read_meta
@@ -50,16 +60,17 @@ def arun(coro, timeout: float = 30.0):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-def levels(holder) -> dict:
-    """Every level of every book: ticker → (YES bids, NO bids) in fixed-point ints."""
-    return {t: (dict(b.yes), dict(b.no)) for t, b in holder.books.items()}
+@lru_cache(maxsize=None)
+def reference(path: Path) -> kalshi_oracle.Oracle:
+    """The reference: the whole capture replayed into the Decimal oracle, on the price scale
+    it was recorded with (read only, shared between tests)."""
+    return replay_recorded(path)
 
 
-def direct(path: Path) -> TickerPlant:
-    """The reference: the capture replayed straight into a plant."""
-    p = TickerPlant(use_yes_price=bool(read_meta(path).use_yes_price))
-    feed(path, p)
-    return p
+def assert_oracle_books(*holders, path: Path = COCKPIT) -> None:
+    """Each of ``holders`` (the live plant, the sim, a replay) has exactly the oracle's books."""
+    for h in holders:
+        assert_books_match(h, reference(path))
 
 
 def captures() -> list[Path]:
@@ -89,17 +100,17 @@ async def live_against_sim(path: Path, faults: Faults | None = None, *, publishe
 
 
 @pytest.mark.parametrize("path", captures(), ids=lambda p: p.name)
-def test_run_against_sim_equals_direct_replay(path, tmp_path):
+def test_run_against_sim_equals_oracle(path, tmp_path):
     store = ParquetStore(tmp_path / "store", "e2e")
     sim, plant, client, summary = arun(live_against_sim(path, publishers=[store]))
-    ref = direct(path)
-    assert levels(plant) == levels(ref) == levels(sim)
-    assert levels(plant) and all(b.state == "live" for b in plant.books.values())
+    ref = reference(path)
+    assert_oracle_books(plant, sim, path=path)
+    assert plant.books and all(b.state == "live" for b in plant.books.values())
     assert plant.stats.gaps == 0 and plant.stats.quarantined == 0
     assert summary["stopped_by"] == "server closed" and summary["reconnects"] == 0
     # every delta went through the sink and was flushed when the run ended
     rows = read_table(tmp_path / "store", "orderbook_deltas").num_rows
-    assert rows == plant.stats.deltas == ref.stats.deltas
+    assert rows == plant.stats.deltas == ref.messages["orderbook_delta"]
     assert summary["rows_written"] == sum(store.rows_written.values())
 
 
@@ -115,7 +126,7 @@ def test_frame_drops_are_detected_and_resynced():
     assert client.stats.resyncs >= 1 and sim.stats.commands > 4  # get_snapshot was sent
     assert client.stats.resync_fallbacks == 0 and client.stats.reconnects == 0
     assert all(b.state == "live" for b in plant.books.values())
-    assert levels(plant) == levels(sim) == levels(direct(COCKPIT))
+    assert_oracle_books(plant, sim)
 
 
 def test_disconnects_reconnect_resubscribe_and_end_equal():
@@ -123,7 +134,7 @@ def test_disconnects_reconnect_resubscribe_and_end_equal():
     assert sim.stats.disconnects_injected >= 8
     assert client.stats.reconnects == sim.stats.disconnects_injected == summary["reconnects"]
     assert sim.stats.connections == client.stats.connects
-    assert levels(plant) == levels(sim) == levels(direct(COCKPIT))
+    assert_oracle_books(plant, sim)
 
 
 def test_drops_and_disconnects_together_on_the_yes_scale():
@@ -131,7 +142,7 @@ def test_drops_and_disconnects_together_on_the_yes_scale():
         COCKPIT, Faults(drop_frames={5, 33}, drop_every=41, disconnect_after=70),
         use_yes_price=True))
     assert plant.stats.gaps >= 1 and client.stats.reconnects >= 3
-    assert levels(plant) == levels(sim) == levels(direct(COCKPIT))
+    assert_oracle_books(plant, sim)
 
 
 def test_recording_made_against_sim_replays_to_same_books_and_feed_events(tmp_path):
@@ -145,14 +156,14 @@ def test_recording_made_against_sim_replays_to_same_books_and_feed_events(tmp_pa
     rpub = InMemoryPublisher()
     replayed = TickerPlant([rpub])
     feed(path, replayed)
-    assert levels(replayed) == levels(plant) == levels(direct(COCKPIT))
+    assert_oracle_books(plant, replayed)
     assert rpub.events["feed_events"] == pub.events["feed_events"]
     assert replayed.stats.gaps == plant.stats.gaps
     # and through the CLI's replay
     out = tmp_path / "summary.json"
     r = CliRunner().invoke(app, ["replay", str(path), "--sink", "none", "--summary-json", str(out)])
     assert r.exit_code == 0, r.output
-    assert json.loads(out.read_text())["markets"] == plant.markets_summary()
+    assert_summary_matches(json.loads(out.read_text())["markets"], reference(COCKPIT))
 
 
 def test_seed_channel_message_recording_replays_via_cli(tmp_path):
@@ -164,7 +175,7 @@ def test_seed_channel_message_recording_replays_via_cli(tmp_path):
     out = tmp_path / "s.json"
     r = CliRunner().invoke(app, ["replay", str(seed), "--sink", "none", "--summary-json", str(out)])
     assert r.exit_code == 0, r.output
-    assert json.loads(out.read_text())["markets"] == direct(COCKPIT).markets_summary()
+    assert_summary_matches(json.loads(out.read_text())["markets"], reference(COCKPIT))
 
 
 # -- the CLI: sim, run, record --------------------------------------------------------------
@@ -194,7 +205,7 @@ def one_error_line(r) -> str:
 
 
 def test_cli_run_with_parquet_and_record(tmp_path):
-    events = sorted({event_of(t) for t in direct(COCKPIT).books})
+    events = sorted({event_of(t) for t in reference(COCKPIT).books})
     with sim_thread(recording=COCKPIT, exit_when_done=True) as sim:
         args = ["run", "--sink", "parquet", "--store", tmp_path / "store",
                 "--record", tmp_path / "rec", "--ws-url", sim.ws_url, "--base-url", sim.rest_url,
@@ -204,14 +215,14 @@ def test_cli_run_with_parquet_and_record(tmp_path):
         r = invoke(*args)
     assert r.exit_code == 0, r.stdout + r.stderr
     s = json.loads((tmp_path / "s.json").read_text())
-    ref = direct(COCKPIT)
-    assert s["markets"] == ref.markets_summary() and s["market_count"] == 12
+    assert_summary_matches(s["markets"], reference(COCKPIT))
+    assert s["market_count"] == 12
     assert s["stopped_by"] == "server closed" and s["gaps"] == 0
     assert read_table(tmp_path / "store", "orderbook_deltas").num_rows == 245
     (rec_file,) = s["recording"]["files"]
     replayed = TickerPlant()
     feed(rec_file, replayed)
-    assert levels(replayed) == levels(ref)
+    assert_oracle_books(replayed)
     assert read_meta(Path(rec_file)).use_yes_price is False
 
 
@@ -249,7 +260,8 @@ def test_cli_sim_subprocess_record_then_replay(tmp_path):
     r = invoke("replay", rec_file, "--sink", "none", "--summary-json", tmp_path / "r.json")
     assert r.exit_code == 0, r.stdout + r.stderr
     replay_summary = json.loads((tmp_path / "r.json").read_text())
-    assert replay_summary["markets"] == s["markets"] == direct(COCKPIT).markets_summary()
+    assert_summary_matches(s["markets"], reference(COCKPIT))
+    assert_summary_matches(replay_summary["markets"], reference(COCKPIT))
     assert replay_summary["gaps"] == 5
 
 
@@ -296,9 +308,12 @@ def test_cli_sigint_stops_cleanly_with_everything_flushed(tmp_path):
     (rec_file,) = s["recording"]["files"]
     last = json.loads(Path(rec_file).read_text().splitlines()[-1])
     assert last["event"] == "disconnect" and last["reset"] is False and last["detail"] == "stopped"
+    # stopped mid-playback: the reference is the oracle over the frames the run received
+    orc = oracle_of_recorder_file(Path(rec_file))
+    assert_summary_matches(s["markets"], orc)
     replayed = TickerPlant()
     feed(rec_file, replayed)
-    assert replayed.markets_summary() == s["markets"]
+    assert_books_match(replayed, orc)
 
 
 # -- bad input: one line, non-zero exit, bounded time ---------------------------------------
@@ -463,7 +478,7 @@ def test_cli_run_with_questdb_sink_delivers_every_row(tmp_path, monkeypatch):
 
     from kalshi_platform.bench.ilp_endpoint import ILPEndpoint
 
-    events = sorted({event_of(t) for t in direct(COCKPIT).books})
+    events = sorted({event_of(t) for t in reference(COCKPIT).books})
     with ILPEndpoint() as ep, sim_thread(recording=COCKPIT, exit_when_done=True) as sim:
         monkeypatch.setenv("KALSHI_QUESTDB_ILP_CONF", ep.conf)
         monkeypatch.setenv("KALSHI_QUESTDB_AUTO_INIT", "false")

@@ -21,10 +21,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.frames import Frame, Opcode
 
+import kalshi_oracle as oracle
 from conftest import COCKPIT, REPO_ROOT
+from kalshi_oracle import CENTI, MICRO, D
+from oracle_compare import assert_books_match, oracle_ladders
 from kalshi_platform.api.auth import Signer
 from kalshi_platform.api.rest import RestClient
-from kalshi_platform.ingestion.recording import feed
 from kalshi_platform.sim.faults import Faults, parse_indices
 from kalshi_platform.sim.server import SimError, SimServer
 from kalshi_platform.ticker_plant.plant import TickerPlant
@@ -63,10 +65,6 @@ def tickers_of(sim: SimServer, n: int) -> list[str]:
     return sorted(sim.known)[:n]
 
 
-def levels(book) -> tuple:
-    return (dict(book.yes), dict(book.no))
-
-
 # -- subscribe, seq, playback ----------------------------------------------------------------
 
 
@@ -97,10 +95,9 @@ def test_subscribe_acks_then_snapshots_then_gapless_seq_to_final_books():
     assert {f["msg"]["market_ticker"] for f in book_frames} == set(want)
     assert len(book_frames) > 3 + 10  # playback deltas arrived, not just the snapshots
     assert plant.stats.gaps == 0 and plant.stats.quarantined == 0
-    direct = TickerPlant()
-    feed(COCKPIT, direct)
-    for t in want:
-        assert levels(plant.books[t]) == levels(sim.books[t]) == levels(direct.books[t])
+    ref = oracle.replay(COCKPIT)  # the Decimal oracle, not another TickerPlant
+    assert_books_match(plant, ref, tickers=want)
+    assert_books_match(sim, ref)
 
 
 def test_update_subscription_add_delete_get_snapshot_unsubscribe():
@@ -268,10 +265,10 @@ def test_rest_client_pages_through_429s_and_reads_current_books():
     assert rstats.status_counts[429] == 3 and rstats.retries == 3  # backed off, then completed
     assert len(trades) == 55 and len({t.trade_id for t in trades}) == 55
     assert sorted(m.ticker for m in markets) == sorted(sim.known)
+    ladders = oracle_ladders(oracle.replay(COCKPIT))  # playback done: the capture's end
     for t, ob in books.items():
-        b = sim.books[t]
-        assert sorted(ob.yes) == sorted(b.yes.items())
-        assert sorted(ob.no) == sorted(b.no.items())
+        assert ({D(p) / MICRO: D(q) / CENTI for p, q in ob.yes},
+                {D(p) / MICRO: D(q) / CENTI for p, q in ob.no}) == ladders[t]
 
 
 def test_plain_http_routes_and_405():

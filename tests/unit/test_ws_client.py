@@ -5,7 +5,9 @@ reconnecting, and each fatal condition (401, unknown market, unreachable host) e
 with one clear error instead of retrying forever.
 
 Servers are the sim (:class:`~kalshi_platform.sim.server.SimServer`) or tiny scripted
-``websockets`` servers. Waits are on events or conditions, always with a timeout.
+``websockets`` servers. Final books are judged by the Decimal oracle (tests/kalshi_oracle.py),
+not by the sim's own books (a TickerPlant too). Waits are on events or conditions, always with
+a timeout.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from websockets.asyncio.server import serve
 
+import kalshi_oracle as oracle
 from conftest import COCKPIT, REPO_ROOT
+from oracle_compare import assert_books_match
 from kalshi_platform.api.auth import Signer, verify_signature
-from kalshi_platform.ingestion.recording import feed
 from kalshi_platform.ingestion.ws_client import (
     Backoff,
     FeedAuthError,
@@ -51,8 +54,12 @@ async def wait_until(cond, timeout: float = 5.0, what: str = "condition") -> Non
         await asyncio.sleep(0.002)
 
 
-def levels(plant_or_sim) -> dict:
-    return {t: (dict(b.yes), dict(b.no)) for t, b in plant_or_sim.books.items()}
+def assert_oracle_books(*holders) -> None:
+    """Each of ``holders`` (plant, sim) has exactly the books of the whole COCKPIT capture
+    replayed into the Decimal oracle: every market, final top and level."""
+    ref = oracle.replay(COCKPIT)
+    for h in holders:
+        assert_books_match(h, ref)
 
 
 def free_port() -> int:
@@ -150,7 +157,7 @@ def test_reconnects_resubscribe_and_every_attempt_is_freshly_signed():
     for h in issued:
         assert verify_signature(key.public_key(), h["KALSHI-ACCESS-SIGNATURE"],
                                 int(h["KALSHI-ACCESS-TIMESTAMP"]), "GET", "/trade-api/ws/v2")
-    assert levels(plant) == levels(sim)
+    assert_oracle_books(plant, sim)
     kinds = [e.kind for e in pub.events["feed_events"]]
     assert kinds.count("connect") == c.stats.connects
     assert kinds.count("disconnect") == c.stats.disconnects == c.stats.connects
@@ -188,7 +195,7 @@ def test_resync_falls_back_to_resubscribe(mode):
     assert sim.refused >= 1 and plant.stats.gaps >= 1
     assert c.stats.resync_fallbacks >= 1 and c.stats.reconnects == 0
     assert all(b.state == LIVE for b in plant.books.values())
-    assert levels(plant) == levels(sim)
+    assert_oracle_books(plant, sim)
 
 
 def test_stale_watchdog_reconnects():
@@ -309,7 +316,5 @@ def test_use_yes_price_subscription_matches_books():
             return sim, plant
 
     sim, plant = arun(go())
-    direct = TickerPlant()
-    feed(COCKPIT, direct)
-    assert levels(plant) == levels(sim) == levels(direct)
+    assert_oracle_books(plant, sim)  # the oracle replays the capture on its own (NO) scale
     assert plant.stats.gaps == 1
