@@ -205,7 +205,8 @@ class LiveRun:
     def summary(self) -> dict[str, Any]:
         """What the run did: frames, messages by type, markets by state, gaps, resyncs,
         reconnects, quarantined, rows by table (plant) and written (sinks), recorder files,
-        elapsed seconds, why it stopped."""
+        elapsed seconds, why it stopped, and ``sink_failures`` (sink name → one-line error
+        for every sink the plant marked failed; ``{}`` when all held)."""
         st = self.plant.stats
         cs = self.client.stats
         rows, spool = _sink_counters(self.sinks)
@@ -231,5 +232,7 @@ class LiveRun:
             "recording": None if rec is None else {
                 "files": [str(p) for p in rec.files], "frames": rec.frames,
                 "events": rec.events, "bytes": rec.bytes_written, "failed": rec.failed},
+            "sink_failures": {str(k): str(v) for k, v in
+                              dict(getattr(self.plant, "sink_failures", None) or {}).items()},
             "markets": self.plant.markets_summary(),
         }

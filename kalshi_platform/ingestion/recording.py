@@ -20,14 +20,19 @@ for fixtures, not for large files (a warning says so above 64 MiB).
 
 Reading streams line by line in constant memory. A line that is not JSON is handed on as its
 raw bytes so the plant quarantines it (counted and kept, never dropped).
+
+What is a recording (:mod:`.sniff`, :func:`sniff_recording`): a file with at least one
+recognisably Kalshi line, however many bad ones (quarantined). Anything else raises
+:class:`NotARecording` before a line reaches the plant; an empty file feeds nothing. A file
+whose reading fails part-way (a gzip cut by a crash) raises :class:`TruncatedRecording`
+*after* every frame before the cut was fed.
 """
 
 from __future__ import annotations
 
 import gzip
-import time
-
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator, Protocol
@@ -36,16 +41,21 @@ import msgspec
 import orjson
 
 from kalshi_platform.ingestion.messages import NEED_RAW, AnyFrame, RawNeeded
+from kalshi_platform.ingestion.sniff import (
+    READ_ERRORS,
+    NotARecording,
+    RecordingError,
+    TruncatedRecording,
+    detect_envelope,
+    is_frame_line,
+    load_document,
+    sniff_stream,
+)
 
 log = logging.getLogger(__name__)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _MS = 1_000_000
-_DOC_WARN_BYTES = 64 << 20
-
-
-class RecordingError(OSError):
-    """A recording cannot be opened or read (missing, unreadable, not JSON Lines)."""
 
 
 @dataclass
@@ -140,13 +150,15 @@ def iter_frames(path: str | Path) -> Iterator[tuple[int | None, Any]]:
 
     ``recv_ns``: receipt time in ns (UTC) or ``None``; ``payload``: a frame ``dict``, frame
     JSON text, or the raw bytes of a line that is not JSON (for quarantine). Recorder marker
-    lines (:func:`is_marker`) are not frames and are skipped. Streams.
-    Raises :class:`RecordingError` when the file cannot be opened or read.
+    lines (:func:`is_marker`) are not frames and are skipped. Streams; an empty file yields
+    nothing. Raises :class:`NotARecording` (no recognisable frame, before yielding any),
+    :class:`TruncatedRecording` (reading failed part-way, after the frames before the cut)
+    or :class:`RecordingError` (cannot open).
     """
     p = Path(path)
     f = open_binary(p)
     try:
-        kind = _detect_kind(f)
+        kind = sniff_stream(f, p)
         if kind is None:
             return
         f.seek(0)
@@ -154,10 +166,12 @@ def iter_frames(path: str | Path) -> Iterator[tuple[int | None, Any]]:
             yield from _iter_document(p, f)
             return
         loads = orjson.loads
+        n = 0
         try:
             for line in f:
                 if not line.strip():
                     continue
+                n += 1
                 try:
                     obj = loads(line)
                 except (orjson.JSONDecodeError, RecursionError):
@@ -166,56 +180,31 @@ def iter_frames(path: str | Path) -> Iterator[tuple[int | None, Any]]:
                 if is_marker(obj):
                     continue
                 yield unwrap(obj)
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
-            raise RecordingError(f"{p}: read failed ({e})") from None
+        except READ_ERRORS as e:
+            raise TruncatedRecording(p, n, e) from None
     finally:
         f.close()
 
 
-def _detect_kind(f: IO[bytes], probe: int = 20) -> str | None:
-    """Envelope of the file from its first parseable line among the first ``probe``
-    non-blank ones (a malformed first line must not condemn the rest); ``document`` for one
-    JSON value spread over lines or a single-line ``{"frames": [...]}``; ``None`` if empty."""
-    seen = 0
-    first: bytes | None = None
-    try:
-        for line in f:
-            if not line.strip():
-                continue
-            seen += 1
-            if first is None:
-                first = line
-            try:
-                obj = orjson.loads(line)
-            except (orjson.JSONDecodeError, RecursionError):
-                obj = None
-            if isinstance(obj, dict):  # a fragment of a pretty document can parse as a string
-                if "type" not in obj and isinstance(obj.get("frames"), list):
-                    return "document"
-                return detect_envelope(line)
-            if seen >= probe:
-                break
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise RecordingError(f"cannot read recording ({e})") from None
-    if first is None:
-        return None
-    if first.lstrip().startswith((b"{", b"[")) and seen > 1:
-        return "document"  # a pretty-printed single JSON document
-    return "unknown"
+def sniff_recording(path: str | Path) -> str | None:
+    """Check that ``path`` is a recording without feeding anything: its envelope
+    (``recorder``, ``cockpit``, ``seed``, ``bare``, ``unknown`` or ``document``), or ``None``
+    for an empty (all-blank) file.
+
+    Cheap for real recordings (reads up to the first recognisable line, normally line 1); a
+    JSON document is loaded whole to check its frames. Raises :class:`NotARecording`,
+    :class:`TruncatedRecording` (cut before its first line) or :class:`RecordingError`."""
+    p = Path(path)
+    with open_binary(p) as f:
+        kind = sniff_stream(f, p)
+        if kind == "document":
+            f.seek(0)
+            load_document(p, f)
+    return kind
 
 
 def _iter_document(p: Path, f: IO[bytes]) -> Iterator[tuple[int | None, Any]]:
-    data = f.read()
-    if len(data) > _DOC_WARN_BYTES:
-        log.warning("%s is a single JSON document (%d MiB): loaded whole", p, len(data) >> 20)
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as e:
-        raise RecordingError(f"{p}: neither JSON Lines nor a JSON document ({e})") from None
-    frames = doc.get("frames") if isinstance(doc, dict) else doc
-    if not isinstance(frames, list):
-        raise RecordingError(f"{p}: JSON document without a 'frames' list")
-    for obj in frames:
+    for obj in load_document(p, f):
         yield unwrap(obj)
 
 
@@ -283,27 +272,6 @@ _ENVELOPES = {
 }
 
 
-def detect_envelope(first_line: bytes) -> str:
-    """Name the envelope of a JSON Lines recording from its first line: ``recorder``
-    (``recv_ts_ns``/``raw``), ``cockpit`` (``received_ms``/``frame``), ``seed``
-    (``channel``/``message``), ``bare`` (frames) or ``unknown``."""
-    try:
-        obj = orjson.loads(first_line)
-    except orjson.JSONDecodeError:
-        return "unknown"
-    if not isinstance(obj, dict):
-        return "unknown"
-    if "type" in obj:
-        return "bare"
-    if "recv_ts_ns" in obj and ("raw" in obj or "event" in obj):
-        return "recorder"
-    if "frame" in obj and "received_ms" in obj:
-        return "cockpit"
-    if "message" in obj and "channel" in obj:
-        return "seed"
-    return "unknown"
-
-
 class FrameTarget(Protocol):
     """What :func:`feed` drives (the ticker plant): ``process_frame(frame, recv_ns, raw)`` for
     decoded frames and ``process(payload, recv_ns)`` for anything that needs the slow path."""
@@ -320,12 +288,18 @@ def feed(path: str | Path, target: FrameTarget, speed: float = 0.0) -> int:
     twice as fast. Frames without receipt times are not paced. Each line is decoded with its envelope
     by msgspec (fast path); a line that does not fit goes through the generic path, so an odd
     line is quarantined by the plant, never dropped. Streams in constant memory. Returns the
-    number of frames fed. Raises :class:`RecordingError` if the file cannot be read.
+    number of frames (non-blank lines) fed: 0 for an empty or all-blank file.
+
+    Raises :class:`NotARecording` when no line is a recognisable frame (nothing is fed: the
+    file is checked first, see :func:`sniff_recording`); :class:`TruncatedRecording` when
+    reading fails part-way (a gzip cut by a crash), after every frame before the cut and the
+    cut last line itself (quarantined) were fed; :class:`RecordingError` if it cannot be
+    opened.
     """
     p = Path(path)
     f = open_binary(p)
     try:
-        kind = _detect_kind(f)
+        kind = sniff_stream(f, p)
         if kind is None:
             return 0
         f.seek(0)
@@ -367,7 +341,8 @@ _CHUNK = 1 << 16
 
 def _feed_lines(f: IO[bytes], p: Path, kind: str, target: FrameTarget, speed: float) -> int:
     """Decode 64 KiB chunks of lines with ``decode_lines`` (envelope and frame in one pass);
-    a chunk holding a line that does not fit is redone line by line."""
+    a chunk holding a line that does not fit is redone line by line. Raises
+    :class:`TruncatedRecording` on a read error, after feeding the partial line."""
     dec = _ENVELOPES.get(kind, _ENVELOPES["bare"])
     pacer = _Pacer(speed) if speed > 0 else None
     n = 0
@@ -376,8 +351,10 @@ def _feed_lines(f: IO[bytes], p: Path, kind: str, target: FrameTarget, speed: fl
     while True:
         try:
             buf = read(_CHUNK)
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
-            raise RecordingError(f"{p}: read failed after {n} frames ({e})") from None
+        except READ_ERRORS as e:
+            if rest.strip():  # the line the cut went through: quarantined like any bad line
+                n += _feed_chunk(rest, dec, kind, target, pacer)
+            raise TruncatedRecording(p, n, e) from None
         if not buf:
             if rest.strip():
                 n += _feed_chunk(rest, dec, kind, target, pacer)
@@ -499,6 +476,7 @@ def count_lines(path: str | Path) -> int:
     return n
 
 
-__all__ = ["RecordingError", "RecordingMeta", "iter_frames", "unwrap", "read_meta",
-           "is_marker", "apply_marker",
+__all__ = ["RecordingError", "NotARecording", "TruncatedRecording", "RecordingMeta",
+           "iter_frames", "unwrap", "read_meta", "is_marker", "is_frame_line", "apply_marker",
+           "sniff_recording",
            "open_binary", "count_lines", "feed", "detect_envelope", "FrameTarget"]

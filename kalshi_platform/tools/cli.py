@@ -21,6 +21,7 @@ from rich.table import Table
 
 from kalshi_platform.config import get_settings
 from kalshi_platform.ingestion.recording import RecordingError
+from kalshi_platform.logfmt import sink_failures_line
 from kalshi_platform.storage.parquet_store import StoreError
 from kalshi_platform.tools.replay import run_replay
 from kalshi_platform.tools.sinks import UsageError, parse_sinks
@@ -61,7 +62,10 @@ def replay(
         help="NO levels on the YES price scale (kalshi-api.md §7.8) (default: from .meta.json, else no)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO."),
 ) -> None:
-    """Replay a recorded Kalshi feed: decode → books → BBO → sinks, then print a summary."""
+    """Replay a recorded Kalshi feed: decode → books → BBO → sinks, then print a summary.
+
+    Exit 2 (one line) for bad input, including a file that is not a Kalshi recording; exit
+    1 after the summary when a sink failed during the run (one line naming it)."""
     _setup_logging(verbose)
     settings = get_settings()
     try:
@@ -80,6 +84,8 @@ def replay(
         except OSError as e:
             _fail(f"cannot write {summary_json}: {e.strerror or e}")
     _print_summary(summary)
+    if summary.get("sink_failures"):  # the run went on without them: say so, exit 1
+        _fail(sink_failures_line(summary["sink_failures"]), 1)
 
 
 def _print_summary(s: dict) -> None:

@@ -13,7 +13,9 @@ Failure policy (one line on stderr, never a traceback or a hang): a bad option, 
 malformed PEM, unknown market/event/series, or credentials the server rejects (HTTP 401) →
 exit 2; a host that cannot be reached (REST after its retries, WebSocket after
 ``--connect-attempts`` tries of at most ``--open-timeout`` s each) → exit 1. Once the
-WebSocket has connected, disconnects are retried forever with capped backoff.
+WebSocket has connected, disconnects are retried forever with capped backoff. A sink that
+fails during the run (full disk, …) is marked failed by the plant while the rest go on; the
+command then prints its summary as usual, one line naming the failed sink(s), and exits 1.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from kalshi_platform.ingestion.ws_client import (
     KalshiWSClient,
 )
 from kalshi_platform.live import LiveRun
+from kalshi_platform.logfmt import sink_failures_line
 from kalshi_platform.storage.parquet_store import StoreError
 from kalshi_platform.ticker_plant.plant import TickerPlant
 from kalshi_platform.tools.cli import _fail, _setup_logging, app, console, err_console
@@ -241,6 +244,8 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
         except OSError as e:
             _fail(f"cannot write {summary_json}: {e.strerror or e}")
     _print_summary(summary, title)
+    if summary.get("sink_failures"):  # the run went on without them: say so, exit 1
+        _fail(sink_failures_line(summary["sink_failures"]), 1)
 
 
 # Options shared by run and record (typer has no option groups; keep the lists identical).

@@ -1,18 +1,34 @@
-"""``kalshi-platform replay``: a recording through the same pipeline a live run uses."""
+"""``kalshi-platform replay``: a recording through the same pipeline a live run uses.
+
+Input policy: a file with no recognisable Kalshi frame (or an empty one) is refused before any
+sink or store is created (:class:`NotARecording`, exit 2); bad frames inside a recording are
+quarantined by the plant and counted; a file cut part-way (a recorder crash) is replayed up to
+the cut and reported in ``partial_files``.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from kalshi_platform.ingestion.recording import RecordingError, feed, read_meta
+from kalshi_platform.ingestion.recording import (
+    NotARecording,
+    RecordingError,
+    TruncatedRecording,
+    feed,
+    read_meta,
+    sniff_recording,
+)
 from kalshi_platform.config import Settings
 from kalshi_platform.storage.parquet_store import ParquetStore
 from kalshi_platform.ticker_plant.plant import TickerPlant
 from kalshi_platform.tools.sinks import UsageError, build_sinks
+
+log = logging.getLogger(__name__)
 
 _WHOLE_HASH_LIMIT = 256 << 20
 
@@ -53,46 +69,86 @@ def recording_files(path: Path) -> list[Path]:
     return files
 
 
+def check_files(path: Path, files: list[Path]) -> tuple[list[Path], list[str]]:
+    """Sniff every file before anything is built or fed (no store is created for a file
+    that is not a recording): ``(files to feed, names of partial files)``.
+
+    A single file that is empty or holds no recognisable frame raises
+    :class:`NotARecording`; one cut before its first line raises its
+    :class:`TruncatedRecording`. In a directory (a rotated ``record`` output, where a crash
+    leaves a cut or empty last-written file) an empty file or one cut before its first line
+    is skipped with a warning and reported partial; a file that is not a recording still
+    raises, and so does a directory left with nothing to feed. Reads only up to each file's
+    first frame (line 1 of a real recording)."""
+    if files == [path]:
+        if sniff_recording(path) is None:
+            raise NotARecording(path, "empty", empty=True)
+        return files, []
+    keep: list[Path] = []
+    partial: list[str] = []
+    for f in files:
+        try:
+            kind = sniff_recording(f)
+        except TruncatedRecording as e:
+            log.warning("%s: cut before its first frame (%s); skipped", f, e.cause)
+            partial.append(f.name)
+            continue
+        if kind is None:
+            log.warning("%s: empty; skipped", f)
+            partial.append(f.name)
+            continue
+        keep.append(f)
+    if not keep:
+        raise NotARecording(path, f"all {len(files)} files are empty or cut before a frame")
+    return keep, partial
+
+
 def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
                use_yes_price: bool | None = None, batch_rows: int = 250_000,
-               compression: str = "zstd", settings: Settings | None = None) -> dict[str, Any]:
+               compression: str = "zstd", settings: Settings | None = None,
+               publishers: Sequence[Any] = ()) -> dict[str, Any]:
     """Replay ``file`` (a recording, or a directory of rotated recording files, fed in name
     order into one plant) into a fresh :class:`TickerPlant` with the given sinks; return the
-    summary.
+    summary (:func:`summarize`).
 
     ``use_yes_price=None`` takes the flag from a ``.meta.json`` sidecar when there is one.
     ``settings`` configures the sinks (QuestDB conf, spool); ``batch_rows``/``compression``
-    override its Parquet fields. A KeyboardInterrupt (SIGINT, or SIGTERM via the CLI) closes
-    the sinks first, so everything replayed so far is flushed (or spooled) before it propagates.
-    Raises :class:`RecordingError` (unreadable recording), :class:`UsageError`, or
+    override its Parquet fields. ``publishers``: more publishers after the ``sinks`` ones
+    (in-process subscribers, or a test's failing sink). Every file is checked before any
+    sink is built (:func:`check_files`). A file whose reading fails part-way (a gzip cut by
+    a crash) is replayed up to the cut, warned about, listed in ``partial_files`` and the
+    replay goes on with the next file. A sink that fails is the plant's business (it marks
+    it failed and goes on); the summary's ``sink_failures`` names it. A KeyboardInterrupt
+    (SIGINT, or SIGTERM via the CLI) closes the sinks first, so everything replayed so far
+    is flushed (or spooled) before it propagates. Raises :class:`NotARecording` (exit 2 at
+    the CLI), :class:`RecordingError` (unreadable recording), :class:`UsageError`, or
     :class:`~kalshi_platform.storage.parquet_store.StoreError`.
     """
     if speed < 0:
         raise UsageError("--speed must be >= 0")
     if not file.exists():
         raise RecordingError(f"{file}: no such file")
-    files = recording_files(file)
-    for f in files:
+    listed = recording_files(file)
+    for f in listed:
         if not os.access(f, os.R_OK):
             raise RecordingError(f"{f}: permission denied")
-    meta = read_meta(files[0])
+    files, partial = check_files(file, listed)
+    meta = read_meta(listed[0])  # a sidecar is written when its file opens: valid if cut
     if use_yes_price is None:
         use_yes_price = bool(meta.use_yes_price)
     settings = (settings or Settings()).model_copy(
         update={"parquet_batch_rows": batch_rows, "parquet_compression": compression})
     fp = fingerprint(files[0]) if len(files) == 1 else hashlib.sha1(
         "".join(fingerprint(f) for f in files).encode()).hexdigest()[:16]
-    publishers = build_sinks(sinks, writer_id=f"replay-{fp}", settings=settings,
-                             store=store, replace_existing=True)
-    store_pub = next((p for p in publishers if isinstance(p, ParquetStore)), None)
-    qdb_pub = next((p for p in publishers if type(p).__name__ == "QuestDBWriter"), None)
-    plant = TickerPlant(publishers, use_yes_price=use_yes_price)
+    pubs = build_sinks(sinks, writer_id=f"replay-{fp}", settings=settings,
+                       store=store, replace_existing=True) + list(publishers)
+    plant = TickerPlant(pubs, use_yes_price=use_yes_price)
     if meta.recorded_at_ns is not None:
         plant.clock_ns = meta.recorded_at_ns
     t0 = time.perf_counter()
+    store_pub = next((p for p in pubs if isinstance(p, ParquetStore)), None)
     try:
-        for f in files:  # a rotated recording: one run, in order (markers carry the resets)
-            feed(f, plant, speed=speed)
+        partial = sorted(partial + _feed_files(files, plant, speed))  # file (name) order
     except KeyboardInterrupt:
         plant.close()  # flush (or spool) everything replayed so far
         raise
@@ -101,7 +157,35 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
         raise RecordingError(f"{e}; partial replay: {plant.stats.frames} frames processed"
                              + (f", their rows flushed to {store}" if store_pub else "")) from None
     plant.close()
-    elapsed = time.perf_counter() - t0
+    return summarize(plant, pubs, file=file, sinks=sinks, store=store, partial=partial,
+                     use_yes_price=use_yes_price, elapsed=time.perf_counter() - t0)
+
+
+def _feed_files(files: list[Path], plant: TickerPlant, speed: float) -> list[str]:
+    """Feed ``files`` in order (a rotated recording is one run: its markers carry the
+    resets); returns the names of the files cut part-way (each warned about once)."""
+    partial: list[str] = []
+    for f in files:
+        try:
+            feed(f, plant, speed=speed)
+        except TruncatedRecording as e:
+            log.warning("%s: cut short after %d frames (%s; a recorder crash?): replayed up "
+                        "to the cut%s", f, e.frames, e.cause,
+                        ", going on with the next file" if f is not files[-1] else "")
+            partial.append(f.name)
+    return partial
+
+
+def summarize(plant: TickerPlant, publishers: Sequence[Any], *, file: Path, sinks: list[str],
+              store: Path, partial: list[str], use_yes_price: bool,
+              elapsed: float) -> dict[str, Any]:
+    """The replay summary (JSON-ready): counts from the plant's stats, books by state, rows
+    produced by table and written by the Parquet sink, QuestDB writer stats, speed
+    (``elapsed_s`` seconds, ``msg_per_s``), ``partial_files`` (names of files cut short or
+    empty), ``sink_failures`` (sink name → one-line error, ``{}`` when every sink held) and
+    the final top of every market."""
+    store_pub = next((p for p in publishers if isinstance(p, ParquetStore)), None)
+    qdb_pub = next((p for p in publishers if type(p).__name__ == "QuestDBWriter"), None)
     st = plant.stats
     messages = st.messages_by_type()
     n_msgs = sum(messages.values())
@@ -125,6 +209,8 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
         "book_errors": st.book_errors,
         "deltas_ignored": st.deltas_ignored,
         "kalshi_errors": st.errors,
+        "partial_files": partial,
+        "sink_failures": sink_failures(plant),
         "rows_by_table": st.table_rows(),
         "rows_written": dict(sorted(store_pub.rows_written.items())) if store_pub else {},
         "files_written": store_pub.files_written if store_pub else 0,
@@ -133,3 +219,11 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
         "msg_per_s": round(n_msgs / elapsed) if elapsed > 0 else None,
         "markets": plant.markets_summary(),
     }
+
+
+def sink_failures(plant: Any) -> dict[str, str]:
+    """``plant.sink_failures`` (sink name → one-line error text, set by the plant when a
+    sink raised) as a plain dict; ``{}`` for a plant without failures or without that
+    attribute."""
+    got = getattr(plant, "sink_failures", None) or {}
+    return {str(k): str(v) for k, v in dict(got).items()}
