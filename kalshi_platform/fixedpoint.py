@@ -14,6 +14,7 @@ and a few thousand size strings, so results are memoised in bounded dicts.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 PRICE_DECIMALS = 6
@@ -23,54 +24,64 @@ SIZE_SCALE = 10**SIZE_DECIMALS  # units per contract
 ONE_DOLLAR = PRICE_SCALE
 CENT = PRICE_SCALE // 100
 
+#: the largest size anywhere in the plant: 10^10 contracts (kalshi-api.md §5 gives no bound;
+#: Kalshi's largest open interest is ~10^8, so 10^10 leaves room and still fits an int64 column)
+MAX_CONTRACTS = 10**10
+MAX_SIZE = MAX_CONTRACTS * SIZE_SCALE  # in centi-contracts
+#: longest numeric text accepted: a few dozen characters, checked *before* ``int()`` sees it,
+#: so a 4,301-digit number never reaches Python's int parser (CVE-2020-10735 limit).
+MAX_NUMBER_TEXT = 32
+
 _CACHE_LIMIT = 200_000
-_CACHEABLE_LEN = 24  # longer strings are valid but never memoised (bounded memory)
-_DIGITS = frozenset("0123456789")
+#: the grammar of a Kalshi fixed-point string: optional ``-``, digits, optionally ``.`` and
+#: digits. Deliberately strict: no whitespace, no ``+``, no ``.5``/``1.``, no exponent. Kalshi
+#: always sends ``"0.5600"``-style strings (kalshi-api.md §5), so anything else is a corrupt
+#: frame, not a spelling to accept.
+_NUMBER = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
 
 
 class FixedPointError(ValueError):
     """A price or size string is not a valid fixed-point decimal for its scale.
 
-    Raised for empty strings, non-numeric text (``"abc"``), exponents, and digits beyond the
-    scale (``"0.1234567"`` as a price) that would be lost by rounding.
+    Raised for empty strings, text longer than :data:`MAX_NUMBER_TEXT`, anything outside the
+    grammar ``-?[0-9]+(.[0-9]+)?`` (whitespace, ``+``, ``.5``, ``1.``, exponents), and digits
+    beyond the scale (``"0.1234567"`` as a price) that would be lost by rounding.
     """
 
 
 def _parse(text: str, decimals: int, what: str) -> int:
     if not isinstance(text, str):
         raise FixedPointError(f"{what} must be a decimal string, got {type(text).__name__}")
-    s = text.strip()
-    neg = False
-    if s[:1] in ("-", "+"):
-        neg = s[0] == "-"
-        s = s[1:]
-    whole, dot, frac = s.partition(".")
-    if not whole and not frac:
-        raise FixedPointError(f"{what} {text!r} is not a number")
-    if (whole and not _DIGITS.issuperset(whole)) or (frac and not _DIGITS.issuperset(frac)) or (
-        dot and not frac and not whole
-    ):
+    if len(text) > MAX_NUMBER_TEXT:
+        raise FixedPointError(f"{what} text is {len(text)} characters long "
+                              f"(at most {MAX_NUMBER_TEXT})")
+    m = _NUMBER.fullmatch(text)
+    if m is None:
         raise FixedPointError(f"{what} {text!r} is not a decimal number")
+    sign, whole, frac = m.groups()
+    frac = frac or ""
     if len(frac) > decimals:
-        extra = frac[decimals:]
-        if extra.strip("0"):
+        if frac[decimals:].strip("0"):
             raise FixedPointError(f"{what} {text!r} has more than {decimals} decimals")
         frac = frac[:decimals]
-    value = int((whole or "0") + frac.ljust(decimals, "0"))
-    return -value if neg else value
+    value = int(whole + frac.ljust(decimals, "0"))
+    return -value if sign else value
 
 
-def _cached_parser(decimals: int, what: str):
-    """A parser ``text -> int`` at ``decimals`` with its own bounded memo dict."""
+def _cached_parser(decimals: int, what: str, cache_bound: int):
+    """A parser ``text -> int`` at ``decimals`` with its own bounded memo dict.
+
+    Only results with ``abs(value) <= cache_bound`` are memoised, so a cache hit is always a
+    value of bounded magnitude (the plant's delta fast path relies on it)."""
     cache: dict[str, int] = {}
 
     def parse(text: str) -> int:
         if type(text) is not str:
-            raise FixedPointError(f"{what} must be a decimal string, got {text!r}")
+            raise FixedPointError(f"{what} must be a decimal string, got {type(text).__name__}")
         v = cache.get(text)
         if v is None:
             v = _parse(text, decimals, what)
-            if len(text) <= _CACHEABLE_LEN:
+            if -cache_bound <= v <= cache_bound:
                 if len(cache) >= _CACHE_LIMIT:
                     cache.clear()
                 cache[text] = v
@@ -79,20 +90,24 @@ def _cached_parser(decimals: int, what: str):
     return parse, cache
 
 
-parse_price, _price_cache = _cached_parser(PRICE_DECIMALS, "price")
+parse_price, _price_cache = _cached_parser(PRICE_DECIMALS, "price", 1_000 * PRICE_SCALE)
 parse_price.__name__ = "parse_price"
 parse_price.__doc__ = """Parse a dollar string (``"0.5600"``) into integer micro-dollars (``560000``).
 
-    Accepts 0-6 decimals and a sign. Raises :class:`FixedPointError` on ``""``, text that is not
-    a decimal, or precision beyond 1e-6. Source: kalshi-api.md §5 (``*_dollars`` fields).
+    Accepts 0-6 decimals and a leading ``-`` (REST amounts can be negative); the range a field
+    allows is the caller's check (a book price must lie in (0, 1) dollars). Raises
+    :class:`FixedPointError` on ``""``, text outside the grammar or longer than
+    :data:`MAX_NUMBER_TEXT`, or precision beyond 1e-6. Source: kalshi-api.md §5
+    (``*_dollars`` fields).
     """
 
-parse_size, _size_cache = _cached_parser(SIZE_DECIMALS, "size")
+parse_size, _size_cache = _cached_parser(SIZE_DECIMALS, "size", MAX_SIZE)
 parse_size.__name__ = "parse_size"
 parse_size.__doc__ = """Parse a contract-count string (``"2002.35"``, ``"-54.00"``) into centi-contracts.
 
-    Raises :class:`FixedPointError` on ``""``, non-numeric text (``"abc"``) or precision beyond
-    0.01 contract. Source: kalshi-api.md §5 (``*_fp`` fields).
+    Raises :class:`FixedPointError` on ``""``, text outside the grammar (``"abc"``, ``"+1"``)
+    or longer than :data:`MAX_NUMBER_TEXT`, or precision beyond 0.01 contract. Range checks
+    (``0 < size <= MAX_SIZE``) are the caller's. Source: kalshi-api.md §5 (``*_fp`` fields).
     """
 
 

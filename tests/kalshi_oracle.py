@@ -203,6 +203,7 @@ class Oracle:
         self.books: dict[str, OracleBook] = {}
         self.last_seq: dict[int, int] = {}
         self.gaps = 0
+        self.duplicates = 0
         self.messages: Counter[str] = Counter()
         self.snapshot_rows = 0
         self.changes: list[tuple] = []
@@ -215,6 +216,9 @@ class Oracle:
         if t == "subscribed":
             self.last_seq.pop(frame["msg"]["sid"], None)
         if sid is not None and seq is not None:
+            if sid in self.last_seq and seq <= self.last_seq[sid]:
+                self.duplicates += 1  # at or below the watermark: dropped
+                return None
             if sid in self.last_seq and seq != self.last_seq[sid] + 1:
                 self.gaps += 1
             self.last_seq[sid] = seq
@@ -283,3 +287,4 @@ def dec_top(top: tuple) -> Top:
 
 def float_or_none(v: Decimal | None) -> float | None:
     return None if v is None else float(v)
+

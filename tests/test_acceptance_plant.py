@@ -452,7 +452,8 @@ def test_d_row_counts(stores, oracles):
     n = {t: len(rows) for t, rows in c.items()}
     assert n["trades"] == msgs["trade"] == 11
     assert n["tickers"] == msgs["ticker"] == 12
-    assert n["market_lifecycle"] == msgs["market_lifecycle_v2"] + msgs["event_lifecycle"] == 2
+    # the excerpt's second lifecycle frame goes back in seq: a duplicate, dropped (section e)
+    assert n["market_lifecycle"] == msgs["market_lifecycle_v2"] + msgs["event_lifecycle"] == 1
     assert n["orderbook_deltas"] == msgs["orderbook_delta"] == 245
     bbo_changes = sum(len(o.changes) for o in oracles.values())
     plant_bbo = sum(s["rows_by_table"].get("bbo", 0) for s in stores["summaries"])
@@ -461,7 +462,7 @@ def test_d_row_counts(stores, oracles):
     assert n["orderbook_snapshots"] == sum(
         len(lv) for ln in COCKPIT_LINES if frame_of_line(ln)["type"] == "orderbook_snapshot"
         for lv in oracle.snapshot_levels(frame_of_line(ln)["msg"]))
-    assert n["feed_events"] == 2  # the two real seq jumps (section e)
+    assert n["feed_events"] == 1  # the one real forward seq jump (section e)
     assert "fills" not in n
     written = Counter()
     for s in stores["summaries"]:
@@ -481,6 +482,7 @@ def test_d_bbo_rows_equal_oracle(stores, oracles):
             "yes_ask_size": float_or_none(yas),
             "mid": float((yb + ya) / 2) if both else None,
             "spread": float(ya - yb) if both else None, "seq": seq, "recv_ts": recv // 1000,
+            "state": "live",
             "date": datetime.fromtimestamp(ts / 1e9, tz=timezone.utc).strftime("%Y-%m-%d"),
         }.items())))
     assert stores["once"]["bbo"] == sorted(want, key=repr)
@@ -529,9 +531,15 @@ def test_d_delta_and_snapshot_rows_equal_the_frames(stores):
 def test_d_trade_lifecycle_ticker_rows(stores):
     trades, tickers, life = [], [], []
     for path in (SSMD_TRADE, SSMD_EMBEDDED):
+        watermark: dict[int, int] = {}
         for ln in read_lines(path):
             f = json.loads(ln)
             m = f["msg"]
+            sid, seq = f.get("sid"), f.get("seq")
+            if seq is not None:
+                if seq <= watermark.get(sid, 0):
+                    continue  # at or below the watermark: a duplicate, never stored
+                watermark[sid] = seq
             if f["type"] == "trade":
                 ts = m["ts"] * 1_000_000
                 trades.append({"ticker": m["market_ticker"], "ts": ts, "trade_id": m["trade_id"],
@@ -594,13 +602,16 @@ def test_e_ssmd_trade_excerpt_is_one_gap():
     assert len(pub.events["trades"]) == 10 == st.messages_by_type()["trade"]
 
 
-def test_e_ssmd_embedded_backwards_lifecycle_seq_is_one_gap():
+def test_e_ssmd_embedded_backwards_lifecycle_seq_is_a_duplicate():
+    """seq 279597 then 274085 on sid 1: at or below the watermark is a duplicate (issue 9
+    §3): dropped and counted, no gap, and the watermark stays at 279597."""
     plant, pub = replay_file(SSMD_EMBEDDED)
     st = plant.stats
-    assert st.gaps == 1 and st.quarantined == 0
-    (gap,) = gap_events(pub)
-    assert (gap.sid, gap.expected_seq, gap.got_seq) == (1, 279598, 274085)
-    assert st.messages_by_type() == {"market_lifecycle_v2": 2, "ticker": 2, "trade": 1}
+    assert st.gaps == 0 and st.duplicates == 1 and st.quarantined == 0
+    assert gap_events(pub) == []
+    assert st.messages_by_type() == {"market_lifecycle_v2": 1, "ticker": 2, "trade": 1}
+    (life,) = pub.events["market_lifecycle"]
+    assert life.ticker == "KXMLBSPREAD-26JUL191605WSHATH-ATH4"
 
 
 def test_e_ticker_with_empty_price_dollars_has_no_price():

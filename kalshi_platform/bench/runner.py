@@ -34,9 +34,8 @@ from kalshi_platform.fixedpoint import price_to_decimal, size_to_decimal
 from kalshi_platform.ingestion.messages import (
     OrderbookDelta,
     OrderbookSnapshot,
-    delta_units,
-    snapshot_units,
 )
+from kalshi_platform.ingestion.units import delta_units, snapshot_units
 from kalshi_platform.ingestion.recording import _ENVELOPES, detect_envelope, feed
 from kalshi_platform.storage.parquet_store import ParquetStore
 from kalshi_platform.ticker_plant.order_book import OrderBook

@@ -14,9 +14,9 @@ skips the intermediate dict. Both wire eras share one struct per type:
   (``count``, ``delta``), snapshots as ``yes``/``no`` (``[[cents, count]]``) or
   ``yes_dollars``/``no_dollars`` (``[["0.080", 300]]``).
 
-The ``*_units`` helpers below turn wire values into the plant's fixed-point integers (prices in
-micro-dollars, sizes in centi-contracts, times in ns UTC; :mod:`kalshi_platform.fixedpoint`);
-when both eras are present the fixed-point string wins (it carries sub-cent prices).
+The ``*_units`` helpers of :mod:`kalshi_platform.ingestion.units` turn wire values into the
+plant's fixed-point integers and range-check them. Envelope counters (``sid``, ``seq``), event
+times and tickers are bounded here, in the struct types, so msgspec rejects them while decoding.
 
 Unknown message types decode to :class:`Unknown`; unknown fields are ignored. A frame that is
 not JSON, lacks a required key or has a wrongly typed field raises :class:`DecodeError`, and so
@@ -32,14 +32,6 @@ from typing import Annotated, Any, Union
 import msgspec
 import orjson
 
-from kalshi_platform.fixedpoint import (
-    ONE_DOLLAR,
-    FixedPointError,
-    cents_to_price,
-    contracts_to_size,
-    parse_price,
-    parse_size,
-)
 
 
 class DecodeError(ValueError):
@@ -68,13 +60,23 @@ class RawNeeded(Exception):
 NEED_RAW = object()
 
 
-#: an envelope counter (sid, seq, id): non-negative and within a signed 64-bit column
-Counter64 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-#: a Unix time in ms between 1970 and 2100 (anything else is a corrupt frame)
-EpochMs = Annotated[int, msgspec.Meta(ge=0, lt=4_102_444_800_000)]
-#: a Unix time in s between 1970 and 2100
-EpochS = Annotated[int, msgspec.Meta(ge=0, lt=4_102_444_800)]
-_MAX_EPOCH_NS = 4_102_444_800_000_000_000
+# -- value ranges (the plant's input contract; docs/plant-contract.md) --------------------
+#: ``sid`` and ``seq``: 1 <= n < 2^63 (a signed 64-bit column); Kalshi starts both at 1
+MAX_COUNTER = 2**63 - 1
+Counter64 = Annotated[int, msgspec.Meta(ge=1, le=MAX_COUNTER)]
+#: command ``id`` of acks: 0 <= n < 2^63
+CommandId = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNTER)]
+#: event times: 2000-01-01T00:00:00Z <= t < 2100-01-01T00:00:00Z (anything else is corrupt)
+MIN_EPOCH_S = 946_684_800
+MAX_EPOCH_S = 4_102_444_800
+EpochMs = Annotated[int, msgspec.Meta(ge=MIN_EPOCH_S * 1000, lt=MAX_EPOCH_S * 1000)]
+EpochS = Annotated[int, msgspec.Meta(ge=MIN_EPOCH_S, lt=MAX_EPOCH_S)]
+MIN_EPOCH_NS = MIN_EPOCH_S * 1_000_000_000
+MAX_EPOCH_NS = MAX_EPOCH_S * 1_000_000_000
+#: market/event tickers: 1..128 characters (the longest real one is 40)
+TickerStr = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+#: timestamps as RFC3339 text: at most this long before parsing
+_MAX_TS_TEXT = 40
 
 
 class _Body(msgspec.Struct, kw_only=True, gc=False):
@@ -100,7 +102,7 @@ class Frame(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
 class DeltaBody(_Body):
     """``orderbook_delta.msg``: signed change at one price level of one side's bid ladder."""
 
-    market_ticker: str
+    market_ticker: TickerStr
     side: str  # "yes" | "no"
     price_dollars: str | None = None
     delta_fp: str | None = None
@@ -123,7 +125,7 @@ class SnapshotBody(_Body):
     """``orderbook_snapshot.msg``: the whole book of one market; each side a list of
     ``[price, count]`` bids, omitted when that side is empty."""
 
-    market_ticker: str
+    market_ticker: TickerStr
     market_id: str | None = None
     yes_dollars_fp: list[tuple[str, str]] | None = None
     no_dollars_fp: list[tuple[str, str]] | None = None
@@ -146,7 +148,7 @@ class OrderbookSnapshot(Frame, tag="orderbook_snapshot"):
 class TickerBody(_Body):
     """``ticker.msg``: exchange-computed summary; every value optional (``""`` = none)."""
 
-    market_ticker: str
+    market_ticker: TickerStr
     market_id: str | None = None
     price_dollars: str | None = None
     yes_bid_dollars: str | None = None
@@ -175,7 +177,7 @@ class TradeBody(_Body):
     """``trade.msg``: one public-tape execution."""
 
     trade_id: str
-    market_ticker: str
+    market_ticker: TickerStr
     yes_price_dollars: str | None = None
     no_price_dollars: str | None = None
     count_fp: str | None = None
@@ -238,7 +240,7 @@ class Fill(Frame, tag="fill"):
 class Subscribed(Frame, tag="subscribed"):
     """``subscribed`` ack: ``msg = {"channel": ..., "sid": ...}``."""
 
-    id: int | None = None
+    id: CommandId | None = None
     msg: dict[str, Any] | None = None
 
     @property
@@ -252,20 +254,20 @@ class Subscribed(Frame, tag="subscribed"):
 class Ok(Frame, tag="ok"):
     """``ok`` ack (update_subscription / list_subscriptions); consumes ``seq`` when present."""
 
-    id: int | None = None
+    id: CommandId | None = None
     msg: Any = None
 
 
 class Unsubscribed(Frame, tag="unsubscribed"):
     """``unsubscribed`` ack for ``sid`` (carries ``seq``)."""
 
-    id: int | None = None
+    id: CommandId | None = None
 
 
 class ErrorFrame(Frame, tag="error"):
     """``error`` reply: ``msg = {"code": int, "msg": str, "market_ticker"?: str}``."""
 
-    id: int | None = None
+    id: CommandId | None = None
     msg: dict[str, Any] | None = None
 
 
@@ -327,32 +329,44 @@ def decode_frame(obj: Any) -> Frame | Unknown:
         raise DecodeError("frame nested too deeply") from None
 
 
+def _counter(v: Any) -> int | None:
+    """An envelope ``sid``/``seq`` if it is an int in range, else ``None`` (for reports)."""
+    return v if type(v) is int and 1 <= v <= MAX_COUNTER else None
+
+
 def _classify(obj: Any, err: Exception) -> Unknown:
     if type(obj) is not dict:
         raise DecodeError(f"frame is not a JSON object ({type(obj).__name__})")
     t = obj.get("type")
-    sid = obj.get("sid")
-    seq = obj.get("seq")
-    sid = sid if type(sid) is int else None
-    seq = seq if type(seq) is int else None
-    if isinstance(t, str) and t and t not in MESSAGE_TYPES:
-        return Unknown(sid, seq, t, obj)
+    sid = _counter(obj.get("sid"))
+    seq = _counter(obj.get("seq"))
     if not isinstance(t, str) or not t:
         raise DecodeError("frame has no 'type'", sid=sid, seq=seq)
-    raise DecodeError(f"{t}: {err}", msg_type=t, sid=sid, seq=seq)
+    if t in MESSAGE_TYPES:
+        raise DecodeError(f"{t}: {err}", msg_type=t, sid=sid, seq=seq)
+    if len(t) > 64 or not t.isprintable():
+        raise DecodeError("frame 'type' is not a short printable name", sid=sid, seq=seq)
+    for key in ("sid", "seq"):
+        v = obj.get(key)
+        if v is not None and _counter(v) is None:
+            raise DecodeError(f"{t}: {key} {str(v)[:40]!r} is not an integer in "
+                              f"[1, 2^63)", msg_type=t, sid=sid, seq=seq)
+    return Unknown(sid, seq, t, obj)
 
 
-# ---------------------------------------------------------------------------------------------
-# wire values → fixed-point units. All raise DecodeError on bad input.
-
-_MS = 1_000_000
 _S = 1_000_000_000
 
 
 def iso_to_ns(text: str) -> int:
-    """RFC3339 (``"2026-06-11T06:31:29.957081Z"``) → ns since epoch, UTC; keeps 9 digits."""
+    """RFC3339 (``"2026-06-11T06:31:29.957081Z"``) → ns since epoch, UTC; keeps 9 digits.
+
+    Raises :class:`DecodeError` for non-strings, text over 40 characters, no timezone, or a
+    time outside 2000-01-01 … 2100-01-01."""
     if not isinstance(text, str) or not text:
-        raise DecodeError(f"timestamp {text!r} is not an RFC3339 string")
+        raise DecodeError(f"timestamp {str(text)[:40]!r} is not an RFC3339 string")
+    if len(text) > _MAX_TS_TEXT:
+        raise DecodeError(f"timestamp text is {len(text)} characters long (at most "
+                          f"{_MAX_TS_TEXT})")
     t = text[:-1] + "+00:00" if text.endswith("Z") else text
     frac_ns = 0
     dot = t.find(".")
@@ -374,212 +388,9 @@ def iso_to_ns(text: str) -> int:
         if isinstance(e, DecodeError):
             raise
         raise DecodeError(f"timestamp {text!r}: {e}") from None
-    if not 0 <= ns < _MAX_EPOCH_NS:
-        raise DecodeError(f"timestamp {text!r} outside 1970..2100")
+    if not MIN_EPOCH_NS <= ns < MAX_EPOCH_NS:
+        raise DecodeError(f"timestamp {text!r} outside 2000..2100")
     return ns
-
-
-def ts_units(ts_ms: int | None, ts: int | str | None = None) -> int | None:
-    """Event time in ns: ``ts_ms`` (ms) if present, else ``ts`` as int seconds or RFC3339."""
-    if ts_ms is not None:
-        if type(ts_ms) is not int or not 0 <= ts_ms < _MAX_EPOCH_NS // _MS:
-            raise DecodeError(f"ts_ms {ts_ms!r} is not a Unix time in ms (1970..2100)")
-        return ts_ms * _MS
-    if ts is None:
-        return None
-    if type(ts) is int:
-        if not 0 <= ts < _MAX_EPOCH_NS // _S:
-            raise DecodeError(f"ts {ts} outside 1970..2100")
-        return ts * _S
-    return iso_to_ns(ts)  # type: ignore[arg-type]
-
-
-def _price(dollars: str | None, cents: int | None, what: str, required: bool,
-           lo: int = 0, hi: int = ONE_DOLLAR) -> int | None:
-    """A price in µ$ within [lo, hi]; ``""`` means "none" (kalshi-api.md §5: an empty
-    ``price_dollars`` on a market without trades) and does not fall back to legacy cents."""
-    if dollars == "":
-        if required:
-            raise DecodeError(f"{what} is an empty string")
-        return None
-    try:
-        if dollars is not None:
-            v = parse_price(dollars)
-        elif cents is not None:
-            v = cents_to_price(cents)
-        elif required:
-            raise DecodeError(f"{what} missing")
-        else:
-            return None
-    except FixedPointError as e:
-        raise DecodeError(f"{what}: {e}") from None
-    if not lo <= v <= hi:
-        raise DecodeError(f"{what} {dollars if dollars is not None else cents!r} outside "
-                          f"[{lo / ONE_DOLLAR:g}, {hi / ONE_DOLLAR:g}] dollars")
-    return v
-
-
-def _size(fp: str | None, count: int | None, what: str, required: bool,
-          signed: bool = False) -> int | None:
-    """A size in c-contracts (``""`` = none); negative only when ``signed`` (deltas)."""
-    if fp == "":
-        if required:
-            raise DecodeError(f"{what} is an empty string")
-        return None
-    try:
-        if fp is not None:
-            v = parse_size(fp)
-        elif count is not None:
-            v = contracts_to_size(count)
-        elif required:
-            raise DecodeError(f"{what} missing")
-        else:
-            return None
-    except FixedPointError as e:
-        raise DecodeError(f"{what}: {e}") from None
-    if v < 0 and not signed:
-        raise DecodeError(f"{what} {fp if fp is not None else count!r} is negative")
-    return v
-
-
-def delta_units(m: DeltaBody) -> tuple[str, int, int, int | None]:
-    """``(side, price µ$, delta c-contracts, ts_ns | None)`` of a delta; side on the wire's
-    scale (see ``use_yes_price``). Raises :class:`DecodeError`."""
-    side = m.side
-    if side != "yes" and side != "no":
-        raise DecodeError(f"orderbook_delta side must be 'yes' or 'no', got {side!r}")
-    price = _price(m.price_dollars, m.price, "price_dollars", True, 1, ONE_DOLLAR - 1)
-    delta = _size(m.delta_fp, m.delta, "delta_fp", True, signed=True)
-    return side, price, delta, ts_units(m.ts_ms, m.ts)  # type: ignore[return-value]
-
-
-def _levels(fp, legacy_dollars, legacy_cents, side: str) -> list[tuple[int, int]]:
-    try:
-        if fp is not None:
-            out = [(parse_price(p), parse_size(q)) for p, q in fp]
-        elif legacy_dollars is not None:
-            out = [(parse_price(p), contracts_to_size(q) if type(q) is int else parse_size(q))
-                   for p, q in legacy_dollars]
-        elif legacy_cents is not None:
-            out = [(cents_to_price(p), contracts_to_size(q)) for p, q in legacy_cents]
-        else:
-            return []
-    except FixedPointError as e:
-        raise DecodeError(f"orderbook_snapshot {side} level: {e}") from None
-    for p, q in out:
-        if not 0 < p < ONE_DOLLAR or q < 0:
-            raise DecodeError(f"orderbook_snapshot {side} level price {p / ONE_DOLLAR:g} $ "
-                              f"size {q / 100:g} out of range")
-    return out
-
-
-def snapshot_units(m: SnapshotBody) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """``(yes, no)`` bid levels as ``(price µ$, size c-contracts)``; a missing side is ``[]``.
-    Raises :class:`DecodeError` on a bad level."""
-    return (_levels(m.yes_dollars_fp, m.yes_dollars, m.yes, "yes"),
-            _levels(m.no_dollars_fp, m.no_dollars, m.no, "no"))
-
-
-def ticker_units(m: TickerBody) -> tuple:
-    """``(price, yes_bid, yes_ask, yes_bid_size, yes_ask_size, volume, open_interest, ts_ns)``
-    in µ$ / c-contracts / ns, each ``None`` when not sent. Raises :class:`DecodeError`."""
-    ts_ns = ts_units(m.ts_ms, m.ts)
-    if ts_ns is None and m.time is not None:
-        ts_ns = iso_to_ns(m.time)
-    return (
-        _price(m.price_dollars, m.price, "price_dollars", False),
-        _price(m.yes_bid_dollars, m.yes_bid, "yes_bid_dollars", False),
-        _price(m.yes_ask_dollars, m.yes_ask, "yes_ask_dollars", False),
-        _size(m.yes_bid_size_fp, None, "yes_bid_size_fp", False),
-        _size(m.yes_ask_size_fp, None, "yes_ask_size_fp", False),
-        _size(m.volume_fp, m.volume, "volume_fp", False),
-        _size(m.open_interest_fp, m.open_interest, "open_interest_fp", False),
-        ts_ns,
-    )
-
-
-def trade_units(m: TradeBody) -> tuple:
-    """``(yes_price µ$, no_price µ$, count c-contracts, taker_side, ts_ns)``; ``no_price`` is
-    1 − yes when not sent; ``taker_side`` prefers ``taker_outcome_side``."""
-    yes = _price(m.yes_price_dollars, m.yes_price, "yes_price_dollars", True)
-    no = _price(m.no_price_dollars, m.no_price, "no_price_dollars", False)
-    if no is None:
-        no = ONE_DOLLAR - yes  # type: ignore[operator]
-    count = _size(m.count_fp, m.count, "count_fp", True)
-    if not m.trade_id:
-        raise DecodeError("trade_id is empty")
-    return yes, no, count, m.taker_outcome_side or m.taker_side, ts_units(m.ts_ms, m.ts)
-
-
-_LIFECYCLE_TS = {"determined": "determination_ts", "settled": "settled_ts"}
-
-
-def _str_field(m: dict, key: str, what: str) -> str:
-    v = m.get(key)
-    if not isinstance(v, str) or not v:
-        raise DecodeError(f"{what}: {key} must be a non-empty string, got {v!r}")
-    return v
-
-
-def _int_field(m: dict, key: str) -> int | None:
-    v = m.get(key)
-    if v is None:
-        return None
-    if type(v) is not int:
-        raise DecodeError(f"{key} must be an integer, got {v!r}")
-    return v
-
-
-def lifecycle_units(m: dict) -> tuple[str, str, str | None, int | None, int | None]:
-    """``(ticker, event_type, result, settlement_value µ$, ts_ns)`` of a
-    ``market_lifecycle_v2`` msg; ``ts_ns`` from ``ts_ms``, ``determination_ts`` or
-    ``settled_ts`` (else ``None``). Raises :class:`DecodeError`."""
-    ticker = _str_field(m, "market_ticker", "market_lifecycle_v2")
-    event_type = _str_field(m, "event_type", "market_lifecycle_v2")
-    ts_ms = _int_field(m, "ts_ms")
-    ts_ns = ts_ms * _MS if ts_ms is not None else None
-    if ts_ns is None:
-        key = _LIFECYCLE_TS.get(event_type)
-        if key is not None:
-            s = _int_field(m, key)
-            ts_ns = s * _S if s is not None else None
-    sv = m.get("settlement_value")
-    if sv is not None and not isinstance(sv, (str, int)):
-        raise DecodeError(f"settlement_value must be a dollar string, got {sv!r}")
-    try:
-        if sv is None or sv == "":
-            value = None
-        elif type(sv) is int:
-            value = cents_to_price(sv)
-        else:
-            value = parse_price(sv)
-    except FixedPointError as e:
-        raise DecodeError(f"settlement_value: {e}") from None
-    result = m.get("result")
-    return ticker, event_type, result if isinstance(result, str) else None, value, ts_ns
-
-
-def fill_units(m: dict) -> tuple:
-    """``(ticker, trade_id, order_id, side, action, is_taker, yes_price µ$, count c-contracts,
-    fee_cost µ$, post_position c-contracts, ts_ns)`` of a ``fill`` msg."""
-    ticker = _str_field(m, "market_ticker", "fill")
-    trade_id = _str_field(m, "trade_id", "fill")
-    order_id = _str_field(m, "order_id", "fill")
-    yd, yc = m.get("yes_price_dollars"), m.get("yes_price")
-    cf, cc = m.get("count_fp"), m.get("count")
-    pf, pc = m.get("post_position_fp"), m.get("post_position")
-    fee = m.get("fee_cost")
-    try:
-        yes = _price(yd, yc, "yes_price_dollars", True)
-        count = _size(cf, cc, "count_fp", True)
-        post = _size(pf, pc, "post_position_fp", False)
-        fee_cost = parse_price(fee) if isinstance(fee, str) and fee else None
-        ts_ns = ts_units(_int_field(m, "ts_ms"), m.get("ts"))
-    except (FixedPointError, TypeError, OverflowError) as e:
-        raise DecodeError(f"fill: {e}") from None
-    is_taker = m.get("is_taker")
-    return (ticker, trade_id, order_id, m.get("outcome_side") or m.get("side"), m.get("action"),
-            is_taker if isinstance(is_taker, bool) else None, yes, count, fee_cost, post, ts_ns)
 
 
 __all__ = [
@@ -588,7 +399,5 @@ __all__ = [
     "TickerBody", "Ticker", "TradeBody", "Trade", "MarketLifecycle",
     "MultivariateMarketLifecycle", "EventLifecycle", "EventFeeUpdate", "Fill",
     "Subscribed", "Ok", "Unsubscribed", "ErrorFrame", "Unknown",
-    "decode_json", "decode_frame", "iso_to_ns", "ts_units",
-    "delta_units", "snapshot_units", "ticker_units", "trade_units", "lifecycle_units",
-    "fill_units",
+    "decode_json", "decode_frame", "iso_to_ns", "MAX_COUNTER", "MIN_EPOCH_S", "MAX_EPOCH_S",
 ]

@@ -65,6 +65,9 @@ class ParquetStore:
     ``quarantined``. Raises :class:`StoreError` if ``root`` is not writable.
     """
 
+    #: the name a failure is reported under (``--sink parquet``)
+    sink_name = "parquet"
+
     def __init__(self, root: str | Path, writer_id: str, *, batch_rows: int = 250_000,
                  compression: str = "zstd", replace_existing: bool = False,
                  fsync: bool = True) -> None:
@@ -108,19 +111,39 @@ class ParquetStore:
             self._flush_table(t)
 
     def flush(self) -> None:
+        """Write every table's buffer and sync the quarantine file. Every table is tried even
+        when one fails (a full disk on one table leaves no other table unwritten); the first
+        error is raised after all were tried, and the failed table keeps its rows."""
+        first: BaseException | None = None
         for name in sorted(self._buf):
             if self._buf[name]:
-                self._flush_table(TABLES[name])
+                try:
+                    self._flush_table(TABLES[name])
+                except Exception as e:
+                    log.error("parquet store: writing %s failed: %s: %s", name,
+                              type(e).__name__, e)
+                    first = first or e
         if self._qfile is not None:
-            self._qfile.flush()
-            if self.fsync:
-                os.fsync(self._qfile.fileno())
+            try:
+                self._qfile.flush()
+                if self.fsync:
+                    os.fsync(self._qfile.fileno())
+            except OSError as e:
+                first = first or e
+        if first is not None:
+            raise first
 
     def close(self) -> None:
-        self.flush()
-        if self._qfile is not None:
-            self._qfile.close()
-            self._qfile = None
+        """Flush (see :meth:`flush`; its error is raised) and close the quarantine file."""
+        try:
+            self.flush()
+        finally:
+            if self._qfile is not None:
+                try:
+                    self._qfile.close()
+                except OSError:
+                    pass
+                self._qfile = None
 
     # -- internals -------------------------------------------------------------------------
 
@@ -186,8 +209,7 @@ class ParquetStore:
             qd = self.root / QUARANTINE_DIR
             qd.mkdir(parents=True, exist_ok=True)
             self._qfile = open(qd / f"{self.writer_id}.jsonl", "ab")
-        self._qfile.write(orjson.dumps({"recv_ns": rec.recv_ns, "reason": rec.reason,
-                                        "raw": rec.raw}) + b"\n")
+        self._qfile.write(orjson.dumps(rec.as_json()) + b"\n")
         self.quarantined += 1
 
     def _own_files(self):

@@ -236,13 +236,20 @@ class QuestDBClient:
         """Create the platform's tables (``CREATE TABLE IF NOT EXISTS``: designated ``ts``,
         ``PARTITION BY DAY WAL``, ``DEDUP UPSERT KEYS``) and (re)assert each table's dedup keys
         with ``ALTER TABLE … DEDUP ENABLE UPSERT KEYS`` (idempotent, QuestDB docs "ALTER TABLE
-        DEDUP ENABLE"). Returns the tables that did not exist before."""
+        DEDUP ENABLE"); an existing table first gets any missing column with ``ALTER TABLE …
+        ADD COLUMN IF NOT EXISTS`` (QuestDB docs "ALTER TABLE ADD COLUMN"). Returns the tables
+        that did not exist before."""
         existing = set(self.tables())
         created = []
         for name in tables or list(TABLES):
             t = TABLES[name]
             self.execute(t.questdb_ddl())
             if name in existing:
+                # a table created by an older version gains the columns added since (bbo.state)
+                for c in t.columns:
+                    if c.name != "ts":
+                        self.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS "
+                                     f"{c.name} {t.questdb_type(c)}")
                 self.execute(f"ALTER TABLE {name} DEDUP ENABLE UPSERT KEYS({', '.join(t.dedup_keys)})")
             else:
                 created.append(name)

@@ -219,6 +219,9 @@ class QuestDBWriter:
         WriterError: invalid conf string, unusable spool directory, or negative retry delays.
     """
 
+    #: the name a failure is reported under (``--sink questdb``)
+    sink_name = "questdb"
+
     def __init__(self, conf: str, *, spool_dir: str | Path,
                  quarantine_path: str | Path | None = None,
                  batch_rows: int = 50_000, flush_interval_s: float = 1.0,
@@ -606,11 +609,7 @@ class QuestDBWriter:
 
     def _quarantine_frame(self, rec: QuarantineRecord) -> None:
         self.stats.frames_quarantined += 1
-        raw = rec.raw
-        if isinstance(raw, (bytes, bytearray, memoryview)):
-            raw = bytes(raw).decode("utf-8", "replace")
-        self._append_quarantine({"kind": "frame", "recv_ns": rec.recv_ns, "reason": rec.reason,
-                                 "raw": raw})
+        self._append_quarantine({"kind": "frame", **rec.as_json()})  # bytes kept exactly
 
     # -- construction from settings ---------------------------------------------------------
 

@@ -20,8 +20,10 @@ them. ``tickers`` keys on ``recv_ts`` too, because legacy ticker ``ts`` is in wh
 two updates of one market in one second are distinct; ``feed_events`` keys on both seqs.
 
 Deviation from architecture.md: ``bbo`` carries ``seq`` (the message that moved the top), so
-two BBO changes in one millisecond are distinct rows under the dedup keys; ``fills`` is an
-extra table for the private fill channel.
+two BBO changes in one millisecond are distinct rows under the dedup keys, and ``state`` (the
+book's state: a ``stale``/``syncing`` row with null prices marks where a book stopped being
+trustworthy; docs/plant-contract.md); ``fills`` is an extra table for the private fill
+channel.
 """
 
 from __future__ import annotations
@@ -100,11 +102,16 @@ class Table:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    @staticmethod
+    def questdb_type(c: Column) -> str:
+        """The QuestDB column type of ``c`` (``SYMBOL CAPACITY … CACHE``, ``DOUBLE``, …)."""
+        return _QDB[c.kind]
+
     def questdb_ddl(self) -> str:
         """``CREATE TABLE IF NOT EXISTS`` for QuestDB 8.x: designated timestamp ``ts``,
         ``PARTITION BY DAY WAL`` and ``DEDUP UPSERT KEYS`` (QuestDB docs "CREATE TABLE
         reference", "Deduplication"); idempotent."""
-        cols = ",\n  ".join(f"{c.name} {_QDB[c.kind]}" for c in self.columns)
+        cols = ",\n  ".join(f"{c.name} {self.questdb_type(c)}" for c in self.columns)
         return (f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n) TIMESTAMP(ts) "
                 f"PARTITION BY DAY WAL DEDUP UPSERT KEYS({', '.join(self.dedup_keys)});")
 
@@ -150,11 +157,11 @@ def _snapshot_rows(e: SnapshotEvent) -> list[tuple]:
 
 
 def _bbo_rows(e: BBO) -> list[tuple]:
-    ticker, ts, yb, ybs, ya, yas, seq, recv = e
+    ticker, ts, yb, ybs, ya, yas, seq, recv, state = e
     both = yb is not None and ya is not None
     return [(ticker, ts // 1000, _p(yb), _q(ybs), _p(ya), _q(yas),
              (yb + ya) / (2 * PRICE_SCALE) if both else None,
-             (ya - yb) / PRICE_SCALE if both else None, seq, _us(recv))]
+             (ya - yb) / PRICE_SCALE if both else None, seq, _us(recv), state)]
 
 
 def _ticker_rows(e: TickerEvent) -> list[tuple]:
@@ -202,8 +209,8 @@ TABLES: dict[str, Table] = {
               ("ts", "ticker", "sid", "seq", "side", "price"), SnapshotEvent, _snapshot_rows),
         Table("bbo", _cols("ticker:symbol, ts:timestamp, yes_bid:double, yes_bid_size:double,"
                            " yes_ask:double, yes_ask_size:double, mid:double, spread:double,"
-                           " seq:long, recv_ts:timestamp"),
-              ("ts", "ticker", "seq"), BBO, _bbo_rows),
+                           " seq:long, recv_ts:timestamp, state:enum"),
+              ("ts", "ticker", "seq", "state"), BBO, _bbo_rows),
         Table("tickers", _cols("ticker:symbol, ts:timestamp, price:double, yes_bid:double,"
                                " yes_ask:double, yes_bid_size:double, yes_ask_size:double,"
                                " volume:double, open_interest:double, recv_ts:timestamp"),

@@ -12,6 +12,7 @@ The table each event lands in is ``type(event).table`` (see :mod:`kalshi_platfor
 
 from __future__ import annotations
 
+import base64
 from typing import NamedTuple
 
 from kalshi_platform.ticker_plant.order_book import BBO
@@ -119,7 +120,8 @@ class FillEvent(NamedTuple):
 
 class FeedEvent(NamedTuple):
     """Feed health marker (``feed_events``): ``kind`` is one of ``connect``, ``disconnect``,
-    ``gap``, ``resync``, ``error``, ``quarantine``. ``expected_seq``/``got_seq`` on gaps."""
+    ``gap``, ``resync``, ``error``, ``quarantine``, ``sink_failed``. ``expected_seq``/``got_seq``
+    on gaps; ``detail`` at most 500 characters when it quotes the wire."""
 
     ts_ns: int
     kind: str
@@ -131,12 +133,21 @@ class FeedEvent(NamedTuple):
 
 class QuarantineRecord(NamedTuple):
     """A frame that could not be decoded, kept verbatim: ``raw`` is the frame text as received
-    (or the line of the recording), ``reason`` one line. Not a table: sinks keep it in a
-    quarantine file beside the data."""
+    (or the line of the recording), or the exact ``bytes`` when they are not valid UTF-8;
+    ``reason`` one line. Not a table: sinks keep it in a quarantine file beside the data
+    (:meth:`as_json`)."""
 
     recv_ns: int | None
     reason: str
-    raw: str
+    raw: str | bytes
+
+    def as_json(self) -> dict:
+        """The record as one JSON object: ``{"recv_ns", "reason", "raw"}``, with ``raw_b64``
+        (standard base64 of the exact bytes) in place of ``raw`` for non-UTF-8 input."""
+        if isinstance(self.raw, bytes):
+            return {"recv_ns": self.recv_ns, "reason": self.reason,
+                    "raw_b64": base64.b64encode(self.raw).decode()}
+        return {"recv_ns": self.recv_ns, "reason": self.reason, "raw": self.raw}
 
 
 TABLE_OF: dict[type, str] = {

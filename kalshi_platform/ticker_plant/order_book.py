@@ -37,6 +37,8 @@ class BBO(NamedTuple):
     side. ``ts_ns``: exchange time of the update that moved the top (ns, UTC); ``seq``: the
     ``seq`` of the message that moved it (``None`` if it had none), which keeps two changes in
     the same millisecond distinct; ``recv_ns``: local receipt time (ns, UTC) or ``None``.
+    ``state``: the book's state. ``live`` rows carry the top; a row in ``stale`` or
+    ``syncing`` says the book stopped being trustworthy at ``ts_ns`` and has null prices.
     """
 
     ticker: str
@@ -47,6 +49,7 @@ class BBO(NamedTuple):
     yes_ask_size: int | None
     seq: int | None
     recv_ns: int | None
+    state: str = LIVE
 
     @property
     def mid(self) -> Decimal | None:

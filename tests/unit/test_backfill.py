@@ -437,7 +437,7 @@ def test_a_backfilled_trade_and_the_same_trade_captured_live_share_the_dedup_key
         "ts": t.ts_ns // 10**9, "ts_ms": t.ts_ns // 10**6}}
     mem = InMemoryPublisher()
     plant = TickerPlant([mem])
-    plant.process(ws, 0)
+    plant.process(ws, t.ts_ns)
     tbl = TABLES["trades"]
     idx = [tbl.column_names.index(c) for c in tbl.dedup_keys]
     key = lambda ev: tuple(tbl.rows(ev)[0][i] for i in idx)  # noqa: E731

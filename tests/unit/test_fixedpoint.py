@@ -46,9 +46,7 @@ def test_units():
         ("0", 0),
         ("0.0000", 0),
         ("1", 1_000_000),
-        (".5", 500_000),
         ("-0.0100", -10_000),
-        ("+0.25", 250_000),
         ("12.5", 12_500_000),
     ],
 )
@@ -77,7 +75,8 @@ def test_parse_size_valid(text, units):
     assert units == int(Decimal(text) * SIZE_SCALE)
 
 
-@pytest.mark.parametrize("text", ["", "   ", "abc", "1e-3", "1E2", "0.1234567", "0.12.3", "-",
+@pytest.mark.parametrize("text", [" 0.5 ", "+0.5", ".5", "1.", "9" * 4301, "0." + "0" * 40,
+                                  "", "   ", "abc", "1e-3", "1E2", "0.1234567", "0.12.3", "-",
                                   ".", "0x10", "1,5", "--1", "nan", "inf", "0.5$", "½"])
 def test_parse_price_rejects(text):
     with pytest.raises(FixedPointError):

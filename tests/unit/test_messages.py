@@ -32,13 +32,8 @@ from kalshi_platform.ingestion.messages import (
     Unsubscribed,
     decode_frame,
     decode_json,
-    delta_units,
-    fill_units,
-    lifecycle_units,
-    snapshot_units,
-    ticker_units,
-    trade_units,
 )
+from kalshi_platform.ingestion.units import delta_units, fill_units, lifecycle_units, snapshot_units, ticker_units, trade_units
 
 D = Decimal
 NS = 1_000_000_000
@@ -394,7 +389,7 @@ def test_real_trade_current_era():
 
 def test_trade_no_price_derived_and_outcome_side_preferred():
     raw = {"type": "trade", "sid": 12, "seq": 57,
-           "msg": {"trade_id": "d91bc706", "market_ticker": "HIGHNY-22DEC23-B53.5",
+           "msg": {"trade_id": "d91bc706-ee49-470d-82d8-11418bda6fed", "market_ticker": "HIGHNY-22DEC23-B53.5",
                    "yes_price_dollars": "0.3600", "count_fp": "136.00", "taker_side": "yes",
                    "taker_outcome_side": "no", "taker_book_side": "ask",
                    "is_block_trade": False, "ts": 1669149841, "ts_ms": 1669149841000}}

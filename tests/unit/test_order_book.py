@@ -273,13 +273,14 @@ def test_random_deltas_report_changes_of_top():
 # crossed books through the plant (real snapshot + a delta that crosses it)
 
 
-def test_plant_detects_and_reports_crossed_book():
+def test_crossed_book_goes_stale_and_resyncs():
     lines = read_lines(COCKPIT)
     sub = json.loads(lines[0])["frame"]
     snap = json.loads(lines[1])["frame"]
     ticker = snap["msg"]["market_ticker"]
     pub = InMemoryPublisher()
-    plant = TickerPlant([pub])
+    asked: list = []
+    plant = TickerPlant([pub], resync=lambda sid, tickers: asked.append((sid, tickers)))
     plant.process(sub)
     plant.process(snap)
     yb, _, ya, _ = plant.books[ticker].top()
@@ -290,17 +291,24 @@ def test_plant_detects_and_reports_crossed_book():
                      "delta_fp": "1.00", "side": "yes", "ts_ms": 1786085188500}}
     plant.process(json.dumps(cross))
     b = plant.books[ticker]
-    assert b.is_crossed()
-    assert plant.stats.crossed == 1
+    # a crossed/locked top means a missed delete: never live, a null stale BBO, a resync ask
+    assert b.state == "syncing" and plant.stats.crossed == 1
+    assert asked == [(snap["sid"], [ticker])]
     errs = [e for e in pub.events["feed_events"] if isinstance(e, FeedEvent) and e.kind == "error"]
     assert len(errs) == 1 and "crossed" in errs[0].detail and ticker in errs[0].detail
-    # un-crossing and crossing again counts a second entry
+    last = pub.events["bbo"][-1]
+    assert (last.state, last.yes_bid, last.yes_ask, last.seq) == ("stale", None, None,
+                                                                   cross["seq"])
+    assert all(not (r.state == "live" and r.yes_bid >= r.yes_ask) for r in pub.events["bbo"]
+               if r.yes_bid is not None and r.yes_ask is not None)
+    # further deltas are recorded, not applied, until a fresh snapshot
     cross["seq"] += 1
     cross["msg"]["delta_fp"] = "-1.00"
     plant.process(json.dumps(cross))
-    assert not b.is_crossed()
-    cross["seq"] += 1
-    cross["msg"]["delta_fp"] = "2.00"
-    plant.process(json.dumps(cross))
-    assert plant.stats.crossed == 2
+    assert plant.stats.deltas_ignored == 1 and b.state == "syncing"
+    snap2 = dict(snap, seq=cross["seq"] + 1)
+    plant.process(json.dumps(snap2))
+    assert b.state == "live" and not b.is_crossed()
+    again = pub.events["bbo"][-1]
+    assert again.state == "live" and again.top() == b.top()  # always re-emitted on return
     assert plant.stats.gaps == 0 and plant.stats.quarantined == 0

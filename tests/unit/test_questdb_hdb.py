@@ -139,6 +139,10 @@ def test_init_schema_creates_missing_and_reasserts_dedup(client):
     sqls = [s for s, _ in client._conn.log]
     assert sum(s.startswith("CREATE TABLE IF NOT EXISTS") for s in sqls) == len(TABLES)
     assert "ALTER TABLE trades DEDUP ENABLE UPSERT KEYS(ts, ticker, trade_id)" in sqls
+    # an existing bbo from an older version gains the state column before its dedup keys
+    add = "ALTER TABLE bbo ADD COLUMN IF NOT EXISTS state SYMBOL CAPACITY 256 CACHE"
+    assert sqls.index(add) < sqls.index(
+        "ALTER TABLE bbo DEDUP ENABLE UPSERT KEYS(ts, ticker, seq, state)")
     assert not any(s.startswith("ALTER TABLE tickers") for s in sqls)
 
 

@@ -61,7 +61,8 @@ def test_bbo_row_nulls_are_omitted_and_longs_are_integers():
     (row,) = TABLES["bbo"].rows(bbo)
     b = _buf()
     add_ilp_row(b, "bbo", row)
-    assert bytes(b) == b"bbo,ticker=MKT yes_bid=0.43,yes_bid_size=10.0,seq=42i 1700000000000001000\n"
+    assert bytes(b) == (b"bbo,ticker=MKT,state=live yes_bid=0.43,yes_bid_size=10.0,seq=42i "
+                        b"1700000000000001000\n")
 
 
 def test_feed_event_row_has_no_ticker_symbol():

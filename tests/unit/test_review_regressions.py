@@ -111,11 +111,15 @@ def test_failed_write_keeps_rows_buffered(tmp_path, monkeypatch):
     assert read_table(tmp_path, "orderbook_deltas").num_rows == 1
 
 
-def test_sink_oserror_is_not_reported_as_a_read_error(tmp_path):
+def test_sink_oserror_is_isolated_not_reported_as_a_read_error(tmp_path):
+    """A sink's OSError is the sink's failure (issue 9 §2), not the recording's: the feed
+    goes on, the book is built, and the failure is named."""
     p = tmp_path / "r.jsonl"
-    p.write_text(json.dumps(snap(1)) + "\n")
+    p.write_text(json.dumps(snap(1)) + "\n" + json.dumps(delta(2)) + "\n")
 
     class Full:
+        sink_name = "full"
+
         def publish(self, ev):
             raise OSError(28, "No space left on device")
 
@@ -125,9 +129,11 @@ def test_sink_oserror_is_not_reported_as_a_read_error(tmp_path):
         def close(self):
             pass
 
-    with pytest.raises(OSError) as e:
-        feed(p, TickerPlant([Full()]))
-    assert not isinstance(e.value, RecordingError)
+    plant = TickerPlant([Full()])
+    feed(p, plant)
+    assert plant.books[T].state == LIVE and plant.books[T].yes == {400_000: 1100}
+    assert plant.sink_failures == {"full": "OSError: [Errno 28] No space left on device"}
+    assert plant.stats.quarantined == 0
 
 
 def test_seed_envelope_keeps_receipt_time(tmp_path):

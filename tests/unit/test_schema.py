@@ -28,7 +28,7 @@ def test_rows_convert_fixed_point_exactly():
     bbo = BBO("T", 1_786_085_189_148_000_000, 430_000, 229_086, 440_000, 25_255_452, 24, None)
     (row,) = TABLES["bbo"].rows(bbo)
     assert row == ("T", 1_786_085_189_148_000, 0.43, 2290.86, 0.44, 252554.52, 0.435,
-                   pytest.approx(0.01, abs=1e-12), 24, None)
+                   pytest.approx(0.01, abs=1e-12), 24, None, "live")
     (trade,) = TABLES["trades"].rows(TradeEvent("T", 5_000, "id", 890_000, 110_000, 300, "yes", 7_000))
     assert trade == ("T", 5, "id", 0.89, 0.11, 3.0, "yes", 7)
     empty = TABLES["orderbook_snapshots"].rows(SnapshotEvent("T", 1000, 1, 1, [], [], None))
