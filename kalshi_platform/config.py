@@ -20,6 +20,11 @@ class Settings(BaseSettings):
         store_dir: root of the embedded Parquet store (``KALSHI_STORE_DIR``).
         parquet_batch_rows: rows buffered per table before a Parquet file is written.
         parquet_compression: Parquet codec (``zstd``, ``snappy``, ``none``).
+        parquet_flush_s: the store also writes every table's buffer once it is this many
+            seconds old (``KALSHI_PARQUET_FLUSH_S``; a killed run loses at most this much).
+        stream_queue_events: events a storage sink may fall behind the plant in memory
+            before the rest spills to disk (``KALSHI_STREAM_QUEUE_EVENTS``), and a subscriber
+            transport before it is sent a gap.
         log_level: Python logging level name for stderr logs (``KALSHI_LOG_LEVEL``).
 
     QuestDB hot tier (QuestDB docs "ILP overview", "PostgreSQL wire protocol"):
@@ -64,6 +69,8 @@ class Settings(BaseSettings):
     log_level: str = "WARNING"
     parquet_batch_rows: int = 250_000
     parquet_compression: str = "zstd"
+    parquet_flush_s: float = 5.0
+    stream_queue_events: int = 1_000_000
 
     # QuestDB
     questdb_host: str = "127.0.0.1"

@@ -288,7 +288,9 @@ def feed(path: str | Path, target: FrameTarget, speed: float = 0.0) -> int:
     twice as fast. Frames without receipt times are not paced. Each line is decoded with its envelope
     by msgspec (fast path); a line that does not fit goes through the generic path, so an odd
     line is quarantined by the plant, never dropped. Streams in constant memory. Returns the
-    number of frames (non-blank lines) fed: 0 for an empty or all-blank file.
+    number of frames (non-blank lines) fed: 0 for an empty or all-blank file. A target with
+    a ``commit()`` (the plant: hand its events to its stream consumers) is committed after
+    every 64 KiB chunk, before every paced wait, and at the end.
 
     Raises :class:`NotARecording` when no line is a recognisable frame (nothing is fed: the
     file is checked first, see :func:`sniff_recording`); :class:`TruncatedRecording` when
@@ -298,6 +300,7 @@ def feed(path: str | Path, target: FrameTarget, speed: float = 0.0) -> int:
     """
     p = Path(path)
     f = open_binary(p)
+    commit = getattr(target, "commit", None) or _nothing
     try:
         kind = sniff_stream(f, p)
         if kind is None:
@@ -305,28 +308,36 @@ def feed(path: str | Path, target: FrameTarget, speed: float = 0.0) -> int:
         f.seek(0)
         if kind == "document":
             n = 0
-            pacer = _Pacer(speed)
+            pacer = _Pacer(speed, commit)
             for recv_ns, payload in _iter_document(p, f):
                 pacer.wait(recv_ns)
                 target.process(payload, recv_ns)
                 n += 1
             return n
-        return _feed_lines(f, p, kind, target, speed)
+        return _feed_lines(f, p, kind, target, speed, commit)
     finally:
+        commit()
         f.close()
 
 
-class _Pacer:
-    """Sleeps so that frames are handed on at ``speed`` × their recorded pace."""
+def _nothing() -> None:
+    pass
 
-    def __init__(self, speed: float) -> None:
+
+class _Pacer:
+    """Sleeps so that frames are handed on at ``speed`` × their recorded pace; what the
+    target emitted so far is committed before each frame (paced, events leave per frame)."""
+
+    def __init__(self, speed: float, commit=_nothing) -> None:
         self.speed = speed
+        self.commit = commit
         self.t0: float | None = None
         self.r0: int | None = None
 
     def wait(self, recv_ns: int | None) -> None:
         if self.speed <= 0 or recv_ns is None:
             return
+        self.commit()
         now = time.monotonic()
         if self.r0 is None:
             self.t0, self.r0 = now, recv_ns
@@ -339,12 +350,13 @@ class _Pacer:
 _CHUNK = 1 << 16
 
 
-def _feed_lines(f: IO[bytes], p: Path, kind: str, target: FrameTarget, speed: float) -> int:
+def _feed_lines(f: IO[bytes], p: Path, kind: str, target: FrameTarget, speed: float,
+                commit=_nothing) -> int:
     """Decode 64 KiB chunks of lines with ``decode_lines`` (envelope and frame in one pass);
     a chunk holding a line that does not fit is redone line by line. Raises
     :class:`TruncatedRecording` on a read error, after feeding the partial line."""
     dec = _ENVELOPES.get(kind, _ENVELOPES["bare"])
-    pacer = _Pacer(speed) if speed > 0 else None
+    pacer = _Pacer(speed, commit) if speed > 0 else None
     n = 0
     rest = b""
     read = getattr(f, "read1", f.read)  # read1: a truncated gzip loses nothing already inflated
@@ -366,6 +378,7 @@ def _feed_lines(f: IO[bytes], p: Path, kind: str, target: FrameTarget, speed: fl
             continue
         rest = buf[cut:]
         n += _feed_chunk(buf[:cut], dec, kind, target, pacer)
+        commit()
     return n
 
 

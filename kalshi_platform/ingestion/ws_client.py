@@ -339,6 +339,7 @@ class KalshiWSClient:
             self.stats.reconnects += 1
         ns = time.time_ns()
         self.plant.feed_event("connect", detail=self.url, ts_ns=ns)
+        self.plant.commit()
         for tap in self.taps:
             tap.event("connect", ns, None, self.url)
         log.info("connected to %s", self.url)
@@ -394,6 +395,7 @@ class KalshiWSClient:
             self.plant.feed_event("disconnect", detail=reason, ts_ns=ns)
         else:
             self.plant.reset(reason)
+        self.plant.commit()
         log.info("disconnected from %s: %s", self.url, reason)
 
     async def _writer(self, s: Session) -> None:
@@ -419,6 +421,7 @@ class KalshiWSClient:
                 msg = f"stale feed: no frame for {self.stale_after:g}s"
                 log.warning("%s; reconnecting", msg)
                 self.plant.feed_event("error", detail=msg)
+                self.plant.commit()
                 if s.ws.transport is not None:
                     s.ws.transport.abort()
                 raise _Stale(msg)
@@ -489,6 +492,14 @@ class KalshiWSClient:
     # -- frames ----------------------------------------------------------------------------
 
     def _on_raw(self, s: Session, raw: str | bytes) -> None:
+        """One frame: taps, decode, plant, session bookkeeping; then the plant's events of
+        this frame go to its stream consumers (``commit``: queue appends, no I/O)."""
+        try:
+            self._handle_raw(s, raw)
+        finally:
+            self.plant.commit()
+
+    def _handle_raw(self, s: Session, raw: str | bytes) -> None:
         ns = time.time_ns()
         self._cur_ns = ns
         self._last_frame = time.monotonic()

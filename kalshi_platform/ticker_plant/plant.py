@@ -133,6 +133,7 @@ class TickerPlant(PassThroughHandlers):
     ) -> None:
         self._out = FanOut(publishers, on_failure=self._on_sink_failure)
         self.publishers: tuple[Publisher, ...] = self._out.active
+        self._streams = [p for p in self.publishers if hasattr(p, "take_failures")]
         self._yes_scale_sid: dict[int, bool] = {}
         self._use_yes_price = use_yes_price
         self._yes_scale_any = use_yes_price
@@ -296,14 +297,39 @@ class TickerPlant(PassThroughHandlers):
         self._feed(FeedEvent(self.clock_ns if ts_ns is None else ts_ns, kind, sid,
                              expected_seq, got_seq, detail))
 
+    def commit(self) -> None:
+        """End of a frame (live) or of a chunk (replay): hand the events emitted so far to the
+        consumers of the plant's event stream (:class:`~kalshi_platform.stream.bus.EventStream`
+        publishers), and report stream consumers that failed since the last call (a counter, a
+        ``sink_failed`` feed event, :attr:`sink_failures`). No I/O: queue appends only."""
+        for s in self._streams:
+            s.commit()
+            self._take_stream_failures(s)
+
+    def _take_stream_failures(self, s: Any) -> None:
+        for name, text in s.take_failures():
+            if name not in self._out.failures:
+                self._out.failures[name] = text
+                self._on_sink_failure(name, text)
+
+    @property
+    def stream(self) -> Any | None:
+        """The plant's event stream (the first :class:`EventStream` publisher), if any: it
+        stamps every event with a contiguous stream seq under its ``run_id``."""
+        return self._streams[0] if self._streams else None
+
     def flush(self) -> None:
         """Flush every publisher (a failing one is marked failed, never raised)."""
         self._out.flush()
+        for s in self._streams:
+            self._take_stream_failures(s)
 
     def close(self) -> None:
-        """Flush and close every publisher, failed ones too; errors are recorded in
-        :attr:`sink_failures`, never raised."""
+        """Flush and close every publisher, failed ones too (a stream waits for its consumers
+        to drain and close); errors are recorded in :attr:`sink_failures`, never raised."""
         self._out.close()
+        for s in self._streams:
+            self._take_stream_failures(s)
 
     def markets_summary(self) -> dict[str, dict]:
         """Per market: final state and BBO as decimal strings (dollars / contracts)."""

@@ -51,6 +51,7 @@ from kalshi_platform.logfmt import sink_failures_line
 from kalshi_platform.storage.parquet_store import StoreError
 from kalshi_platform.ticker_plant.plant import TickerPlant
 from kalshi_platform.tools.cli import _fail, _setup_logging, app, console, err_console
+from kalshi_platform.stream.sinks import plant_outputs
 from kalshi_platform.tools.sinks import UsageError, build_sinks, parse_sinks
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -212,7 +213,7 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
     except (RecorderError, StoreError, UsageError) as e:
         _fail(str(e))
         return
-    plant = TickerPlant(publishers, use_yes_price=use_yes_price)
+    plant = TickerPlant(plant_outputs(publishers, settings), use_yes_price=use_yes_price)
     client = KalshiWSClient(url, plant, resolved, channels=DEFAULT_CHANNELS, headers=headers,
                             use_yes_price=use_yes_price, taps=[recorder] if recorder else [],
                             open_timeout=open_timeout, stale_after=stale_after,

@@ -25,6 +25,7 @@ from kalshi_platform.ingestion.recording import (
 )
 from kalshi_platform.config import Settings
 from kalshi_platform.storage.parquet_store import ParquetStore
+from kalshi_platform.stream.sinks import plant_outputs
 from kalshi_platform.ticker_plant.plant import TickerPlant
 from kalshi_platform.tools.sinks import UsageError, build_sinks
 
@@ -137,12 +138,15 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
     if use_yes_price is None:
         use_yes_price = bool(meta.use_yes_price)
     settings = (settings or Settings()).model_copy(
-        update={"parquet_batch_rows": batch_rows, "parquet_compression": compression})
+        update={"parquet_batch_rows": batch_rows, "parquet_compression": compression,
+                "store_dir": store})
     fp = fingerprint(files[0]) if len(files) == 1 else hashlib.sha1(
         "".join(fingerprint(f) for f in files).encode()).hexdigest()[:16]
     pubs = build_sinks(sinks, writer_id=f"replay-{fp}", settings=settings,
-                       store=store, replace_existing=True) + list(publishers)
-    plant = TickerPlant(pubs, use_yes_price=use_yes_price)
+                       store=store, replace_existing=True)
+    plant = TickerPlant(plant_outputs(pubs, settings, extra=publishers),
+                        use_yes_price=use_yes_price)
+    pubs += list(publishers)
     if meta.recorded_at_ns is not None:
         plant.clock_ns = meta.recorded_at_ns
     t0 = time.perf_counter()

@@ -76,6 +76,9 @@ class PublicOnlyPlant:
     def reset(self, detail="reconnect"):
         self._p.reset(detail)
 
+    def commit(self):
+        self._p.commit()
+
     def set_use_yes_price(self, sid, flag):
         self._p.set_use_yes_price(sid, flag)
 

@@ -1,0 +1,1 @@
+"""The plant's one sequenced event stream and the consumers that read it at their own pace."""

@@ -1,0 +1,325 @@
+"""The plant's one sequenced event stream, and consumers that read it on their own threads.
+
+The plant emits every event into an :class:`EventStream` (a publisher of its fan-out). The
+stream stamps each event with a **stream seq**, contiguous from 1 per plant run and named by
+a ``run_id``: the i-th event of a committed batch starting at ``start`` has seq ``start + i``.
+``commit()`` (end of a frame live, end of a chunk in a replay) hands the pending batch to
+every attached consumer's queue: a ``deque.append`` and a wake-up, never disk or network, so
+the read loop never waits on a sink (kdb+tick's tickerplant → RDB split; docs/fanout-and-scale.md).
+
+Each consumer runs on its own thread (:class:`ConsumerRunner`) and sees every batch in order.
+When it falls behind by more than ``max_events``:
+
+* ``overflow="spill"`` (storage sinks: never lose an event): a spiller thread moves the
+  oldest queued batches into an on-disk spool (:class:`~kalshi_platform.storage.spool.Spool`,
+  encoded with :mod:`kalshi_platform.stream.codec`); the consumer reads the spool before the
+  newer in-memory batches, so order holds;
+* ``overflow="drop"`` (subscriber transports: never block the plant or the others): the
+  oldest queued batches are dropped and the consumer is told with ``on_gap(first, count)``;
+  its subscribers see the missing seqs and fetch a snapshot.
+
+A consumer that raises is marked failed: its name and one-line error are collected
+(:meth:`EventStream.take_failures`, read by the plant on its own thread, which then emits a
+``feed_events`` row), and it gets nothing more. Everything else goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Any, Literal, Protocol, Sequence
+
+from kalshi_platform.stream import codec
+
+log = logging.getLogger(__name__)
+
+#: a consumer with nothing to do is called ``on_idle`` this often (age-based flushes)
+IDLE_S = 0.05
+
+
+def new_run_id() -> str:
+    """A fresh run id: UTC start time plus 8 random hex digits (``20261201T084512Z-1f2e3d4c``)."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+class StreamConsumer(Protocol):
+    """What a :class:`ConsumerRunner` drives, on its own thread, in stream order."""
+
+    def on_batch(self, start_seq: int, events: Sequence[Any]) -> None:
+        """Events ``start_seq``, ``start_seq + 1``, … (plant events, see ticker_plant.events)."""
+
+    def on_gap(self, first_seq: int, count: int) -> None:
+        """``count`` events from ``first_seq`` were dropped (``overflow="drop"`` only)."""
+
+    def on_idle(self) -> None:
+        """Nothing arrived for :data:`IDLE_S` seconds (a chance to flush by age)."""
+
+    def close(self) -> None:
+        """The stream ended; every batch has been delivered."""
+
+
+class ConsumerRunner:
+    """One consumer's queue and thread. Created by :meth:`EventStream.attach`.
+
+    Counters (read from any thread): ``delivered`` events, ``lag`` events queued (memory and
+    spool), ``max_lag``, ``spilled`` events ever written to the spool, ``dropped`` events,
+    ``failed`` (the one-line error or ``None``).
+    """
+
+    def __init__(self, stream: "EventStream", consumer: StreamConsumer, name: str, *,
+                 max_events: int, overflow: Literal["spill", "drop"],
+                 spill_dir: Path | None = None) -> None:
+        if overflow not in ("spill", "drop"):
+            raise ValueError(f"overflow must be spill or drop, not {overflow!r}")
+        self.name = name
+        self.consumer = consumer
+        self.max_events = max_events
+        self.overflow = overflow
+        self._stream = stream
+        self._mem: deque = deque()  # (start_seq, events) batches, oldest left
+        self._offered = 0  # events offered (plant thread only)
+        self._dropped = 0  # events dropped (plant thread only)
+        self._taken = 0  # events taken off the memory queue (under _lock)
+        self._lock = threading.Lock()  # consumer / spiller decisions
+        self._wake = threading.Event()
+        self._closing = False
+        self._spool = None
+        self._spill_dir = spill_dir
+        self.delivered = 0
+        self.spilled = 0
+        self.max_lag = 0
+        self.failed: str | None = None
+        self._next_seq: int | None = None
+        self._thread = threading.Thread(target=self._run, name=f"consumer-{name}", daemon=True)
+        self._spiller = None
+        if overflow == "spill":
+            self._spiller = threading.Thread(target=self._spill_loop, name=f"spill-{name}",
+                                             daemon=True)
+
+    # -- producer side (the plant's thread) --------------------------------------------------
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+    @property
+    def lag(self) -> int:
+        """Events offered and not yet delivered (memory plus spool)."""
+        return max(0, self._offered - self._dropped - self.delivered)
+
+    def offer(self, start: int, events: list) -> None:
+        """Queue one batch (plant thread; never blocks on disk or network)."""
+        if self.failed is not None:
+            return
+        self._mem.append((start, events))
+        self._offered += len(events)
+        lag = self._offered - self._dropped - self._taken
+        if lag > self.max_lag:
+            self.max_lag = lag
+        if lag > self.max_events and self.overflow == "drop":
+            self._drop_oldest(lag)
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def _drop_oldest(self, lag: int) -> None:
+        while lag > self.max_events and len(self._mem) > 1:
+            try:
+                _, evs = self._mem.popleft()
+            except IndexError:
+                return
+            self._dropped += len(evs)
+            lag -= len(evs)
+
+    # -- consumer side -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+        if self._spiller is not None:
+            self._spiller.start()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver everything queued, then ``consumer.close()``; joins the threads."""
+        self._closing = True
+        self._wake.set()
+        if self._spiller is not None:
+            self._spiller.join(timeout)
+        self._thread.join(timeout)
+        if self._spool is not None:
+            drained = len(self._spool) == 0
+            self._spool.close()
+            if drained:  # an overflow buffer of this run only: nothing left to keep
+                shutil.rmtree(self._spool.dir, ignore_errors=True)
+
+    def _take(self) -> tuple[int, list] | None:
+        """The next batch in stream order: the spool (older) first, then memory."""
+        with self._lock:
+            if self._spool is not None and len(self._spool):
+                rec = self._spool.peek()
+                start = rec.rows[0][1][0]
+                events = [codec.from_array([c, *f]) for c, f in rec.rows[1:]]
+                self._spool.ack(rec)
+                return start, events
+            try:
+                batch = self._mem.popleft()
+            except IndexError:
+                return None
+            self._taken += len(batch[1])
+            return batch
+
+    def _run(self) -> None:
+        c = self.consumer
+        while True:
+            batch = self._take()
+            if batch is None:
+                if self._closing and not self._mem and (self._spiller is None
+                                                        or not self._spiller.is_alive()):
+                    batch = self._take()  # the spiller may have moved the last ones
+                    if batch is None:
+                        break
+                else:
+                    self._wake.clear()
+                    if self._mem:
+                        continue
+                    if not self._wake.wait(IDLE_S) and self.failed is None:
+                        self._call(c.on_idle)
+                    continue
+            if self.failed is not None:
+                continue  # drain and discard: a failed consumer gets nothing
+            start, events = batch
+            if self._next_seq is not None and start > self._next_seq:
+                self._call(c.on_gap, self._next_seq, start - self._next_seq)
+            self._next_seq = start + len(events)
+            self._call(c.on_batch, start, events)
+            self.delivered += len(events)
+        if self.failed is None:
+            self._call(c.close)
+        else:
+            try:
+                c.close()
+            except Exception:
+                pass
+
+    def _call(self, fn, *args) -> None:
+        if self.failed is not None:
+            return
+        try:
+            fn(*args)
+        except Exception as e:  # isolation: any error of any consumer
+            self.failed = f"{type(e).__name__}: {e}".replace("\n", " ")[:500]
+            log.error("stream consumer %s failed and is stopped: %s", self.name, self.failed)
+            self._stream._failed(self.name, self.failed)
+
+    def _spill_loop(self) -> None:
+        """Move the oldest in-memory batches to the spool while the queue is over bound."""
+        while True:
+            lag = self._offered - self._dropped - self._taken
+            if lag <= self.max_events or len(self._mem) <= 1:
+                if self._closing:
+                    return
+                time.sleep(0.01)  # polling the bound; not synchronisation of results
+                continue
+            with self._lock:
+                try:
+                    start, events = self._mem.popleft()
+                except IndexError:
+                    continue
+                self._taken += len(events)
+                try:
+                    self._spool_append(start, events)
+                except Exception as e:
+                    self._mem.appendleft((start, events))  # keep it; stop spilling
+                    self._taken -= len(events)
+                    log.error("stream consumer %s: spill failed (%s); queueing in memory",
+                              self.name, e)
+                    return
+
+    def _spool_append(self, start: int, events: list) -> None:
+        if self._spool is None:
+            from kalshi_platform.storage.spool import Spool
+
+            if self._spill_dir is None:
+                d = Path(tempfile.mkdtemp(prefix=f"kalshi-spill-{self.name}-"))
+            else:
+                d = self._spill_dir / f"{self._stream.run_id}-{self.name}"
+            self._spool = Spool(d, fsync="none")
+        rows = [(0, (start,))] + [(a[0], a[1:]) for a in map(codec.to_array, events)]
+        self._spool.append(rows)
+        self.spilled += len(events)
+
+
+class EventStream:
+    """The plant's sequenced output (a publisher in its fan-out; see the module docstring).
+
+    Args:
+        run_id: names this run's stream (default :func:`new_run_id`).
+
+    Attributes: ``run_id``, ``seq`` (the last seq assigned), ``runners`` (attached
+    :class:`ConsumerRunner` s).
+    """
+
+    sink_name = "stream"
+
+    def __init__(self, run_id: str | None = None) -> None:
+        self.run_id = run_id or new_run_id()
+        self.seq = 0
+        self._pending: list = []
+        self.runners: list[ConsumerRunner] = []
+        self._failures: deque = deque()
+        self._closed = False
+
+    def attach(self, consumer: StreamConsumer, name: str, *, max_events: int = 1_000_000,
+               overflow: Literal["spill", "drop"] = "spill",
+               spill_dir: Path | None = None) -> ConsumerRunner:
+        """Add a consumer (before the first event, or it starts at the next batch) and start
+        its thread. ``max_events`` bounds its in-memory queue."""
+        r = ConsumerRunner(self, consumer, name, max_events=max_events, overflow=overflow,
+                           spill_dir=spill_dir)
+        self.runners.append(r)
+        r.start()
+        return r
+
+    # -- Publisher (the plant's thread) ------------------------------------------------------
+
+    def publish(self, event: Any) -> None:
+        self._pending.append(event)
+
+    def commit(self) -> None:
+        """Hand every event published since the last commit to every consumer, as one batch."""
+        ev = self._pending
+        if not ev:
+            return
+        self._pending = []
+        start = self.seq + 1
+        self.seq += len(ev)
+        for r in self.runners:
+            r.offer(start, ev)
+
+    def flush(self) -> None:
+        self.commit()
+
+    def close(self) -> None:
+        """Commit, then let every consumer drain and close (joins their threads)."""
+        if self._closed:
+            return
+        self.commit()
+        self._closed = True
+        for r in self.runners:
+            r.close()
+
+    # -- failures ------------------------------------------------------------------------
+
+    def _failed(self, name: str, text: str) -> None:
+        self._failures.append((name, text))
+
+    def take_failures(self) -> list[tuple[str, str]]:
+        """``(consumer name, one-line error)`` of consumers that failed since the last call."""
+        out = []
+        while self._failures:
+            out.append(self._failures.popleft())
+        return out

@@ -1,0 +1,90 @@
+"""Storage sinks as consumers of the plant's event stream (each on its own thread).
+
+:class:`SinkConsumer` adapts any :class:`~kalshi_platform.ticker_plant.publishers.Publisher`
+(the Parquet store, the QuestDB writer) to a stream consumer: it publishes each event in
+order, flushes by age (``flush_s``: the Parquet store's ``KALSHI_PARQUET_FLUSH_S``) and closes
+the sink at the end of the stream. :func:`attach_sinks` wires a list of sinks to a stream with
+``overflow="spill"``: a sink that falls behind queues up to a bound in memory, then on disk,
+and never loses an event.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from kalshi_platform.stream.bus import ConsumerRunner, EventStream
+
+
+class SinkConsumer:
+    """Feeds a Publisher from the stream (see the module docstring).
+
+    Args:
+        sink: the publisher (``publish``/``flush``/``close``).
+        flush_s: call ``sink.flush()`` once this many seconds passed since the last flush
+            (``None``: only at the end; the sink batches by itself).
+
+    Raises whatever the sink raises (the runner marks the consumer failed).
+    """
+
+    def __init__(self, sink: Any, flush_s: float | None = None) -> None:
+        self.sink = sink
+        self.flush_s = flush_s
+        self._last_flush = time.monotonic()
+
+    def on_batch(self, start_seq: int, events: Sequence[Any]) -> None:
+        pub = self.sink.publish
+        for ev in events:
+            pub(ev)
+        self._maybe_flush()
+
+    def on_gap(self, first_seq: int, count: int) -> None:  # pragma: no cover - spill never gaps
+        raise RuntimeError(f"storage sink lost {count} events from seq {first_seq}")
+
+    def on_idle(self) -> None:
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        if self.flush_s is None:
+            return
+        now = time.monotonic()
+        if now - self._last_flush >= self.flush_s:
+            self._last_flush = now
+            self.sink.flush()
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+def attach_sinks(stream: EventStream, sinks: Iterable[Any], *, flush_s: dict[str, float] | None
+                 = None, max_events: int = 1_000_000,
+                 spill_dir: Path | None = None) -> list[ConsumerRunner]:
+    """Attach each sink to ``stream`` as a spilling consumer named by its ``sink_name``.
+
+    ``flush_s``: per sink name, the age flush interval (e.g. ``{"parquet": 5.0}``).
+    ``spill_dir``: where overflow spools go (default: a temporary directory per consumer).
+    Returns the runners (their ``lag``/``spilled`` counters feed the status line)."""
+    out = []
+    for s in sinks:
+        name = getattr(s, "sink_name", None) or type(s).__name__
+        out.append(stream.attach(SinkConsumer(s, (flush_s or {}).get(name)), name,
+                                 max_events=max_events, overflow="spill",
+                                 spill_dir=spill_dir))
+    return out
+
+
+def plant_outputs(sinks: list[Any], settings: Any, *, extra: Sequence[Any] = (),
+                  run_id: str | None = None) -> list[Any]:
+    """The publishers a plant gets: one :class:`EventStream` feeding ``sinks`` on their own
+    threads (Parquet flushed every ``settings.parquet_flush_s``; queues bounded by
+    ``settings.stream_queue_events``, then spilled under the store), followed by ``extra``
+    publishers called inline (in-process subscribers, tests). No sinks and no extras: ``[]``,
+    so the plant does not even build events (``--sink none``)."""
+    if not sinks:
+        return list(extra)
+    stream = EventStream(run_id)
+    attach_sinks(stream, sinks, flush_s={"parquet": settings.parquet_flush_s},
+                 max_events=settings.stream_queue_events,
+                 spill_dir=Path(settings.store_dir) / "_stream_spill")
+    return [stream, *extra]
