@@ -19,7 +19,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import NamedTuple
 
-from kalshi_platform.fixedpoint import ONE_DOLLAR, price_to_decimal, price_to_str, size_to_str
+from kalshi_platform.fixedpoint import MAX_SIZE, ONE_DOLLAR, price_to_decimal, price_to_str, size_to_str
 
 LIVE = "live"
 STALE = "stale"
@@ -27,7 +27,8 @@ SYNCING = "syncing"
 
 
 class BookError(ValueError):
-    """A delta would drive a level negative (a missed update). The book is marked stale."""
+    """A delta would drive a level negative (a missed update) or past 10^10 contracts. The
+    book is marked stale."""
 
 
 class BBO(NamedTuple):
@@ -119,7 +120,8 @@ class OrderBook:
 
         A level reaching 0 is removed. Returns ``True`` when the top of that side may have
         changed (price at or above the previous best), ``False`` when it cannot have.
-        Raises :class:`BookError` and marks the book ``stale`` if the level would go negative.
+        Raises :class:`BookError` and marks the book ``stale`` (the ladder unchanged) if the
+        level would go negative or past 10^10 contracts (:data:`~kalshi_platform.fixedpoint.MAX_SIZE`).
         """
         if side == "yes":
             ladder = self.yes
@@ -128,6 +130,9 @@ class OrderBook:
             ladder = self.no
             best = self.best_no
         new = ladder.get(price, 0) + delta
+        if new > MAX_SIZE:
+            self.state = STALE
+            raise BookError(f"{self.ticker}: {side} level {price} would exceed 10^10 contracts")
         if new > 0:
             ladder[price] = new
             if best is None or price > best:

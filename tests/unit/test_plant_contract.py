@@ -286,3 +286,13 @@ def test_failing_sink_is_marked_failed_and_others_go_on():
     plant.process(json.dumps(delta(3)))
     assert bad.seen == seen  # a failed sink gets nothing more
     plant.close()
+
+
+def test_a_level_driven_past_1e10_contracts_is_a_book_error():
+    asked = []
+    big = "9999999999.00"
+    plant, pub = run(snap(1, yes=(("0.4000", big),)), delta(2, d="1.01"),
+                     resync=lambda sid, t: asked.append(t))
+    assert plant.stats.book_errors == 1 and asked == [[T]]
+    assert plant.books[T].yes == {400_000: 999_999_999_900}  # unchanged
+    assert bbos(pub)[-1].state == "stale"
