@@ -1,4 +1,5 @@
-"""``kalshi-platform bench``: speed against the seed-style baseline, measured in one run."""
+"""``kalshi-platform bench``: speed against the seed-style baseline, measured in one run;
+``kalshi-platform bench fuzz``: the plant's contract under a seeded hostile feed."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ from rich.table import Table
 from kalshi_platform.tools.cli import _fail, app, console
 
 
-@app.command()
+bench_app = typer.Typer(help="Benchmarks (plain `bench`: speed against the seed-style "
+                             "baseline) and `bench fuzz` (the plant's contract under fuzzing).",
+                        invoke_without_command=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.callback()
 def bench(
+    ctx: typer.Context,
     frames: int = typer.Option(500_000, help="Frames in the synthetic recording."),
     repeat: int = typer.Option(3, help="Runs per stage; the best is kept."),
     source: Optional[Path] = typer.Option(None, help="Real capture to build the input from (default: bundled)."),
@@ -26,6 +34,8 @@ def bench(
 ) -> None:
     """Measure decode, book apply and the whole replay pipeline against the baseline
     (stdlib json + Decimal + SortedDict, BBO recomputed on every delta)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from kalshi_platform.bench.runner import run_bench
 
     if frames < 1000 or repeat < 1:
@@ -70,3 +80,60 @@ def bench(
     console.print(f"checks: final BBO of {c['markets']} markets equal to the baseline, "
                   f"{c['bbo_changes']:,} BBO changes in both, gaps {c['gaps']}; "
                   f"peak RSS {result['peak_rss_mib']} MiB")
+
+
+@bench_app.command("fuzz")
+def fuzz(
+    frames: int = typer.Option(1_000_000, help="Frames to feed (real and mutated)."),
+    seed: int = typer.Option(0, help="RNG seed: the same seed gives the same frames."),
+    check_every: int = typer.Option(1000, help="Check every book and event every N frames."),
+    shared: bool = typer.Option(True, "--shared/--no-shared",
+                                help="Also mutate the captures in ../shared/data/real/kalshi/ws "
+                                     "when present."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+) -> None:
+    """Fuzz the ticker plant's contract with a seeded hostile feed built from real recordings.
+
+    Mutated numbers, types, keys, seqs and books, truncated, deeply nested and invalid UTF-8
+    frames, mixed with the real ones, go to the ticker plant with a Parquet store. Checks: no
+    exception escapes, no live book is crossed or holds an out-of-range level, quarantined
+    frames are kept verbatim, rows counted equal rows written, nothing out of range is
+    accepted or published. Exit 1 when any fails."""
+    from kalshi_platform.bench.fuzz import default_sources, run_fuzz
+
+    if frames < 1 or check_every < 1:
+        _fail("--frames and --check-every must be >= 1")
+    sources, note = default_sources(shared)
+    if note:
+        console.print(f"note: {note}; using the bundled recordings only", highlight=False)
+    res = run_fuzz(frames, seed, sources, check_every=check_every)
+    if as_json:
+        print(json.dumps(res.to_dict(), indent=2, default=str))
+    else:
+        _print_fuzz(res)
+    if any(res.failures().values()) or any(res.contract_gaps().values()):
+        raise typer.Exit(1)
+
+
+def _print_fuzz(res) -> None:
+    d = res.to_dict()
+    console.print(f"fuzz: {res.frames:,} frames ({res.mutated:,} mutated) from "
+                  f"{len(res.sources)} recording(s), seed {res.seed}, {res.elapsed_s:.1f} s "
+                  f"({d['frames_per_s'] or 0:,} frames/s); {res.quarantined:,} quarantined, "
+                  f"{res.live_checks:,} live-book checks, {res.resync_requests:,} resyncs",
+                  highlight=False)
+    t = Table(title="contract", title_justify="left")
+    t.add_column("check")
+    t.add_column("count", justify="right")
+    for k, v in {**res.failures(), **res.contract_gaps()}.items():
+        t.add_row(k, f"{v:,}")
+    console.print(t)
+    for title, items in (("exceptions", res.exceptions), ("internal errors", res.internal_errors),
+                         ("accepted but must be quarantined", res.unquarantined),
+                         ("event values out of range", res.bad_events)):
+        for k, v in items.most_common(10):
+            console.print(f"  {title}: {v:,} x {k}", highlight=False, markup=False)
+    bad_rows = {t: r for t, r in res.rows.items() if not r["counted"] == r["written"] == r["read"]}
+    if bad_rows:
+        console.print(f"  rows counted/written/read differ: {bad_rows}", highlight=False,
+                      markup=False)
