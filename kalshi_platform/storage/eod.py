@@ -23,8 +23,9 @@ Sources (same three operations; see :class:`QuestDBSource` and :class:`EmbeddedS
   PARTITION"). After a drop the job waits until the WAL has applied it (``wal_tables()``).
 * **embedded** Parquet store: the day's files ``<store>/<table>/date=D/*.parquet``, read through
   DuckDB ordered by ``ts`` and the dedup keys (an external sort under a memory limit, so a day
-  larger than memory still streams), dropped by renaming the ``date=D`` directory away in one
-  atomic ``rename`` and then deleting it.
+  larger than memory still streams), one row per dedup-key tuple (the copy the ``query``
+  views keep: ``historical.query.latest_row_sql``), dropped by renaming the ``date=D``
+  directory away in one atomic ``rename`` and then deleting it.
 
 **Digest** (the verification checksum): row count plus the sum, mod 2**64, of DuckDB's
 ``hash()`` over *every* column of a row (so the dedup keys and the values). A sum is
@@ -67,6 +68,8 @@ from typing import Any, Iterable, Iterator, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kalshi_platform.historical.query import (FILE_COL, ROW_COL, latest_row_sql,
+                                              parquet_scan_sql)
 from kalshi_platform.storage import s3 as s3mod
 from kalshi_platform.storage.hdb_writer import (PartitionWriter, WrittenFile, fsync_dir,
                                                  partition_dir)
@@ -361,13 +364,15 @@ class EmbeddedSource:
         con = self._con()
         try:
             order = ", ".join(_q(k) for k in t.dedup_keys)
-            # the embedded store appends (a re-run backfill over an overlapping range, a live
-            # run and a backfill of the same trades): keep one row per dedup key, the last
-            # received, as QuestDB's DEDUP UPSERT would
-            latest = "recv_ts DESC NULLS LAST" if "recv_ts" in t.column_names else order
+            # the embedded store appends (two live runs, a crashed run and the replay of its
+            # recording, a backfill over a live run's trades): keep one row per dedup key,
+            # NULL keys equal, chosen as the query views choose (latest recv_ts, then the
+            # greatest file name, then the last row of it: deterministic, so a re-run
+            # writes the same files)
+            qualify = latest_row_sql(table, [*t.column_names, FILE_COL, ROW_COL])
             rel = con.sql(f"SELECT {', '.join(map(_q, t.column_names))} FROM "
-                          f"read_parquet({_file_list(files)}) QUALIFY row_number() OVER "
-                          f"(PARTITION BY {order} ORDER BY {latest}) = 1 ORDER BY {order}")
+                          f"{parquet_scan_sql(_file_list(files), hive=False)} {qualify} "
+                          f"ORDER BY {order}")
             for batch in _reader(rel, chunk_rows):
                 yield batch.cast(schema)
         finally:

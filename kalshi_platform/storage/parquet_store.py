@@ -237,16 +237,28 @@ class ParquetStore:
         return n
 
 
-def read_table(root: str | Path, table: str, columns: list[str] | None = None) -> pa.Table:
+def read_table(root: str | Path, table: str, columns: list[str] | None = None, *,
+               dedup: bool = False) -> pa.Table:
     """Read one table of a store (all date partitions) into an Arrow table.
 
     The hive ``date`` partition is dropped from the result (it duplicates ``ts``). Returns an
-    empty table with the declared schema when nothing was written.
+    empty table with the declared schema when nothing was written. ``dedup=True`` keeps one
+    row per dedup-key tuple of the table (NULL keys equal; the copy kept is the one
+    ``kalshi-platform query`` and the EOD job keep: latest ``recv_ts``, then the greatest file
+    name, then the last row of that file; ``historical.query.latest_row_sql``), read through
+    DuckDB and sorted by the dedup keys; raises
+    :class:`~kalshi_platform.historical.query.QueryError` on an unreadable file. The default
+    (``dedup=False``) returns every stored row.
     """
     t = TABLES[table]
     path = Path(root) / table
-    if not path.is_dir() or not any(path.glob("date=*/*.parquet")):
-        return t.arrow_schema().empty_table()
-    dataset = ds.dataset(path, format="parquet", partitioning="hive")
     names = columns or t.column_names
+    if not path.is_dir() or not any(path.glob("date=*/*.parquet")):
+        empty = t.arrow_schema().empty_table()
+        return empty.select(names) if dedup else empty
+    if dedup:
+        from kalshi_platform.historical.query import read_deduped
+
+        return read_deduped(path, table, names)
+    dataset = ds.dataset(path, format="parquet", partitioning="hive")
     return dataset.to_table(columns=names)
