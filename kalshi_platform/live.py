@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 
 from kalshi_platform.ingestion.recorder import Recorder
 from kalshi_platform.ingestion.ws_client import KalshiWSClient
+from kalshi_platform.stream.sinks import stream_summary
 from kalshi_platform.ticker_plant.order_book import LIVE, STALE, SYNCING
 from kalshi_platform.ticker_plant.plant import TickerPlant
 
@@ -98,12 +99,16 @@ class LiveRun:
         handle_signals: stop on SIGINT/SIGTERM (only possible in the main thread).
         banner: printed through ``status`` once the first connection is up (and a short
             notice on every reconnect), so a run that fails to start prints only its error.
+        store_flush_s: with a recorder, every this many seconds the recording is flushed and
+            then a flush marker goes down the plant's stream (the sinks flush at it), so the
+            store never holds a row the recording on disk lacks.
     """
 
     def __init__(self, client: KalshiWSClient, *, sinks: Iterable[Any] = (),
                  recorder: Recorder | None = None, status_interval: float = 5.0,
                  status: Callable[[str], None] | None = None,
-                 handle_signals: bool = True, banner: str | None = None) -> None:
+                 handle_signals: bool = True, banner: str | None = None,
+                 store_flush_s: float | None = None) -> None:
         self.client = client
         self.plant = client.plant
         self.sinks = list(sinks)
@@ -112,9 +117,11 @@ class LiveRun:
         self.status = status or (lambda line: log.info("%s", line))
         self.handle_signals = handle_signals
         self.banner = banner
+        self.store_flush_s = store_flush_s
         self.stop_event = asyncio.Event()
         self.stopped_by = ""
         self._t0 = 0.0
+        self.max_stall_s = 0.0
 
     def stop(self, why: str = "stop requested") -> None:
         """Ask the run to end (flushing everything)."""
@@ -137,6 +144,7 @@ class LiveRun:
                     pass
         self._t0 = time.monotonic()
         house = asyncio.create_task(self._housekeeping(), name="live-housekeeping")
+        watch = asyncio.create_task(self._watch_stalls(), name="live-stall-watch")
         timer = None
         if duration is not None:
             timer = loop.call_later(duration, self.stop, f"duration {duration:g}s")
@@ -148,6 +156,7 @@ class LiveRun:
             if timer is not None:
                 timer.cancel()
             house.cancel()
+            watch.cancel()
             for sig in installed:
                 try:
                     loop.remove_signal_handler(sig)
@@ -174,15 +183,36 @@ class LiveRun:
             if self.recorder is not None:
                 self.recorder.close()
 
+    async def _watch_stalls(self, period: float = 0.002) -> None:
+        """Measure how late the event loop wakes up: the worst is the longest time the read
+        loop was blocked (``loop_max_stall_ms`` in the summary; the sinks run on their own
+        threads, so it stays small however slow they are)."""
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            stall = now - last - period
+            if stall > self.max_stall_s:
+                self.max_stall_s = stall
+            last = now
+
     async def _housekeeping(self) -> None:
         next_status = time.monotonic() + self.status_interval if self.status_interval else None
         last_frames = self.plant.stats.frames
         last_t = time.monotonic()
         seen_connects = 0
+        next_mark = time.monotonic() + (self.store_flush_s or 0)
+        stream = getattr(self.plant, "stream", None)
         while True:
             await asyncio.sleep(min(0.25, self.status_interval or 0.25))
             if self.recorder is not None:
                 self.recorder.maybe_flush()
+                if (self.store_flush_s is not None and stream is not None
+                        and time.monotonic() >= next_mark):
+                    self.recorder.flush()  # the raw frames first, then the rows from them
+                    stream.mark_flush()
+                    next_mark = time.monotonic() + self.store_flush_s
             cs = self.client.stats
             if self.status_interval and cs.connects > seen_connects and self.client.connected:
                 if seen_connects == 0 and self.banner:
@@ -214,6 +244,8 @@ class LiveRun:
         return {
             "stopped_by": self.stopped_by,
             "elapsed_s": round(time.monotonic() - self._t0, 3),
+            "loop_max_stall_ms": round(self.max_stall_s * 1000, 3),
+            "stream": stream_summary(self.plant),
             "frames": st.frames,
             "messages_by_type": st.messages_by_type(),
             "market_count": len(self.plant.books),

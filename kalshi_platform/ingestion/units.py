@@ -258,7 +258,7 @@ def lifecycle_units(m: dict) -> tuple[str, str, str | None, int | None, int | No
         if key is not None:
             ts_ns = ts_units(None, _int_field(m, key))
     sv = m.get("settlement_value")
-    if sv is not None and not isinstance(sv, (str, int)):
+    if sv is not None and type(sv) is not str and type(sv) is not int:  # bools too
         raise DecodeError(f"settlement_value must be a dollar string, got {_show(sv)}")
     value = None if sv is None else _price(sv if type(sv) is str else None,
                                            sv if type(sv) is int else None,

@@ -60,6 +60,9 @@ class StreamConsumer(Protocol):
     def on_idle(self) -> None:
         """Nothing arrived for :data:`IDLE_S` seconds (a chance to flush by age)."""
 
+    # optional: ``on_flush()``, called at each :meth:`EventStream.mark_flush` marker, in
+    # stream order (every event before the marker has been delivered)
+
     def close(self) -> None:
         """The stream ended; every batch has been delivered."""
 
@@ -113,6 +116,13 @@ class ConsumerRunner:
         """Events offered and not yet delivered (memory plus spool)."""
         return max(0, self._offered - self._dropped - self.delivered)
 
+    def offer_flush(self, seq: int) -> None:
+        """Queue a flush marker after stream seq ``seq`` (see :meth:`EventStream.mark_flush`)."""
+        if self.failed is None and hasattr(self.consumer, "on_flush"):
+            self._mem.append((seq + 1, None))
+            if not self._wake.is_set():
+                self._wake.set()
+
     def offer(self, start: int, events: list) -> None:
         """Queue one batch (plant thread; never blocks on disk or network)."""
         if self.failed is not None:
@@ -133,8 +143,9 @@ class ConsumerRunner:
                 _, evs = self._mem.popleft()
             except IndexError:
                 return
-            self._dropped += len(evs)
-            lag -= len(evs)
+            if evs is not None:  # a flush marker is dropped with the batches around it
+                self._dropped += len(evs)
+                lag -= len(evs)
 
     # -- consumer side -----------------------------------------------------------------------
 
@@ -161,15 +172,17 @@ class ConsumerRunner:
         with self._lock:
             if self._spool is not None and len(self._spool):
                 rec = self._spool.peek()
-                start = rec.rows[0][1][0]
-                events = [codec.from_array([c, *f]) for c, f in rec.rows[1:]]
+                kind, (start,) = rec.rows[0]
+                events = None if kind == 1 else [codec.from_array([c, *f])
+                                                 for c, f in rec.rows[1:]]
                 self._spool.ack(rec)
                 return start, events
             try:
                 batch = self._mem.popleft()
             except IndexError:
                 return None
-            self._taken += len(batch[1])
+            if batch[1] is not None:
+                self._taken += len(batch[1])
             return batch
 
     def _run(self) -> None:
@@ -192,6 +205,9 @@ class ConsumerRunner:
             if self.failed is not None:
                 continue  # drain and discard: a failed consumer gets nothing
             start, events = batch
+            if events is None:
+                self._call(c.on_flush)  # type: ignore[attr-defined]
+                continue
             if self._next_seq is not None and start > self._next_seq:
                 self._call(c.on_gap, self._next_seq, start - self._next_seq)
             self._next_seq = start + len(events)
@@ -229,12 +245,13 @@ class ConsumerRunner:
                     start, events = self._mem.popleft()
                 except IndexError:
                     continue
-                self._taken += len(events)
+                n = 0 if events is None else len(events)
+                self._taken += n
                 try:
                     self._spool_append(start, events)
                 except Exception as e:
                     self._mem.appendleft((start, events))  # keep it; stop spilling
-                    self._taken -= len(events)
+                    self._taken -= n
                     log.error("stream consumer %s: spill failed (%s); queueing in memory",
                               self.name, e)
                     return
@@ -248,6 +265,9 @@ class ConsumerRunner:
             else:
                 d = self._spill_dir / f"{self._stream.run_id}-{self.name}"
             self._spool = Spool(d, fsync="none")
+        if events is None:  # a flush marker
+            self._spool.append([(1, (start,))])
+            return
         rows = [(0, (start,))] + [(a[0], a[1:]) for a in map(codec.to_array, events)]
         self._spool.append(rows)
         self.spilled += len(events)
@@ -302,6 +322,15 @@ class EventStream:
 
     def flush(self) -> None:
         self.commit()
+
+    def mark_flush(self) -> None:
+        """Commit, then queue a flush marker for every consumer that has ``on_flush``: it is
+        called once every event before it was delivered. The live run marks after flushing
+        its raw recording, so a sink flushed at markers never holds a row the recording on
+        disk lacks (kill -9 then replaying the recording restores the store exactly)."""
+        self.commit()
+        for r in self.runners:
+            r.offer_flush(self.seq)
 
     def close(self) -> None:
         """Commit, then let every consumer drain and close (joins their threads)."""

@@ -23,7 +23,8 @@ class SinkConsumer:
     Args:
         sink: the publisher (``publish``/``flush``/``close``).
         flush_s: call ``sink.flush()`` once this many seconds passed since the last flush
-            (``None``: only at the end; the sink batches by itself).
+            (``None``: only at stream flush markers and at the end; the sink batches by
+            itself).
 
     Raises whatever the sink raises (the runner marks the consumer failed).
     """
@@ -31,6 +32,11 @@ class SinkConsumer:
     def __init__(self, sink: Any, flush_s: float | None = None) -> None:
         self.sink = sink
         self.flush_s = flush_s
+        self._last_flush = time.monotonic()
+
+    def on_flush(self) -> None:
+        """A flush marker of the stream (:meth:`EventStream.mark_flush`): flush now."""
+        self.sink.flush()
         self._last_flush = time.monotonic()
 
     def on_batch(self, start_seq: int, events: Sequence[Any]) -> None:
@@ -48,10 +54,10 @@ class SinkConsumer:
     def _maybe_flush(self) -> None:
         if self.flush_s is None:
             return
-        now = time.monotonic()
-        if now - self._last_flush >= self.flush_s:
-            self._last_flush = now
+        if time.monotonic() - self._last_flush >= self.flush_s:
             self.sink.flush()
+            # measured from the end of the flush: a slow flush never makes every batch flush
+            self._last_flush = time.monotonic()
 
     def close(self) -> None:
         self.sink.close()
@@ -75,16 +81,46 @@ def attach_sinks(stream: EventStream, sinks: Iterable[Any], *, flush_s: dict[str
 
 
 def plant_outputs(sinks: list[Any], settings: Any, *, extra: Sequence[Any] = (),
-                  run_id: str | None = None) -> list[Any]:
-    """The publishers a plant gets: one :class:`EventStream` feeding ``sinks`` on their own
-    threads (Parquet flushed every ``settings.parquet_flush_s``; queues bounded by
-    ``settings.stream_queue_events``, then spilled under the store), followed by ``extra``
-    publishers called inline (in-process subscribers, tests). No sinks and no extras: ``[]``,
-    so the plant does not even build events (``--sink none``)."""
-    if not sinks:
-        return list(extra)
+                  publish: Sequence[str] = (), run_id: str | None = None,
+                  flush_by_marker: bool = False) -> tuple[list[Any], list[Any]]:
+    """The publishers a plant gets, and the started subscriber transports.
+
+    One :class:`EventStream` feeds ``sinks`` on their own threads (Parquet flushed every
+    ``settings.parquet_flush_s``; queues bounded by ``settings.stream_queue_events``, then
+    spilled under the store) and the ``publish`` URLs' transports
+    (:mod:`kalshi_platform.feed.transports`); ``extra`` publishers follow it, called inline
+    (in-process subscribers, tests). ``flush_by_marker``: the Parquet store flushes only at
+    the stream's flush markers (the live run with ``--record`` marks after each recording
+    flush) instead of by its own clock. With no sinks and no URLs the stream is left out, so the
+    plant does not even build events (``--sink none``). Raises
+    :class:`~kalshi_platform.feed.transports.TransportError` when a transport cannot start."""
+    if not sinks and not publish:
+        return list(extra), []
     stream = EventStream(run_id)
-    attach_sinks(stream, sinks, flush_s={"parquet": settings.parquet_flush_s},
+    attach_sinks(stream, sinks, flush_s={} if flush_by_marker else
+                 {"parquet": settings.parquet_flush_s},
                  max_events=settings.stream_queue_events,
                  spill_dir=Path(settings.store_dir) / "_stream_spill")
-    return [stream, *extra]
+    started: list[Any] = []
+    if publish:
+        from kalshi_platform.feed.transports import attach_all
+
+        try:
+            started = attach_all(stream, list(publish), settings)
+        except BaseException:
+            stream.close()
+            raise
+    return [stream, *extra], started
+
+
+def stream_summary(plant: Any) -> dict[str, Any] | None:
+    """The plant's event stream for a summary: run id, last seq, and per consumer its
+    delivered events, lag, worst lag, spilled and dropped events and failure (``None``
+    without a stream)."""
+    s = getattr(plant, "stream", None)
+    if s is None:
+        return None
+    return {"run_id": s.run_id, "seq": s.seq, "consumers": {
+        r.name: {"delivered": r.delivered, "lag": r.lag, "max_lag": r.max_lag,
+                 "spilled": r.spilled, "dropped": r.dropped, "failed": r.failed}
+        for r in s.runners}}

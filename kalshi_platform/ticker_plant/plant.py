@@ -579,6 +579,9 @@ class TickerPlant(PassThroughHandlers):
 
     def _on_subscribed(self, f: Subscribed, recv_ns: int | None) -> None:
         channel, sid = f.channel_sid
+        raw_sid = (f.msg or {}).get("sid", f.sid)
+        if raw_sid is not None and type(raw_sid) is not int:
+            raise DecodeError(f"subscribed: sid must be an integer, got {str(raw_sid)[:40]!r}")
         if sid is not None and not 1 <= sid <= MAX_COUNTER:
             raise DecodeError(f"subscribed: sid {str(sid)[:40]} outside [1, 2^63)")
         if channel is not None and (not isinstance(channel, str) or len(channel) > 64):

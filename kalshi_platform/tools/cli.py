@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kalshi_platform.config import get_settings
+from kalshi_platform.feed.transports import TransportError, parse_publish
 from kalshi_platform.ingestion.recording import RecordingError
 from kalshi_platform.logfmt import sink_failures_line
 from kalshi_platform.storage.parquet_store import StoreError
@@ -36,7 +37,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-_USER_ERRORS = (RecordingError, StoreError, UsageError)
+_USER_ERRORS = (RecordingError, StoreError, UsageError, TransportError)
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -55,6 +56,7 @@ def replay(
     file: Path = typer.Argument(..., help="Recording: JSON Lines (optionally gzip), a JSON capture, or a directory of rotated `record` files."),
     store: Optional[Path] = typer.Option(None, help="Parquet store root (default: KALSHI_STORE_DIR or ./store)."),
     sink: str = typer.Option("parquet", help="Comma-separated sinks: parquet, questdb, none."),
+    publish: str = typer.Option("", "--publish", help="Also publish the event stream to subscribers: comma-separated ipc://PATH, udp://HOST:PORT, ws://HOST:PORT (docs/feed-protocol.md)."),
     summary_json: Optional[Path] = typer.Option(None, "--summary-json", help="Also write the summary as JSON here."),
     speed: float = typer.Option(0.0, help="0 = as fast as possible; 1 = the recording's own pace."),
     use_yes_price: Optional[bool] = typer.Option(
@@ -70,8 +72,9 @@ def replay(
     settings = get_settings()
     try:
         sinks = parse_sinks(sink)
+        urls = parse_publish(publish) if publish else []
         summary = run_replay(file, store=store or settings.store_dir, sinks=sinks, speed=speed,
-                             use_yes_price=use_yes_price,
+                             use_yes_price=use_yes_price, publish=urls,
                              batch_rows=settings.parquet_batch_rows,
                              compression=settings.parquet_compression, settings=settings)
     except _USER_ERRORS as e:
@@ -124,6 +127,7 @@ COMMAND_MODULES = (
     "rest_demo",   # demo
     "backfill",    # backfill (REST trade history → sinks)
     "historical",  # eod, query, preview
+    "feed",        # subscribe
 )
 
 

@@ -53,6 +53,7 @@ from kalshi_platform.ticker_plant.plant import TickerPlant
 from kalshi_platform.tools.cli import _fail, _setup_logging, app, console, err_console
 from kalshi_platform.stream.sinks import plant_outputs
 from kalshi_platform.tools.sinks import UsageError, build_sinks, parse_sinks
+from kalshi_platform.feed.transports import TransportError, parse_publish
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -140,13 +141,16 @@ def _print_summary(s: dict[str, Any], title: str) -> None:
     console.print(t)
 
 
+_PUBLISH = typer.Option("", "--publish", help="Also publish the event stream to subscribers: comma-separated ipc://PATH, udp://HOST:PORT, ws://HOST:PORT (docs/feed-protocol.md).")
+
+
 def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[str] | None,
           status: str, sink: str, store: Path | None, record_dir: Path | None, gzip: bool,
           rotate_mb: float, ws_url: str | None, base_url: str | None, env: str | None,
           key_id: str | None, private_key: Path | None, duration: float | None,
           use_yes_price: bool, status_interval: float, stale_after: float,
           open_timeout: float, connect_attempts: int, exit_on_close: bool,
-          summary_json: Path | None, title: str) -> None:
+          summary_json: Path | None, title: str, publish: str = "") -> None:
     """The body of ``run`` and ``record``."""
     settings = get_settings()
     tickers = split_list(markets)
@@ -167,7 +171,8 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
         _fail(f"--ws-url must be a ws:// or wss:// URL, got {url!r}")
     try:
         sink_names = parse_sinks(sink)
-    except UsageError as e:
+        publish_urls = parse_publish(publish) if publish else []
+    except (UsageError, TransportError) as e:
         _fail(str(e))
     signer = _signer(key_id, private_key, url)
     st = None if status.lower() in ("", "any", "all") else status.lower()
@@ -213,13 +218,22 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
     except (RecorderError, StoreError, UsageError) as e:
         _fail(str(e))
         return
-    plant = TickerPlant(plant_outputs(publishers, settings), use_yes_price=use_yes_price)
+    try:
+        outputs, _transports = plant_outputs(publishers, settings, publish=publish_urls,
+                                             flush_by_marker=recorder is not None)
+    except TransportError as e:
+        for p in publishers:
+            p.close()
+        _fail(str(e))
+        return
+    plant = TickerPlant(outputs, use_yes_price=use_yes_price)
     client = KalshiWSClient(url, plant, resolved, channels=DEFAULT_CHANNELS, headers=headers,
                             use_yes_price=use_yes_price, taps=[recorder] if recorder else [],
                             open_timeout=open_timeout, stale_after=stale_after,
                             backoff=Backoff(), connect_attempts=connect_attempts,
                             exit_on_close=exit_on_close)
     live = LiveRun(client, sinks=publishers, recorder=recorder, status_interval=status_interval,
+                   store_flush_s=settings.parquet_flush_s if recorder is not None else None,
                    status=lambda line: err_console.print(line, highlight=False, soft_wrap=True),
                    banner=f"{title}: {len(resolved)} market(s) from {url}"
                    + (f", recording to {record_dir}" if record_dir else "")
@@ -276,6 +290,7 @@ def run(
     markets: Optional[List[str]] = _MARKETS, event: Optional[List[str]] = _EVENT,
     series: Optional[List[str]] = _SERIES, status: str = _STATUS,
     sink: str = typer.Option("parquet", help="Comma-separated sinks: parquet, questdb, none."),
+    publish: str = _PUBLISH,
     store: Optional[Path] = typer.Option(None, help="Parquet store root (default: KALSHI_STORE_DIR or ./store)."),
     record: Optional[Path] = typer.Option(None, "--record", help="Also record raw frames to this directory."),
     gzip: bool = typer.Option(False, "--gzip", help="Recording: gzip the files."),
@@ -295,7 +310,7 @@ def run(
           private_key=private_key, duration=duration, use_yes_price=use_yes_price,
           status_interval=status_interval, stale_after=stale_after, open_timeout=open_timeout,
           connect_attempts=connect_attempts, exit_on_close=exit_on_close,
-          summary_json=summary_json, title="run")
+          summary_json=summary_json, title="run", publish=publish)
 
 
 @app.command(name="record")

@@ -25,7 +25,7 @@ from kalshi_platform.ingestion.recording import (
 )
 from kalshi_platform.config import Settings
 from kalshi_platform.storage.parquet_store import ParquetStore
-from kalshi_platform.stream.sinks import plant_outputs
+from kalshi_platform.stream.sinks import plant_outputs, stream_summary
 from kalshi_platform.ticker_plant.plant import TickerPlant
 from kalshi_platform.tools.sinks import UsageError, build_sinks
 
@@ -107,7 +107,7 @@ def check_files(path: Path, files: list[Path]) -> tuple[list[Path], list[str]]:
 def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
                use_yes_price: bool | None = None, batch_rows: int = 250_000,
                compression: str = "zstd", settings: Settings | None = None,
-               publishers: Sequence[Any] = ()) -> dict[str, Any]:
+               publishers: Sequence[Any] = (), publish: Sequence[str] = ()) -> dict[str, Any]:
     """Replay ``file`` (a recording, or a directory of rotated recording files, fed in name
     order into one plant) into a fresh :class:`TickerPlant` with the given sinks; return the
     summary (:func:`summarize`).
@@ -115,7 +115,8 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
     ``use_yes_price=None`` takes the flag from a ``.meta.json`` sidecar when there is one.
     ``settings`` configures the sinks (QuestDB conf, spool); ``batch_rows``/``compression``
     override its Parquet fields. ``publishers``: more publishers after the ``sinks`` ones
-    (in-process subscribers, or a test's failing sink). Every file is checked before any
+    (in-process subscribers, or a test's failing sink). ``publish``: subscriber transport
+    URLs (``--publish``; :mod:`kalshi_platform.feed.transports`). Every file is checked before any
     sink is built (:func:`check_files`). A file whose reading fails part-way (a gzip cut by
     a crash) is replayed up to the cut, warned about, listed in ``partial_files`` and the
     replay goes on with the next file. A sink that fails is the plant's business (it marks
@@ -144,8 +145,13 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
         "".join(fingerprint(f) for f in files).encode()).hexdigest()[:16]
     pubs = build_sinks(sinks, writer_id=f"replay-{fp}", settings=settings,
                        store=store, replace_existing=True)
-    plant = TickerPlant(plant_outputs(pubs, settings, extra=publishers),
-                        use_yes_price=use_yes_price)
+    try:
+        outputs, started = plant_outputs(pubs, settings, extra=publishers, publish=publish)
+    except BaseException:
+        for p in pubs:
+            p.close()
+        raise
+    plant = TickerPlant(outputs, use_yes_price=use_yes_price)
     pubs += list(publishers)
     if meta.recorded_at_ns is not None:
         plant.clock_ns = meta.recorded_at_ns
@@ -219,6 +225,7 @@ def summarize(plant: TickerPlant, publishers: Sequence[Any], *, file: Path, sink
         "rows_written": dict(sorted(store_pub.rows_written.items())) if store_pub else {},
         "files_written": store_pub.files_written if store_pub else 0,
         "questdb": qdb_pub.stats.as_dict() if qdb_pub else None,
+        "stream": stream_summary(plant),
         "elapsed_s": round(elapsed, 6),
         "msg_per_s": round(n_msgs / elapsed) if elapsed > 0 else None,
         "markets": plant.markets_summary(),
