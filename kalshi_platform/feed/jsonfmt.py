@@ -71,4 +71,23 @@ def event_objects(seq: int, ev: Any) -> Iterator[dict[str, Any]]:
     yield obj
 
 
-__all__ = ["event_objects"]
+def snapshot_bbo_objects(seq: int, books: Any, feeds: Any) -> Iterator[dict[str, Any]]:
+    """A snapshot taken at stream seq ``seq`` (a late join, a gap) as ``bbo`` objects, one
+    per book: its last live BBO, or its state with null prices, so a JSONL reader knows every
+    market's top from the join on even when the market is quiet afterwards. Nothing when the
+    ``bbo`` feed is not subscribed."""
+    if "bbo" not in feeds:
+        return
+    for b in books:
+        if b.bbo is not None and b.state == "live":
+            for obj in event_objects(seq, b.bbo):
+                obj["from_snapshot"] = True
+                yield obj
+        else:
+            yield {"feed": "bbo", "seq": seq, "ticker": b.ticker, "ts": None, "yes_bid": None,
+                   "yes_bid_size": None, "yes_ask": None, "yes_ask_size": None,
+                   "kalshi_seq": None, "recv_ts": None, "state": b.state, "mid": None,
+                   "spread": None, "from_snapshot": True}
+
+
+__all__ = ["event_objects", "snapshot_bbo_objects"]

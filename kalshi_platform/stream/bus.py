@@ -154,10 +154,14 @@ class ConsumerRunner:
         if self._spiller is not None:
             self._spiller.start()
 
-    def close(self, timeout: float | None = None) -> None:
-        """Deliver everything queued, then ``consumer.close()``; joins the threads."""
+    def begin_close(self) -> None:
+        """Ask the thread to deliver what is queued, then close the consumer (no wait)."""
         self._closing = True
         self._wake.set()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver everything queued, then ``consumer.close()``; joins the threads."""
+        self.begin_close()
         if self._spiller is not None:
             self._spiller.join(timeout)
         self._thread.join(timeout)
@@ -338,6 +342,8 @@ class EventStream:
             return
         self.commit()
         self._closed = True
+        for r in self.runners:  # all drain and close at once: subscribers get END without
+            r.begin_close()     # waiting for the storage sinks to finish writing
         for r in self.runners:
             r.close()
 

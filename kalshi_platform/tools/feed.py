@@ -84,15 +84,19 @@ def _open(path: Path) -> IO[bytes]:
 
 
 def _write_jsonl(sub: Any, out: IO[bytes]) -> bool:
-    from kalshi_platform.feed.jsonfmt import event_objects
+    from kalshi_platform.feed.jsonfmt import event_objects, snapshot_bbo_objects
 
     dumps = orjson.dumps
     for item in sub:
         if item.feed == "end":
             out.flush()
             return True
-        if item.feed in ("snapshot", "gap"):
-            continue  # control items: their effect is in the events that follow
+        if item.feed == "gap":
+            continue  # its repair (a snapshot) follows
+        if item.feed == "snapshot":
+            for obj in snapshot_bbo_objects(item.seq, item.event, sub.feeds):
+                out.write(dumps(obj) + b"\n")
+            continue
         for obj in event_objects(item.seq, item.event):
             out.write(dumps(obj) + b"\n")
     out.flush()
