@@ -68,7 +68,7 @@ def subscribe(
         if out is not None and out is not sys.stdout.buffer:
             out.close()
         sub.close()
-    err_console.print(f"subscribe {url}: {'end of stream' if ended else 'stopped'}; "
+    err_console.print(f"\nsubscribe {url}: {'end of stream' if ended else 'stopped'}; "
                       f"{sub.gaps} gap(s), {sub.snapshots} snapshot(s)", highlight=False)
     if not ended and (until_end or idle_timeout is not None):
         raise typer.Exit(1)
@@ -104,12 +104,15 @@ def _write_jsonl(sub: Any, out: IO[bytes]) -> bool:
 
 
 def _show_table(sub: Any) -> bool:
+    from rich.console import Console
     from rich.live import Live
 
     from kalshi_platform.tools.feed_table import MarketTable
 
     table = MarketTable()
-    with Live(table.render(), console=err_console, refresh_per_second=4,
+    # a terminal shows the table live; a pipe gets the final table at full width
+    console = err_console if err_console.is_terminal else Console(stderr=True, width=160)
+    with Live(table.render(), console=console, refresh_per_second=4,
               transient=False) as live:
         last = 0.0
         for item in sub:
