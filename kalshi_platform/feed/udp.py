@@ -189,9 +189,10 @@ def attach(stream: Any, url: str, settings: Any = None) -> UdpTransport:
                              f"HOST is not an address of this host)") from None
     pub = UdpPublisher(opts, stream.run_id, sock, service, first_seq=stream.seq + 1)
     name = f"udp:{opts.host}:{opts.port}"
+    # the sender first: a commit wakes it before the mirror
+    run = stream.attach(pub, name, max_events=queue, overflow="drop")
     mrun = stream.attach(mirror, name + ":snapshots", max_events=queue, overflow="spill",
                          spill_dir=spill)
-    run = stream.attach(pub, name, max_events=queue, overflow="drop")
     return UdpTransport(url, pub, run, mirror, mrun, service)
 
 

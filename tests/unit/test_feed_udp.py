@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 
 import msgspec
 import pytest
@@ -308,25 +309,38 @@ def test_subscriber_joining_mid_stream_takes_a_snapshot_and_ends_equal_to_the_or
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     a.write_bytes(b"".join(lines[:130]))
     b.write_bytes(b"".join(lines[130:]))
-    url = f"udp://127.0.0.1:{free_port()}"
-    stream, tr, plant = publish(url)
+    p1 = free_port()
+    p2 = free_port(avoid=(p1,))
+    stream, tr, plant = publish(f"udp://127.0.0.1:{p1}?dest=127.0.0.1:{p2}")
     for f in FILES[:3] + (a,):
         feed(f, plant, speed=FAST)
     plant.commit()
     joined_at = stream.seq
     wait_until(lambda: tr.publisher.events == joined_at)  # all sent before the join
-    reader = Reader(Subscriber(url, feeds=["bbo"], idle_timeout=20))
-    reader.start()
-    feed(b, plant, speed=FAST)
-    finish(stream, plant, reader)
-    sub = reader.sub
-    snap = reader.items[0]
-    assert snap.feed == "snapshot" and snap.seq >= joined_at and sub.snapshots == 1
-    assert sub.gaps == 0
-    bbo = [i.seq for i in reader.events()]
-    assert bbo == [s for s, e in enumerate(ref, 1) if s > snap.seq and FEED_OF[type(e)] == "bbo"]
-    assert reader.items[-1].feed == "end"
-    assert_books_match(sub.books, oracle)
+    later = Counter(e.ticker for e in ref[joined_at:] if hasattr(e, "ticker"))
+    ticker = later.most_common(1)[0][0]  # a market that still moves after the join
+    readers = [Reader(Subscriber(f"udp://127.0.0.1:{p1}", feeds=["bbo"], idle_timeout=20)),
+               Reader(Subscriber(f"udp://127.0.0.1:{p2}?snap=127.0.0.1:{p1}",
+                                 tickers=[ticker], idle_timeout=20))]
+    for r in readers:
+        r.start()
+    feed(b, plant, speed=100)  # paced (~0.3 s): the join's snapshot is not the final books
+    wait_until(lambda: readers[1].sub.next_seq == stream.seq + 1)
+    finish(stream, plant, readers[0])
+    readers[1].join(15)
+    for reader in readers:
+        snap = reader.items[0]
+        assert snap.feed == "snapshot" and snap.seq >= joined_at and reader.sub.snapshots == 1
+        assert reader.sub.gaps == 0 and reader.items[-1].feed == "end"
+    only_bbo, one = readers
+    assert len(only_bbo.events()) >= 5 and len(one.events()) >= 5
+    assert [i.seq for i in only_bbo.events()] == [
+        s for s, e in enumerate(ref, 1) if s > only_bbo.items[0].seq and FEED_OF[type(e)] == "bbo"]
+    assert_books_match(only_bbo.sub.books, oracle)
+    assert [b.ticker for b in one.items[0].event] == [ticker]  # the snapshot asked for it only
+    assert {getattr(i.event, "ticker", ticker) for i in one.events()} == {ticker}
+    assert sorted(one.sub.books.books) == [ticker]
+    assert_books_match(one.sub.books, oracle, tickers=[ticker])
 
 
 class LossyClient(udp.Client):
