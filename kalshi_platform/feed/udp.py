@@ -481,7 +481,11 @@ class Client:
     def _frag(self, seq: int, index: int, count: int, chunk: bytes) -> None:
         if seq < (self._next or 0) or not 0 <= index < count:
             return
-        f = self._frags.setdefault(seq, [count, {}])
+        f = self._frags.get(seq)
+        if f is None:
+            if len(self._frags) >= 4096:  # bounded: the oldest unfinished event is lost
+                del self._frags[min(self._frags)]
+            f = self._frags[seq] = [count, {}]
         f[1][index] = chunk
         if len(f[1]) == f[0]:
             del self._frags[seq]

@@ -246,10 +246,12 @@ class DatagramPacker:
             part = enc([seq, [code_of[t], *ev]])
             b = bufs.get(sid)
             if len(part) > room:
-                if b is not None:
-                    out.append((b[0], len(out), self._data(sid, b[2])))
-                    del bufs[sid]
-                for d in self._frags(sid, seq, enc([code_of[t], *ev])):
+                data = enc([code_of[t], *ev])
+                count = -(-len(data) // self.frag_room)
+                for s in ([sid] if sid in bufs else []) if count <= MAX_FRAGS else list(bufs):
+                    bs = bufs.pop(s)  # what precedes it on its stream id(s) leaves first
+                    out.append((bs[0], len(out), self._data(s, bs[2])))
+                for d in self._frags(sid, seq, data, count):
                     out.append((seq, len(out), d))
                 continue
             if b is None:
@@ -264,9 +266,10 @@ class DatagramPacker:
         out.sort()
         return [d for _, _, d in out]
 
-    def _frags(self, sid: int, seq: int, data: bytes) -> list[bytes]:
+    def _frags(self, sid: int, seq: int, data: bytes, count: int) -> list[bytes]:
+        """FRAGs of one event's encoding ``data`` (``count`` parts), or a GAP for its seq on
+        every stream id when it needs more than :data:`MAX_FRAGS`."""
         r = self.frag_room
-        count = -(-len(data) // r)
         if count > MAX_FRAGS:
             self.skipped.append(seq)
             return self.control_all(GAP, seq, 1)

@@ -24,13 +24,13 @@ from oracle_compare import assert_books_match, replay_recorded
 from kalshi_platform.feed import transports, udp
 from kalshi_platform.feed.subscriber import Subscriber
 from kalshi_platform.feed.transports import TransportError
-from kalshi_platform.feed.udp_wire import (DATA, END, FRAG, GAP, STREAM_IDS, DatagramPacker,
-                                           membership_request, open_sender, parse_url,
-                                           snapshot_address)
+from kalshi_platform.feed.udp_wire import (DATA, END, FRAG, GAP, MAX_FRAGS, STREAM_IDS,
+                                           DatagramPacker, membership_request, open_sender,
+                                           parse_url, snapshot_address)
 from kalshi_platform.ingestion.recording import feed
 from kalshi_platform.stream.bus import EventStream
 from kalshi_platform.stream.codec import FEED_OF, from_array
-from kalshi_platform.ticker_plant.events import SnapshotEvent
+from kalshi_platform.ticker_plant.events import QuarantineRecord, SnapshotEvent
 from kalshi_platform.ticker_plant.plant import TickerPlant
 
 FILES = (SSMD_TRADE, SSMD_TICKER, SSMD_EMBEDDED, COCKPIT)  # trades, tickers, lifecycle, books
@@ -211,8 +211,21 @@ def test_packing_keeps_every_datagram_under_the_mtu_and_fragments_big_snapshots(
         if a[1] == DATA:
             assert {STREAM_IDS[FEED_OF[type(from_array(e))]] for _, e in a[5]} == {a[3]}
     big = [e for e in ref if isinstance(e, SnapshotEvent)]
-    one = DatagramPacker("r", mtu=1400).pack(1, big[:1] * 1)
+    one = DatagramPacker("r", mtu=1400).pack(1, big[:1])
     assert len(one) == 1 and _dec.decode(one[0])[1] == DATA  # the default mtu fits them
+    # an event needing more than MAX_FRAGS parts goes out as a GAP for its seq, on every
+    # stream id, after what preceded it: dseqs stay contiguous and in send order
+    huge = QuarantineRecord(1, "too big", "x" * (MAX_FRAGS * 300))
+    p = DatagramPacker("r", mtu=256)
+    out = p.pack(1, ref[:20] + [huge] + ref[20:30])
+    assert p.skipped == [21] and max(map(len, out)) <= 256
+    gaps = [a for a in map(_dec.decode, out) if a[1] == GAP]
+    assert sorted(a[3] for a in gaps) == sorted(STREAM_IDS.values())
+    assert {(a[5], a[6]) for a in gaps} == {(21, 1)}
+    pairs, dseqs = _unpack(out)
+    assert [s for s, _ in sorted(pairs)] == [s for s in range(1, 31 + 1) if s != 21]
+    for sid, ds in dseqs.items():
+        assert ds == list(range(1, len(ds) + 1)), sid
 
 
 # -- the client's merge, on crafted datagrams ------------------------------------------------------
