@@ -98,7 +98,7 @@ class ConsumerRunner:
         self.spilled = 0
         self.max_lag = 0
         self.failed: str | None = None
-        self._next_seq: int | None = None
+        self._next_seq = stream.seq + 1  # batches dropped before the first delivery count too
         self._thread = threading.Thread(target=self._run, name=f"consumer-{name}", daemon=True)
         self._spiller = None
         if overflow == "spill":
@@ -212,7 +212,7 @@ class ConsumerRunner:
             if events is None:
                 self._call(c.on_flush)  # type: ignore[attr-defined]
                 continue
-            if self._next_seq is not None and start > self._next_seq:
+            if start > self._next_seq:
                 self._call(c.on_gap, self._next_seq, start - self._next_seq)
             self._next_seq = start + len(events)
             self._call(c.on_batch, start, events)
