@@ -42,3 +42,21 @@ def sim_thread(**kw):
     finally:
         loop.call_soon_threadsafe(loop.stop)
         t.join(10)
+
+
+def start_sim_process(cli: list[str], recording, cwd, *args: str):
+    """``kalshi-platform sim`` as a process on a free loopback port; returns ``(process,
+    ws_url, rest_url)`` once it printed both URLs. The caller kills it."""
+    import subprocess
+
+    p = subprocess.Popen(cli + ["sim", "--replay", str(recording), "--port", "0", *args],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+    urls: dict = {}
+    while len(urls) < 2:
+        line = p.stdout.readline()
+        assert line, p.stderr.read()
+        if line.startswith("sim: WebSocket "):
+            urls["ws"] = line.split()[-1]
+        elif line.startswith("sim: REST "):
+            urls["rest"] = line.split()[-1]
+    return p, urls["ws"], urls["rest"]

@@ -4,6 +4,7 @@ the Parquet flush interval, and a recording replayed into the same store without
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from conftest import COCKPIT
 from oracle_compare import assert_books_match, replay_recorded
+from sim_support import start_sim_process
 from kalshi_platform.config import Settings
 from kalshi_platform.ingestion.recording import feed
 from kalshi_platform.ingestion.ws_client import Backoff, KalshiWSClient
@@ -44,6 +46,7 @@ class SlowFlushSink(InMemoryPublisher):
 
 
 def test_a_sink_sleeping_2s_per_flush_does_not_stall_the_read_loop(tmp_path):
+    gc.collect()  # earlier tests' garbage: a full collection inside the run is not the sink
     sink = SlowFlushSink()
     settings = Settings(store_dir=tmp_path, parquet_flush_s=1.0)
     outputs, _ = plant_outputs([sink], settings)
@@ -66,22 +69,6 @@ def test_a_sink_sleeping_2s_per_flush_does_not_stall_the_read_loop(tmp_path):
     assert summary["stream"]["consumers"]["parquet"]["lag"] == 0
 
 
-def _start_sim(tmp_path: Path, speed: float) -> tuple[subprocess.Popen, str, str]:
-    p = subprocess.Popen(CLI + ["sim", "--replay", str(COCKPIT), "--port", "0", "--speed",
-                                str(speed), "--exit-when-done"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         cwd=tmp_path)
-    urls: dict[str, str] = {}
-    while len(urls) < 2:
-        line = p.stdout.readline()
-        assert line, p.stderr.read()
-        if line.startswith("sim: WebSocket "):
-            urls["ws"] = line.split()[-1]
-        elif line.startswith("sim: REST "):
-            urls["rest"] = line.split()[-1]
-    return p, urls["ws"], urls["rest"]
-
-
 def _dedup_counts(store: Path) -> dict[str, int]:
     return {t: read_table(store, t, dedup=True).num_rows for t in TABLES
             if (store / t).is_dir()}
@@ -96,7 +83,8 @@ def _recorded_frames(rec: Path) -> int:
 def test_kill_9_loses_at_most_the_flush_interval_and_replay_restores_without_doubling(
         tmp_path):
     store, rec = tmp_path / "store", tmp_path / "rec"
-    sim, ws, rest = _start_sim(tmp_path, speed=4.0)  # ~14 s of playback
+    sim, ws, rest = start_sim_process(CLI, COCKPIT, tmp_path, "--speed", "4",
+                                      "--exit-when-done")  # ~14 s of playback
     env = dict(os.environ, KALSHI_PARQUET_FLUSH_S="1", KALSHI_STORE_DIR=str(store))
     run = subprocess.Popen(CLI + ["run", "--series", "KXMLBGAME", "--series", "KXWNBAGAME",
                                   "--ws-url", ws, "--base-url", rest, "--record", str(rec),

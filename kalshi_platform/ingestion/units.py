@@ -80,27 +80,32 @@ def _show(v: Any) -> str:
     return repr(v if not isinstance(v, (str, int)) or len(str(v)) <= 40 else str(v)[:40] + "…")
 
 
-def _price(dollars: Any, cents: Any, what: str, required: bool,
-           lo: int = 1, hi: int = ONE_DOLLAR - 1) -> int | None:
-    """A price in µ$ within [lo, hi] (default: the open interval (0, 1) dollars); ``""``
-    means "none" (kalshi-api.md §5: an empty ``price_dollars`` on a market without trades)
-    and does not fall back to legacy cents."""
-    if dollars == "":
+def _wire(text: Any, legacy: Any, what: str, required: bool, parse: Any,
+          from_legacy: Any) -> int | None:
+    """A fixed-point wire value: the string form (``""`` means "none", kalshi-api.md §5: an
+    empty ``price_dollars`` on a market without trades; it never falls back to the legacy
+    field), else the legacy integer; ``None`` when neither is sent and not ``required``."""
+    if text == "":
         if required:
             raise DecodeError(f"{what} is an empty string")
         return None
     try:
-        if dollars is not None:
-            v = parse_price(dollars)
-        elif cents is not None:
-            v = cents_to_price(cents)
-        elif required:
-            raise DecodeError(f"{what} missing")
-        else:
-            return None
+        if text is not None:
+            return parse(text)
+        if legacy is not None:
+            return from_legacy(legacy)
     except FixedPointError as e:
         raise DecodeError(f"{what}: {e}") from None
-    if not lo <= v <= hi:
+    if required:
+        raise DecodeError(f"{what} missing")
+    return None
+
+
+def _price(dollars: Any, cents: Any, what: str, required: bool,
+           lo: int = 1, hi: int = ONE_DOLLAR - 1) -> int | None:
+    """A price in µ$ within [lo, hi] (default: the open interval (0, 1) dollars)."""
+    v = _wire(dollars, cents, what, required, parse_price, cents_to_price)
+    if v is not None and not lo <= v <= hi:
         raise DecodeError(f"{what} {_show(dollars if dollars is not None else cents)} outside "
                           f"[{lo / ONE_DOLLAR:g}, {hi / ONE_DOLLAR:g}] dollars")
     return v
@@ -108,24 +113,10 @@ def _price(dollars: Any, cents: Any, what: str, required: bool,
 
 def _size(fp: Any, count: Any, what: str, required: bool, lo: int = 1,
           hi: int = MAX_SIZE, nonzero: bool = False) -> int | None:
-    """A size in c-contracts within [lo, hi] (``""`` = none; default (0, 10^10] contracts);
-    ``nonzero`` also rejects 0 (signed deltas: lo = -hi)."""
-    if fp == "":
-        if required:
-            raise DecodeError(f"{what} is an empty string")
-        return None
-    try:
-        if fp is not None:
-            v = parse_size(fp)
-        elif count is not None:
-            v = contracts_to_size(count)
-        elif required:
-            raise DecodeError(f"{what} missing")
-        else:
-            return None
-    except FixedPointError as e:
-        raise DecodeError(f"{what}: {e}") from None
-    if not lo <= v <= hi or (nonzero and v == 0):
+    """A size in c-contracts within [lo, hi] (default (0, 10^10] contracts); ``nonzero``
+    also rejects 0 (signed deltas: lo = -hi)."""
+    v = _wire(fp, count, what, required, parse_size, contracts_to_size)
+    if v is not None and (not lo <= v <= hi or (nonzero and v == 0)):
         raise DecodeError(f"{what} {_show(fp if fp is not None else count)} outside "
                           f"[{lo / 100:g}, {hi / 100:g}] contracts"
                           + (" or zero" if nonzero else ""))
