@@ -176,8 +176,9 @@ class Client:
 
     def _subscribe_command(self) -> dict[str, Any]:
         cmd = dict(self._subscribe)
-        if self._run_id is not None and self._last_seq is not None:
+        if self._run_id is not None and self._last_seq is not None and not self._snapshot_due:
             cmd["from_seq"], cmd["run_id"] = self._last_seq + 1, self._run_id  # reconnect
+        # (a snapshot still due, after a gap: the books are not whole; a fresh one, not a resume)
         elif self.connects == 0 and self.attempts > 0:
             cmd["from_seq"] = 1  # started before the publisher: everything from the start
         return cmd

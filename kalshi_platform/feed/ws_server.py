@@ -501,7 +501,10 @@ class WsServer:
             pass
         except Exception as e:  # a bug must not go unseen, nor stop the others
             log.exception("ws client %s: writer failed: %s", s.peer, e)
-            await ws.close(1011, "server error")
+            try:
+                await ws.close(1011, "server error")
+            except Exception:
+                pass
 
     def _take_events(self, s: _Session) -> tuple[bytes, int]:
         q, last = s.queue, s.last_seq
@@ -531,18 +534,17 @@ class WsServer:
         if snap is None:
             return
         m = snap.seq
-        if s.gap_first is not None:
-            await s.ws.send(message("gap", run_id=self.run_id, first_seq=s.gap_first,
-                                    count=max(1, m - s.gap_first + 1)), text=True)
-            s.gaps += 1
-            s.gap_first = None
+        gap, s.gap_first = s.gap_first, None
         q = s.queue
         while q and q[0][0] <= m:
             q.popleft()
+        s.synced, s.last_seq = True, m  # before the sends: a loss during them is a gap too
+        if gap is not None:
+            await s.ws.send(message("gap", run_id=self.run_id, first_seq=gap,
+                                    count=max(1, m - gap + 1)), text=True)
+            s.gaps += 1
         await s.ws.send(snapshot_message(self.run_id, m, depth, snap.body), text=True)
         s.snapshots += 1
-        s.synced = True
-        s.last_seq = m
 
     def _books_at(self, tickers: frozenset[str] | None, depth: bool,
                   min_seq: int) -> protocol.Message:

@@ -300,6 +300,81 @@ def test_subscribe_from_seq_resumes_from_the_history_or_reports_a_gap():
     plant.close()
 
 
+class Relay:
+    """A loopback TCP relay in front of the server: ``cut()`` drops every connection through
+    it (a network blip) while the server and the relay's listener stay up."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                a, _ = self.srv.accept()
+            except OSError:
+                return
+            b = socket.create_connection(("127.0.0.1", self.upstream))
+            self.conns += [a, b]
+            for x, y in ((a, b), (b, a)):
+                threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
+
+    @staticmethod
+    def _pump(x: socket.socket, y: socket.socket) -> None:
+        try:
+            while data := x.recv(65536):
+                y.sendall(data)
+        except OSError:
+            pass
+        for s in (x, y):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.srv.close()
+        self.cut()
+
+
+def test_a_dropped_connection_resumes_from_the_history_without_a_gap(tmp_path):
+    part1, part2 = split_recording(tmp_path)
+    stream = EventStream()
+    rec = Recorder()
+    stream.attach(rec, "recorder")
+    transport = ws.attach(stream, "ws://127.0.0.1:0")
+    relay = Relay(int(transport.url.rsplit(":", 1)[1]))
+    sub = Subscriber(f"ws://127.0.0.1:{relay.port}", feeds=["deltas", "bbo"], idle_timeout=30)
+    items, th = run_subscriber(sub)
+    wait_until(lambda: client_stats(transport).get("snapshots"), what="subscribed")
+    plant = TickerPlant([stream])
+    feed(part1, plant)
+    wait_until(lambda: sub.next_seq == stream.seq + 1, what="part 1 received")
+    relay.cut()  # the connection drops; the client reconnects through the relay
+    feed(part2, plant)  # meanwhile the stream goes on
+    wait_until(lambda: sub.next_seq == stream.seq + 1, what="part 2 received after reconnect")
+    plant.close()
+    th.join(20)
+    relay.close()
+    assert sub.client.connects == 2 and sub.gaps == 0 and sub.snapshots == 1
+    assert [i.feed for i in items[:1] + items[-1:]] == ["snapshot", "end"]
+    assert [tuple(i) for i in items[1:-1]] == [(s, FEED_OF[type(e)], e) for s, e in rec.got]
+    assert_books_match(sub.books, replay(COCKPIT))
+
+
 def test_bad_commands_get_an_error_message_not_a_disconnect():
     stream = EventStream()
     transport = ws.attach(stream, "ws://127.0.0.1:0")
@@ -330,40 +405,53 @@ def test_bad_commands_get_an_error_message_not_a_disconnect():
     assert transport.stats()["subscribers"] == 0
 
 
+def stalled_client(url: str, subscribe: str) -> object:
+    """A raw client with a small receive window that subscribes, then reads nothing."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small window
+    sock.connect(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+    c = connect(url, sock=sock, max_queue=2, **CONNECT_KW)
+    c.send(subscribe)
+    return c
+
+
+def replay_until_dropped(stream, transport, fast: Subscriber) -> int:
+    """The plant's real output, replayed into one stream (a new plant each time, waiting for
+    ``fast`` to have it all) until the server dropped the first client's queue."""
+    for cycles in range(1, 301):
+        plant = TickerPlant([stream])
+        feed(COCKPIT, plant)
+        plant.commit()
+        wait_until(lambda: fast.next_seq == stream.seq + 1, what="fast subscriber caught up")
+        if client_stats(transport).get("dropped"):
+            return cycles
+    raise AssertionError("the stalled client never overflowed")
+
+
+def read_until_end(c) -> tuple[list, threading.Thread]:
+    msgs: list = []
+
+    def run() -> None:
+        while not msgs or msgs[-1]["type"] != "end":
+            msgs.append(recv_json(c, 20))
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return msgs, th
+
+
 def test_a_slow_client_gets_a_gap_then_a_snapshot_and_recovers_while_others_get_all():
     stream = EventStream()
     rec = Recorder()
     stream.attach(rec, "recorder")
     transport = ws.attach(stream, "ws://127.0.0.1:0?client_queue=1000")
-    port = int(transport.url.rsplit(":", 1)[1])
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small window
-    sock.connect(("127.0.0.1", port))
-    slow = connect(transport.url, sock=sock, max_queue=2, **CONNECT_KW)  # then stops reading
-    slow.send('{"cmd": "subscribe", "feeds": ["deltas", "bbo"]}')
+    slow = stalled_client(transport.url, '{"cmd": "subscribe", "feeds": ["deltas", "bbo"]}')
     wait_until(lambda: client_stats(transport).get("snapshots"), what="slow client synced")
     fast = Subscriber(transport.url, idle_timeout=30)
     fast_items, th = run_subscriber(fast)
-    wait_until(lambda: len(transport.stats()["clients"]) == 2
-               and client_stats(transport, 1).get("snapshots"), what="fast client synced")
-    cycles = 0
-    while True:  # the plant's real output, replayed into one stream until the slow one drops
-        plant = TickerPlant([stream])
-        feed(COCKPIT, plant)
-        plant.commit()
-        cycles += 1
-        wait_until(lambda: fast.next_seq == stream.seq + 1, what="fast subscriber caught up")
-        if client_stats(transport).get("dropped") or cycles > 300:
-            break
-    assert client_stats(transport)["dropped"] > 0, cycles
-    slow_msgs: list = []
-
-    def read_slow() -> None:
-        while not slow_msgs or slow_msgs[-1]["type"] != "end":
-            slow_msgs.append(recv_json(slow, 20))
-
-    reader = threading.Thread(target=read_slow, daemon=True)
-    reader.start()  # the slow client reads again: it gets its gap and snapshot
+    wait_until(lambda: client_stats(transport, 1).get("snapshots"), what="fast client synced")
+    replay_until_dropped(stream, transport, fast)
+    slow_msgs, reader = read_until_end(slow)  # the slow client reads again
 
     def resynced() -> bool:
         kinds = [m["type"] for m in list(slow_msgs)]
