@@ -1,5 +1,5 @@
 """``ipc://PATH``: the plant's event stream to subscriber processes on this host
-(docs/feed-protocol.md "ipc://"; docs/_feed-ipc.md until merged).
+(docs/feed-protocol.md "ipc://").
 
 Socket layout, one endpoint per plant, many subscriber processes:
 

@@ -1,4 +1,4 @@
-"""Plant events as JSON objects: ``subscribe --jsonl`` (docs/feed-protocol.md "JSON form").
+"""Plant events as JSON objects: ``subscribe --jsonl`` (docs/feed-protocol.md "subscribe --jsonl").
 
 One object per event (per level for a book snapshot, as in the ``orderbook_snapshots`` table):
 ``feed`` and ``seq`` (the stream seq) first, then the fields named as the table's columns in

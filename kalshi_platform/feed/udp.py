@@ -1,5 +1,5 @@
 """``udp://HOST:PORT``: the plant's event stream as datagrams, one stream id per feed, across
-hosts (docs/_feed-udp.md; the wire is :mod:`kalshi_platform.feed.udp_wire`).
+hosts (docs/feed-protocol.md "udp"; the wire is :mod:`kalshi_platform.feed.udp_wire`).
 
 Publisher (:func:`attach`): a stream consumer (``overflow="drop"``: it never blocks the plant)
 that packs each batch into datagrams of at most ``mtu`` bytes, one stream id per feed (trades

@@ -1,4 +1,4 @@
-"""The ``udp://`` wire: URL options, sockets and datagram packing (docs/_feed-udp.md).
+"""The ``udp://`` wire: URL options, sockets and datagram packing (docs/feed-protocol.md "udp").
 
 One stream id per feed (:data:`STREAM_IDS`). Datagrams are msgpack arrays (``rid`` the run id,
 ``sid`` the stream id, ``dseq`` the datagram seq, contiguous per stream id from 1; events are

@@ -15,7 +15,7 @@ Layout (threads; none of them is the plant's, which only appends to queues):
 
 A client whose queue passes ``client_queue`` events is cut off: its queue is dropped, it gets
 ``{"type":"gap"}`` and a fresh snapshot, then the events after it. Nobody else waits for it.
-Message shapes: docs/_feed-ws.md.
+Message shapes: docs/feed-protocol.md "ws://".
 """
 
 from __future__ import annotations
