@@ -39,7 +39,7 @@ from oracle_compare import (
     oracle_of_recorder_file,
     replay_recorded,
 )
-from sim_support import sim_thread
+from sim_support import sim_thread, start_sim_process
 from kalshi_platform.ingestion.recorder import Recorder
 from kalshi_platform.ingestion.recording import feed, read_meta
 from kalshi_platform.ingestion.ws_client import Backoff, KalshiWSClient
@@ -228,19 +228,10 @@ def test_cli_run_with_parquet_and_record(tmp_path):
 
 def test_cli_sim_subprocess_record_then_replay(tmp_path):
     """`kalshi-platform sim` as a process, `record` against it, `replay` of the recording."""
-    p = subprocess.Popen(CLI + ["sim", "--replay", str(COCKPIT), "--port", "0", "--speed", "0",
-                                "--exit-when-done", "--drop-every", "50"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         cwd=tmp_path)
+    p, ws, rest = start_sim_process(CLI, COCKPIT, tmp_path, "--speed", "0", "--exit-when-done",
+                                    "--drop-every", "50")
+    urls = {"ws": ws, "rest": rest}
     try:
-        urls = {}
-        while len(urls) < 2:
-            line = p.stdout.readline()
-            assert line, p.stderr.read()
-            if line.startswith("sim: WebSocket "):
-                urls["ws"] = line.split()[-1]
-            elif line.startswith("sim: REST "):
-                urls["rest"] = line.split()[-1]
         r = invoke("record", "--out", tmp_path / "rec", "--series", "KXMLBGAME",
                    "--series", "KXWNBAGAME", "--gzip", "--ws-url", urls["ws"],
                    "--base-url", urls["rest"], "--exit-on-close", "--status-interval", "0",

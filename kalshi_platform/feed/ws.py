@@ -134,30 +134,27 @@ def parse_url(url: str) -> WsConfig:
 # -- exact decimal strings (memoised: a feed repeats the same prices and sizes) ----------
 
 _CACHE_LIMIT = 100_000
-_pcache: dict[int, str] = {}
-_scache: dict[int, str] = {}
 
 
-def _p(units: int | None) -> str | None:
-    if units is None:
-        return None
-    s = _pcache.get(units)
-    if s is None:
-        if len(_pcache) >= _CACHE_LIMIT:
-            _pcache.clear()
-        s = _pcache[units] = _price_to_str(units)
-    return s
+def _memo(fmt: Any) -> Any:
+    """``fmt`` (units → decimal string) memoised in a bounded dict; ``None`` stays ``None``."""
+    cache: dict[int, str] = {}
+
+    def f(units: int | None) -> str | None:
+        if units is None:
+            return None
+        s = cache.get(units)
+        if s is None:
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            s = cache[units] = fmt(units)
+        return s
+
+    return f
 
 
-def _s(units: int | None) -> str | None:
-    if units is None:
-        return None
-    s = _scache.get(units)
-    if s is None:
-        if len(_scache) >= _CACHE_LIMIT:
-            _scache.clear()
-        s = _scache[units] = _size_to_str(units)
-    return s
+_p = _memo(_price_to_str)
+_s = _memo(_size_to_str)
 
 
 def _pp(text: Any) -> int | None:
