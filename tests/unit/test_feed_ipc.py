@@ -357,3 +357,28 @@ def test_cli_replay_publish_ipc_with_subscribers_before_and_mid_stream(sock_dir,
     assert "0 gap(s), 1 snapshot(s)" in late.stderr  # a late join: one snapshot
     # the snapshot's books are written as bbo lines, so every market has its final top
     assert _last_bbo(late_out) == want
+
+
+def test_async_iteration_gives_the_same_items_and_books(sock_dir):
+    """``async for`` over a Subscriber (issue 10 §6: sync and async iterators)."""
+    import asyncio
+
+    url = f"ipc://{sock_dir}/feed"
+    sub = Subscriber(url)
+    stream = EventStream()
+    transport = ipc.attach(stream, url + "?wait_subscribers=1&wait_timeout_s=15")
+    plant = TickerPlant([stream])
+
+    async def consume() -> list:
+        return [item async for item in sub]
+
+    async def main() -> list:
+        task = asyncio.create_task(consume())
+        await asyncio.to_thread(feed, COCKPIT, plant, FAST)
+        await asyncio.to_thread(plant.close)
+        return await asyncio.wait_for(task, 30)
+
+    items = asyncio.run(main())
+    assert items[-1].feed == "end" and transport.stats()["sent"] == stream.seq
+    assert events_of(items) == list(range(1, stream.seq + 1))
+    assert_books_match(sub.books, replay_recorded(COCKPIT))
