@@ -1,5 +1,7 @@
 """``kalshi-platform bench``: speed against the seed-style baseline, measured in one run;
-``kalshi-platform bench fuzz``: the plant's contract under a seeded hostile feed."""
+``kalshi-platform bench fuzz``: the plant's contract under a seeded hostile feed;
+``kalshi-platform bench fanout``: the distribution layer's transports against pyzmq and
+``multiprocessing.Queue`` on this host."""
 
 from __future__ import annotations
 
@@ -137,3 +139,78 @@ def _print_fuzz(res) -> None:
     if bad_rows:
         console.print(f"  rows counted/written/read differ: {bad_rows}", highlight=False,
                       markup=False)
+
+
+def _csv(text: str) -> list[str]:
+    """``"a, b,c"`` → ``["a", "b", "c"]``; ``"none"`` → ``[]``."""
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    return [] if items == ["none"] else items
+
+
+@bench_app.command("fanout")
+def fanout(
+    events: int = typer.Option(100_000, help="Events per flat-out run (the publisher stops "
+                                             "earlier after --cap-s)."),
+    latency_events: int = typer.Option(15_000, help="Events per paced latency run."),
+    rate: float = typer.Option(10_000, help="Paced rate, events/s (latency and stall runs)."),
+    subscribers: str = typer.Option("1,4", help="Subscriber process counts, e.g. 1,4."),
+    transports: str = typer.Option("ipc,udp,ws", help="Our transports: ipc, udp, ws."),
+    baselines: str = typer.Option("zmq64,zmq,mpq",
+                                  help="Baselines (or none): zmq64 (pyzmq PUB/SUB, 64-byte "
+                                       "messages), zmq (pyzmq PUB/SUB, our batch messages), "
+                                       "mpq (multiprocessing.Queue, our batch messages)."),
+    repeat: int = typer.Option(1, help="Runs of every figure (interleaved); the median is "
+                                       "shown."),
+    cap_s: float = typer.Option(3.0, "--cap-s", help="Longest flat-out publishing, s."),
+    stall: bool = typer.Option(True, "--stall/--no-stall",
+                               help="Measure a stalled subscriber beside the readers."),
+    stall_s: float = typer.Option(1.5, "--stall-s", help="How long the stalled subscriber "
+                                                          "reads nothing, s."),
+    loop: bool = typer.Option(True, "--loop/--no-loop",
+                              help="Measure the read loop's worst stall while Parquet writes "
+                                   "(inline store against the stream's consumer thread)."),
+    loop_frames: int = typer.Option(100_000, help="Frames of the loop-stall replay."),
+    loop_rate: float = typer.Option(25_000, help="Frames/s of the loop-stall replay."),
+    loop_batch_rows: int = typer.Option(50_000, help="ParquetStore batch_rows in the "
+                                                     "loop-stall replay."),
+    source: Optional[Path] = typer.Option(None, help="Real capture to grow the input from "
+                                                     "(default: bundled)."),
+    progress: bool = typer.Option(True, "--progress/--quiet",
+                                  help="One line per run on stderr."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Measure the subscriber transports against pyzmq and multiprocessing.Queue.
+
+    Latency (paced), throughput (flat out) and a stalled subscriber for every transport, side
+    by side with pyzmq PUB/SUB and multiprocessing.Queue in one run; and the read loop's
+    worst stall while a Parquet store writes. Subscribers are separate processes; the events
+    are real plant events. Exit 1 when a correctness check fails (a subscriber got events
+    changed, duplicated or out of order, or the two store designs' rows differ); the
+    issue's targets are reported, not enforced."""
+    from kalshi_platform.bench.fanout import run_fanout
+
+    try:
+        subs = [int(x) for x in _csv(subscribers)]
+    except ValueError:
+        _fail(f"--subscribers must be numbers, e.g. 1,4: {subscribers!r}")
+        return
+    if source is not None and not source.is_file():
+        _fail(f"{source}: no such file")
+    try:
+        res = run_fanout(events=events, latency_events=latency_events, rate=rate,
+                         subscribers=subs, transports=_csv(transports),
+                         baselines=_csv(baselines), cap_s=cap_s, stall=stall,
+                         stall_s=stall_s, repeat=repeat, loop=loop, loop_frames=loop_frames,
+                         loop_rate=loop_rate, loop_batch_rows=loop_batch_rows, source=source,
+                         progress=progress)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+        return
+    if as_json:
+        print(json.dumps(res, indent=2, default=str))
+    else:
+        from kalshi_platform.bench.fanout_report import render
+
+        render(res, console)
+    if not res["checks"]["all_ok"]:
+        raise typer.Exit(1)
