@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 import msgspec
 
 from kalshi_platform.fixedpoint import (
+    MAX_SIZE,
     ONE_DOLLAR,
     FixedPointError,
     cents_to_price,
@@ -347,8 +348,10 @@ def _levels(raw: Any, side: str, what: str, legacy_cents: bool) -> tuple[Level, 
             size = contracts_to_size(q) if type(q) is int else parse_size(q)
         except FixedPointError as e:
             raise ModelError(f"{what}: {side} level {lv!r}: {e}") from None
-        if not 0 < price < ONE_DOLLAR or size < 0:
-            raise ModelError(f"{what}: {side} level {lv!r} outside (0, 1) dollars or negative")
+        if not 0 < price < ONE_DOLLAR or not 0 < size <= MAX_SIZE:
+            # the WebSocket snapshot's rule (docs/plant-contract.md): one policy for both
+            raise ModelError(f"{what}: {side} level {lv!r} outside (0, 1) dollars or "
+                             "(0, 10^10] contracts")
         if price in out:
             raise ModelError(f"{what}: {side} has two levels at {p!r}")
         out[price] = size

@@ -314,6 +314,9 @@ def test_bad_orderbooks_and_json_raise_model_error():
         Orderbook.from_wire({"orderbook_fp": {"yes_dollars": [["1.0000", "1.00"]]}})
     with pytest.raises(ModelError, match="two levels"):
         Orderbook.from_wire({"orderbook_fp": {"yes_dollars": [["0.5", "1"], ["0.5000", "2"]]}})
+    for size in ("0.00", "-1.00", "10000000000.01"):  # the WebSocket snapshot's size rule too
+        with pytest.raises(ModelError, match="outside"):
+            Orderbook.from_wire({"orderbook_fp": {"yes_dollars": [["0.5000", size]]}})
     with pytest.raises(ModelError, match="neither"):
         Orderbook.from_wire({"something": 1})
     with pytest.raises(ModelError, match="invalid JSON"):
