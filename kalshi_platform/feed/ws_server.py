@@ -54,6 +54,10 @@ MAX_CONTROLS = 64
 SNAPSHOT_WAIT_S = 10.0
 
 
+#: inbox events fanned out per loop pass before the client writers get a turn
+_DRAIN_EVENTS = 1_000
+
+
 class _Session:
     """One connected client (loop thread only)."""
 
@@ -200,7 +204,7 @@ class WsServer:
                 self._cv.wait(0.1)
             if self._stopping or self._loop is None:
                 return
-            self._inbox.append(item)
+            self._inbox.append((item, n))
             self._inbox_events += n
             schedule = not self._scheduled
             self._scheduled = True
@@ -252,12 +256,22 @@ class WsServer:
             server.close(close_connections=True)
 
     def _drain(self) -> None:
+        """Fan out at most ``_DRAIN_EVENTS`` inbox events, then let the client writers run
+        (the rest is drained on the next loop pass): fanning a whole inbox out at once would
+        overflow the queues of clients that keep up."""
+        items = []
         with self._cv:
-            items = list(self._inbox)
-            self._inbox.clear()
-            self._inbox_events = 0
-            self._scheduled = False
+            budget = _DRAIN_EVENTS
+            while self._inbox and budget > 0:
+                item, n = self._inbox.popleft()
+                items.append(item)
+                self._inbox_events -= n
+                budget -= max(n, 1)
+            more = bool(self._inbox)
+            self._scheduled = more
             self._cv.notify_all()
+        if more:
+            asyncio.get_running_loop().call_soon(self._drain)
         try:
             for item in items:
                 kind = item[0]
