@@ -123,8 +123,9 @@ class UdpPublisher:
             self._send(due)
 
     def close(self) -> None:
-        """END on every stream id; the snapshot service stays up ``linger_s`` more seconds
-        (a subscriber that lost the tail still gets its snapshot), then everything stops."""
+        """END on every stream id (sent again during ``linger_s``); the snapshot service stays
+        up ``linger_s`` more seconds (a subscriber that lost the tail still gets its snapshot),
+        then everything stops."""
         with self._lock:
             if self._closed:
                 return
@@ -132,7 +133,12 @@ class UdpPublisher:
             self._send(self.packer.control_all(END, 0, self.last_seq))
         try:
             if self.service is not None and self.opts.linger_s > 0:
-                time.sleep(self.opts.linger_s)  # the service's grace period, by design
+                # the service's grace period, by design; END is repeated in it, since one
+                # datagram may be lost to a full socket buffer (idempotent at the client)
+                for _ in range(3):
+                    time.sleep(self.opts.linger_s / 3)
+                    with self._lock:
+                        self._send(self.packer.control_all(END, 0, self.last_seq))
         finally:
             if self.service is not None:
                 self.service.close()
