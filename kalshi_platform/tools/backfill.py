@@ -1,6 +1,7 @@
 """``kalshi-platform backfill``: Kalshi trade history (REST) → the plant's sinks, resumable.
 
-See :mod:`kalshi_platform.backfill` for the method. Sinks come from ``--sink`` exactly as for
+The backfill engine, the REST client (httpx) and the settings are imported inside the command,
+not at CLI start. See :mod:`kalshi_platform.backfill` for the method. Sinks come from ``--sink`` exactly as for
 ``replay`` (:func:`kalshi_platform.tools.sinks.build_sinks`), with the Parquet writer id
 ``backfill-<run id>``: a fresh run rewrites that writer's files (idempotent re-runs), a resumed
 run keeps the committed ones and removes uncommitted leftovers.
@@ -8,26 +9,20 @@ run keeps the committed ones and removes uncommitted leftovers.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-    TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from kalshi_platform.api.auth import AuthError
-from kalshi_platform.api.models import ModelError
-from kalshi_platform.api.rest import RestClient, RestError
-from kalshi_platform.backfill import BackfillError, BackfillStats, Checkpoint, Target, \
-    parse_time, parse_window, report_lines, run_backfill, run_id, validate_counts
-from kalshi_platform.config import get_settings
-from kalshi_platform.storage.parquet_store import StoreError
 from kalshi_platform.tools.cli import _fail, _setup_logging, app, console, err_console
 from kalshi_platform.tools.sinks import SINKS, UsageError, build_sinks, parse_sinks
+
+if TYPE_CHECKING:  # imported in the command: httpx, pyarrow, pydantic-settings stay out of start
+    from kalshi_platform.api.rest import RestClient
+    from kalshi_platform.backfill import Checkpoint, Target
 
 
 @app.command()
@@ -52,29 +47,16 @@ def backfill(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO."),
 ) -> None:
     """Backfill public trades (historical + live tiers) into the sinks; resumable."""
+    from kalshi_platform.backfill import BackfillError, Checkpoint, run_id
+    from kalshi_platform.config import get_settings
+    from kalshi_platform.storage.parquet_store import StoreError
+
     _setup_logging(verbose)
     settings = get_settings()
-    try:
-        target = Target(tickers=tuple(t.strip() for t in ticker or () if t.strip()),
-                        event=(event or "").strip() or None, series=(series or "").strip() or None)
-        start_ns, end_ns = parse_time(start), parse_time(end, end=True)
-        if end_ns <= start_ns:
-            raise BackfillError(f"--end {end} is not after --start {start}")
-        window_s = parse_window(window)
-        if not 1 <= concurrency <= 64:
-            raise BackfillError("--concurrency must be in 1..64")
-        if env is not None and env not in ("prod", "demo"):
-            raise BackfillError(f"--env must be prod or demo, got {env!r}")
-        if not 0 <= max_retries <= 20:
-            raise BackfillError("--max-retries must be in 0..20")
-        names = parse_sinks(sink)
-        if validate and "parquet" not in names:
-            raise BackfillError("--validate needs a sink that can be read back (--sink parquet)")
-        client = RestClient.from_settings(settings, base_url=base_url or None,
-                                          env=env or settings.env, max_retries=max_retries)
-    except (BackfillError, UsageError, AuthError, ValueError) as e:
-        _fail(str(e))
-        return
+    target, start_ns, end_ns, window_s, names, client = _prepare(
+        settings, ticker=ticker, event=event, series=series, start=start, end=end,
+        window=window, concurrency=concurrency, env=env, max_retries=max_retries, sink=sink,
+        validate=validate, base_url=base_url)
     rid = run_id(target, start_ns, end_ns, window_s)
     store_root = store or settings.store_dir
     ck_path = checkpoint or (store_root / "_backfill" / f"backfill-{rid}.json")
@@ -95,20 +77,67 @@ def backfill(
     if ck.resuming:
         err_console.print(f"resuming from {ck_path} ({len(ck.done)} windows done)",
                           highlight=False)
+    report = _run(client, publishers, ck, ck_path, target=target, start_ns=start_ns,
+                  end_ns=end_ns, window_s=window_s, concurrency=concurrency, progress=progress)
+    _close(publishers)
+    if validate:
+        from kalshi_platform.backfill import validate_counts
 
-    bar = Progress(TextColumn("[bold]backfill[/]"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("windows · {task.fields[trades]:,} trades · {task.fields[pages]:,}"
-                              " pages · {task.fields[rate]} req/s"),
-                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                   console=err_console, disable=not progress, transient=False)
-    task = bar.add_task("backfill", total=None, trades=0, pages=0, rate="-")
+        report["validation"] = validate_counts(ck, publishers, start_ns, end_ns)
+    _print_report(report)
+    _write_json(report_json, report)
+    if validate and not report["validation"]["ok"]:
+        raise typer.Exit(1)
 
-    def on_progress(st: BackfillStats) -> None:
-        el = time.monotonic() - st.started
-        bar.update(task, total=st.windows_total or None,
-                   completed=st.windows_done + st.windows_skipped,
-                   trades=st.trades_fetched, pages=st.pages,
-                   rate=f"{client.stats.requests / el:.1f}" if el > 0 else "-")
+
+def _prepare(settings: Any, *, ticker: Optional[list[str]], event: Optional[str],
+             series: Optional[str], start: str, end: str, window: str, concurrency: int,
+             env: Optional[str], max_retries: int, sink: str, validate: bool,
+             base_url: Optional[str]) -> tuple[Target, int, int, int, list[str], RestClient]:
+    """Check the options: ``(target, start_ns, end_ns, window_s, sink names, REST client)``;
+    a bad one is one line and exit 2."""
+    from kalshi_platform.api.auth import AuthError
+    from kalshi_platform.api.rest import RestClient
+    from kalshi_platform.backfill import BackfillError, Target, parse_time, parse_window
+
+    try:
+        target = Target(tickers=tuple(t.strip() for t in ticker or () if t.strip()),
+                        event=(event or "").strip() or None, series=(series or "").strip() or None)
+        start_ns, end_ns = parse_time(start), parse_time(end, end=True)
+        if end_ns <= start_ns:
+            raise BackfillError(f"--end {end} is not after --start {start}")
+        window_s = parse_window(window)
+        if not 1 <= concurrency <= 64:
+            raise BackfillError("--concurrency must be in 1..64")
+        if env is not None and env not in ("prod", "demo"):
+            raise BackfillError(f"--env must be prod or demo, got {env!r}")
+        if not 0 <= max_retries <= 20:
+            raise BackfillError("--max-retries must be in 0..20")
+        names = parse_sinks(sink)
+        if validate and "parquet" not in names:
+            raise BackfillError("--validate needs a sink that can be read back (--sink parquet)")
+        client = RestClient.from_settings(settings, base_url=base_url or None,
+                                          env=env or settings.env, max_retries=max_retries)
+    except (BackfillError, UsageError, AuthError, ValueError) as e:
+        _fail(str(e))
+        raise AssertionError("unreachable") from None
+    return target, start_ns, end_ns, window_s, names, client
+
+
+def _run(client: RestClient, publishers: list[Any], ck: Checkpoint, ck_path: Path, *,
+         target: Target, start_ns: int, end_ns: int, window_s: int, concurrency: int,
+         progress: bool) -> dict[str, Any]:
+    """Fetch every window into ``publishers`` with a progress bar on stderr; the report.
+    Ctrl-C exits 130 and a failure exits with one line, the sinks closed and the committed
+    windows kept for a resume."""
+    import asyncio
+
+    from kalshi_platform.api.models import ModelError
+    from kalshi_platform.api.rest import RestError
+    from kalshi_platform.backfill import BackfillError, run_backfill
+    from kalshi_platform.storage.parquet_store import StoreError
+
+    bar, on_progress = _progress(client, progress)
 
     async def go() -> dict[str, Any]:
         async with client:
@@ -118,7 +147,7 @@ def backfill(
 
     try:
         with bar:
-            report = asyncio.run(go())
+            return asyncio.run(go())
     except KeyboardInterrupt:
         _close(publishers)
         err_console.print(f"interrupted: {len(ck.done)} windows committed; run the same command "
@@ -127,26 +156,41 @@ def backfill(
     except (BackfillError, StoreError) as e:
         _close(publishers)
         _fail(str(e))
-        return
     except RestError as e:
         _close(publishers)
         _fail(f"{e}; {len(ck.done)} windows committed, run again to resume",
               e.exit_code)
-        return
     except ModelError as e:
         _close(publishers)
         _fail(f"unexpected response: {e}; run again to resume", 1)
-        return
-    _close(publishers)
-    if validate:
-        report["validation"] = validate_counts(ck, publishers, start_ns, end_ns)
-    _print_report(report)
-    _write_json(report_json, report)
-    if validate and not report["validation"]["ok"]:
-        raise typer.Exit(1)
+    raise AssertionError("unreachable")
+
+
+def _progress(client: RestClient, enabled: bool) -> tuple[Any, Any]:
+    """The progress bar (stderr; inert when not ``enabled``) and the callback that updates it
+    from :class:`~kalshi_platform.backfill.BackfillStats`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+        TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("[bold]backfill[/]"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("windows · {task.fields[trades]:,} trades · {task.fields[pages]:,}"
+                              " pages · {task.fields[rate]} req/s"),
+                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                   console=err_console, disable=not enabled, transient=False)
+    task = bar.add_task("backfill", total=None, trades=0, pages=0, rate="-")
+
+    def on_progress(st: Any) -> None:
+        el = time.monotonic() - st.started
+        bar.update(task, total=st.windows_total or None,
+                   completed=st.windows_done + st.windows_skipped,
+                   trades=st.trades_fetched, pages=st.pages,
+                   rate=f"{client.stats.requests / el:.1f}" if el > 0 else "-")
+
+    return bar, on_progress
 
 
 def _close(publishers: list[Any]) -> None:
+    """Close every publisher; a failing close is a warning and the others still close."""
     for p in publishers:
         try:
             p.close()
@@ -156,10 +200,13 @@ def _close(publishers: list[Any]) -> None:
 
 def _done_already(ck: Checkpoint, validate: bool, names: list[str], settings, store_root: Path,
                   rid: str, start_ns: int, end_ns: int, report_json: Optional[Path]) -> None:
+    """A finished checkpoint: say so and, with ``--validate``, compare the stored counts."""
     console.print(f"backfill already complete ({len(ck.done)} windows, "
                   f"{sum(d['trades'] for d in ck.done.values()):,} trades); "
                   f"checkpoint {ck.path}; use --restart to run it again", highlight=False)
     if validate:  # read back the Parquet store only; nothing is written
+        from kalshi_platform.backfill import validate_counts
+
         pubs = build_sinks(["parquet"], writer_id=f"backfill-{rid}", settings=settings,
                            store=store_root, replace_existing=False)
         v = validate_counts(ck, pubs, start_ns, end_ns)
@@ -171,6 +218,7 @@ def _done_already(ck: Checkpoint, validate: bool, names: list[str], settings, st
 
 
 def _write_json(path: Optional[Path], obj: dict) -> None:
+    """Write ``obj`` as JSON to ``path`` (nothing for ``None``); failure is one line."""
     if path is None:
         return
     try:
@@ -181,6 +229,7 @@ def _write_json(path: Optional[Path], obj: dict) -> None:
 
 
 def _print_validation(v: dict) -> None:
+    """One line per sink: its per-day counts match the API's, or the days that differ."""
     for s in v["sinks"]:
         if s["ok"]:
             console.print(f"validate {s['sink']}: per-day counts match the API "
@@ -193,6 +242,9 @@ def _print_validation(v: dict) -> None:
 
 
 def _print_report(report: dict) -> None:
+    """The backfill report as a table, then the validation lines when there are any."""
+    from kalshi_platform.backfill import report_lines
+
     t = Table(title="backfill", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()

@@ -3,6 +3,12 @@
 Errors a user can cause (missing file, bad option, unwritable store) are one line on stderr
 and exit code 2; an unexpected failure is one line and exit code 1 (``KALSHI_DEBUG=1`` shows
 the traceback).
+
+Start-up stays cheap (``--help`` of any command loads no pyarrow, duckdb, pydantic-settings,
+httpx, websockets, questdb or zmq): this module and every command module import only typer,
+rich, the standard library and the plant's own light modules at the top; settings, stores,
+clients and their exception types are imported inside the command bodies that use them.
+``tests/unit/test_cli_startup.py`` holds that line.
 """
 
 from __future__ import annotations
@@ -19,11 +25,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kalshi_platform.config import get_settings
 from kalshi_platform.feed.transports import TransportError, parse_publish
 from kalshi_platform.ingestion.recording import RecordingError
 from kalshi_platform.logfmt import sink_failures_line
-from kalshi_platform.storage.parquet_store import StoreError
 from kalshi_platform.tools.replay import run_replay
 from kalshi_platform.tools.sinks import UsageError, parse_sinks
 
@@ -37,15 +41,25 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-_USER_ERRORS = (RecordingError, StoreError, UsageError, TransportError)
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The exceptions ``replay`` reports as one line and exit 2. A function, not a constant,
+    so that :class:`~kalshi_platform.storage.parquet_store.StoreError` (pyarrow) is imported
+    only when an exception is being matched, never at start-up."""
+    from kalshi_platform.storage.parquet_store import StoreError
+
+    return (RecordingError, StoreError, UsageError, TransportError)
 
 
 def _fail(msg: str, code: int = 2) -> None:
+    """One line ``error: msg`` on stderr (rich markup escaped), then exit ``code``."""
     err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def _setup_logging(verbose: bool) -> None:
+    """Root logging on stderr at INFO (``--verbose``) or ``KALSHI_LOG_LEVEL``."""
+    from kalshi_platform.config import get_settings
+
     level = "INFO" if verbose else get_settings().log_level.upper()
     logging.basicConfig(level=getattr(logging, level, logging.WARNING), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -68,6 +82,8 @@ def replay(
 
     Exit 2 (one line) for bad input, including a file that is not a Kalshi recording; exit
     1 after the summary when a sink failed during the run (one line naming it)."""
+    from kalshi_platform.config import get_settings
+
     _setup_logging(verbose)
     settings = get_settings()
     try:
@@ -77,7 +93,7 @@ def replay(
                              use_yes_price=use_yes_price, publish=urls,
                              batch_rows=settings.parquet_batch_rows,
                              compression=settings.parquet_compression, settings=settings)
-    except _USER_ERRORS as e:
+    except _user_errors() as e:  # evaluated only when an exception is raised
         _fail(str(e))
         return
     if summary_json is not None:
@@ -92,6 +108,7 @@ def replay(
 
 
 def _print_summary(s: dict) -> None:
+    """The replay summary as a two-column table on stdout."""
     t = Table(title=f"replay {s['file']}", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
@@ -132,6 +149,8 @@ COMMAND_MODULES = (
 
 
 def _register_optional() -> None:
+    """Import every module in :data:`COMMAND_MODULES` (each registers its commands on
+    ``app``); a module missing on this branch is skipped."""
     import importlib
 
     for name in COMMAND_MODULES:

@@ -1,15 +1,21 @@
-"""``kalshi-platform db init|status``: the QuestDB hot tier's schema and health (PG wire)."""
+"""``kalshi-platform db init|status``: the QuestDB hot tier's schema and health (PG wire).
+
+The QuestDB client (pyarrow) and the settings are imported inside the commands, so registering
+them costs nothing at CLI start.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table as RichTable
 
-from kalshi_platform.config import get_settings
-from kalshi_platform.storage.questdb_hdb import HDBError, QuestDBClient
 from kalshi_platform.tools.cli import _fail, app, console
+
+if TYPE_CHECKING:
+    from kalshi_platform.storage.questdb_hdb import QuestDBClient
 
 db_app = typer.Typer(help="QuestDB hot tier: create the tables, show their state.",
                      no_args_is_help=True)
@@ -17,6 +23,10 @@ app.add_typer(db_app, name="db")
 
 
 def _client(host: str | None, port: int | None) -> QuestDBClient:
+    """A QuestDB PG-wire client from the settings, ``host``/``port`` overriding them."""
+    from kalshi_platform.config import get_settings
+    from kalshi_platform.storage.questdb_hdb import QuestDBClient
+
     return QuestDBClient(get_settings(), host=host, port=port)
 
 
@@ -37,6 +47,8 @@ def db_init(
             print(t.questdb_ddl() + "\n")
         return
     import time
+
+    from kalshi_platform.storage.questdb_hdb import HDBError
 
     deadline = time.monotonic() + max(wait, 0.0)
     while True:
@@ -61,6 +73,8 @@ def db_status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Tables, row counts, day partitions and WAL lag (pending transactions) in QuestDB."""
+    from kalshi_platform.storage.questdb_hdb import HDBError
+
     try:
         with _client(host, port) as c:
             rows = c.status()

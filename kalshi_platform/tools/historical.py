@@ -19,7 +19,6 @@ from typing import Any, List, Optional
 import typer
 from rich.table import Table as RichTable
 
-from kalshi_platform.config import get_settings
 from kalshi_platform.tools.cli import _fail, _setup_logging, app, console
 
 
@@ -91,6 +90,7 @@ def eod(
     """Move one finished UTC day from the hot tier to Parquet (local + S3), verify rows and
     checksums, then drop it from the hot tier. Re-running a finished day is a no-op; a
     failed or interrupted run resumes."""
+    from kalshi_platform.config import get_settings
     from kalshi_platform.storage import eod as eodmod
     from kalshi_platform.storage.hdb_writer import CODECS
     from kalshi_platform.storage.s3 import S3Error
@@ -206,6 +206,7 @@ def query(
     SELECT ticker, date, first(yes_price ORDER BY ts) open, max(yes_price) high,
     min(yes_price) low, last(yes_price ORDER BY ts) close, sum("count") volume
     FROM trades GROUP BY ALL ORDER BY ALL"""
+    from kalshi_platform.config import get_settings
     from kalshi_platform.historical.query import QueryError, open_local, open_s3, take, write_result
     from kalshi_platform.storage.s3 import S3Error
 

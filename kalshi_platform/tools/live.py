@@ -16,44 +16,35 @@ exit 2; a host that cannot be reached (REST after its retries, WebSocket after
 WebSocket has connected, disconnects are retried forever with capped backoff. A sink that
 fails during the run (full disk, …) is marked failed by the plant while the rest go on; the
 command then prints its summary as usual, one line naming the failed sink(s), and exits 1.
+
+The REST and WebSocket clients, the recorder, the stores and the settings are imported inside
+the command bodies, so registering these commands costs nothing at CLI start.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 from urllib.parse import urlparse
 
 import typer
 from rich.table import Table
 
-from kalshi_platform.api.auth import AuthError, Signer
-from kalshi_platform.api.models import ModelError
-from kalshi_platform.api.rest import NotFoundError, RestClient, RestError
-from kalshi_platform.config import get_settings
-from kalshi_platform.ingestion.recorder import Recorder, RecorderError
-from kalshi_platform.ingestion.ws_client import (
-    DEFAULT_CHANNELS,
-    WS_URLS,
-    Backoff,
-    FeedAuthError,
-    FeedConnectError,
-    FeedError,
-    KalshiWSClient,
-)
-from kalshi_platform.live import LiveRun
+from kalshi_platform.feed.transports import TransportError, parse_publish
 from kalshi_platform.logfmt import sink_failures_line
-from kalshi_platform.storage.parquet_store import StoreError
+from kalshi_platform.stream.sinks import plant_outputs
 from kalshi_platform.ticker_plant.plant import TickerPlant
 from kalshi_platform.tools.cli import _fail, _setup_logging, app, console, err_console
-from kalshi_platform.stream.sinks import plant_outputs
 from kalshi_platform.tools.sinks import UsageError, build_sinks, parse_sinks
-from kalshi_platform.feed.transports import TransportError, parse_publish
+
+if TYPE_CHECKING:  # imported where used: httpx, websockets, cryptography, pyarrow stay out of start
+    from kalshi_platform.api.auth import Signer
+    from kalshi_platform.api.rest import RestClient
+    from kalshi_platform.live import LiveRun
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -101,6 +92,11 @@ async def resolve_markets(client: RestClient, markets: list[str], events: list[s
 
 
 def _signer(key_id: str | None, key_path: Path | None, ws_url: str) -> Signer | None:
+    """The WebSocket/REST signer from the options or the settings; ``None`` (a warning for a
+    non-loopback host) when no key is configured. A bad or half-given key exits 2."""
+    from kalshi_platform.api.auth import AuthError, Signer
+    from kalshi_platform.config import get_settings
+
     settings = get_settings()
     kid = key_id or settings.api_key_id
     path = key_path or settings.private_key_path
@@ -120,6 +116,7 @@ def _signer(key_id: str | None, key_path: Path | None, ws_url: str) -> Signer | 
 
 
 def _print_summary(s: dict[str, Any], title: str) -> None:
+    """The run/record summary as a two-column table on stdout."""
     t = Table(title=title, show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
@@ -152,12 +149,51 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
           open_timeout: float, connect_attempts: int, exit_on_close: bool,
           summary_json: Path | None, title: str, publish: str = "") -> None:
     """The body of ``run`` and ``record``."""
+    from kalshi_platform.config import get_settings
+
     settings = get_settings()
     tickers = split_list(markets)
     events = split_list(event)
     series_l = split_list(series)
     if not (tickers or events or series_l):
         _fail("give at least one of --markets, --event, --series")
+    env, url = _check_options(settings, env=env, ws_url=ws_url, duration=duration,
+                              open_timeout=open_timeout, connect_attempts=connect_attempts,
+                              stale_after=stale_after, rotate_mb=rotate_mb)
+    try:
+        sink_names = parse_sinks(sink)
+        publish_urls = parse_publish(publish) if publish else []
+    except (UsageError, TransportError) as e:
+        _fail(str(e))
+    signer = _signer(key_id, private_key, url)
+    resolved = _resolve(settings, tickers, events, series_l, status=status, base_url=base_url,
+                        env=env, signer=signer, open_timeout=open_timeout)
+    live = _build_live(settings, url=url, resolved=resolved, signer=signer,
+                       use_yes_price=use_yes_price, record_dir=record_dir, gzip=gzip,
+                       rotate_mb=rotate_mb, sink_names=sink_names, store=store,
+                       publish_urls=publish_urls, open_timeout=open_timeout,
+                       stale_after=stale_after, connect_attempts=connect_attempts,
+                       exit_on_close=exit_on_close, status_interval=status_interval,
+                       title=title)
+    summary = _run_live(live, duration)
+    if summary_json is not None:
+        try:
+            summary_json.parent.mkdir(parents=True, exist_ok=True)
+            summary_json.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        except OSError as e:
+            _fail(f"cannot write {summary_json}: {e.strerror or e}")
+    _print_summary(summary, title)
+    if summary.get("sink_failures"):  # the run went on without them: say so, exit 1
+        _fail(sink_failures_line(summary["sink_failures"]), 1)
+
+
+def _check_options(settings: Any, *, env: str | None, ws_url: str | None,
+                   duration: float | None, open_timeout: float, connect_attempts: int,
+                   stale_after: float, rotate_mb: float) -> tuple[str, str]:
+    """Check the numeric options, the environment and the WebSocket URL: ``(env, url)``;
+    a bad one is one line and exit 2."""
+    from kalshi_platform.ingestion.ws_client import WS_URLS
+
     if duration is not None and duration <= 0:
         _fail("--duration must be > 0 seconds")
     if not 0 < open_timeout <= 120 or connect_attempts < 1 or stale_after < 0 or rotate_mb < 0:
@@ -169,12 +205,20 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
     url = ws_url or settings.ws_url or WS_URLS[env]
     if urlparse(url).scheme not in ("ws", "wss"):
         _fail(f"--ws-url must be a ws:// or wss:// URL, got {url!r}")
-    try:
-        sink_names = parse_sinks(sink)
-        publish_urls = parse_publish(publish) if publish else []
-    except (UsageError, TransportError) as e:
-        _fail(str(e))
-    signer = _signer(key_id, private_key, url)
+    return env, url
+
+
+def _resolve(settings: Any, tickers: list[str], events: list[str], series: list[str], *,
+             status: str, base_url: str | None, env: str, signer: Signer | None,
+             open_timeout: float) -> list[str]:
+    """The market tickers to subscribe (:func:`resolve_markets` over REST). An unknown
+    market, event or series or rejected credentials exit 2; an unreachable host exits 1."""
+    import asyncio
+
+    from kalshi_platform.api.auth import AuthError
+    from kalshi_platform.api.models import ModelError
+    from kalshi_platform.api.rest import NotFoundError, RestClient, RestError
+
     st = None if status.lower() in ("", "any", "all") else status.lower()
     try:
         rest = RestClient.from_settings(settings, base_url=base_url or None, env=env,
@@ -182,26 +226,37 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
                                         backoff_base_s=0.25, backoff_cap_s=2.0)
     except (ValueError, AuthError) as e:
         _fail(str(e))
-        return
+        raise AssertionError("unreachable") from None
 
     async def resolve() -> list[str]:
         async with rest:
-            return await resolve_markets(rest, tickers, events, series_l, st)
+            return await resolve_markets(rest, tickers, events, series, st)
 
     try:
-        resolved = asyncio.run(resolve())
+        return asyncio.run(resolve())
     except UsageError as e:
         _fail(str(e))
-        return
     except NotFoundError as e:
         _fail(f"not found: {e}")
-        return
     except RestError as e:
         _fail(str(e), e.exit_code)
-        return
     except ModelError as e:
         _fail(f"unexpected REST response from {rest.base_url}: {e}", 1)
-        return
+    raise AssertionError("unreachable")
+
+
+def _build_live(settings: Any, *, url: str, resolved: list[str], signer: Signer | None,
+                use_yes_price: bool, record_dir: Path | None, gzip: bool, rotate_mb: float,
+                sink_names: list[str], store: Path | None, publish_urls: list[Any],
+                open_timeout: float, stale_after: float, connect_attempts: int,
+                exit_on_close: bool, status_interval: float, title: str) -> LiveRun:
+    """Recorder, sinks, plant and WebSocket client for ``resolved``, wired into a
+    :class:`~kalshi_platform.live.LiveRun`. A recorder, store or transport that cannot start
+    is one line and exit 2."""
+    from kalshi_platform.ingestion.recorder import Recorder, RecorderError
+    from kalshi_platform.ingestion.ws_client import DEFAULT_CHANNELS, Backoff, KalshiWSClient
+    from kalshi_platform.live import LiveRun
+    from kalshi_platform.storage.parquet_store import StoreError
 
     ws_path = urlparse(url).path or "/"
     headers = (lambda: signer.headers("GET", ws_path)) if signer is not None else None
@@ -217,7 +272,7 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
                                  f"-{os.getpid()}", settings=settings, store=store)
     except (RecorderError, StoreError, UsageError) as e:
         _fail(str(e))
-        return
+        raise AssertionError("unreachable") from None
     try:
         outputs, _transports = plant_outputs(publishers, settings, publish=publish_urls,
                                              flush_by_marker=recorder is not None)
@@ -225,42 +280,41 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
         for p in publishers:
             p.close()
         _fail(str(e))
-        return
+        raise AssertionError("unreachable") from None
     plant = TickerPlant(outputs, use_yes_price=use_yes_price)
     client = KalshiWSClient(url, plant, resolved, channels=DEFAULT_CHANNELS, headers=headers,
                             use_yes_price=use_yes_price, taps=[recorder] if recorder else [],
                             open_timeout=open_timeout, stale_after=stale_after,
                             backoff=Backoff(), connect_attempts=connect_attempts,
                             exit_on_close=exit_on_close)
-    live = LiveRun(client, sinks=publishers, recorder=recorder, status_interval=status_interval,
+    return LiveRun(client, sinks=publishers, recorder=recorder, status_interval=status_interval,
                    store_flush_s=settings.parquet_flush_s if recorder is not None else None,
                    status=lambda line: err_console.print(line, highlight=False, soft_wrap=True),
                    banner=f"{title}: {len(resolved)} market(s) from {url}"
                    + (f", recording to {record_dir}" if record_dir else "")
                    + (f", sinks {','.join(sink_names)}" if sink_names else ""))
+
+
+def _run_live(live: LiveRun, duration: float | None) -> dict[str, Any]:
+    """Run ``live`` until stopped: its summary. Rejected credentials or a feed error exit 2;
+    a host that cannot be reached, a failing store or recorder exit 1 (one line each)."""
+    import asyncio
+
+    from kalshi_platform.ingestion.recorder import RecorderError
+    from kalshi_platform.ingestion.ws_client import FeedAuthError, FeedConnectError, FeedError
+    from kalshi_platform.storage.parquet_store import StoreError
+
     try:
-        summary = asyncio.run(live.run(duration))
+        return asyncio.run(live.run(duration))
     except FeedAuthError as e:
         _fail(str(e))
-        return
     except FeedConnectError as e:
         _fail(str(e), 1)
-        return
     except FeedError as e:
         _fail(str(e))
-        return
     except (StoreError, RecorderError) as e:
         _fail(str(e), 1)
-        return
-    if summary_json is not None:
-        try:
-            summary_json.parent.mkdir(parents=True, exist_ok=True)
-            summary_json.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        except OSError as e:
-            _fail(f"cannot write {summary_json}: {e.strerror or e}")
-    _print_summary(summary, title)
-    if summary.get("sink_failures"):  # the run went on without them: say so, exit 1
-        _fail(sink_failures_line(summary["sink_failures"]), 1)
+    raise AssertionError("unreachable")
 
 
 # Options shared by run and record (typer has no option groups; keep the lists identical).
@@ -303,6 +357,8 @@ def run(
     summary_json: Optional[Path] = _SUMMARY, verbose: bool = _VERBOSE,
 ) -> None:
     """Live feed: Kalshi WebSocket → books/BBO → sinks, until stopped."""
+    from kalshi_platform.config import get_settings
+
     _setup_logging(verbose)
     _feed(markets=markets, event=event, series=series, status=status, sink=sink,
           store=store or get_settings().store_dir, record_dir=record, gzip=gzip,
@@ -360,6 +416,8 @@ def sim(
     verbose: bool = _VERBOSE,
 ) -> None:
     """Local Kalshi-compatible server (WS v2 + REST) replaying a recording, with fault injection."""
+    import asyncio
+
     from kalshi_platform.sim.faults import Faults, parse_indices
     from kalshi_platform.sim.server import SimError, SimServer
 

@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from kalshi_platform.ingestion.recording import (
     NotARecording,
@@ -23,11 +23,12 @@ from kalshi_platform.ingestion.recording import (
     read_meta,
     sniff_recording,
 )
-from kalshi_platform.config import Settings
-from kalshi_platform.storage.parquet_store import ParquetStore
 from kalshi_platform.stream.sinks import plant_outputs, stream_summary
 from kalshi_platform.ticker_plant.plant import TickerPlant
 from kalshi_platform.tools.sinks import UsageError, build_sinks
+
+if TYPE_CHECKING:  # imported in run_replay: pydantic-settings and pyarrow stay out of CLI start
+    from kalshi_platform.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,8 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
     the CLI), :class:`RecordingError` (unreadable recording), :class:`UsageError`, or
     :class:`~kalshi_platform.storage.parquet_store.StoreError`.
     """
+    from kalshi_platform.config import Settings
+
     if speed < 0:
         raise UsageError("--speed must be >= 0")
     if not file.exists():
@@ -156,7 +159,7 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
     if meta.recorded_at_ns is not None:
         plant.clock_ns = meta.recorded_at_ns
     t0 = time.perf_counter()
-    store_pub = next((p for p in pubs if isinstance(p, ParquetStore)), None)
+    store_pub = _parquet_sink(pubs)
     try:
         partial = sorted(partial + _feed_files(files, plant, speed))  # file (name) order
     except KeyboardInterrupt:
@@ -194,7 +197,7 @@ def summarize(plant: TickerPlant, publishers: Sequence[Any], *, file: Path, sink
     (``elapsed_s`` seconds, ``msg_per_s``), ``partial_files`` (names of files cut short or
     empty), ``sink_failures`` (sink name → one-line error, ``{}`` when every sink held) and
     the final top of every market."""
-    store_pub = next((p for p in publishers if isinstance(p, ParquetStore)), None)
+    store_pub = _parquet_sink(publishers)
     qdb_pub = next((p for p in publishers if type(p).__name__ == "QuestDBWriter"), None)
     st = plant.stats
     messages = st.messages_by_type()
@@ -230,6 +233,15 @@ def summarize(plant: TickerPlant, publishers: Sequence[Any], *, file: Path, sink
         "msg_per_s": round(n_msgs / elapsed) if elapsed > 0 else None,
         "markets": plant.markets_summary(),
     }
+
+
+def _parquet_sink(publishers: Sequence[Any]) -> Any:
+    """The first :class:`~kalshi_platform.storage.parquet_store.ParquetStore` among
+    ``publishers``, or ``None`` (imported here, not at the top: pyarrow is not loaded at CLI
+    start)."""
+    from kalshi_platform.storage.parquet_store import ParquetStore
+
+    return next((p for p in publishers if isinstance(p, ParquetStore)), None)
 
 
 def sink_failures(plant: Any) -> dict[str, str]:

@@ -4,34 +4,39 @@ Uses only public market-data endpoints (kalshi-api.md §2.5), so it works withou
 ``KALSHI_API_KEY_ID`` and ``KALSHI_PRIVATE_KEY_PATH`` are both set, requests are signed.
 Every failure (unknown series, unreachable host, bad key, server errors after retries) is one
 line on stderr and a non-zero exit; requests have a bounded timeout and few retries.
+The REST client (httpx), the signer (cryptography) and the settings are imported inside the
+command, not at CLI start.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.table import Table
 
-from kalshi_platform.api.auth import AuthError, Signer
-from kalshi_platform.api.models import Market, ModelError, Orderbook, Series, Trade
-from kalshi_platform.api.rest import NotFoundError, RestClient, RestError
-from kalshi_platform.config import get_settings
 from kalshi_platform.fixedpoint import price_to_str, size_to_str
 from kalshi_platform.tools.cli import _fail, _setup_logging, app, console, err_console
 
+if TYPE_CHECKING:
+    from kalshi_platform.api.auth import Signer
+    from kalshi_platform.api.models import Market, Orderbook, Series, Trade
+    from kalshi_platform.api.rest import RestClient
+
 
 def _p(units: int | None) -> str:
+    """A price in micro-dollars as text, ``-`` for none."""
     return price_to_str(units) if units is not None else "-"
 
 
 def _s(units: int | None) -> str:
+    """A size in centi-contracts as text, ``-`` for none."""
     return size_to_str(units) if units is not None else "-"
 
 
 def _utc(ns: int | None) -> str:
+    """Epoch nanoseconds as ``YYYY-MM-DD HH:MM:SS`` (UTC), ``-`` for none."""
     if ns is None:
         return "-"
     return datetime.fromtimestamp(ns // 1_000_000_000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
@@ -43,6 +48,10 @@ async def fetch_demo(client: RestClient, series: str, *, limit: int, depth: int,
     up to ``trades`` recent trades. A market whose book or trades vanished (404) between the
     listing and the fetch gets the error text instead. Raises :class:`NotFoundError` for an
     unknown series and :class:`RestError` for other failures."""
+    import asyncio
+
+    from kalshi_platform.api.rest import NotFoundError
+
     s = await client.get_series(series)
     markets: list[Market] = []
     async for m in client.iter_markets(series_ticker=series, status="open", limit=limit):
@@ -134,6 +143,12 @@ def demo(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO."),
 ) -> None:
     """Show a series, its open markets, each market's order book and recent trades (REST)."""
+    import asyncio
+
+    from kalshi_platform.api.models import ModelError
+    from kalshi_platform.api.rest import NotFoundError, RestClient, RestError
+    from kalshi_platform.config import get_settings
+
     _setup_logging(verbose)
     if not series.strip():
         _fail("--series must not be empty")
@@ -144,15 +159,7 @@ def demo(
     if env is not None and env not in ("prod", "demo"):
         _fail(f"--env must be prod or demo, got {env!r}")
     settings = get_settings()
-    signer = None
-    try:
-        if settings.api_key_id and settings.private_key_path:
-            signer = Signer.from_pem_file(settings.api_key_id, settings.private_key_path)
-        elif settings.api_key_id or settings.private_key_path:
-            err_console.print("warning: set both KALSHI_API_KEY_ID and KALSHI_PRIVATE_KEY_PATH "
-                              "to sign requests; continuing unsigned", highlight=False)
-    except AuthError as e:
-        _fail(str(e))
+    signer = _signer(settings)
     try:
         client = RestClient.from_settings(
             settings, base_url=base_url or None, env=env or settings.env, signer=signer,
@@ -177,9 +184,31 @@ def demo(
     except ModelError as e:
         _fail(f"unexpected response from {client.base_url}: {e}", 1)
         return
-    console.print(_series_table(data["series"], client.base_url, signer is not None))
+    _print_demo(data, series.strip(), client.base_url, signer is not None, depth, trades)
+
+
+def _signer(settings: Any) -> Signer | None:
+    """A request signer when ``KALSHI_API_KEY_ID`` and ``KALSHI_PRIVATE_KEY_PATH`` are both
+    set; ``None`` (with a warning when only one is) otherwise. A bad key exits 2."""
+    from kalshi_platform.api.auth import AuthError, Signer
+
+    try:
+        if settings.api_key_id and settings.private_key_path:
+            return Signer.from_pem_file(settings.api_key_id, settings.private_key_path)
+        if settings.api_key_id or settings.private_key_path:
+            err_console.print("warning: set both KALSHI_API_KEY_ID and KALSHI_PRIVATE_KEY_PATH "
+                              "to sign requests; continuing unsigned", highlight=False)
+    except AuthError as e:
+        _fail(str(e))
+    return None
+
+
+def _print_demo(data: dict[str, Any], series: str, base_url: str, signed: bool, depth: int,
+                trades: int) -> None:
+    """The series, its open markets and each market's book and trades, as tables."""
+    console.print(_series_table(data["series"], base_url, signed))
     if not data["markets"]:
-        console.print(f"no open markets in series {series.strip()}")
+        console.print(f"no open markets in series {series}")
         return
     console.print(_markets_table(data["markets"]))
     for r in data["markets"]:

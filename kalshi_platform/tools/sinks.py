@@ -1,16 +1,17 @@
 """``--sink`` for every command that writes plant events (replay, run, backfill).
 
 One place turns a ``--sink`` spec into Publisher objects, so replay, the live run and the
-backfill write through exactly the same sinks.
+backfill write through exactly the same sinks. Cheap to import (the CLI imports it at start):
+the settings and the stores are imported inside :func:`build_sinks`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kalshi_platform.config import Settings, get_settings
-from kalshi_platform.storage.parquet_store import ParquetStore
+if TYPE_CHECKING:
+    from kalshi_platform.config import Settings
 
 #: sink names accepted by ``--sink`` (comma-separated; ``none`` alone = discard)
 SINKS = ("parquet", "questdb", "none")
@@ -46,6 +47,9 @@ def build_sinks(names: list[str], *, writer_id: str, settings: Settings | None =
     Raises :class:`~kalshi_platform.storage.parquet_store.StoreError` when the store cannot be
     created, :class:`UsageError` when the QuestDB writer cannot start (bad conf, spool dir).
     """
+    from kalshi_platform.config import get_settings
+    from kalshi_platform.storage.parquet_store import ParquetStore
+
     settings = settings or get_settings()
     out: list[Any] = []
     for name in names:
