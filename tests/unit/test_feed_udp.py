@@ -472,8 +472,12 @@ def test_cli_replay_publishes_udp_to_a_cli_and_a_late_library_subscriber(tmp_pat
     objs = [json.loads(x) for x in lines]
     seqs = [o["seq"] for o in objs]
     n = late.items[-1].seq
-    assert late.items[-1].feed == "end" and late.items[0].feed == "snapshot"
-    assert late.items[0].seq > 0 and late.sub.snapshots == 1
+    assert late.items[-1].feed == "end"
+    first = late.items[0]
+    # a late join takes one snapshot first; on a slow start the "late" one may still catch
+    # seq 1 (then it needs none): both must end with the oracle's books (below)
+    assert (first.feed == "snapshot" and first.seq > 0 and late.sub.snapshots == 1) or (
+        first.seq == 1 and late.sub.snapshots == 0), (first.feed, first.seq, late.sub.snapshots)
     assert list(dict.fromkeys(seqs)) == list(range(1, n + 1))  # every seq, once, in order
     assert seqs == sorted(seqs)  # (a book snapshot is one object per level, same seq)
     last = {o["ticker"]: o for o in objs if o["feed"] == "bbo"}
