@@ -24,14 +24,28 @@ two BBO changes in one millisecond are distinct rows under the dedup keys, and `
 book's state: a ``stale``/``syncing`` row with null prices marks where a book stopped being
 trustworthy; docs/plant-contract.md); ``fills`` is an extra table for the private fill
 channel.
+
+Two conversions of the same mapping: ``Table.rows(event)`` (row tuples, the QuestDB writer's
+ILP rows) and the columnar one, the Parquet store's (``Table.read_events``: one C pass reads a
+batch of NamedTuples into raw Arrow columns; ``Table.finish``: Arrow kernels do the unit
+conversions on many such batches at once; ``Table.to_arrow``: both). They give the same values bit for bit: µs are floor divisions of ns, a
+price or size is ``float64(units) / float64(scale)`` as Python's ``int / int`` is (both
+correctly rounded; Arrow refuses an integer beyond 2^53 instead of rounding it), and a batch
+the columnar path does not take as it is (a ``None`` where ``rows`` would fail, an odd type, a
+huge value) is converted through ``rows`` instead, so it fails or succeeds exactly as before.
+One input is not caught: a Python ``float`` in an integer field (the plant contract says int;
+``ingestion/units.py`` only makes ints) is truncated by Arrow's converter, where ``rows``
+would have divided the float.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kalshi_platform.fixedpoint import PRICE_SCALE, SIZE_SCALE
 from kalshi_platform.ticker_plant.events import (
@@ -45,6 +59,8 @@ from kalshi_platform.ticker_plant.events import (
     TickerEvent,
     TradeEvent,
 )
+
+log = logging.getLogger(__name__)
 
 #: SYMBOL capacity: thousands of markets (Kalshi lists ~10k+ open markets); QuestDB sizes the
 #: symbol table to this hint and caches it in memory (QuestDB docs "Symbol", "CREATE TABLE").
@@ -90,13 +106,18 @@ class Column:
 class Table:
     """A table: ``columns`` in order, designated timestamp ``ts``, ``PARTITION BY DAY``,
     ``dedup_keys`` (must include ``ts``; a replay or re-run upserts instead of doubling),
-    the plant ``event`` type it stores, and ``rows(event) -> list[tuple]`` in column order."""
+    the plant ``event`` type it stores, ``rows(event) -> list[tuple]`` in column order, and
+    its columnar twin ``columnar`` (:meth:`read_events`, :meth:`finish`, :meth:`to_arrow`:
+    the same rows, built column by column). ``rows_per_event``: how many rows an event
+    makes (``None``: exactly one)."""
 
     name: str
     columns: tuple[Column, ...]
     dedup_keys: tuple[str, ...]
     event: type
     rows: Callable[[Any], list[tuple]]
+    columnar: "_Columnar"
+    rows_per_event: Callable[[Any], int] | None = None
 
     @property
     def column_names(self) -> list[str]:
@@ -118,6 +139,50 @@ class Table:
     def arrow_schema(self) -> pa.Schema:
         """Arrow schema of the table (Parquet files are written with exactly this)."""
         return pa.schema([pa.field(c.name, _ARROW[c.kind]) for c in self.columns])
+
+    def read_events(self, events: Sequence[Any]) -> pa.RecordBatch:
+        """Step 1 of the columnar path: ``events`` (this table's plant events, in order) as a
+        raw batch, one row per table row, the event fields in plant units (int64 ns, µ$,
+        centi-contracts; strings; bools): :meth:`raw_schema`. One C pass over the Python
+        objects and no kernel call (a kernel call lets go of the GIL, and on a busy
+        process getting it back can take the 5 ms switch interval: kernels run in
+        :meth:`finish`, once per write).
+        Raises (``_Refused``, ``pa.ArrowInvalid``, ``TypeError``, ``OverflowError``) for a
+        batch it does not take as it is; :meth:`rows` then decides (see :meth:`to_arrow`)."""
+        return self.columnar.read(events)
+
+    def raw_schema(self) -> pa.Schema:
+        """Schema of :meth:`read_events` batches."""
+        return self.columnar.raw_schema
+
+    def finish(self, raw: pa.RecordBatch | pa.Table) -> pa.Table:
+        """Step 2: raw rows (:meth:`read_events` output, or several concatenated) as a table
+        of :meth:`arrow_schema` (µs floor-divided from ns, prices and sizes scaled to
+        float64, BBO mid and spread). Vectorised; a column Arrow refuses (a value beyond
+        2^53 or an int64 overflow in mid) is computed per value in Python, as ``rows`` does."""
+        return pa.Table.from_arrays(self.columnar.finish(raw), schema=self.arrow_schema())
+
+    def to_arrow(self, events: Sequence[Any]) -> pa.Table:
+        """``events`` as one Arrow table of :meth:`arrow_schema`: the rows ``rows()`` gives
+        for each event, in order (:meth:`read_events` then :meth:`finish`). A batch the
+        columnar path refuses goes through :meth:`rows_to_arrow` (same values; its error, if
+        any, is the row path's: ``TypeError`` for a ``None`` price, ``OverflowError`` or
+        ``pa.ArrowInvalid`` for a value the column cannot hold)."""
+        try:
+            raw = self.read_events(events)
+        except Exception as e:  # refused: the row path decides (and raises as it always did)
+            log.debug("%s: %d events through the row path (%s: %s)", self.name, len(events),
+                      type(e).__name__, e)
+            return self.rows_to_arrow([r for ev in events for r in self.rows(ev)])
+        return self.finish(raw)
+
+    def rows_to_arrow(self, rows: Sequence[tuple]) -> pa.Table:
+        """Row tuples (``rows()`` output) as an Arrow table of :meth:`arrow_schema`."""
+        schema = self.arrow_schema()
+        if not rows:
+            return schema.empty_table()
+        return pa.Table.from_arrays([pa.array(col, type=f.type)
+                                     for col, f in zip(zip(*rows), schema)], schema=schema)
 
 
 def _us(ns: int | None) -> int | None:
@@ -184,6 +249,172 @@ def _feed_rows(e: FeedEvent) -> list[tuple]:
     return [(e.ts_ns // 1000, e.kind, e.sid, e.expected_seq, e.got_seq, e.detail)]
 
 
+# -- columnar conversion (Table.read_events / finish / to_arrow) ---------------------------
+
+_I64 = pa.int64()
+_F64 = pa.float64()
+_STR = pa.string()
+_TS = _ARROW["timestamp"]
+
+
+class _Refused(ValueError):
+    """The columnar path does not take this batch as it is; the row path converts it."""
+
+
+def floor_divide(a: pa.Array, k: int) -> pa.Array:
+    """``a // k`` per element, Python's floor division (``k > 0``; nulls stay null). Arrow's
+    integer ``divide`` truncates toward zero, so inexact negative quotients are lowered by 1."""
+    q = pc.divide(a, k)
+    lo = pc.min(a).as_py()
+    if lo is None or lo >= 0:
+        return q
+    low = pc.and_(pc.less(a, 0), pc.not_equal(pc.multiply(q, k), a))
+    return pc.subtract(q, pc.cast(low, _I64))
+
+
+def _scaled(a: pa.Array, scale: int) -> pa.Array:
+    """int64 units → float64 ``units / scale``, as Python's ``int / int``: the safe cast
+    refuses |units| > 2^53 (``pa.ArrowInvalid``); below, both operands are exact doubles and
+    IEEE division rounds the exact quotient, as Python does."""
+    return pc.divide(a.cast(_F64), float(scale))
+
+
+def _py_scaled(scale: int, a: pa.Array) -> pa.Array:
+    return pa.array([None if v is None else v / scale for v in a.to_pylist()], _F64)
+
+
+def _py_pair(fn: Callable[[int, int], float], b: pa.Array, a: pa.Array) -> pa.Array:
+    return pa.array([None if x is None or y is None else fn(x, y)
+                     for x, y in zip(b.to_pylist(), a.to_pylist())], _F64)
+
+
+def _same(a: pa.Array) -> pa.Array:
+    return a
+
+
+#: op → (Arrow type of the raw field(s) it reads, vectorised function, exact per-value
+#: function for a column the vectorised one refuses, or None). ``!`` marks a field ``rows``
+#: needs non-null (it computes with it unguarded): a null there is refused at read time.
+_OPS: dict[str, tuple[pa.DataType, Callable[..., pa.Array], Callable[..., pa.Array] | None]] = {
+    "str": (_STR, _same, None),
+    "i64": (_I64, _same, None),
+    "bool": (pa.bool_(), _same, None),
+    "us": (_I64, lambda a: floor_divide(a, 1000).cast(_TS), None),
+    "p": (_I64, lambda a: _scaled(a, PRICE_SCALE), lambda a: _py_scaled(PRICE_SCALE, a)),
+    "q": (_I64, lambda a: _scaled(a, SIZE_SCALE), lambda a: _py_scaled(SIZE_SCALE, a)),
+    # BBO (yes_bid, yes_ask) → mid, spread; null unless both sides are present
+    "mid": (_I64, lambda b, a: _scaled(pc.add_checked(b, a), 2 * PRICE_SCALE),
+            lambda b, a: _py_pair(lambda x, y: (x + y) / (2 * PRICE_SCALE), b, a)),
+    "spread": (_I64, lambda b, a: _scaled(pc.subtract_checked(a, b), PRICE_SCALE),
+               lambda b, a: _py_pair(lambda x, y: (y - x) / PRICE_SCALE, b, a)),
+}
+
+
+class _Columnar:
+    """A table's columnar conversion, from ``spec``: per column, in order,
+    ``op[!]:field[+field]`` over the raw fields (ops in :data:`_OPS`).
+
+    ``fields``: the raw fields, in order (default: the NamedTuple ``event``'s own fields,
+    read in one C pass through a struct of exactly those fields, so every one must be used);
+    ``reader``: a custom ``events -> pa.RecordBatch`` of :attr:`raw_schema` (snapshots,
+    which make one raw row per level)."""
+
+    def __init__(self, event: type, spec: str, fields: tuple[str, ...] | None = None,
+                 reader: Callable[[Sequence[Any]], pa.RecordBatch] | None = None) -> None:
+        fields = fields or event._fields
+        self.ops: list[tuple[str, list[str]]] = []
+        types: dict[str, pa.DataType] = {}
+        strict: set[str] = set()
+        for item in spec.split(","):
+            op, src = item.strip().split(":")
+            if op.endswith("!"):
+                op = op[:-1]
+                strict.update(src.split("+"))
+            for f in src.split("+"):
+                if types.setdefault(f, _OPS[op][0]) != _OPS[op][0]:
+                    raise ValueError(f"{event.__name__}.{f}: read as two types")
+            self.ops.append((op, src.split("+")))
+        if set(types) != set(fields):
+            raise ValueError(f"{event.__name__}: the spec must read every raw field")
+        self.raw_schema = pa.schema([(f, types[f]) for f in fields])
+        self._struct = pa.struct(list(self.raw_schema))
+        self._strict = [i for i, f in enumerate(fields) if f in strict]
+        self._reader = reader
+
+    def read(self, events: Sequence[Any]) -> pa.RecordBatch:
+        """Events → raw batch (see :meth:`Table.read_events`)."""
+        if self._reader is not None:
+            raw = self._reader(events)
+        else:
+            raw = pa.RecordBatch.from_struct_array(pa.array(events, type=self._struct))
+        for i in self._strict:
+            if raw.column(i).null_count:
+                raise _Refused(f"null {self.raw_schema.names[i]}")
+        return raw
+
+    def finish(self, raw: pa.RecordBatch | pa.Table) -> list[pa.Array]:
+        """Raw rows → one array per column (see :meth:`Table.finish`)."""
+        out = []
+        for op, fields in self.ops:
+            _, fast, exact = _OPS[op]
+            args = [raw.column(f) for f in fields]
+            try:
+                out.append(fast(*args))
+            except pa.ArrowInvalid:
+                if exact is None:
+                    raise
+                out.append(exact(*args))
+        return out
+
+
+def _read_snapshots(events: Sequence[SnapshotEvent]) -> pa.RecordBatch:
+    """Snapshot events → raw level rows (yes levels, then no levels; an empty book is one row
+    with null side/price/size), schema :data:`_SNAPSHOT_RAW`."""
+    tk: list = []
+    ts: list = []
+    sid: list = []
+    seq: list = []
+    side: list = []
+    price: list = []
+    size: list = []
+    recv: list = []
+    empty = 0
+    for ticker, ts_ns, s, q, yes, no, r in events:
+        n = len(yes) + len(no)
+        if n == 0:
+            n, empty = 1, empty + 1
+            side.append(None)
+            price.append(None)
+            size.append(None)
+        for levels, name in ((yes, "yes"), (no, "no")):
+            if levels:
+                side += [name] * len(levels)
+                ps, qs = zip(*levels)
+                price += ps
+                size += qs
+        tk += [ticker] * n
+        ts += [ts_ns] * n
+        sid += [s] * n
+        seq += [q] * n
+        recv += [r] * n
+    p_units, q_units = pa.array(price, _I64), pa.array(size, _I64)
+    if p_units.null_count != empty or q_units.null_count != empty:
+        raise _Refused("null level")  # rows() raises TypeError for it
+    return pa.RecordBatch.from_arrays(
+        [pa.array(tk, _STR), pa.array(ts, _I64), pa.array(sid, _I64), pa.array(seq, _I64),
+         pa.array(side, _STR), p_units, q_units, pa.array(recv, _I64)], schema=_SNAPSHOT_RAW)
+
+
+_SNAPSHOT_SPEC = ("str:ticker, us!:ts_ns, i64:sid, i64:seq, str:side, p:price, q:size,"
+                  " us:recv_ns")
+_SNAPSHOT_FIELDS = ("ticker", "ts_ns", "sid", "seq", "side", "price", "size", "recv_ns")
+_SNAPSHOT_RAW = _Columnar(SnapshotEvent, _SNAPSHOT_SPEC, _SNAPSHOT_FIELDS).raw_schema
+
+
+def _snapshot_rows_per_event(e: SnapshotEvent) -> int:
+    return len(e.yes) + len(e.no) or 1
+
+
 def _cols(spec: str) -> tuple[Column, ...]:
     out = []
     for item in spec.split(","):
@@ -198,35 +429,54 @@ TABLES: dict[str, Table] = {
         Table("trades", _cols("ticker:symbol, ts:timestamp, trade_id:uuid, yes_price:double,"
                               " no_price:double, count:double, taker_side:enum,"
                               " recv_ts:timestamp"),
-              ("ts", "ticker", "trade_id"), TradeEvent, _trade_rows),
+              ("ts", "ticker", "trade_id"), TradeEvent, _trade_rows,
+              _Columnar(TradeEvent, "str:ticker, us!:ts_ns, str:trade_id, p!:yes_price,"
+                                    " p!:no_price, q!:count, str:taker_side, us:recv_ns")),
         Table("orderbook_deltas", _cols("ticker:symbol, ts:timestamp, sid:long, seq:long,"
                                         " side:enum, price:double, delta:double,"
                                         " recv_ts:timestamp"),
-              ("ts", "ticker", "sid", "seq", "side", "price"), DeltaEvent, _delta_rows),
+              ("ts", "ticker", "sid", "seq", "side", "price"), DeltaEvent, _delta_rows,
+              _Columnar(DeltaEvent, "str:ticker, us!:ts_ns, i64:sid, i64:seq, str:side,"
+                                    " p!:price, q!:delta, us:recv_ns")),
         Table("orderbook_snapshots", _cols("ticker:symbol, ts:timestamp, sid:long, seq:long,"
                                            " side:enum, price:double, size:double,"
                                            " recv_ts:timestamp"),
-              ("ts", "ticker", "sid", "seq", "side", "price"), SnapshotEvent, _snapshot_rows),
+              ("ts", "ticker", "sid", "seq", "side", "price"), SnapshotEvent, _snapshot_rows,
+              _Columnar(SnapshotEvent, _SNAPSHOT_SPEC, _SNAPSHOT_FIELDS, _read_snapshots),
+              _snapshot_rows_per_event),
         Table("bbo", _cols("ticker:symbol, ts:timestamp, yes_bid:double, yes_bid_size:double,"
                            " yes_ask:double, yes_ask_size:double, mid:double, spread:double,"
                            " seq:long, recv_ts:timestamp, state:enum"),
-              ("ts", "ticker", "seq", "state"), BBO, _bbo_rows),
+              ("ts", "ticker", "seq", "state"), BBO, _bbo_rows,
+              _Columnar(BBO, "str:ticker, us!:ts_ns, p:yes_bid, q:yes_bid_size, p:yes_ask,"
+                             " q:yes_ask_size, mid:yes_bid+yes_ask, spread:yes_bid+yes_ask,"
+                             " i64:seq, us:recv_ns, str:state")),
         Table("tickers", _cols("ticker:symbol, ts:timestamp, price:double, yes_bid:double,"
                                " yes_ask:double, yes_bid_size:double, yes_ask_size:double,"
                                " volume:double, open_interest:double, recv_ts:timestamp"),
-              ("ts", "ticker", "recv_ts"), TickerEvent, _ticker_rows),
+              ("ts", "ticker", "recv_ts"), TickerEvent, _ticker_rows,
+              _Columnar(TickerEvent, "str:ticker, us!:ts_ns, p:price, p:yes_bid, p:yes_ask,"
+                                     " q:yes_bid_size, q:yes_ask_size, q:volume,"
+                                     " q:open_interest, us:recv_ns")),
         Table("market_lifecycle", _cols("ticker:symbol, ts:timestamp, event_type:enum,"
                                         " result:enum, settlement_value:double,"
                                         " detail:varchar, recv_ts:timestamp"),
-              ("ts", "ticker", "event_type"), LifecycleEvent, _lifecycle_rows),
+              ("ts", "ticker", "event_type"), LifecycleEvent, _lifecycle_rows,
+              _Columnar(LifecycleEvent, "str:ticker, us!:ts_ns, str:event_type, str:result,"
+                                        " p:settlement_value, str:detail, us:recv_ns")),
         Table("fills", _cols("ticker:symbol, ts:timestamp, trade_id:uuid, order_id:uuid,"
                              " side:enum, action:enum, is_taker:boolean, yes_price:double,"
                              " count:double, fee_cost:double, post_position:double,"
                              " recv_ts:timestamp"),
-              ("ts", "ticker", "trade_id", "order_id"), FillEvent, _fill_rows),
+              ("ts", "ticker", "trade_id", "order_id"), FillEvent, _fill_rows,
+              _Columnar(FillEvent, "str:ticker, us!:ts_ns, str:trade_id, str:order_id,"
+                                   " str:side, str:action, bool:is_taker, p:yes_price,"
+                                   " q:count, p:fee_cost, q:post_position, us:recv_ns")),
         Table("feed_events", _cols("ts:timestamp, kind:enum, sid:long, expected_seq:long,"
                                    " got_seq:long, detail:varchar"),
-              ("ts", "kind", "sid", "expected_seq", "got_seq"), FeedEvent, _feed_rows),
+              ("ts", "kind", "sid", "expected_seq", "got_seq"), FeedEvent, _feed_rows,
+              _Columnar(FeedEvent, "us!:ts_ns, str:kind, i64:sid, i64:expected_seq,"
+                                   " i64:got_seq, str:detail")),
     )
 }
 
