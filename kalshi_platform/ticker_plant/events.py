@@ -13,7 +13,10 @@ The table each event lands in is ``type(event).table`` (see :mod:`kalshi_platfor
 from __future__ import annotations
 
 import base64
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import msgspec
+import orjson
 
 from kalshi_platform.ticker_plant.order_book import BBO
 
@@ -27,6 +30,7 @@ __all__ = [
     "FillEvent",
     "FeedEvent",
     "QuarantineRecord",
+    "kept_text",
     "TABLE_OF",
 ]
 
@@ -148,6 +152,25 @@ class QuarantineRecord(NamedTuple):
             return {"recv_ns": self.recv_ns, "reason": self.reason,
                     "raw_b64": base64.b64encode(self.raw).decode()}
         return {"recv_ns": self.recv_ns, "reason": self.reason, "raw": self.raw}
+
+
+def kept_text(raw: Any) -> str | bytes:
+    """What a quarantine record keeps of ``raw``: the text as received; bytes that are not
+    UTF-8 are kept as the exact bytes. A frame handed over already parsed, without its text
+    (a one-document recording), is the only case encoded here, with a depth guard."""
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        b = bytes(raw)
+        try:
+            return b.decode("utf-8")
+        except UnicodeDecodeError:
+            return b
+    try:
+        return orjson.dumps(raw).decode() if type(raw) is dict else (
+            msgspec.json.encode(raw).decode())
+    except (TypeError, msgspec.EncodeError, RecursionError, ValueError):
+        return f"<{type(raw).__name__} that cannot be encoded>"
 
 
 TABLE_OF: dict[type, str] = {

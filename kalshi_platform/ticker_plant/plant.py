@@ -33,8 +33,6 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Iterable
 
-import msgspec
-import orjson
 
 from kalshi_platform.fixedpoint import ONE_DOLLAR, _price_cache, _size_cache
 from kalshi_platform.ingestion.messages import (
@@ -72,6 +70,7 @@ from kalshi_platform.ticker_plant.events import (
     FeedEvent,
     QuarantineRecord,
     SnapshotEvent,
+    kept_text,
 )
 from kalshi_platform.ticker_plant.fanout import FanOut
 from kalshi_platform.ticker_plant.passthrough import PassThroughHandlers
@@ -85,25 +84,6 @@ _LOG_FIRST = 20  # log the first N quarantined frames, then every 1000th
 _DETAIL_MAX = 500  # feed_events.detail taken from the wire is cut to this many characters
 
 __all__ = ["TickerPlant", "PlantStats"]
-
-
-def _kept_text(raw: Any) -> str | bytes:
-    """What a quarantine record keeps of ``raw``: the text as received; bytes that are not
-    UTF-8 are kept as the exact bytes. A frame handed over already parsed, without its text
-    (a one-document recording), is the only case encoded here, with a depth guard."""
-    if isinstance(raw, str):
-        return raw
-    if isinstance(raw, (bytes, bytearray, memoryview)):
-        b = bytes(raw)
-        try:
-            return b.decode("utf-8")
-        except UnicodeDecodeError:
-            return b
-    try:
-        return orjson.dumps(raw).decode() if type(raw) is dict else (
-            msgspec.json.encode(raw).decode())
-    except (TypeError, msgspec.EncodeError, RecursionError, ValueError):
-        return f"<{type(raw).__name__} that cannot be encoded>"
 
 
 class TickerPlant(PassThroughHandlers):
@@ -490,7 +470,7 @@ class TickerPlant(PassThroughHandlers):
                     seq: int | None = None) -> None:
         st = self.stats
         st.quarantined += 1
-        kept = _kept_text(raw)
+        kept = kept_text(raw)
         if st.quarantined <= _LOG_FIRST or st.quarantined % 1000 == 0:
             log.warning("quarantined frame #%d: %s: %s", st.quarantined,
                         escape_for_log(reason), escape_for_log(kept))
