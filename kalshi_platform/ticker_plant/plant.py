@@ -33,7 +33,6 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Iterable
 
-
 from kalshi_platform.fixedpoint import ONE_DOLLAR, _price_cache, _size_cache
 from kalshi_platform.ingestion.messages import (
     MAX_COUNTER,
