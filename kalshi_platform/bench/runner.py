@@ -9,7 +9,14 @@ input, best of ``repeat`` runs (the machines are noisy: compare ratios, not abso
   (ours: :class:`OrderBook` with tracked best, BBO read on change; baseline: ``SortedDict``
   ladders of ``Decimal`` with the BBO recomputed after every update);
 * ``pipeline`` — the whole ``replay --sink none`` path (read → decode → seq → books → BBO)
-  vs :func:`baseline.replay`. Also ``pipeline+parquet`` (``--sink parquet``) for reference.
+  vs :func:`baseline.replay`. Also ``pipeline+parquet`` (``--sink parquet``), compared both
+  with the baseline (which writes nothing) and with ``--sink none`` measured in the same run.
+
+Every stage row carries its rate, what it is compared with (``baseline``, ``baseline_per_s``),
+the ratio (``speedup``) and, where the issue sets one, a target on a named ratio. The QuestDB
+ILP and the EOD writer figures are added as rows too (their full dicts stay under ``ilp`` and
+``hdb_writer``). ``progress`` gets one short line per timed run, so a caller can show where
+the bench is.
 
 The input is a synthetic recording generated from the bundled real capture
 (:mod:`kalshi_platform.bench.synth`): real prices and sizes, valid books throughout.
@@ -42,14 +49,32 @@ from kalshi_platform.ticker_plant.order_book import OrderBook
 from kalshi_platform.ticker_plant.plant import TickerPlant
 
 
+#: the seed-style baseline (:mod:`kalshi_platform.bench.baseline`: stdlib json + Decimal +
+#: SortedDict, BBO recomputed on every delta)
+SEED = "seed"
+
+#: EOD chunk → Parquet writer target of issue 11, rows/s
+HDB_TARGET_ROWS_PER_S = 2_000_000
+
+
 @dataclass
 class StageResult:
-    """One stage: items processed and best wall time (s) for ours and the baseline."""
+    """One stage: items processed and best wall time (s) for ours and the baseline.
+
+    ``baseline`` names what ``baseline_s`` measured; ``unit`` is what ``items`` counts.
+    ``target``/``target_of``: the issue's minimum for the ratio named ``target_of``
+    (``"speedup"`` or ``"vs_sink_none"``). ``sink_none_s``: the ``--sink none`` pipeline of the
+    same run, for the pipeline+parquet row."""
 
     stage: str
     items: int
     ours_s: float
     baseline_s: float | None
+    baseline: str = SEED
+    unit: str = "msg"
+    target: float | None = None
+    target_of: str = "speedup"
+    sink_none_s: float | None = None
 
     @property
     def ours_rate(self) -> float:
@@ -63,17 +88,36 @@ class StageResult:
     def speedup(self) -> float | None:
         return None if not self.baseline_s else self.baseline_s / self.ours_s
 
+    @property
+    def vs_sink_none(self) -> float | None:
+        """``--sink none`` time / ours: this row's rate as a fraction of the bare pipeline."""
+        return None if not self.sink_none_s else self.sink_none_s / self.ours_s
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d.update(ours_per_s=round(self.ours_rate), baseline_per_s=(
             round(self.baseline_rate) if self.baseline_rate else None),
             speedup=round(self.speedup, 2) if self.speedup else None)
+        if self.sink_none_s:
+            d.update(sink_none_per_s=round(self.items / self.sink_none_s),
+                     vs_sink_none=round(self.vs_sink_none, 2))  # type: ignore[arg-type]
+        else:
+            del d["sink_none_s"]
+        got = self.speedup if self.target_of == "speedup" else self.vs_sink_none
+        d["meets_target"] = (None if self.target is None or got is None
+                             else got >= self.target)
         return d
 
 
-def _best(fn: Callable[[], object], repeat: int) -> float:
+Progress = Callable[[str], None]
+
+
+def _best(fn: Callable[[], object], repeat: int, label: str = "",
+          progress: Progress | None = None) -> float:
     best = float("inf")
-    for _ in range(repeat):
+    for i in range(repeat):
+        if progress and label:
+            progress(f"{label} ({i + 1}/{repeat})" if repeat > 1 else label)
         gc.collect()
         t0 = time.perf_counter()
         fn()
@@ -164,29 +208,57 @@ def _baseline_books(ops: list) -> int:
     return changes
 
 
-def _decode_stage(lines: list[bytes], repeat: int) -> StageResult:
-    return StageResult("decode", len(lines), _best(lambda: _our_decode(lines), repeat),
-                       _best(lambda: baseline.decode_lines(lines), repeat))
+def _decode_stage(lines: list[bytes], repeat: int, progress: Progress | None = None
+                  ) -> StageResult:
+    return StageResult("decode", len(lines),
+                       _best(lambda: _our_decode(lines), repeat, "decode: ours", progress),
+                       _best(lambda: baseline.decode_lines(lines), repeat, "decode: seed",
+                             progress), unit="line")
 
 
-def _book_stage(lines: list[bytes], repeat: int) -> StageResult:
+def _book_stage(lines: list[bytes], repeat: int, progress: Progress | None = None
+                ) -> StageResult:
+    if progress:
+        progress("book apply: preparing ops")
     ours_ops, base_ops = _book_ops(lines)
     n_ours = _our_books(ours_ops)
     n_base = _baseline_books(base_ops)
     assert n_ours == n_base, f"book stage BBO changes differ: ours {n_ours}, baseline {n_base}"
     return StageResult("book apply + BBO", len(ours_ops),
-                       _best(lambda: _our_books(ours_ops), repeat),
-                       _best(lambda: _baseline_books(base_ops), repeat))
+                       _best(lambda: _our_books(ours_ops), repeat, "book apply: ours", progress),
+                       _best(lambda: _baseline_books(base_ops), repeat, "book apply: seed",
+                             progress), unit="op")
+
+
+def _ilp_stages(q: dict) -> list[StageResult]:
+    """The ILP bench's two comparisons as rows (targets: writer ≥ 0.8× raw ``Sender.row()``;
+    ``--sink questdb`` overhead ≤ 50 %, i.e. ≥ 1/1.5 of the ``--sink none`` rate)."""
+    return [StageResult("questdb writer (loopback, discarding)", q["rows"], q["writer_s"],
+                        q["raw_s"], baseline="raw Sender.row()", unit="row", target=0.8),
+            StageResult("pipeline+questdb (--sink questdb)", q["frames"],
+                        q["pipeline_questdb_s"], q["pipeline_none_s"],
+                        baseline="--sink none (ILP bench)", target=round(1 / 1.5, 2))]
+
+
+def _hdb_stage(h: dict) -> StageResult:
+    """The EOD writer as a row; it has no baseline program, so its ratio is against the
+    issue's target rate."""
+    return StageResult(f"EOD chunk -> Parquet ({h['compression']}, fsync)", h["rows"],
+                       h["rows"] / h["rows_per_s"],  # best_s is rounded to 0.1 ms
+                       h["rows"] / HDB_TARGET_ROWS_PER_S,
+                       baseline="issue target", unit="row", target=1.0)
 
 
 def run_bench(frames: int = 500_000, repeat: int = 3, source: Path | None = None,
               workdir: Path | None = None, market_copies: int = 8, ilp: bool = True,
-              hdb_rows: int = 2_000_000) -> dict:
+              hdb_rows: int = 2_000_000, progress: Progress | None = None) -> dict:
     """Run every stage; returns ``{"input": ..., "stages": [...], "checks": ..., "ilp": ...}``
     (``ilp``: :func:`kalshi_platform.bench.ilp.run_ilp_bench` on the same recording, or
     ``None`` when ``ilp=False``; ``hdb_writer``: the EOD chunk → Parquet writer on an
     ``hdb_rows``-row ``orderbook_deltas`` day, :func:`kalshi_platform.bench.hdb_writer.
     bench_chunk_writer`, or ``None`` when ``hdb_rows=0``).
+
+    ``progress`` (optional) is called with a short line before every timed run.
 
     Raises ``AssertionError`` if ours and the baseline disagree (final BBO of any market or
     the number of BBO changes): a fast wrong answer is not a result.
@@ -196,6 +268,8 @@ def run_bench(frames: int = 500_000, repeat: int = 3, source: Path | None = None
     wd = Path(tmp_ctx.name) if tmp_ctx else Path(workdir)  # type: ignore[arg-type]
     try:
         rec = wd / f"synthetic-{frames}.jsonl"
+        if progress:
+            progress(f"generating a {frames:,}-frame recording")
         t0 = time.perf_counter()
         stats = write_synthetic_recording(src, rec, frames, market_copies=market_copies)
         gen_s = time.perf_counter() - t0
@@ -214,11 +288,11 @@ def run_bench(frames: int = 500_000, repeat: int = 3, source: Path | None = None
         def base_pipeline() -> None:
             base_box[:] = [baseline.replay(rec)]
 
-        ours_s = _best(ours_pipeline, repeat)
-        base_s = _best(base_pipeline, repeat)
+        ours_s = _best(ours_pipeline, repeat, "pipeline --sink none: ours", progress)
+        base_s = _best(base_pipeline, repeat, "pipeline: seed baseline", progress)
         plant, base = plant_box[0], base_box[0]
         stages.append(StageResult("pipeline (replay --sink none)", plant.stats.frames, ours_s,
-                                  base_s))
+                                  base_s, target=10.0))
         checks = _check_same(plant, base)
 
         store_dir = wd / "store"
@@ -229,23 +303,35 @@ def run_bench(frames: int = 500_000, repeat: int = 3, source: Path | None = None
             feed(rec, p)
             p.close()
 
-        stages.append(StageResult("pipeline+parquet (--sink parquet)", plant.stats.frames,
-                                  _best(ours_parquet, repeat), base_s))
+        stages.append(StageResult(
+            "pipeline+parquet (--sink parquet)", plant.stats.frames,
+            _best(ours_parquet, repeat, "pipeline --sink parquet: ours", progress), base_s,
+            baseline=SEED + ", writes nothing", target=0.7, target_of="vs_sink_none",
+            sink_none_s=ours_s))
 
+        if progress:
+            progress("decode: reading the recording")
         lines = _read_lines(rec)
-        stages.append(_decode_stage(lines, repeat))
-        stages.append(_book_stage(lines, repeat))
+        stages.append(_decode_stage(lines, repeat, progress))
+        stages.append(_book_stage(lines, repeat, progress))
         del lines
         ilp_result = None
         if ilp:
             from kalshi_platform.bench.ilp import run_ilp_bench
 
+            if progress:
+                progress(f"QuestDB ILP: writer vs raw Sender.row(), --sink questdb "
+                         f"(best of {repeat})")
             ilp_result = run_ilp_bench(rec, repeat=repeat)
+            stages.extend(_ilp_stages(ilp_result))
         hdb_result = None
         if hdb_rows:
             from kalshi_platform.bench.hdb_writer import bench_chunk_writer
 
+            if progress:
+                progress(f"EOD chunk -> Parquet writer: {hdb_rows:,} rows (best of {repeat})")
             hdb_result = bench_chunk_writer(hdb_rows, repeat, workdir=wd / "hdb")
+            stages.append(_hdb_stage(hdb_result))
         return {
             "input": {"source": str(src), "frames": stats["frames"], "deltas": stats["deltas"],
                       "snapshots": stats["snapshots"], "markets": stats["markets"],
