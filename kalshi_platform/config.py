@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
+from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,7 +26,8 @@ class Settings(BaseSettings):
         stream_queue_events: events a storage sink may fall behind the plant in memory
             before the rest spills to disk (``KALSHI_STREAM_QUEUE_EVENTS``), and a subscriber
             transport before it is sent a gap.
-        log_level: Python logging level name for stderr logs (``KALSHI_LOG_LEVEL``).
+        log_level: Python logging level name for stderr logs (``KALSHI_LOG_LEVEL``): DEBUG,
+            INFO, WARNING, ERROR or CRITICAL (any case); anything else is a config error.
 
     QuestDB hot tier (QuestDB docs "ILP overview", "PostgreSQL wire protocol"):
         questdb_host: host for both ILP and PG wire unless overridden below.
@@ -125,7 +127,57 @@ class Settings(BaseSettings):
         """PG wire host: ``questdb_pg_host`` or ``questdb_host``."""
         return self.questdb_pg_host or self.questdb_host
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, v: str) -> str:
+        level = v.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+        return level
+
+
+#: the accepted ``KALSHI_LOG_LEVEL`` names
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """A bad ``KALSHI_*`` value (environment or ``.env``), as one line naming the variable,
+    e.g. ``KALSHI_PARQUET_BATCH_ROWS: expected an integer, got 'abc'``. The CLI prints it and
+    exits 2."""
+
+
+#: pydantic error types -> what the value should have been
+_EXPECTED = {
+    "int_parsing": "expected an integer", "int_type": "expected an integer",
+    "int_from_float": "expected an integer", "float_parsing": "expected a number",
+    "float_type": "expected a number", "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false", "path_type": "expected a path",
+}
+
+
+def _config_error_line(err: ValidationError) -> str:
+    """One line for every bad variable of ``err`` (``; ``-separated)."""
+    parts = []
+    for e in err.errors():
+        name = "KALSHI_" + str(e["loc"][0]).upper() if e.get("loc") else "KALSHI settings"
+        what = _EXPECTED.get(e["type"])
+        if what is None:
+            msg = str(e.get("msg", "invalid value")).splitlines()[0]
+            for prefix in ("Value error, ", "Input should be "):
+                if msg.startswith(prefix):
+                    msg = msg[len(prefix):]
+                    if prefix == "Input should be ":
+                        msg = "expected " + msg
+            what = msg
+        got = e.get("input")
+        parts.append(f"{name}: {what}" + (f", got {got!r}" if isinstance(got, str) else ""))
+    return "; ".join(dict.fromkeys(parts)) or "invalid KALSHI_* settings"
+
 
 def get_settings() -> Settings:
-    """Load settings from the environment and ``./.env``."""
-    return Settings()
+    """Load settings from the environment and ``./.env``. Raises :class:`ConfigError` (one
+    line naming the variable) for a value that does not parse."""
+    try:
+        return Settings()
+    except ValidationError as e:
+        raise ConfigError(_config_error_line(e)) from None

@@ -1,8 +1,10 @@
 """The ``kalshi-platform`` command (Typer). One module per command group under ``tools/``.
 
-Errors a user can cause (missing file, bad option, unwritable store) are one line on stderr
-and exit code 2; an unexpected failure is one line and exit code 1 (``KALSHI_DEBUG=1`` shows
-the traceback).
+Exit codes are defined once, in :mod:`kalshi_platform.tools.exitcodes`: errors a user can
+cause (missing file, bad option, bad ``KALSHI_*`` value, unwritable store) and a service that
+cannot be reached (QuestDB, S3, Kalshi) are one line on stderr and exit code 2; an unexpected
+failure is one line and exit code 1 (``KALSHI_DEBUG=1`` shows the traceback). No exception
+class name is printed: the line says what went wrong.
 
 Start-up stays cheap (``--help`` of any command loads no pyarrow, duckdb, pydantic-settings,
 httpx, websockets, questdb or zmq): this module and every command module import only typer,
@@ -28,6 +30,7 @@ from rich.table import Table
 from kalshi_platform.feed.transports import TransportError, parse_publish
 from kalshi_platform.ingestion.recording import RecordingError
 from kalshi_platform.logfmt import sink_failures_line
+from kalshi_platform.tools import exitcodes
 from kalshi_platform.tools.replay import run_replay
 from kalshi_platform.tools.sinks import UsageError, parse_sinks
 
@@ -50,7 +53,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return (RecordingError, StoreError, UsageError, TransportError)
 
 
-def _fail(msg: str, code: int = 2) -> None:
+def _fail(msg: str, code: int = exitcodes.USAGE) -> None:
     """One line ``error: msg`` on stderr (rich markup escaped), then exit ``code``."""
     err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -104,7 +107,7 @@ def replay(
             _fail(f"cannot write {summary_json}: {e.strerror or e}")
     _print_summary(summary)
     if summary.get("sink_failures"):  # the run went on without them: say so, exit 1
-        _fail(sink_failures_line(summary["sink_failures"]), 1)
+        _fail(sink_failures_line(summary["sink_failures"]), exitcodes.INTERNAL)
 
 
 def _print_summary(s: dict) -> None:
@@ -181,13 +184,25 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        sys.exit(130)
+        sys.exit(exitcodes.INTERRUPTED)
     except Exception as e:  # one line, not a traceback
         if os.environ.get("KALSHI_DEBUG"):
             raise
-        err_console.print(f"[bold red]error:[/] {type(e).__name__}: {escape(str(e))}",
-                          highlight=False, soft_wrap=True)
-        sys.exit(1)
+        code, msg = _uncaught(e)
+        err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
+        sys.exit(code)
+
+
+def _uncaught(e: Exception) -> tuple[int, str]:
+    """Exit code and one line (no exception class name) for an exception no command
+    handled: a bad ``KALSHI_*`` value is bad input (2); anything else is internal (1)."""
+    if "kalshi_platform.config" in sys.modules:  # only then can a ConfigError exist
+        from kalshi_platform.config import ConfigError
+
+        if isinstance(e, ConfigError):
+            return exitcodes.USAGE, str(e)
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return exitcodes.INTERNAL, f"internal error: {text} (KALSHI_DEBUG=1 shows the traceback)"
 
 
 if __name__ == "__main__":  # pragma: no cover
