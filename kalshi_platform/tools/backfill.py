@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 from rich.table import Table
 
+from kalshi_platform.tools import exitcodes
 from kalshi_platform.tools.cli import _fail, _setup_logging, app, console, err_console
+from kalshi_platform.tools.exitcodes import plain_message
 from kalshi_platform.tools.sinks import SINKS, UsageError, build_sinks, parse_sinks
 
 if TYPE_CHECKING:  # imported in the command: httpx, pyarrow, pydantic-settings stay out of start
@@ -87,7 +89,7 @@ def backfill(
     _print_report(report)
     _write_json(report_json, report)
     if validate and not report["validation"]["ok"]:
-        raise typer.Exit(1)
+        raise typer.Exit(exitcodes.INTERNAL)
 
 
 def _prepare(settings: Any, *, ticker: Optional[list[str]], event: Optional[str],
@@ -152,7 +154,7 @@ def _run(client: RestClient, publishers: list[Any], ck: Checkpoint, ck_path: Pat
         _close(publishers)
         err_console.print(f"interrupted: {len(ck.done)} windows committed; run the same command "
                           f"to resume (checkpoint {ck_path})", highlight=False)
-        raise typer.Exit(130)
+        raise typer.Exit(exitcodes.INTERRUPTED)
     except (BackfillError, StoreError) as e:
         _close(publishers)
         _fail(str(e))
@@ -162,7 +164,7 @@ def _run(client: RestClient, publishers: list[Any], ck: Checkpoint, ck_path: Pat
               e.exit_code)
     except ModelError as e:
         _close(publishers)
-        _fail(f"unexpected response: {e}; run again to resume", 1)
+        _fail(f"unexpected response: {e}; run again to resume", exitcodes.INTERNAL)
     raise AssertionError("unreachable")
 
 
@@ -195,7 +197,8 @@ def _close(publishers: list[Any]) -> None:
         try:
             p.close()
         except Exception as e:  # noqa: BLE001 - report and keep closing the others
-            err_console.print(f"warning: closing {type(p).__name__}: {e}", highlight=False)
+            err_console.print(f"warning: closing a sink failed: {plain_message(str(e))}",
+                              highlight=False)
 
 
 def _done_already(ck: Checkpoint, validate: bool, names: list[str], settings, store_root: Path,
@@ -214,7 +217,7 @@ def _done_already(ck: Checkpoint, validate: bool, names: list[str], settings, st
         _print_validation(v)
         _write_json(report_json, {"complete": True, "validation": v})
         if not v["ok"]:
-            raise typer.Exit(1)
+            raise typer.Exit(exitcodes.INTERNAL)
 
 
 def _write_json(path: Optional[Path], obj: dict) -> None:

@@ -17,3 +17,25 @@ USAGE = 2
 
 #: interrupted by Ctrl-C / SIGTERM (128 + SIGINT, the shell's convention)
 INTERRUPTED = 130
+
+
+_CLASS_PREFIX = None
+
+
+def plain_message(text: str) -> str:
+    """``text`` without a leading exception class name (``ArrowInvalid: ...``,
+    ``InvalidInputException: ...``, ``HDBError: ...``) and cut to its first line: what a
+    user reads says what went wrong, not which Python class carried it."""
+    import re
+
+    global _CLASS_PREFIX
+    if _CLASS_PREFIX is None:
+        _CLASS_PREFIX = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Invalid|"
+                                   r"Warning|Exit|Failure|Interrupt)\w*: ")
+    lines = str(text).strip().splitlines()
+    line = lines[0] if lines else ""
+    while True:
+        stripped = _CLASS_PREFIX.sub("", line, count=1)
+        if stripped == line:
+            return line
+        line = stripped

@@ -19,10 +19,12 @@ from typing import Any, List, Optional
 import typer
 from rich.table import Table as RichTable
 
+from kalshi_platform.tools import exitcodes
 from kalshi_platform.tools.cli import _fail, _setup_logging, app, console
+from kalshi_platform.tools.exitcodes import plain_message
 
 
-def _die(msg: str, code: int = 2) -> None:
+def _die(msg: str, code: int = exitcodes.USAGE) -> None:
     """One-line error and exit (``cli._fail``, which escapes rich markup, so text such as
     ``s3://bucket[/prefix]`` or a DuckDB message prints as is)."""
     _fail(msg, code)
@@ -67,7 +69,28 @@ def _questdb_client(settings: Any) -> Any:
         return QuestDBClient(settings)
     except Exception as e:  # noqa: BLE001 - any connect failure is one line
         _die(f"cannot connect to QuestDB at {settings.pg_host}:{settings.questdb_pg_port}: "
-             f"{type(e).__name__}: {e}")
+             f"{plain_message(str(e)) or 'connection failed'}")
+
+
+def _hdb_error() -> type[Exception]:
+    """QuestDB's error class (unreachable server, refused SQL), or a class nothing raises on
+    a build without the QuestDB client."""
+    try:
+        from kalshi_platform.storage.questdb_hdb import HDBError
+    except ModuleNotFoundError:
+        class _NoHDB(Exception):
+            pass
+        return _NoHDB
+    return HDBError
+
+
+def _engine_errors() -> tuple[type[Exception], ...]:
+    """DuckDB's and Arrow's errors (a file in the store that is not Parquet, a bad
+    schema): bad input, reported as one line."""
+    import duckdb
+    import pyarrow as pa
+
+    return (duckdb.Error, pa.ArrowException)
 
 
 @app.command()
@@ -147,6 +170,9 @@ def eod(
         except (eodmod.EodError, OSError) as e:
             _die(str(e))
             return
+    except _hdb_error() as e:  # QuestDB down or refusing: a service problem, exit 2 (as db status)
+        _die(plain_message(str(e)))
+        return
     finally:
         if client is not None:
             client.close()
@@ -158,7 +184,8 @@ def eod(
             _print_eod(report)
     failed = [(rep.day, r) for rep in reports for r in rep.failed]
     if failed:
-        _die("; ".join(f"{d} {r.table}: {r.error}" for d, r in failed), code=1)
+        _die("; ".join(f"{d} {r.table}: {plain_message(r.error)}" for d, r in failed),
+             code=exitcodes.INTERNAL)
 
 
 def _print_eod(rep: Any) -> None:
@@ -172,7 +199,7 @@ def _print_eod(rep: Any) -> None:
     for r in rep.results:
         t.add_row(r.table, r.status, f"{r.rows:,}", str(r.files), f"{r.bytes:,}", r.checksum,
                   str(r.s3_objects), "yes" if r.dropped else "no", f"{r.seconds:.2f}",
-                  _cell(r.error or r.note))
+                  _cell(plain_message(r.error) if r.error else r.note))
     console.print(t)
     if rep.retention_deleted or rep.retention_kept:
         console.print(f"retention: deleted {len(rep.retention_deleted)} local partition(s)"
@@ -224,6 +251,11 @@ def query(
     except (QueryError, S3Error) as e:
         _die(str(e))
         return
+    except Exception as e:  # noqa: BLE001 - a store file DuckDB cannot read: one line, exit 2
+        if not isinstance(e, _engine_errors()):
+            raise
+        _die(plain_message(str(e)) or "cannot read the store")
+        return
     try:
         reader = h.query(sql)
         if reader is None:
@@ -254,12 +286,9 @@ def query(
     except QueryError as e:
         _die(str(e))
     except Exception as e:  # noqa: BLE001 - an engine error while the rows stream: one line
-        import duckdb
-        import pyarrow as pa
-
-        if not isinstance(e, (duckdb.Error, pa.ArrowException)):
+        if not isinstance(e, _engine_errors()):
             raise
-        _die(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        _die(plain_message(str(e)) or "the query failed while reading its rows")
     finally:
         h.close()
 
@@ -275,6 +304,8 @@ def preview(
     """Stream Kalshi's public daily market-data report (hundreds of MB; never loaded whole):
     a summary (rows, tickers, series, dates, volume and open-interest totals, statuses) and
     the first rows."""
+    import zlib
+
     import httpx
 
     from kalshi_platform.historical.report_preview import (
@@ -301,10 +332,15 @@ def preview(
                         head.append(row)
     except ReportFormatError as e:
         _die(f"{file or url}: {e}")
+    except UnicodeDecodeError as e:
+        _die(f"{file or url}: not UTF-8 text (invalid byte "
+             f"0x{e.object[e.start]:02x}); expected Kalshi's market_data JSON report")
+    except (EOFError, zlib.error) as e:
+        _die(f"{file or url}: truncated or corrupt gzip data ({plain_message(str(e))})")
     except httpx.HTTPStatusError as e:
         _die(f"{url}: HTTP {e.response.status_code}")
     except httpx.HTTPError as e:
-        _die(f"{url}: {type(e).__name__}: {e}")
+        _die(f"{url}: cannot fetch: {plain_message(str(e)) or 'connection failed'}")
     except OSError as e:
         _die(f"{file}: {e.strerror or e}")
     if as_json:

@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from kalshi_platform.fixedpoint import price_to_str, size_to_str
+from kalshi_platform.tools import exitcodes
 from kalshi_platform.tools.cli import _fail, _setup_logging, app, console, err_console
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ def demo(
         _fail(str(e), e.exit_code)
         return
     except ModelError as e:
-        _fail(f"unexpected response from {client.base_url}: {e}", 1)
+        _fail(f"unexpected response from {client.base_url}: {e}", exitcodes.INTERNAL)
         return
     _print_demo(data, series.strip(), client.base_url, signer is not None, depth, trades)
 
