@@ -192,6 +192,8 @@ class Hdb:
 
         try:
             rel = self.con.sql(sql)
+        except duckdb.CatalogException as e:
+            raise QueryError(self._missing_table(str(e)) or str(e).splitlines()[0]) from None
         except duckdb.Error as e:
             raise QueryError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
         if rel is None:
@@ -201,6 +203,18 @@ class Hdb:
             return fn(batch_rows)
         except duckdb.Error as e:
             raise QueryError(str(e).splitlines()[0]) from None
+
+    def _missing_table(self, message: str) -> str | None:
+        """For DuckDB's "Table with name X does not exist" catalog error: which tables this
+        store has instead (``None`` for any other catalog error)."""
+        import re
+
+        m = re.search(r"Table with name (.+?) does not exist", message)
+        if m is None:
+            return None
+        have = ", ".join(self.views) or "none"
+        return (f"no table {m.group(1)} in {self.root}; it has: {have} "
+                f"(each also as <table>{RAW_SUFFIX}, every stored row)")
 
     def close(self) -> None:
         self.con.close()
