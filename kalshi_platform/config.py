@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         s3_uri: ``s3://bucket/prefix`` for uploads (empty = no upload).
         s3_endpoint_url / s3_region: S3-compatible endpoint override and region.
         eod_keep_days: local historical days kept by ``--keep-days`` (0 = keep all).
+
+    Metrics:
+        metrics_port: serve Prometheus ``/metrics`` of ``run``/``record``/``sim`` on this port
+            (``KALSHI_METRICS_PORT``; ``None`` = off; ``--metrics-port`` overrides).
+        metrics_host: the interface it binds (``KALSHI_METRICS_HOST``, loopback by default).
     """
 
     model_config = SettingsConfigDict(env_prefix="KALSHI_", env_file=".env", extra="ignore",
@@ -107,6 +112,10 @@ class Settings(BaseSettings):
     s3_endpoint_url: str = ""
     s3_region: str = "us-east-1"
     eod_keep_days: int = 0
+
+    # Prometheus /metrics of run, record and sim (None = off)
+    metrics_port: Optional[int] = None
+    metrics_host: str = "127.0.0.1"
 
     @property
     def ilp_port(self) -> int:

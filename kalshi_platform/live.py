@@ -122,6 +122,31 @@ class LiveRun:
         self.stopped_by = ""
         self._t0 = 0.0
         self.max_stall_s = 0.0
+        self.metrics: Any = None  # a kalshi_platform.metrics.MetricsServer once started
+        self.metrics_collector: Any = None  # its PlantCollector
+        self._metrics_undo: Callable[[], None] | None = None
+
+    def start_metrics(self, port: int, host: str = "127.0.0.1") -> str:
+        """Serve this run's Prometheus metrics at ``http://host:port/metrics`` (port 0 = any
+        free port) until the run ends, and start timing every frame into
+        ``kalshi_processing_latency_seconds``. Returns the URL; raises :class:`OSError` when
+        the address cannot be bound."""
+        from kalshi_platform.metrics import (LatencyHistogram, PlantCollector,
+                                             instrument_latency, serve_metrics)
+
+        hist = LatencyHistogram()
+        collector = PlantCollector(self.plant, self.client, self.sinks, self.recorder, hist)
+        self.metrics_collector = collector
+        self.metrics = serve_metrics([collector], port, host)
+        self._metrics_undo = instrument_latency(self.client, hist)
+        return self.metrics.url
+
+    def _stop_metrics(self) -> None:
+        if self._metrics_undo is not None:
+            self._metrics_undo()
+            self._metrics_undo = None
+        if self.metrics is not None:
+            self.metrics.close()
 
     def stop(self, why: str = "stop requested") -> None:
         """Ask the run to end (flushing everything)."""
@@ -162,7 +187,10 @@ class LiveRun:
                     loop.remove_signal_handler(sig)
                 except (RuntimeError, ValueError):
                     pass
-            self._close()
+            try:
+                self._close()
+            finally:
+                self._stop_metrics()
         if self.status_interval:
             self.status(self._line())
         return self.summary()

@@ -147,7 +147,8 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
           key_id: str | None, private_key: Path | None, duration: float | None,
           use_yes_price: bool, status_interval: float, stale_after: float,
           open_timeout: float, connect_attempts: int, exit_on_close: bool,
-          summary_json: Path | None, title: str, publish: str = "") -> None:
+          summary_json: Path | None, title: str, publish: str = "",
+          metrics_port: int | None = None) -> None:
     """The body of ``run`` and ``record``."""
     from kalshi_platform.config import get_settings
 
@@ -165,6 +166,7 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
         publish_urls = parse_publish(publish) if publish else []
     except (UsageError, TransportError) as e:
         _fail(str(e))
+    metrics_addr = _metrics_address(settings, metrics_port)  # a bad port fails before REST
     signer = _signer(key_id, private_key, url)
     resolved = _resolve(settings, tickers, events, series_l, status=status, base_url=base_url,
                         env=env, signer=signer, open_timeout=open_timeout)
@@ -175,6 +177,7 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
                        stale_after=stale_after, connect_attempts=connect_attempts,
                        exit_on_close=exit_on_close, status_interval=status_interval,
                        title=title)
+    _start_metrics(live, metrics_addr)
     summary = _run_live(live, duration)
     if summary_json is not None:
         try:
@@ -185,6 +188,33 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
     _print_summary(summary, title)
     if summary.get("sink_failures"):  # the run went on without them: say so, exit 1
         _fail(sink_failures_line(summary["sink_failures"]), 1)
+
+
+def _metrics_address(settings: Any, port: int | None) -> tuple[int, str] | None:
+    """``(port, host)`` of the ``/metrics`` endpoint from ``--metrics-port`` or
+    ``KALSHI_METRICS_PORT`` (host ``KALSHI_METRICS_HOST``, loopback by default); ``None``
+    when neither is set. A port outside 0..65535 exits 2."""
+    port = port if port is not None else settings.metrics_port
+    if port is None:
+        return None
+    if not 0 <= port <= 65535:
+        _fail(f"--metrics-port must be in 0..65535, got {port}")
+    return port, settings.metrics_host
+
+
+def _start_metrics(live: LiveRun, addr: tuple[int, str] | None) -> None:
+    """Start ``live``'s Prometheus endpoint at ``addr`` (``(port, host)``; ``None`` = off) and
+    print its URL on stderr; an address that cannot be bound is one line and exit 2."""
+    if addr is None:
+        return
+    try:
+        url = live.start_metrics(*addr)
+    except OSError as e:
+        live.plant.close()
+        if live.recorder is not None:
+            live.recorder.close()
+        _fail(f"cannot serve metrics on {addr[1]}:{addr[0]}: {e.strerror or e}")
+    err_console.print(f"metrics: {url}", highlight=False, soft_wrap=True)
 
 
 def _check_options(settings: Any, *, env: str | None, ws_url: str | None,
@@ -337,6 +367,7 @@ _ATTEMPTS = typer.Option(3, "--connect-attempts", help="Tries before the first s
 _EXIT_CLOSE = typer.Option(False, "--exit-on-close", help="Stop when the server closes the connection cleanly (code 1000), e.g. `sim --exit-when-done`.")
 _SUMMARY = typer.Option(None, "--summary-json", help="Also write the final summary as JSON here.")
 _VERBOSE = typer.Option(False, "--verbose", "-v", help="Log at INFO.")
+_METRICS = typer.Option(None, "--metrics-port", help="Serve Prometheus /metrics on this port (0 = any free port; default: KALSHI_METRICS_PORT, else off; host KALSHI_METRICS_HOST, default 127.0.0.1).")
 
 
 @app.command()
@@ -355,6 +386,7 @@ def run(
     status_interval: float = _STATUS_IV, stale_after: float = _STALE, open_timeout: float = _OPEN_TO,
     connect_attempts: int = _ATTEMPTS, exit_on_close: bool = _EXIT_CLOSE,
     summary_json: Optional[Path] = _SUMMARY, verbose: bool = _VERBOSE,
+    metrics_port: Optional[int] = _METRICS,
 ) -> None:
     """Live feed: Kalshi WebSocket → books/BBO → sinks, until stopped."""
     from kalshi_platform.config import get_settings
@@ -366,7 +398,7 @@ def run(
           private_key=private_key, duration=duration, use_yes_price=use_yes_price,
           status_interval=status_interval, stale_after=stale_after, open_timeout=open_timeout,
           connect_attempts=connect_attempts, exit_on_close=exit_on_close,
-          summary_json=summary_json, title="run", publish=publish)
+          summary_json=summary_json, title="run", publish=publish, metrics_port=metrics_port)
 
 
 @app.command(name="record")
@@ -382,6 +414,7 @@ def record_cmd(
     status_interval: float = _STATUS_IV, stale_after: float = _STALE, open_timeout: float = _OPEN_TO,
     connect_attempts: int = _ATTEMPTS, exit_on_close: bool = _EXIT_CLOSE,
     summary_json: Optional[Path] = _SUMMARY, verbose: bool = _VERBOSE,
+    metrics_port: Optional[int] = _METRICS,
 ) -> None:
     """Record raw Kalshi WebSocket frames ({"recv_ts_ns","raw"} JSON Lines) for replay."""
     _setup_logging(verbose)
@@ -391,7 +424,7 @@ def record_cmd(
           use_yes_price=use_yes_price, status_interval=status_interval,
           stale_after=stale_after, open_timeout=open_timeout,
           connect_attempts=connect_attempts, exit_on_close=exit_on_close,
-          summary_json=summary_json, title="record")
+          summary_json=summary_json, title="record", metrics_port=metrics_port)
 
 
 @app.command()
@@ -413,7 +446,7 @@ def sim(
     page_cap: int = typer.Option(0, "--page-cap", help="Fault: at most N items per REST page, whatever limit asks."),
     delay_ms: float = typer.Option(0.0, "--delay-ms", help="Fault: delay every WS frame and REST answer by this many ms."),
     ping_interval: float = typer.Option(10.0, "--ping-interval", help="Seconds between heartbeat pings (0 = none)."),
-    verbose: bool = _VERBOSE,
+    verbose: bool = _VERBOSE, metrics_port: Optional[int] = _METRICS,
 ) -> None:
     """Local Kalshi-compatible server (WS v2 + REST) replaying a recording, with fault injection."""
     import asyncio
@@ -439,11 +472,15 @@ def sim(
     except ValueError as e:
         _fail(str(e))
         return
+    from kalshi_platform.config import get_settings
+
+    metrics_addr = _metrics_address(get_settings(), metrics_port)
 
     async def serve() -> None:
         import signal
 
         await server.start()
+        metrics = _sim_metrics(server, metrics_addr)
         print(f"sim: WebSocket {server.ws_url}", flush=True)
         print(f"sim: REST {server.rest_url}", flush=True)
         print(f"sim: {len(server.known)} market(s), {len(server.data.trades)} REST trade(s)"
@@ -462,6 +499,8 @@ def sim(
             for w in waiters:
                 w.cancel()
             await server.stop()
+            if metrics is not None:
+                metrics.close()
 
     try:
         asyncio.run(serve())
@@ -474,3 +513,18 @@ def sim(
                       f"{s.disconnects_injected}, connections {s.connections}, REST "
                       f"{s.rest_requests} ({s.rest_429} × 429)", highlight=False, soft_wrap=True)
     sys.stdout.flush()
+
+
+def _sim_metrics(server: Any, addr: tuple[int, str] | None) -> Any:
+    """The sim's ``/metrics`` endpoint (its counters as ``kalshi_sim_*``) when ``addr`` is
+    set, its URL printed on stdout; ``None`` otherwise. A bind failure exits 2."""
+    if addr is None:
+        return None
+    from kalshi_platform.metrics import SimCollector, serve_metrics
+
+    try:
+        m = serve_metrics([SimCollector(server)], *addr)
+    except OSError as e:
+        _fail(f"cannot serve metrics on {addr[1]}:{addr[0]}: {e.strerror or e}")
+    print(f"sim: metrics {m.url}", flush=True)
+    return m
