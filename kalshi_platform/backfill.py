@@ -1,6 +1,6 @@
 """Trade backfill: Kalshi's public trade history → the plant's sinks (issue #5 item 1).
 
-How (kalshi-api.md §3.7, §3.9, §6):
+How (docs/kalshi-api.md §3.7, §3.9, §6):
 
 1. ``GET /historical/cutoff`` gives ``trades_created_ts`` (T). Trades created before T are
    served only by ``/historical/trades``, later ones by ``/markets/trades``.
@@ -79,7 +79,7 @@ __all__ = [
 
 
 def _live_ts(ev: TradeEvent) -> TradeEvent:
-    """The trade stamped as the WebSocket stamps it: ``ts_ms`` (kalshi-api.md §7.7), i.e.
+    """The trade stamped as the WebSocket stamps it: ``ts_ms`` (docs/kalshi-api.md §7.7), i.e.
     REST ``created_time`` (µs) truncated to the millisecond. ``ts`` is part of the trades'
     dedup keys, so a backfilled trade and the same trade captured live must carry the same
     value to upsert into one row instead of two."""

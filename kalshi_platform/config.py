@@ -48,7 +48,7 @@ class Settings(BaseSettings):
         questdb_auto_init: before its first row the writer creates the tables over PG wire
             (``db init``), so ILP never auto-creates them with guessed types and no dedup keys.
 
-    Kalshi connectivity (kalshi-api.md §1, §2, §6):
+    Kalshi connectivity (docs/kalshi-api.md §1, §2, §6):
         env: ``prod`` or ``demo``.
         api_key_id: the API key id (``KALSHI-ACCESS-KEY``).
         private_key_path: PEM private key (RSA PKCS#1/PKCS#8 or Ed25519).

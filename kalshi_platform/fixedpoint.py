@@ -3,10 +3,10 @@
 Inside the plant every price and size is an ``int``; floats never enter a book.
 
 * Prices: integer **micro-dollars** (1e-6 USD). Kalshi sends prices as fixed-point dollar
-  strings with up to 6 decimals (``"0.5600"``, sub-cent ``"0.0010"``; kalshi-api.md §5), and
+  strings with up to 6 decimals (``"0.5600"``, sub-cent ``"0.0010"``; docs/kalshi-api.md §5), and
   before 2026-03-12 also as integer cents (``56``).  ``PRICE_SCALE`` covers both exactly.
 * Sizes: integer **centi-contracts** (1e-2 contracts). Kalshi sends counts as ``*_fp`` strings
-  with 2 decimals (``"2002.35"``; kalshi-api.md §5) and before 2026-03-12 as integer contracts.
+  with 2 decimals (``"2002.35"``; docs/kalshi-api.md §5) and before 2026-03-12 as integer contracts.
 
 Parsing is the decoder's hottest step, and a feed repeats the same few hundred price strings
 and a few thousand size strings, so results are memoised in bounded dicts.
@@ -24,7 +24,7 @@ SIZE_SCALE = 10**SIZE_DECIMALS  # units per contract
 ONE_DOLLAR = PRICE_SCALE
 CENT = PRICE_SCALE // 100
 
-#: the largest size anywhere in the plant: 10^10 contracts (kalshi-api.md §5 gives no bound;
+#: the largest size anywhere in the plant: 10^10 contracts (docs/kalshi-api.md §5 gives no bound;
 #: Kalshi's largest open interest is ~10^8, so 10^10 leaves room and still fits an int64 column)
 MAX_CONTRACTS = 10**10
 MAX_SIZE = MAX_CONTRACTS * SIZE_SCALE  # in centi-contracts
@@ -35,7 +35,7 @@ MAX_NUMBER_TEXT = 32
 _CACHE_LIMIT = 200_000
 #: the grammar of a Kalshi fixed-point string: optional ``-``, digits, optionally ``.`` and
 #: digits. Deliberately strict: no whitespace, no ``+``, no ``.5``/``1.``, no exponent. Kalshi
-#: always sends ``"0.5600"``-style strings (kalshi-api.md §5), so anything else is a corrupt
+#: always sends ``"0.5600"``-style strings (docs/kalshi-api.md §5), so anything else is a corrupt
 #: frame, not a spelling to accept.
 _NUMBER = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
 
@@ -97,7 +97,7 @@ parse_price.__doc__ = """Parse a dollar string (``"0.5600"``) into integer micro
     Accepts 0-6 decimals and a leading ``-`` (REST amounts can be negative); the range a field
     allows is the caller's check (a book price must lie in (0, 1) dollars). Raises
     :class:`FixedPointError` on ``""``, text outside the grammar or longer than
-    :data:`MAX_NUMBER_TEXT`, or precision beyond 1e-6. Source: kalshi-api.md §5
+    :data:`MAX_NUMBER_TEXT`, or precision beyond 1e-6. Source: docs/kalshi-api.md §5
     (``*_dollars`` fields).
     """
 
@@ -107,7 +107,7 @@ parse_size.__doc__ = """Parse a contract-count string (``"2002.35"``, ``"-54.00"
 
     Raises :class:`FixedPointError` on ``""``, text outside the grammar (``"abc"``, ``"+1"``)
     or longer than :data:`MAX_NUMBER_TEXT`, or precision beyond 0.01 contract. Range checks
-    (``0 < size <= MAX_SIZE``) are the caller's. Source: kalshi-api.md §5 (``*_fp`` fields).
+    (``0 < size <= MAX_SIZE``) are the caller's. Source: docs/kalshi-api.md §5 (``*_fp`` fields).
     """
 
 

@@ -6,7 +6,7 @@ Used by every retry loop that talks to something remote:
   (:mod:`kalshi_platform.ingestion.ws_client`; default ``jitter=0.5``, so a reconnect storm
   still waits at least half the nominal delay);
 * the REST client's retries after 429/5xx/transport errors (:mod:`kalshi_platform.api.rest`;
-  ``jitter=1.0``, "full jitter": Kalshi sends no ``Retry-After``, kalshi-api.md §6);
+  ``jitter=1.0``, "full jitter": Kalshi sends no ``Retry-After``, docs/kalshi-api.md §6);
 * the QuestDB writer's retries while QuestDB is away
   (:mod:`kalshi_platform.storage.questdb_rdb`; full jitter).
 

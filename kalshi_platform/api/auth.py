@@ -1,4 +1,4 @@
-"""Kalshi API request signing (kalshi-api.md §2).
+"""Kalshi API request signing (docs/kalshi-api.md §2).
 
 Every REST request and the WebSocket handshake carry three headers (§2.1):
 
@@ -103,7 +103,7 @@ def load_private_key(path: str | os.PathLike | None = None) -> PrivateKey:
 
     Raises :class:`AuthError` when no path is configured, the file is missing, unreadable or a
     directory, the PEM is malformed or password-protected, or the key is neither RSA nor
-    Ed25519 (kalshi-api.md §2.3).
+    Ed25519 (docs/kalshi-api.md §2.3).
     """
     if path is None:
         from kalshi_platform.config import get_settings
@@ -157,7 +157,7 @@ def load_public_key(path_or_pem: str | bytes | os.PathLike | PublicKey | Private
 
 
 def signing_message(ts_ms: int, method: str, path: str) -> bytes:
-    """The bytes Kalshi signs: ``f"{ts_ms}{METHOD}{path}"`` in UTF-8 (kalshi-api.md §2.2).
+    """The bytes Kalshi signs: ``f"{ts_ms}{METHOD}{path}"`` in UTF-8 (docs/kalshi-api.md §2.2).
 
     ``ts_ms`` is Unix time in milliseconds; ``method`` is upper-cased; ``path`` is the URL path
     including ``/trade-api/v2`` — any query string (``?…``) or fragment is dropped, and a full
@@ -178,7 +178,7 @@ def signing_message(ts_ms: int, method: str, path: str) -> bytes:
 
 
 class Signer:
-    """Signs Kalshi requests with one API key (kalshi-api.md §2).
+    """Signs Kalshi requests with one API key (docs/kalshi-api.md §2).
 
     ``key_id`` is the ``KALSHI-ACCESS-KEY`` value; ``private_key`` an RSA or Ed25519 private
     key object (see :func:`load_private_key`). The repr shows the key id and key type only.

@@ -1,6 +1,6 @@
 """The one parser of Kalshi error bodies (REST responses, WebSocket handshakes, WS ``error``).
 
-Shapes seen, all accepted by :func:`parse_error` (kalshi-api.md §3.10, §7.3):
+Shapes seen, all accepted by :func:`parse_error` (docs/kalshi-api.md §3.10, §7.3):
 
 ==============================================================  ==============================
 body                                                            where

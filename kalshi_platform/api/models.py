@@ -1,4 +1,4 @@
-"""Typed records for Kalshi REST responses (kalshi-api.md §3–§5).
+"""Typed records for Kalshi REST responses (docs/kalshi-api.md §3–§5).
 
 Every record is a frozen :class:`msgspec.Struct` built from the decoded JSON object by its
 ``from_wire`` classmethod. Units inside the platform (:mod:`kalshi_platform.fixedpoint`):
@@ -98,7 +98,7 @@ def _opt_str(obj: dict, key: str) -> str | None:
 def _fixed(obj: dict, key: str, legacy: str | None, what: str, required: bool,
            parse: Callable[[str], int], convert: Callable[[Any], int], kind: str) -> int | None:
     """Fixed-point units from ``obj[key]`` (string) or else ``obj[legacy]`` (integer units of
-    the pre-2026-03-12 era); ``""`` and ``null`` mean "not set" (kalshi-api.md §5)."""
+    the pre-2026-03-12 era); ``""`` and ``null`` mean "not set" (docs/kalshi-api.md §5)."""
     v = obj.get(key)
     try:
         if isinstance(v, str) and v != "":
@@ -167,7 +167,7 @@ def _number(v: Any) -> Decimal | int | None:
 
 
 class ExchangeStatus(msgspec.Struct, frozen=True, kw_only=True):
-    """``GET /exchange/status`` (kalshi-api.md §3.2). ``resume_time`` is RFC3339 or ``None``."""
+    """``GET /exchange/status`` (docs/kalshi-api.md §3.2). ``resume_time`` is RFC3339 or ``None``."""
 
     exchange_active: bool
     trading_active: bool
@@ -185,7 +185,7 @@ class ExchangeStatus(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Series(msgspec.Struct, frozen=True, kw_only=True):
-    """A series (kalshi-api.md §3.3): ``fee_multiplier`` is exact (``Decimal``/``int``)."""
+    """A series (docs/kalshi-api.md §3.3): ``fee_multiplier`` is exact (``Decimal``/``int``)."""
 
     ticker: str
     title: str = ""
@@ -215,7 +215,7 @@ class PriceRange(msgspec.Struct, frozen=True, array_like=True):
 
 
 class Market(msgspec.Struct, frozen=True, kw_only=True):
-    """A market (kalshi-api.md §4). Prices µ$, sizes centi-contracts, times ns UTC; every
+    """A market (docs/kalshi-api.md §4). Prices µ$, sizes centi-contracts, times ns UTC; every
     numeric field is ``None`` when the wire did not carry it. ``status`` is the market status
     (``active``, ``finalized``, …), ``result`` ``"yes"``/``"no"``/``"scalar"``/``""``.
     Top-of-book sizes are kept as sent, sign included (Kalshi has sent ``"-3.00"``).
@@ -306,7 +306,7 @@ class Market(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
-    """An event (kalshi-api.md §3.4) with its markets when the response carried them (nested
+    """An event (docs/kalshi-api.md §3.4) with its markets when the response carried them (nested
     ``event.markets`` with ``with_nested_markets=true``, or the top-level ``markets`` list of
     ``GET /events/{ticker}``)."""
 
@@ -359,7 +359,7 @@ def _levels(raw: Any, side: str, what: str, legacy_cents: bool) -> tuple[Level, 
 
 
 class Orderbook(msgspec.Struct, frozen=True, kw_only=True):
-    """``GET /markets/{ticker}/orderbook`` (kalshi-api.md §3.6): both ladders are **bids**,
+    """``GET /markets/{ticker}/orderbook`` (docs/kalshi-api.md §3.6): both ladders are **bids**,
     ``(price µ$, size centi-contracts)``, sorted **best first** (highest price first) whatever
     order the wire used. A NO bid at q is a YES ask at 1 − q."""
 
@@ -411,7 +411,7 @@ class Orderbook(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Trade(msgspec.Struct, frozen=True, kw_only=True):
-    """A public trade from ``/markets/trades`` or ``/historical/trades`` (kalshi-api.md §3.7).
+    """A public trade from ``/markets/trades`` or ``/historical/trades`` (docs/kalshi-api.md §3.7).
 
     ``yes_price``/``no_price`` µ$ (``no_price`` = 1 − yes when not sent), ``count``
     centi-contracts, ``ts_ns`` = ``created_time`` in ns UTC. ``taker_side`` is
@@ -467,7 +467,7 @@ class Trade(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class HistoricalCutoff(msgspec.Struct, frozen=True, kw_only=True):
-    """``GET /historical/cutoff`` (kalshi-api.md §3.9): trades created before
+    """``GET /historical/cutoff`` (docs/kalshi-api.md §3.9): trades created before
     ``trades_created_ns`` are served only by ``/historical/trades``; markets settled before
     ``market_settled_ns`` only by ``/historical/markets``. RFC3339 text plus ns UTC."""
 
@@ -514,14 +514,14 @@ def _ohlc(obj: Any, what: str, cls: type, fields: tuple[str, ...]):
         return None
     o = _obj(obj, what)
     vals = {}
-    for f in fields:  # live: open_dollars …; historical: open … (kalshi-api.md §3.8)
+    for f in fields:  # live: open_dollars …; historical: open … (docs/kalshi-api.md §3.8)
         key = f"{f}_dollars" if f"{f}_dollars" in o else f
         vals[f] = _price(o, key, None, what)
     return cls(**vals)
 
 
 class Candlestick(msgspec.Struct, frozen=True, kw_only=True):
-    """One candle (kalshi-api.md §3.8): ``end_period_ts`` Unix seconds; ``yes_bid``/``yes_ask``
+    """One candle (docs/kalshi-api.md §3.8): ``end_period_ts`` Unix seconds; ``yes_bid``/``yes_ask``
     quote OHLC and ``price`` trade OHLC in µ$; ``volume``/``open_interest`` centi-contracts.
     Accepts both the live (``*_dollars``/``*_fp``) and the historical (no suffix) field names."""
 

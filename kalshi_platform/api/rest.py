@@ -1,4 +1,4 @@
-"""Async Kalshi REST client (httpx): market data, trades, historical tier (kalshi-api.md §1–§6).
+"""Async Kalshi REST client (httpx): market data, trades, historical tier (docs/kalshi-api.md §1–§6).
 
 * Environments (§1): ``prod`` → ``https://external-api.kalshi.com/trade-api/v2``, ``demo`` →
   ``https://external-api.demo.kalshi.co/trade-api/v2``; ``base_url`` overrides (e.g. the local
@@ -56,7 +56,7 @@ __all__ = [
     "RestClient",
 ]
 
-#: REST base URL per environment (kalshi-api.md §1, "recommended" hosts).
+#: REST base URL per environment (docs/kalshi-api.md §1, "recommended" hosts).
 BASE_URLS = {
     "prod": "https://external-api.kalshi.com/trade-api/v2",
     "demo": "https://external-api.demo.kalshi.co/trade-api/v2",
@@ -194,7 +194,7 @@ class RestClient:
 
     Args:
         base_url: overrides the environment's URL (must include ``/trade-api/v2``).
-        env: ``"prod"`` or ``"demo"`` (kalshi-api.md §1).
+        env: ``"prod"`` or ``"demo"`` (docs/kalshi-api.md §1).
         signer: signs every attempt when given (§2); public endpoints work without.
         read_tokens_per_s / request_cost: token bucket (§6); capacity = one second of budget
             (at least one request).
@@ -343,7 +343,7 @@ class RestClient:
 
     async def iter_pages(self, path: str, params: dict[str, Any] | None,
                          key: str) -> AsyncIterator[list[dict]]:
-        """Walk a cursor-paginated endpoint (kalshi-api.md §3.1): yield ``response[key]`` (a
+        """Walk a cursor-paginated endpoint (docs/kalshi-api.md §3.1): yield ``response[key]`` (a
         list of wire objects, possibly empty) per page, passing ``cursor`` back verbatim with
         the same filters, until the cursor is ``""``, ``null`` or absent. Raises
         :class:`RestError` if the server repeats a cursor (it would loop forever)."""

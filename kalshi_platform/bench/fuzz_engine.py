@@ -9,7 +9,7 @@ negative-driving deltas, deltas for markets with no book, snapshots with duplica
 swapped sides or crossed levels, skipped seqs). Each recording is preceded by ``subscribed``
 acks for the sids it uses but never acks, so every pass is a fresh subscription.
 
-Nothing here imports the plant: the engine only knows the wire format (kalshi-api.md §7) and
+Nothing here imports the plant: the engine only knows the wire format (docs/kalshi-api.md §7) and
 the contract of issue 9 §1 (``must_reject``). Units follow the plant: prices µ$
 (``1_000_000`` = $1), sizes centi-contracts, times ns UTC.
 """

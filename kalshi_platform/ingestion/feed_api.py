@@ -30,7 +30,7 @@ class PlantAPI(Protocol):
       ``disconnect``, ``error``); ``ts_ns`` ns since the epoch, UTC.
     * ``reset(detail)``: forget every book and seq watermark (on reconnect: sids are reassigned).
     * ``set_use_yes_price(sid, flag)``: the ``use_yes_price`` flag of orderbook subscription
-      ``sid`` (kalshi-api.md §7.8).
+      ``sid`` (docs/kalshi-api.md §7.8).
     * ``set_resync_handler(fn)``: register ``fn(sid, tickers)``, called when books on ``sid``
       need fresh snapshots.
     * ``remove_market(ticker) -> bool``: forget a market's book (unsubscribed).

@@ -1,11 +1,11 @@
 """Kalshi WebSocket v2 frames → typed messages.
 
-Source: kalshi-api.md §7 (AsyncAPI 2026-05 plus later changes) and the real captures in
+Source: docs/kalshi-api.md §7 (AsyncAPI 2026-05 plus later changes) and the real captures in
 ``shared/data/real/kalshi/ws``.
 
 Each frame type is a :class:`msgspec.Struct` whose fields mirror the wire exactly (so a reader
 of Kalshi's docs recognises them), decoded straight from the frame's bytes by msgspec — the
-decoder is the plant's bottleneck (field-notes "Performance"), and msgspec's typed decoding
+decoder is the plant's bottleneck (docs/field-notes.md "Performance"), and msgspec's typed decoding
 skips the intermediate dict. Both wire eras share one struct per type:
 
 * current (since 2026-03-12): fixed-point strings ``*_dollars`` (prices) and ``*_fp`` (counts),
@@ -96,7 +96,7 @@ class Frame(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
         return self.__struct_config__.tag  # type: ignore[return-value]
 
 
-# -- order book (kalshi-api.md §7.5) --------------------------------------------------------
+# -- order book (docs/kalshi-api.md §7.5) --------------------------------------------------------
 
 
 class DeltaBody(_Body):
@@ -142,7 +142,7 @@ class OrderbookSnapshot(Frame, tag="orderbook_snapshot"):
     msg: SnapshotBody
 
 
-# -- ticker / trade (kalshi-api.md §7.6, §7.7) ---------------------------------------------
+# -- ticker / trade (docs/kalshi-api.md §7.6, §7.7) ---------------------------------------------
 
 
 class TickerBody(_Body):
@@ -198,7 +198,7 @@ class Trade(Frame, tag="trade"):
     msg: TradeBody
 
 
-# -- lifecycle, fills (kalshi-api.md §7.9, §7.9b): kept as dicts, they are rare and open ----
+# -- lifecycle, fills (docs/kalshi-api.md §7.9, §7.9b): kept as dicts, they are rare and open ----
 
 
 class MarketLifecycle(Frame, tag="market_lifecycle_v2"):
@@ -210,14 +210,14 @@ class MarketLifecycle(Frame, tag="market_lifecycle_v2"):
 
 class MultivariateMarketLifecycle(Frame, tag="multivariate_market_lifecycle"):
     """``multivariate_market_lifecycle`` frame (combo/MVE markets since 2026-03-19; same
-    ``msg`` shape as ``market_lifecycle_v2``, kalshi-api.md §7.4)."""
+    ``msg`` shape as ``market_lifecycle_v2``, docs/kalshi-api.md §7.4)."""
 
     msg: dict[str, Any]
 
 
 class EventFeeUpdate(Frame, tag="event_fee_update"):
     """``event_fee_update`` frame (lifecycle channel): ``msg`` kept whole (``event_ticker``,
-    ``fee_type_override``, ``fee_multiplier_override``; kalshi-api.md §7.9)."""
+    ``fee_type_override``, ``fee_multiplier_override``; docs/kalshi-api.md §7.9)."""
 
     msg: dict[str, Any]
 
@@ -234,7 +234,7 @@ class Fill(Frame, tag="fill"):
     msg: dict[str, Any]
 
 
-# -- control (kalshi-api.md §7.3) ------------------------------------------------------------
+# -- control (docs/kalshi-api.md §7.3) ------------------------------------------------------------
 
 
 class Subscribed(Frame, tag="subscribed"):

@@ -18,7 +18,7 @@ Files: ``<out>/<prefix>-<YYYYMMDD>T<HH>Z-<NNN>.jsonl`` (``.jsonl.gz`` with ``gzi
 when the UTC hour of the receipt time changes and when the current file reaches
 ``rotate_mb``; ``NNN`` never overwrites an existing file. Each data file gets a sidecar
 ``<stem>.meta.json`` with the subscribe commands (so ``replay`` knows ``use_yes_price``,
-kalshi-api.md §7.8) and the start time.
+docs/kalshi-api.md §7.8) and the start time.
 
 Durability: lines are buffered and flushed to the OS at least every ``flush_interval_s``
 (default 1 s) by :meth:`Recorder.frame` and by :meth:`Recorder.maybe_flush` (call it from a

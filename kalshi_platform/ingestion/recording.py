@@ -62,7 +62,7 @@ _MS = 1_000_000
 class RecordingMeta:
     """What a sidecar ``<name>.meta.json`` (Fortuna captures) or our recorder says.
 
-    ``use_yes_price``: the orderbook subscription's flag (kalshi-api.md §7.8), ``None`` if
+    ``use_yes_price``: the orderbook subscription's flag (docs/kalshi-api.md §7.8), ``None`` if
     unknown. ``recorded_at_ns``: capture start (ns, UTC) or ``None``.
     """
 

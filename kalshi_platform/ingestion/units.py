@@ -5,7 +5,7 @@ the epoch, UTC (:mod:`kalshi_platform.fixedpoint`); when both wire eras are pres
 fixed-point string wins (it carries sub-cent prices). Every helper raises
 :class:`~kalshi_platform.ingestion.messages.DecodeError` for bad text or a value out of its
 documented range, and the plant turns that into a quarantine record: nothing out of range
-reaches a book, an event or a sink. Sources: kalshi-api.md §5 (fixed-point strings), §7.5-§7.9b
+reaches a book, an event or a sink. Sources: docs/kalshi-api.md §5 (fixed-point strings), §7.5-§7.9b
 (message fields); docs/plant-contract.md (the ranges).
 """
 
@@ -82,7 +82,7 @@ def _show(v: Any) -> str:
 
 def _wire(text: Any, legacy: Any, what: str, required: bool, parse: Any,
           from_legacy: Any) -> int | None:
-    """A fixed-point wire value: the string form (``""`` means "none", kalshi-api.md §5: an
+    """A fixed-point wire value: the string form (``""`` means "none", docs/kalshi-api.md §5: an
     empty ``price_dollars`` on a market without trades; it never falls back to the legacy
     field), else the legacy integer; ``None`` when neither is sent and not ``required``."""
     if text == "":
@@ -203,7 +203,7 @@ def trade_units(m: TradeBody) -> tuple:
     """``(yes_price µ$, no_price µ$, count c-contracts, taker_side, ts_ns)``; ``no_price`` is
     1 − yes when not sent (and must equal it when sent); ``taker_side`` prefers
     ``taker_outcome_side``. Prices in (0, 1) $, count in (0, 10^10] contracts, ``trade_id`` a
-    UUID (kalshi-api.md §7.7). Raises :class:`DecodeError`."""
+    UUID (docs/kalshi-api.md §7.7). Raises :class:`DecodeError`."""
     yes = _price(m.yes_price_dollars, m.yes_price, "yes_price_dollars", True)
     no = _price(m.no_price_dollars, m.no_price, "no_price_dollars", False)
     if no is None:
@@ -262,7 +262,7 @@ def lifecycle_units(m: dict) -> tuple[str, str, str | None, int | None, int | No
 
 def fill_units(m: dict) -> tuple:
     """``(ticker, trade_id, order_id, side, action, is_taker, yes_price µ$, count c-contracts,
-    fee_cost µ$, post_position c-contracts, ts_ns)`` of a ``fill`` msg (kalshi-api.md §7.9b).
+    fee_cost µ$, post_position c-contracts, ts_ns)`` of a ``fill`` msg (docs/kalshi-api.md §7.9b).
     Price in (0, 1) $, count in (0, 10^10], post_position within ±10^10 contracts, fee_cost in
     [0, 10^10] $, ids UUIDs. Raises :class:`DecodeError`."""
     ticker = _str_field(m, "market_ticker", "fill")

@@ -1,7 +1,7 @@
 """The Kalshi WebSocket v2 ingester: connect, subscribe, hand every frame on, resync, reconnect.
 
-Wire protocol: kalshi-api.md §2.4 (signed handshake), §7 (commands, acks, channels, seq);
-operational lessons: field-notes "Feed handling" and "Books and sequencing".
+Wire protocol: docs/kalshi-api.md §2.4 (signed handshake), §7 (commands, acks, channels, seq);
+operational lessons: docs/field-notes.md "Feed handling" and "Books and sequencing".
 
 Data path, per frame (one asyncio task, no threads)::
 
@@ -83,14 +83,14 @@ __all__ = ["WS_URLS", "DEFAULT_CHANNELS", "UNFILTERED", "MAX_SIZE", "FeedError",
 
 log = logging.getLogger(__name__)
 
-#: Kalshi WebSocket URLs by environment (kalshi-api.md §1)
+#: Kalshi WebSocket URLs by environment (docs/kalshi-api.md §1)
 WS_URLS = {
     "prod": "wss://external-api-ws.kalshi.com/trade-api/ws/v2",
     "demo": "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2",
 }
 #: channels subscribed by default (issue #4 item 3)
 DEFAULT_CHANNELS = ("orderbook_delta", "ticker", "trade", "market_lifecycle_v2")
-#: channels that take no market filter (kalshi-api.md §7.4)
+#: channels that take no market filter (docs/kalshi-api.md §7.4)
 UNFILTERED = frozenset({"market_lifecycle_v2", "multivariate_market_lifecycle"})
 MAX_SIZE = 64 << 20
 
@@ -144,7 +144,7 @@ class KalshiWSClient:
         tickers: market tickers to subscribe (may be empty and grown with :meth:`add_markets`).
         channels: subset of :data:`DEFAULT_CHANNELS` (or other Kalshi channel names).
         headers: called before every connection attempt for the handshake headers (e.g.
-            ``lambda: signer.headers("GET", "/trade-api/ws/v2")``, kalshi-api.md §2.4) so each
+            ``lambda: signer.headers("GET", "/trade-api/ws/v2")``, docs/kalshi-api.md §2.4) so each
             attempt is freshly signed; ``None`` = unsigned.
         use_yes_price: the ``orderbook_delta`` ``use_yes_price`` flag (§7.8), always sent.
         taps: :class:`FrameTap` s that see every raw frame before decoding (the recorder).
@@ -237,7 +237,7 @@ class KalshiWSClient:
 
     async def add_markets(self, tickers: Iterable[str]) -> list[str]:
         """Add markets to every market-filtered subscription without reconnecting
-        (``update_subscription`` ``add_markets``, kalshi-api.md §7.2). Returns the tickers that
+        (``update_subscription`` ``add_markets``, docs/kalshi-api.md §7.2). Returns the tickers that
         were new. Takes effect on the next connection if none is up."""
         new = [t for t in dict.fromkeys(tickers) if t not in self.tickers]
         if not new:

@@ -1,7 +1,7 @@
 """Bookkeeping of one Kalshi WebSocket connection: commands in flight, subscriptions, resyncs.
 
 Used by :class:`~kalshi_platform.ingestion.ws_client.KalshiWSClient`; one :class:`Session`
-per connection (sids and command ids are per connection, kalshi-api.md §7.2–§7.3), dropped
+per connection (sids and command ids are per connection, docs/kalshi-api.md §7.2–§7.3), dropped
 when the connection ends. Commands are queued as JSON text for the client's writer task; no I/O
 happens here.
 """
@@ -66,7 +66,7 @@ class Session:
     subscribe_retries: int = 0
 
     def send(self, cmd: str, params: dict[str, Any] | None = None) -> int:
-        """Queue command ``cmd`` with ``params`` (kalshi-api.md §7.2); returns its id."""
+        """Queue command ``cmd`` with ``params`` (docs/kalshi-api.md §7.2); returns its id."""
         cid = self.next_id
         self.next_id += 1
         obj: dict[str, Any] = {"id": cid, "cmd": cmd}

@@ -1,4 +1,4 @@
-"""Wire renderings of the sim's current books (kalshi-api.md §3.6, §7.5, §7.8).
+"""Wire renderings of the sim's current books (docs/kalshi-api.md §3.6, §7.5, §7.8).
 
 The sim keeps its books in a :class:`~kalshi_platform.ticker_plant.plant.TickerPlant` (the same
 code a client runs), so ``get_snapshot`` answers and the REST order book are built from exactly
@@ -20,7 +20,7 @@ def levels(ladder: dict[int, int], *, yes_scale: bool = False,
     """A bid ladder as ``[[price_dollars, count_fp], ...]`` strings, ascending by price.
 
     ``ladder``: price µ$ → size c-contracts (bids). ``yes_scale``: express NO bids on the YES
-    price scale (``1 − q``; kalshi-api.md §7.8). ``depth``: keep only the best N bids (highest
+    price scale (``1 − q``; docs/kalshi-api.md §7.8). ``depth``: keep only the best N bids (highest
     prices), still listed ascending (the order Kalshi is observed to send, §3.6).
     """
     items = sorted(ladder.items())
@@ -33,7 +33,7 @@ def levels(ladder: dict[int, int], *, yes_scale: bool = False,
 
 def snapshot_msg(ticker: str, book: OrderBook | None, *, use_yes_price: bool = False,
                  market_id: str | None = None) -> dict[str, Any]:
-    """The ``msg`` of an ``orderbook_snapshot`` frame for ``ticker`` (kalshi-api.md §7.5).
+    """The ``msg`` of an ``orderbook_snapshot`` frame for ``ticker`` (docs/kalshi-api.md §7.5).
 
     ``book`` ``None`` (no snapshot in the recording yet) renders an empty book. Empty sides
     are omitted, as Kalshi does. ``use_yes_price``: NO levels on the YES scale (§7.8).
@@ -50,7 +50,7 @@ def snapshot_msg(ticker: str, book: OrderBook | None, *, use_yes_price: bool = F
 
 
 def orderbook_fp(book: OrderBook | None, depth: int | None = None) -> dict[str, Any]:
-    """REST ``GET /markets/{ticker}/orderbook`` body (kalshi-api.md §3.6): both sides as bids,
+    """REST ``GET /markets/{ticker}/orderbook`` body (docs/kalshi-api.md §3.6): both sides as bids,
     NO side at NO prices, ascending, ``depth`` best levels per side (0/None = all)."""
     if book is None:
         return {"orderbook_fp": {"yes_dollars": [], "no_dollars": []}}

@@ -7,7 +7,7 @@ resubscribe, REST 429 → backoff) are exercised over real sockets. Counting rul
   recording (snapshots, deltas, trades, tickers, lifecycle) that this connection was sent,
   starting at 1. Acks, errors and snapshots answering a command are never dropped or counted.
 * A dropped frame still consumes its ``seq`` on its ``sid`` (that is what makes it a gap a
-  client can see, kalshi-api.md §7.10); a dropped ``ticker`` frame (no ``seq``) is invisible.
+  client can see, docs/kalshi-api.md §7.10); a dropped ``ticker`` frame (no ``seq``) is invisible.
 * REST faults count REST requests (not WebSocket handshakes) over the server's lifetime.
 """
 
@@ -26,7 +26,7 @@ class Faults:
         disconnect_after: abort each connection (TCP reset, no close frame, like a network
             failure) right after its N-th playback frame was sent (0 = off).
         rest_429: answer the first N REST requests with HTTP 429 ``{"error": "too many
-            requests"}`` and no ``Retry-After`` (kalshi-api.md §6) (0 = off).
+            requests"}`` and no ``Retry-After`` (docs/kalshi-api.md §6) (0 = off).
         delay_s: seconds added before every outbound WebSocket frame and REST response.
         page_cap: at most N items per REST page whatever ``limit`` asks (0 = off), so small
             fixtures still exercise cursor pagination.

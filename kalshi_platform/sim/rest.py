@@ -1,4 +1,4 @@
-"""The sim's REST API: Kalshi's market-data endpoints under ``/trade-api/v2`` (kalshi-api.md §3).
+"""The sim's REST API: Kalshi's market-data endpoints under ``/trade-api/v2`` (docs/kalshi-api.md §3).
 
 Data comes from two places:
 
@@ -62,7 +62,7 @@ REST_PREFIX = "/trade-api/v2"
 MAX_LIMIT = 1000
 EPOCH_ISO = "1970-01-01T00:00:00Z"
 
-#: ``/markets?status=`` filter value → market object statuses (kalshi-api.md §3.5, §4)
+#: ``/markets?status=`` filter value → market object statuses (docs/kalshi-api.md §3.5, §4)
 STATUS_FILTER = {
     "unopened": {"initialized"},
     "open": {"active"},
@@ -82,7 +82,7 @@ class RestError(Exception):
         self.message = message
 
     def body(self) -> dict[str, Any]:
-        """The JSON error body (kalshi-api.md §3.10, wrapped form seen on live 4xx)."""
+        """The JSON error body (docs/kalshi-api.md §3.10, wrapped form seen on live 4xx)."""
         return {"error": {"code": self.code, "message": self.message, "details": ""}}
 
 
@@ -113,7 +113,7 @@ def _decode_cursor(cursor: str, n: int) -> list:
 
 @dataclass
 class TradeRecord:
-    """One REST trade (kalshi-api.md §3.7) with its sort key (``created_ns``, ``trade_id``)."""
+    """One REST trade (docs/kalshi-api.md §3.7) with its sort key (``created_ns``, ``trade_id``)."""
 
     created_ns: int
     trade_id: str
@@ -334,7 +334,7 @@ class RestApi:
         return out
 
     def markets(self, q: dict[str, list[str]]) -> dict[str, Any]:
-        """``GET /markets`` (kalshi-api.md §3.5)."""
+        """``GET /markets`` (docs/kalshi-api.md §3.5)."""
         limit = _int(q, "limit", 1, MAX_LIMIT, 100)
         if self.page_cap:
             limit = min(limit, self.page_cap)
@@ -421,7 +421,7 @@ class RestApi:
     def trades(self, q: dict[str, list[str]], *, historical: bool) -> dict[str, Any]:
         """``GET /markets/trades`` (``historical=False``: trades created at or after the
         cutoff ``trades_created_ts``) or ``GET /historical/trades`` (before it), newest first
-        (kalshi-api.md §3.7, §3.9)."""
+        (docs/kalshi-api.md §3.7, §3.9)."""
         limit = _int(q, "limit", 1, MAX_LIMIT, 100)
         if self.page_cap:
             limit = min(limit, self.page_cap)
@@ -464,7 +464,7 @@ class RestApi:
 
 
 def trade_from_ws(msg: dict[str, Any]) -> dict[str, Any] | None:
-    """A WebSocket ``trade`` msg (kalshi-api.md §7.7) as a REST trade object (§3.7), or
+    """A WebSocket ``trade`` msg (docs/kalshi-api.md §7.7) as a REST trade object (§3.7), or
     ``None`` when it lacks an id, a ticker or a time. ``created_time`` is built from ``ts_ms``
     (else ``ts`` seconds) as RFC3339 UTC with microseconds."""
     from datetime import datetime, timezone

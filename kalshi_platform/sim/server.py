@@ -2,7 +2,7 @@
 
 One ``websockets`` server on one port answers both protocols:
 
-* ``ws://HOST:PORT/trade-api/ws/v2`` — the WebSocket API (kalshi-api.md §7): ``subscribe``
+* ``ws://HOST:PORT/trade-api/ws/v2`` — the WebSocket API (docs/kalshi-api.md §7): ``subscribe``
   (``channels`` + ``market_ticker(s)``, ``use_yes_price``, ``send_initial_snapshot``),
   ``unsubscribe``, ``update_subscription`` (``add_markets``, ``delete_markets``,
   ``get_snapshot``; exactly one sid), ``list_subscriptions``; ``subscribed``/``ok``/
@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 
 WS_PATH = "/trade-api/ws/v2"
 
-#: wire type of a data frame → the channel that carries it (kalshi-api.md §7.4)
+#: wire type of a data frame → the channel that carries it (docs/kalshi-api.md §7.4)
 CHANNEL_OF = {
     "orderbook_snapshot": "orderbook_delta",
     "orderbook_delta": "orderbook_delta",
@@ -81,7 +81,7 @@ KNOWN_CHANNELS = frozenset({
 #: channels that take no market filter (§7.4)
 UNFILTERED = frozenset({"market_lifecycle_v2", "multivariate_market_lifecycle"})
 
-# Kalshi WebSocket error codes (kalshi-api.md §7.3)
+# Kalshi WebSocket error codes (docs/kalshi-api.md §7.3)
 E_UNPROCESSABLE, E_PARAMS, E_CHANNELS, E_SIDS, E_UNKNOWN_CMD = 1, 2, 3, 4, 5
 E_UNKNOWN_SID, E_UNKNOWN_CHANNEL, E_INVALID_PARAM, E_ONE_SID = 7, 8, 11, 12
 E_UNSUPPORTED_ACTION, E_TICKER_REQUIRED, E_ACTION_REQUIRED, E_MARKET_NOT_FOUND = 13, 14, 15, 16
@@ -595,7 +595,7 @@ class SimServer:
                 and not self._conns):
             self.finished.set()
 
-    # -- commands (kalshi-api.md §7.2, §7.3) -----------------------------------------------
+    # -- commands (docs/kalshi-api.md §7.2, §7.3) -----------------------------------------------
 
     def _error(self, c: _Conn, cid: int, code: int, ticker: str | None = None,
                text: str | None = None) -> None:

@@ -6,7 +6,7 @@ TABLE", "SAMPLE BY", "LATEST ON", "table_partitions", "wal_tables", "ALTER TABLE
 PARTITION"):
 
 * timestamps are bound as **naive UTC** ``datetime`` values: QuestDB 8.0 closes the
-  connection when psycopg binds a timezone-aware one (field-notes "QuestDB facts");
+  connection when psycopg binds a timezone-aware one (docs/field-notes.md "QuestDB facts");
 * reads of a day are streamed with psycopg's chunked result mode (``Cursor.stream(size=n)``),
   so memory stays bounded by the chunk size, not the partition;
 * timestamps are selected as ``cast(col AS LONG)`` (epoch µs) and UUIDs as strings, so a chunk

@@ -26,7 +26,7 @@ Path of a row::
   same spool directory drains it first. The CLI turns SIGINT/SIGTERM into this path.
 
 Transport: the official ``questdb`` client (``Sender.from_conf``), HTTP by default (errors come
-back per request; field-notes "Sinks and storage"); ``tcp::`` conf strings work but a TCP
+back per request; docs/field-notes.md "Sinks and storage"); ``tcp::`` conf strings work but a TCP
 server drops the connection on a bad row without saying which (QuestDB docs "ILP overview").
 The client's own retries are disabled (``retry_timeout=0``) so the retry policy lives here.
 """
@@ -213,7 +213,7 @@ class QuestDBWriter:
         ensure_schema: called once before the first row is sent (retried like a send until it
             succeeds): :meth:`from_settings` passes ``QuestDBClient.init_schema`` so the tables
             exist with their designated timestamp, partitioning and dedup keys before ILP can
-            auto-create them with guessed types (field-notes "Sinks and storage").
+            auto-create them with guessed types (docs/field-notes.md "Sinks and storage").
 
     Raises:
         WriterError: invalid conf string, unusable spool directory, or negative retry delays.

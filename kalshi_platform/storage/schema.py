@@ -1,7 +1,7 @@
 """Every storage table declared once: columns, designated timestamp, dedup keys, row mapping.
 
 The same declaration drives the Parquet store (Arrow schema) and the QuestDB hot tier (DDL and
-ILP rows), so the historical tier and the embedded store share one layout (architecture.md
+ILP rows), so the historical tier and the embedded store share one layout (docs/architecture.md
 "Tables"). Storage units, chosen for what users query:
 
 * ``ts`` — designated timestamp: the exchange event time, UTC, **microseconds** (QuestDB 8.x
@@ -19,7 +19,7 @@ after a lost acknowledgement, or a re-run backfill upserts the same rows instead
 them. ``tickers`` keys on ``recv_ts`` too, because legacy ticker ``ts`` is in whole seconds and
 two updates of one market in one second are distinct; ``feed_events`` keys on both seqs.
 
-Deviation from architecture.md: ``bbo`` carries ``seq`` (the message that moved the top), so
+Deviation from docs/architecture.md: ``bbo`` carries ``seq`` (the message that moved the top), so
 two BBO changes in one millisecond are distinct rows under the dedup keys, and ``state`` (the
 book's state: a ``stale``/``syncing`` row with null prices marks where a book stopped being
 trustworthy; docs/plant-contract.md); ``fills`` is an extra table for the private fill

@@ -5,7 +5,7 @@ integer centi-contracts (:mod:`kalshi_platform.fixedpoint`), times in integer ns
 epoch (UTC). ``ts_ns`` is the exchange event time (the designated timestamp of its table,
 falling back to receipt time when the wire carries none); ``recv_ns`` is local receipt time.
 Sinks convert to their own types; they never see Kalshi's wire format
-(architecture.md "Layering rules").
+(docs/architecture.md "Layering rules").
 
 The table each event lands in is ``type(event).table`` (see :mod:`kalshi_platform.storage.schema`).
 """

@@ -1,6 +1,6 @@
 """One Kalshi market's order book in fixed-point integers.
 
-Kalshi books are **bids only** (kalshi-api.md §3.6, §7.5; field-notes "Books and sequencing"):
+Kalshi books are **bids only** (docs/kalshi-api.md §3.6, §7.5; docs/field-notes.md "Books and sequencing"):
 a YES-bid ladder and a NO-bid ladder. A NO bid at price q is a YES ask at 1 − q, so
 
 * best YES bid  = max YES-bid price, with that level's size;

@@ -13,7 +13,7 @@ The contract (docs/plant-contract.md):
 * **Quarantine.** A frame that fails to decode is kept as received (text, or the exact bytes
   when they are not UTF-8), counted, logged escaped and cut to 200 characters, and reported
   as a ``feed_events`` row; it never advances a seq watermark.
-* **Seq per sid** (kalshi-api.md §7.10): ``seq`` counts per subscription across its markets;
+* **Seq per sid** (docs/kalshi-api.md §7.10): ``seq`` counts per subscription across its markets;
   ``ok``/``unsubscribed`` acks consume seq numbers too. The first seq seen on a sid is taken
   as is. ``seq <= watermark`` is a duplicate: dropped, counted, the watermark never moves
   back. ``seq > watermark + 1`` is a gap: every book on the sid leaves ``live`` and a resync
@@ -91,7 +91,7 @@ class TickerPlant(PassThroughHandlers):
     Args:
         publishers: fan-out targets (:class:`Publisher`), called in order for every event.
             With none, events are not materialised at all (books and BBO are still kept).
-        use_yes_price: the orderbook subscription's ``use_yes_price`` flag (kalshi-api.md §7.8):
+        use_yes_price: the orderbook subscription's ``use_yes_price`` flag (docs/kalshi-api.md §7.8):
             when ``True`` NO-side levels arrive on the YES price scale and are converted to NO
             bids at ``1 − p``. Per-sid overrides via :meth:`set_use_yes_price`.
         resync: optional ``callback(sid, tickers)`` asked to fetch fresh snapshots (see

@@ -78,7 +78,7 @@ def replay(
     speed: float = typer.Option(0.0, help="0 = as fast as possible; 1 = the recording's own pace."),
     use_yes_price: Optional[bool] = typer.Option(
         None, "--use-yes-price/--no-use-yes-price",
-        help="NO levels on the YES price scale (kalshi-api.md §7.8) (default: from .meta.json, else no)."),
+        help="NO levels on the YES price scale (docs/kalshi-api.md §7.8) (default: from .meta.json, else no)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO."),
 ) -> None:
     """Replay a recorded Kalshi feed: decode → books → BBO → sinks, then print a summary.

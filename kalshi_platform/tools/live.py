@@ -63,7 +63,7 @@ async def resolve_markets(client: RestClient, markets: list[str], events: list[s
                           series: list[str], status: str | None) -> list[str]:
     """Market tickers to subscribe: ``markets`` (each checked to exist over REST), plus every
     market of each event and series with the given ``status`` filter (``open`` …, ``None`` =
-    any; kalshi-api.md §3.5).
+    any; docs/kalshi-api.md §3.5).
 
     Raises :class:`UsageError` for unknown tickers or an event/series without such markets;
     :class:`~kalshi_platform.api.rest.RestError` when REST fails.
@@ -111,7 +111,7 @@ def _signer(key_id: str | None, key_path: Path | None, ws_url: str) -> Signer | 
     host = urlparse(ws_url).hostname or ""
     if host not in _LOOPBACK:
         err_console.print("warning: no API key configured; Kalshi requires a signed WebSocket "
-                          "handshake (kalshi-api.md §2.4)", highlight=False)
+                          "handshake (docs/kalshi-api.md §2.4)", highlight=False)
     return None
 
 
@@ -359,7 +359,7 @@ _ENV = typer.Option(None, help="prod or demo (default: KALSHI_ENV).")
 _KEY_ID = typer.Option(None, "--key-id", help="API key id (default: KALSHI_API_KEY_ID).")
 _KEY = typer.Option(None, "--private-key", help="PEM private key (default: KALSHI_PRIVATE_KEY_PATH).")
 _DURATION = typer.Option(None, help="Stop after this many seconds (default: run until SIGINT/SIGTERM).")
-_YES = typer.Option(False, "--use-yes-price/--no-use-yes-price", help="orderbook_delta use_yes_price flag (kalshi-api.md §7.8), always sent.")
+_YES = typer.Option(False, "--use-yes-price/--no-use-yes-price", help="orderbook_delta use_yes_price flag (docs/kalshi-api.md §7.8), always sent.")
 _STATUS_IV = typer.Option(5.0, "--status-interval", help="Seconds between status lines (0 = none).")
 _STALE = typer.Option(120.0, "--stale-after", help="Reconnect when no frame arrived for this many seconds (0 = never).")
 _OPEN_TO = typer.Option(10.0, "--open-timeout", help="Connect/handshake timeout, seconds (also the REST timeout).")

@@ -1,6 +1,6 @@
 """``kalshi-platform demo``: series → open markets → order books and recent trades, over REST.
 
-Uses only public market-data endpoints (kalshi-api.md §2.5), so it works without keys; when
+Uses only public market-data endpoints (docs/kalshi-api.md §2.5), so it works without keys; when
 ``KALSHI_API_KEY_ID`` and ``KALSHI_PRIVATE_KEY_PATH`` are both set, requests are signed.
 Every failure (unknown series, unreachable host, bad key, server errors after retries) is one
 line on stderr and a non-zero exit; requests have a bounded timeout and few retries.
