@@ -72,34 +72,12 @@ class LatencyHistogram:
 
 
 def instrument_latency(client: Any, hist: LatencyHistogram) -> Callable[[], None]:
-    """Observe every frame's processing latency into ``hist``: wraps the plant's ``commit``
-    (called by the client once per frame, after the frame's events were emitted) and measures
-    from the client's receipt time of that frame (``client._cur_ns``, ``time.time_ns()`` taken
-    when the frame was read); a commit with no new frame since the last one is not timed.
-    Returns a function that removes the wrapper."""
-    plant = client.plant
-    inner = plant.commit
-    now = time.time_ns
-    observe = hist.observe_ns
-
-    seen = [0]  # receipt time of the frame last observed: other commits (connect,
-    #             disconnect feed events) are not frames and are not timed
-
-    def commit() -> None:
-        inner()
-        t0 = client._cur_ns
-        if t0 != seen[0]:
-            seen[0] = t0
-            observe(now() - t0)
-
-    plant.commit = commit
-
-    def undo() -> None:
-        try:
-            del plant.commit
-        except AttributeError:
-            pass
-    return undo
+    """Observe every frame's processing latency into ``hist``: from the client's receipt of
+    the frame to its events handed to the plant's stream, through the client's public
+    :meth:`~kalshi_platform.ingestion.ws_client.KalshiWSClient.set_frame_observer`.
+    Returns a function that stops it."""
+    client.set_frame_observer(hist.observe_ns)
+    return lambda: client.set_frame_observer(None)
 
 
 def _dir_bytes(path: Path | None) -> int:

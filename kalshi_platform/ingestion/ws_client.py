@@ -198,6 +198,7 @@ class KalshiWSClient:
         self._ever_connected = False
         self._ever_subscribed = False
         self._cur_ns = 0
+        self._frame_observer: Callable[[int], None] | None = None
         self._last_frame = 0.0
         self._fatal: FeedError | None = None
         self._stop = asyncio.Event()
@@ -498,6 +499,15 @@ class KalshiWSClient:
             self._handle_raw(s, raw)
         finally:
             self.plant.commit()
+            obs = self._frame_observer
+            if obs is not None:
+                obs(time.time_ns() - self._cur_ns)
+
+    def set_frame_observer(self, fn: Callable[[int], None] | None) -> None:
+        """Call ``fn(ns)`` after every frame with the time from its receipt to its events
+        handed to the plant's stream (``commit``), in ns; ``None`` removes it. Used by the
+        ``kalshi_processing_latency_seconds`` histogram (kalshi_platform/metrics.py)."""
+        self._frame_observer = fn
 
     def _handle_raw(self, s: Session, raw: str | bytes) -> None:
         ns = time.time_ns()
