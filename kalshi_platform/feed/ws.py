@@ -23,17 +23,15 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlparse
 
 import orjson
 
+from kalshi_platform.feed.jsonfmt import bbo_fields, event_json, levels_json
 from kalshi_platform.feed.protocol import BookState, ProtocolError
 from kalshi_platform.feed.transports import TransportError
 from kalshi_platform.fixedpoint import FixedPointError, parse_price, parse_size
-from kalshi_platform.fixedpoint import price_to_str as _price_to_str
-from kalshi_platform.fixedpoint import size_to_str as _size_to_str
 from kalshi_platform.stream.codec import FEEDS
 from kalshi_platform.ticker_plant.events import (
     BBO,
@@ -133,30 +131,6 @@ def parse_url(url: str) -> WsConfig:
 
 # -- exact decimal strings (memoised: a feed repeats the same prices and sizes) ----------
 
-_CACHE_LIMIT = 100_000
-
-
-def _memo(fmt: Any) -> Any:
-    """``fmt`` (units → decimal string) memoised in a bounded dict; ``None`` stays ``None``."""
-    cache: dict[int, str] = {}
-
-    def f(units: int | None) -> str | None:
-        if units is None:
-            return None
-        s = cache.get(units)
-        if s is None:
-            if len(cache) >= _CACHE_LIMIT:
-                cache.clear()
-            s = cache[units] = fmt(units)
-        return s
-
-    return f
-
-
-_p = _memo(_price_to_str)
-_s = _memo(_size_to_str)
-
-
 def _pp(text: Any) -> int | None:
     return None if text is None else parse_price(text)
 
@@ -165,107 +139,9 @@ def _ps(text: Any) -> int | None:
     return None if text is None else parse_size(text)
 
 
-def _mid(yb: int | None, ya: int | None) -> tuple[str | None, str | None]:
-    if yb is None or ya is None:
-        return None, None
-    s = yb + ya  # mid = s / 2 µ$: exact to the half micro-dollar
-    mid = _price_to_str(s // 2) if s % 2 == 0 else format(Decimal(s).scaleb(-6) / 2, "f")
-    return mid, _p(ya - yb)
-
-
-# -- events → JSON objects --------------------------------------------------------------
-
-
-def _bbo_fields(e: BBO) -> dict[str, Any]:
-    t, ts, yb, ybs, ya, yas, kseq, recv, state = e
-    mid, spread = _mid(yb, ya)
-    return {"ticker": t, "ts": ts, "yes_bid": _p(yb), "yes_bid_size": _s(ybs),
-            "yes_ask": _p(ya), "yes_ask_size": _s(yas), "mid": mid, "spread": spread,
-            "kalshi_seq": kseq, "recv_ts": recv, "state": state}
-
-
-def _j_bbo(seq: int, e: BBO) -> dict[str, Any]:
-    return {"feed": "bbo", "seq": seq, **_bbo_fields(e)}
-
-
-def _j_delta(seq: int, e: DeltaEvent) -> dict[str, Any]:
-    t, ts, sid, kseq, side, price, delta, recv = e
-    return {"feed": "deltas", "seq": seq, "type": "delta", "ticker": t, "ts": ts, "sid": sid,
-            "kalshi_seq": kseq, "side": side, "price": _p(price), "delta": _s(delta),
-            "recv_ts": recv}
-
-
-def _levels_json(levels: Any) -> list[list[str]]:
-    return [[_p(p), _s(q)] for p, q in levels]
-
-
-def _j_snapshot(seq: int, e: SnapshotEvent) -> dict[str, Any]:
-    return {"feed": "deltas", "seq": seq, "type": "snapshot", "ticker": e.ticker,
-            "ts": e.ts_ns, "sid": e.sid, "kalshi_seq": e.seq, "yes": _levels_json(e.yes),
-            "no": _levels_json(e.no), "recv_ts": e.recv_ns}
-
-
-def _j_trade(seq: int, e: TradeEvent) -> dict[str, Any]:
-    t, ts, tid, yp, np_, count, side, recv = e
-    return {"feed": "trades", "seq": seq, "ticker": t, "ts": ts, "trade_id": tid,
-            "yes_price": _p(yp), "no_price": _p(np_), "count": _s(count),
-            "taker_side": side, "recv_ts": recv}
-
-
-def _j_ticker(seq: int, e: TickerEvent) -> dict[str, Any]:
-    t, ts, price, yb, ya, ybs, yas, vol, oi, recv = e
-    return {"feed": "tickers", "seq": seq, "ticker": t, "ts": ts, "price": _p(price),
-            "yes_bid": _p(yb), "yes_ask": _p(ya), "yes_bid_size": _s(ybs),
-            "yes_ask_size": _s(yas), "volume": _s(vol), "open_interest": _s(oi),
-            "recv_ts": recv}
-
-
-def _j_lifecycle(seq: int, e: LifecycleEvent) -> dict[str, Any]:
-    return {"feed": "lifecycle", "seq": seq, "ticker": e.ticker, "ts": e.ts_ns,
-            "event_type": e.event_type, "result": e.result,
-            "settlement_value": _p(e.settlement_value), "detail": e.detail,
-            "recv_ts": e.recv_ns}
-
-
-def _j_fill(seq: int, e: FillEvent) -> dict[str, Any]:
-    return {"feed": "fills", "seq": seq, "ticker": e.ticker, "ts": e.ts_ns,
-            "trade_id": e.trade_id, "order_id": e.order_id, "side": e.side,
-            "action": e.action, "is_taker": e.is_taker, "yes_price": _p(e.yes_price),
-            "count": _s(e.count), "fee_cost": _p(e.fee_cost),
-            "post_position": _s(e.post_position), "recv_ts": e.recv_ns}
-
-
-def _j_feed(seq: int, e: FeedEvent) -> dict[str, Any]:
-    return {"feed": "feed_events", "seq": seq, "ts": e.ts_ns, "kind": e.kind, "sid": e.sid,
-            "expected_seq": e.expected_seq, "got_seq": e.got_seq, "detail": e.detail}
-
-
-def _j_quarantine(seq: int, e: QuarantineRecord) -> dict[str, Any]:
-    out: dict[str, Any] = {"feed": "quarantine", "seq": seq, "recv_ts": e.recv_ns,
-                           "reason": e.reason}
-    if isinstance(e.raw, bytes):
-        out["raw_b64"] = base64.b64encode(e.raw).decode()
-    else:
-        out["raw"] = e.raw
-    return out
-
-
-_TO_JSON: dict[type, Callable[[int, Any], dict[str, Any]]] = {
-    BBO: _j_bbo, DeltaEvent: _j_delta, SnapshotEvent: _j_snapshot, TradeEvent: _j_trade,
-    TickerEvent: _j_ticker, LifecycleEvent: _j_lifecycle, FillEvent: _j_fill,
-    FeedEvent: _j_feed, QuarantineRecord: _j_quarantine,
-}
-
-
-def event_json(seq: int, ev: Any) -> dict[str, Any]:
-    """The JSON object of plant event ``ev`` with stream seq ``seq`` (see the module
-    docstring). Raises ``KeyError`` for a non-event."""
-    return _TO_JSON[type(ev)](seq, ev)
-
-
 def encode_event(seq: int, ev: Any) -> bytes:
     """:func:`event_json` as compact UTF-8 JSON bytes (one element of an ``events`` list)."""
-    return orjson.dumps(_TO_JSON[type(ev)](seq, ev))
+    return orjson.dumps(event_json(seq, ev))
 
 
 # -- JSON objects → events ---------------------------------------------------------------
@@ -352,9 +228,9 @@ def book_json(b: BookState) -> dict[str, Any]:
     ``[[price, size], ...]`` best first or ``null`` in a BBO-only snapshot; ``bbo`` the
     book's last live BBO as the fields of a ``bbo`` event, without ``feed``/``seq``)."""
     return {"ticker": b.ticker, "state": b.state, "sid": b.sid,
-            "yes": None if b.yes is None else _levels_json(b.yes),
-            "no": None if b.no is None else _levels_json(b.no),
-            "bbo": None if b.bbo is None else _bbo_fields(b.bbo)}
+            "yes": None if b.yes is None else levels_json(b.yes),
+            "no": None if b.no is None else levels_json(b.no),
+            "bbo": None if b.bbo is None else bbo_fields(b.bbo)}
 
 
 def book_from_json(o: Any) -> BookState:
