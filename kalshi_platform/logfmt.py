@@ -83,6 +83,12 @@ def one_line(text: Any, limit: int = 300) -> str:
     return escape_for_log(" ".join(str(text).split()), limit)
 
 
+def error_line(err: BaseException, limit: int = 500) -> str:
+    """An exception as ``"OSError: [Errno 28] No space left on device"``: its class and
+    message on one escaped line (:func:`one_line`), as a failed sink is reported."""
+    return one_line(f"{type(err).__name__}: {err}", limit)
+
+
 def sink_failures_line(failures: dict[str, str]) -> str:
     """``{"parquet": "OSError: [Errno 28] No space left on device"}`` → the one line a
     command prints before exiting 1: ``sink parquet failed: OSError: [Errno 28] No space left

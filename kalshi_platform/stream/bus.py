@@ -35,6 +35,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Literal, Protocol, Sequence
 
+from kalshi_platform.logfmt import error_line
 from kalshi_platform.stream import codec
 
 log = logging.getLogger(__name__)
@@ -231,7 +232,7 @@ class ConsumerRunner:
         try:
             fn(*args)
         except Exception as e:  # isolation: any error of any consumer
-            self.failed = f"{type(e).__name__}: {e}".replace("\n", " ")[:500]
+            self.failed = error_line(e)
             log.error("stream consumer %s failed and is stopped: %s", self.name, self.failed)
             self._stream._failed(self.name, self.failed)
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Iterable
 
+from kalshi_platform.logfmt import error_line
+
 log = logging.getLogger(__name__)
 
 
@@ -77,7 +79,7 @@ class FanOut:
         self.active = tuple(x for x in self.active if x is not p)
         self.failed.append(p)
         name = sink_name(p)
-        text = f"{type(err).__name__}: {err}".replace("\n", " ")[:500]
+        text = error_line(err)
         self.failures.setdefault(name, text)
         log.error("sink %s failed during %s and is stopped: %s", name, during, text)
         if self._on_failure is not None:
