@@ -125,3 +125,15 @@ def frame_text_of_cockpit_line(line: bytes) -> bytes:
     m = re.match(rb'^\{"received_ms":\d+,"frame":(.*)\}$', line)
     assert m, line[:80]
     return m.group(1)
+
+
+def wait_until(cond, timeout: float = 15.0, what: str = "condition") -> None:
+    """Wait for an observable condition of another thread or process: bounded, and fails
+    the test when it is not reached (a poll, not a sleep standing in for synchronisation)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached in {timeout} s")
+        time.sleep(0.001)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import COCKPIT, REPO_ROOT, nonblank_lines, write_lines
+from conftest import COCKPIT, REPO_ROOT, nonblank_lines, write_lines, wait_until
 from kalshi_oracle import Oracle, iter_recording
 from oracle_compare import assert_books_match, replay_recorded
 from kalshi_platform.feed import ipc, protocol
@@ -45,14 +45,6 @@ def sock_dir():
     yield Path(d)
     shutil.rmtree(d, ignore_errors=True)
 
-
-def wait_until(cond, timeout=15.0, what="condition"):
-    """Wait for an observable condition of another thread or process (bounded)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout} s")
-        time.sleep(0.002)
 
 
 class Reader:

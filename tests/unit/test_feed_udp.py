@@ -18,7 +18,7 @@ from collections import Counter
 import msgspec
 import pytest
 
-from conftest import COCKPIT, SSMD_EMBEDDED, SSMD_TICKER, SSMD_TRADE
+from conftest import COCKPIT, SSMD_EMBEDDED, SSMD_TICKER, SSMD_TRADE, wait_until
 from kalshi_oracle import D
 from oracle_compare import assert_books_match, replay_recorded
 from kalshi_platform.feed import transports, udp
@@ -55,14 +55,6 @@ def free_port(avoid: tuple[int, ...] = ()) -> int:
             return p
     raise RuntimeError("no free loopback port")
 
-
-def wait_until(cond, timeout=15.0):
-    """Wait for an observable condition (bounded; fails the test)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.002)
 
 
 def reference_events() -> list:

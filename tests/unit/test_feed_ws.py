@@ -22,7 +22,7 @@ import orjson
 import pytest
 from websockets.sync.client import connect
 
-from conftest import COCKPIT, SSMD_EMBEDDED, SSMD_TICKER, SSMD_TRADE, read_lines
+from conftest import COCKPIT, SSMD_EMBEDDED, SSMD_TICKER, SSMD_TRADE, read_lines, wait_until
 from kalshi_oracle import dec_top, replay
 from oracle_compare import assert_books_match
 from kalshi_platform.feed import ws
@@ -47,14 +47,6 @@ from kalshi_platform.ticker_plant.publishers import InMemoryPublisher
 CONNECT_KW = {"proxy": None, "legacy": True, "compression": None, "max_size": None,
               "open_timeout": 5}
 
-
-def wait_until(cond, timeout: float = 15.0, what: str = "condition") -> None:
-    """Wait for an observable condition of another thread or process (bounded)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout} s")
-        time.sleep(0.002)
 
 
 class Recorder:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 
-from conftest import COCKPIT
+from conftest import COCKPIT, wait_until
 from kalshi_platform.ingestion.recording import feed
 from kalshi_platform.stream import codec
 from kalshi_platform.stream.bus import EventStream
@@ -47,14 +46,6 @@ class Collect:
     def close(self):
         self.closed = True
 
-
-def wait_until(cond, timeout=20.0):
-    """Wait for an observable condition of another thread (bounded; fails the test)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.001)
 
 
 class Ordered(InMemoryPublisher):
