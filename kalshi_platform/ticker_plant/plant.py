@@ -177,15 +177,56 @@ class TickerPlant(PassThroughHandlers):
         try:
             if recv_ns is not None and not MIN_EPOCH_NS <= recv_ns < MAX_EPOCH_NS:
                 raise DecodeError(f"receipt time {recv_ns} ns outside 2000..2100")
-            if type(f) is OrderbookDelta:
-                self._on_delta(f, recv_ns)
+            if type(f) is not OrderbookDelta:
+                self._dispatch(f, recv_ns)
                 return
-            if recv_ns is not None and recv_ns > self.clock_ns:
-                self.clock_ns = recv_ns
-            handler = self._handlers.get(type(f))
-            if handler is None:
-                raise DecodeError(f"not a Kalshi frame: {type(f).__name__}")
-            handler(f, recv_ns)
+            # the delta hot path, inlined (a method call per delta costs ~4 % of a replay):
+            # cached fixed-point parse (a cache hit is a value already range-bounded), seq,
+            # book update, BBO
+            m = f.msg
+            side = m.side
+            ts_ms = m.ts_ms
+            try:
+                price = _price_cache[m.price_dollars]
+                delta = _size_cache[m.delta_fp]
+            except KeyError:
+                price = None
+            if (price is None or ts_ms is None or not 0 < price < ONE_DOLLAR or not delta
+                    or (side != "yes" and side != "no")):
+                side, price, delta, ts = delta_units(m)
+                if ts is None:
+                    ts = self.clock_ns if recv_ns is None else recv_ns
+            else:
+                ts = ts_ms * 1_000_000
+            sid = f.sid
+            seq = f.seq
+            if seq is not None and sid is not None:
+                last = self._seq.get(sid)
+                if last is not None and seq == last + 1:
+                    self._seq[sid] = seq
+                elif not self._seq_ok(sid, seq, last, recv_ns):
+                    return
+            st.deltas += 1
+            if ts > self.clock_ns:
+                self.clock_ns = ts
+            if side == "no" and self._yes_scale_any and self._yes_scale(sid):
+                price = ONE_DOLLAR - price
+            ticker = m.market_ticker
+            if self.publishers:
+                self._out.publish(DeltaEvent(ticker, ts, sid, seq, side, price, delta, recv_ns))
+            book = self.books.get(ticker)
+            if book is None or book.state != LIVE or book.sid != sid:
+                st.deltas_ignored += 1  # not live, or another sid's stream: never mix them
+                if book is None and sid in self._snapshot_sids:
+                    self._unknown_market(ticker, sid, ts)
+                return
+            try:
+                changed = book.apply_delta(side, price, delta)
+            except BookError as e:
+                self._book_error(book, e, sid, ts, seq, recv_ns)
+                return
+            if changed:
+                self._top_changed(book, ts, seq, recv_ns)
         except DecodeError as e:
             if raw is NEED_RAW:
                 st.frames -= 1
@@ -199,6 +240,15 @@ class TickerPlant(PassThroughHandlers):
             self._quarantine(raw if raw is not None and raw is not NEED_RAW else f,
                              f"internal error: {type(e).__name__}: {e}", recv_ns,
                              getattr(f, "sid", None), getattr(f, "seq", None))
+
+    def _dispatch(self, f: Any, recv_ns: int | None) -> None:
+        """Every frame but a delta: its handler (DecodeError for what is not a frame)."""
+        if recv_ns is not None and recv_ns > self.clock_ns:
+            self.clock_ns = recv_ns
+        handler = self._handlers.get(type(f))
+        if handler is None:
+            raise DecodeError(f"not a Kalshi frame: {type(f).__name__}")
+        handler(f, recv_ns)
 
     def reset(self, detail: str = "reconnect") -> None:
         """Forget every book and seq watermark (call on reconnect: sids are reassigned).
@@ -313,57 +363,6 @@ class TickerPlant(PassThroughHandlers):
     def markets_summary(self) -> dict[str, dict]:
         """Per market: final state and BBO as decimal strings (dollars / contracts)."""
         return {t: self.books[t].to_dict() for t in sorted(self.books)}
-
-    # -- the delta hot path ------------------------------------------------------------------
-
-    def _on_delta(self, f: OrderbookDelta, recv_ns: int | None) -> None:
-        """Cached fixed-point parse (a cache hit is a value already range-bounded), seq
-        check, book update, BBO. Raises DecodeError for a value out of range."""
-        st = self.stats
-        m = f.msg
-        side = m.side
-        ts_ms = m.ts_ms
-        try:
-            price = _price_cache[m.price_dollars]
-            delta = _size_cache[m.delta_fp]
-        except KeyError:
-            price = None
-        if (price is None or ts_ms is None or not 0 < price < ONE_DOLLAR or not delta
-                or (side != "yes" and side != "no")):
-            side, price, delta, ts = delta_units(m)
-            if ts is None:
-                ts = self.clock_ns if recv_ns is None else recv_ns
-        else:
-            ts = ts_ms * 1_000_000
-        sid = f.sid
-        seq = f.seq
-        if seq is not None and sid is not None:
-            last = self._seq.get(sid)
-            if last is not None and seq == last + 1:
-                self._seq[sid] = seq
-            elif not self._seq_ok(sid, seq, last, recv_ns):
-                return
-        st.deltas += 1
-        if ts > self.clock_ns:
-            self.clock_ns = ts
-        if side == "no" and self._yes_scale_any and self._yes_scale(sid):
-            price = ONE_DOLLAR - price
-        ticker = m.market_ticker
-        if self.publishers:
-            self._out.publish(DeltaEvent(ticker, ts, sid, seq, side, price, delta, recv_ns))
-        book = self.books.get(ticker)
-        if book is None or book.state != LIVE or book.sid != sid:
-            st.deltas_ignored += 1  # not live, or another sid's stream: never mix them
-            if book is None and sid in self._snapshot_sids:
-                self._unknown_market(ticker, sid, ts)
-            return
-        try:
-            changed = book.apply_delta(side, price, delta)
-        except BookError as e:
-            self._book_error(book, e, sid, ts, seq, recv_ns)
-            return
-        if changed:
-            self._top_changed(book, ts, seq, recv_ns)
 
     # -- internals ---------------------------------------------------------------------------
 
