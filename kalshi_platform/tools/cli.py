@@ -148,6 +148,11 @@ COMMAND_MODULES = (
     "backfill",    # backfill (REST trade history → sinks)
     "historical",  # eod, query, preview
     "feed",        # subscribe
+    "board",       # board (live market board, a feed subscriber)
+    "plot",        # plot (one market's day as a PNG)
+    "exchange",    # exchange-side commands: fix-client, sim admin
+    "trading",     # trade, backtest
+    "nats",        # nats init, writer (JetStream scale-out)
 )
 
 
