@@ -112,9 +112,11 @@ def replay(
 
 def _print_summary(s: dict) -> None:
     """The replay summary as a two-column table on stdout."""
+    from kalshi_platform.tools.tables import add_text_column, print_table
+
     t = Table(title=f"replay {s['file']}", show_header=False, title_justify="left")
-    t.add_column(style="bold")
-    t.add_column()
+    add_text_column(t, style="bold", no_wrap=True)
+    add_text_column(t)
     t.add_row("frames", f"{s['frames']:,}")
     t.add_row("messages", ", ".join(f"{k} {v:,}" for k, v in s["messages_by_type"].items()) or "0")
     states = ", ".join(f"{k} {v}" for k, v in s["market_states"].items())
@@ -136,7 +138,7 @@ def _print_summary(s: dict) -> None:
         t.add_row("rows written", "none (--sink none)")
     t.add_row("elapsed", f"{s['elapsed_s']:.3f} s")
     t.add_row("msg/s", f"{s['msg_per_s']:,}" if s["msg_per_s"] else "-")
-    console.print(t)
+    print_table(t, console)
 
 
 #: command modules under ``tools/``; importing one registers its commands on ``app``.

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table as RichTable
 
 from kalshi_platform.tools.cli import _fail, app, console
+from kalshi_platform.tools.tables import add_num_column, add_text_column, print_table
 
 if TYPE_CHECKING:
     from kalshi_platform.storage.questdb_hdb import QuestDBClient
@@ -86,7 +87,8 @@ def db_status(
         return
     t = RichTable(title="QuestDB hot tier")
     for col in ("table", "rows", "partitions", "first", "last", "WAL lag (txns)", "suspended"):
-        t.add_column(col)
+        (add_num_column if col in ("rows", "partitions", "WAL lag (txns)") else
+         add_text_column)(t, col)
     for r in rows:
         if not r["exists"]:
             t.add_row(r["table"], "[dim]missing (run `kalshi-platform db init`)[/]", "", "", "", "", "")
@@ -94,4 +96,4 @@ def db_status(
         t.add_row(r["table"], f"{r['rows']:,}", str(r["partitions"]), r["first"] or "-",
                   r["last"] or "-", "-" if r["wal_lag_txns"] is None else str(r["wal_lag_txns"]),
                   "yes" if r["suspended"] else "no")
-    console.print(t)
+    print_table(t, console)

@@ -8,6 +8,7 @@ from rich.table import Table
 
 from kalshi_platform.fixedpoint import price_to_str, size_to_str
 from kalshi_platform.ticker_plant.events import BBO, TradeEvent
+from kalshi_platform.tools.tables import add_num_column, add_text_column
 
 
 class MarketTable:
@@ -51,11 +52,12 @@ class MarketTable:
 
     def render(self) -> Table:
         t = Table(title=f"stream seq {self.seq:,}  gaps {self.gaps}", title_justify="left")
-        for name, just in (("ticker", "left"), ("state", "left"), ("bid", "right"),
-                           ("bid size", "right"), ("ask", "right"), ("ask size", "right"),
-                           ("spread", "right"), ("last trade", "right"),
-                           ("updates", "right")):
-            t.add_column(name, justify=just, no_wrap=True)  # type: ignore[arg-type]
+        add_text_column(t, "ticker")  # a long ticker folds in its cell, never cut
+        add_text_column(t, "state", no_wrap=True)
+        for name in ("bid", "bid size", "ask", "ask size", "spread"):
+            add_num_column(t, name)
+        add_text_column(t, "last trade")  # "price × count": may wrap on a narrow terminal
+        add_num_column(t, "updates")
         busiest = sorted(self.rows.items(), key=lambda kv: (-kv[1]["updates"], kv[0]))
         for ticker, r in busiest[: self.limit]:
             b = r["bbo"]

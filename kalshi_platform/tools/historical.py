@@ -22,6 +22,7 @@ from rich.table import Table as RichTable
 from kalshi_platform.tools import exitcodes
 from kalshi_platform.tools.cli import _fail, _setup_logging, app, console
 from kalshi_platform.tools.exitcodes import plain_message
+from kalshi_platform.tools.tables import add_num_column, add_text_column, print_table
 
 
 def _die(msg: str, code: int = exitcodes.USAGE) -> None:
@@ -194,17 +195,25 @@ def _print_eod(rep: Any) -> None:
                   title_justify="left")
     for col in ("table", "status", "rows", "files", "bytes", "checksum", "s3", "dropped", "s",
                 "note"):
-        t.add_column(col, justify="right" if col in ("rows", "files", "bytes", "s3", "s")
-                     else "left")
+        (add_num_column if col in ("rows", "files", "bytes", "s3", "s") else
+         add_text_column)(t, col)
     for r in rep.results:
         t.add_row(r.table, r.status, f"{r.rows:,}", str(r.files), f"{r.bytes:,}", r.checksum,
                   str(r.s3_objects), "yes" if r.dropped else "no", f"{r.seconds:.2f}",
                   _cell(plain_message(r.error) if r.error else r.note))
-    console.print(t)
+    print_table(t, console)
     if rep.retention_deleted or rep.retention_kept:
         console.print(f"retention: deleted {len(rep.retention_deleted)} local partition(s)"
                       + (f"; kept {len(rep.retention_kept)} with no verified S3 copy"
                          if rep.retention_kept else ""))
+
+
+def _numeric(arrow_type: Any) -> bool:
+    """True for an Arrow integer, floating-point or decimal type (a right-aligned column)."""
+    import pyarrow.types as pat
+
+    return bool(pat.is_integer(arrow_type) or pat.is_floating(arrow_type)
+                or pat.is_decimal(arrow_type))
 
 
 def _cell(v: Any) -> str:
@@ -276,11 +285,11 @@ def query(
         more = limit is None and len(rows) > show
         rows = rows[:show]
         t = RichTable(title_justify="left")
-        for name in reader.schema.names:
-            t.add_column(_cell(name))
+        for f in reader.schema:
+            (add_num_column if _numeric(f.type) else add_text_column)(t, _cell(f.name))
         for r in rows:
             t.add_row(*(_cell(v) for v in r.values()))
-        console.print(t)
+        print_table(t, console)
         console.print(f"{len(rows):,} row(s)" + (" shown; more available (--limit N, --csv, "
                                                   "--parquet)" if more else ""))
     except QueryError as e:
@@ -358,12 +367,21 @@ def _print_rows(rows: list, title: str) -> None:
         for k in (r if isinstance(r, dict) else {"value": r}):
             cols.setdefault(k, None)
     t = RichTable(title=title, title_justify="left")
+    numeric = {c: _numbers_only([(r if isinstance(r, dict) else {"value": r}).get(c)
+                                 for r in rows]) for c in cols}
     for c in cols:
-        t.add_column(_cell(c))
+        (add_num_column if numeric[c] else add_text_column)(t, _cell(c))
     for r in rows:
         d = r if isinstance(r, dict) else {"value": r}
         t.add_row(*(_cell(d.get(c)) for c in cols))
-    console.print(t)
+    print_table(t, console)
+
+
+def _numbers_only(values: list) -> bool:
+    """True when every non-null value is a JSON number (not a bool) and there is one."""
+    vals = [v for v in values if v is not None]
+    return bool(vals) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                              for v in vals)
 
 
 def _page(it: Any, summary: Any, per_page: int) -> bool:
@@ -388,8 +406,8 @@ def _page(it: Any, summary: Any, per_page: int) -> bool:
 def _print_summary(s: Any, complete: bool) -> None:
     t = RichTable(title="report summary" + ("" if complete else " (rows read so far)"),
                   show_header=False, title_justify="left")
-    t.add_column(style="bold")
-    t.add_column()
+    add_text_column(t, style="bold", no_wrap=True)
+    add_text_column(t)
     t.add_row("rows", f"{s.rows:,}")
     t.add_row("distinct tickers", f"{s.tickers:,}")
     t.add_row("distinct series", f"{s.series:,}")
@@ -401,7 +419,7 @@ def _print_summary(s: Any, complete: bool) -> None:
     t.add_row("fields", _cell(", ".join(s.fields)) or "-")
     if s.non_objects:
         t.add_row("non-object rows", f"{s.non_objects:,}")
-    console.print(t)
+    print_table(t, console)
 
 
 @app.command("bench-hdb")
@@ -431,12 +449,12 @@ def bench_hdb(
     t = RichTable(title=f"bench-hdb: {r['rows']:,} {r['table']} rows ({r['tickers']} tickers), "
                         f"{r['compression']}, best of {r['repeat']}",
                   show_header=False, title_justify="left")
-    t.add_column(style="bold")
-    t.add_column(justify="right")
+    add_text_column(t, style="bold", no_wrap=True)
+    add_num_column(t)
     t.add_row("rows/s", f"{r['rows_per_s']:,}")
     t.add_row("Arrow MB/s", f"{r['mb_per_s']:,}")
     t.add_row("best run", f"{r['best_s']:.3f} s")
     t.add_row("Parquet bytes", f"{r['file_bytes']:,} ({r['files']} file, "
                                f"{r['row_groups']} row groups)")
     t.add_row("peak RSS", f"{r['peak_rss_mib']} MiB")
-    console.print(t)
+    print_table(t, console)

@@ -19,6 +19,7 @@ from rich.table import Table
 from kalshi_platform.fixedpoint import price_to_str, size_to_str
 from kalshi_platform.tools import exitcodes
 from kalshi_platform.tools.cli import _fail, _setup_logging, app, console, err_console
+from kalshi_platform.tools.tables import add_num_column, add_text_column, print_table
 
 if TYPE_CHECKING:
     from kalshi_platform.api.auth import Signer
@@ -79,8 +80,8 @@ async def fetch_demo(client: RestClient, series: str, *, limit: int, depth: int,
 
 def _series_table(s: Series, base: str, signed: bool) -> Table:
     t = Table(title=f"series {s.ticker}", show_header=False, title_justify="left")
-    t.add_column(style="bold")
-    t.add_column()
+    add_text_column(t, style="bold", no_wrap=True)
+    add_text_column(t)
     t.add_row("title", s.title or "-")
     t.add_row("category", s.category or "-")
     t.add_row("frequency", s.frequency or "-")
@@ -92,7 +93,7 @@ def _series_table(s: Series, base: str, signed: bool) -> Table:
 def _markets_table(rows: list[dict]) -> Table:
     t = Table(title=f"open markets ({len(rows)})", title_justify="left")
     for col in ("ticker", "yes", "YES bid", "YES ask", "last", "volume", "closes (UTC)"):
-        t.add_column(col, justify="left" if col in ("ticker", "yes", "closes (UTC)") else "right")
+        (add_text_column if col in ("ticker", "yes", "closes (UTC)") else add_num_column)(t, col)
     for r in rows:
         m: Market = r["market"]
         t.add_row(m.ticker, m.yes_sub_title or "-", _p(m.yes_bid), _p(m.yes_ask),
@@ -104,7 +105,7 @@ def _book_table(ticker: str, ob: Orderbook, depth: int) -> Table:
     t = Table(title=f"{ticker} order book (top {depth})", title_justify="left",
               caption="bids only; YES ask = 1 − NO bid", caption_justify="left")
     for col in ("YES bid", "size", "NO bid", "size ", "YES ask"):
-        t.add_column(col, justify="right")
+        add_num_column(t, col)
     yes, no = ob.yes[:depth], ob.no[:depth]
     for i in range(max(len(yes), len(no))):
         y = yes[i] if i < len(yes) else None
@@ -119,7 +120,7 @@ def _book_table(ticker: str, ob: Orderbook, depth: int) -> Table:
 def _trades_table(ticker: str, trades: list[Trade]) -> Table:
     t = Table(title=f"{ticker} recent trades", title_justify="left")
     for col in ("time (UTC)", "YES price", "NO price", "count", "taker"):
-        t.add_column(col, justify="left" if col in ("time (UTC)", "taker") else "right")
+        (add_text_column if col in ("time (UTC)", "taker") else add_num_column)(t, col)
     for tr in trades:
         t.add_row(_utc(tr.ts_ns), _p(tr.yes_price), _p(tr.no_price), _s(tr.count),
                   tr.taker_side or "-")
@@ -207,16 +208,16 @@ def _signer(settings: Any) -> Signer | None:
 def _print_demo(data: dict[str, Any], series: str, base_url: str, signed: bool, depth: int,
                 trades: int) -> None:
     """The series, its open markets and each market's book and trades, as tables."""
-    console.print(_series_table(data["series"], base_url, signed))
+    print_table(_series_table(data["series"], base_url, signed), console)
     if not data["markets"]:
         console.print(f"no open markets in series {series}")
         return
-    console.print(_markets_table(data["markets"]))
+    print_table(_markets_table(data["markets"]), console)
     for r in data["markets"]:
         m = r["market"]
         if r["error"]:
             console.print(f"{m.ticker}: {r['error']}")
             continue
-        console.print(_book_table(m.ticker, r["book"], depth))
+        print_table(_book_table(m.ticker, r["book"], depth), console)
         if trades:
-            console.print(_trades_table(m.ticker, r["trades"]))
+            print_table(_trades_table(m.ticker, r["trades"]), console)
