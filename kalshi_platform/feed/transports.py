@@ -9,6 +9,8 @@ scheme      module                             what
                                                feed; snapshots over TCP on the same port
 ``ws://``   :mod:`kalshi_platform.feed.ws`     remote subscribers, notebooks, browsers:
                                                JSON over a WebSocket, snapshots in band
+``nats://`` :mod:`kalshi_platform.feed.nats_   NATS JetStream (scale-out, storage writers):
+            transport`                         ``nats://H:P[,H:P...]``, docs/scale-out.md
 ==========  =================================  ===========================================
 
 A transport module provides ``attach(stream, url, settings) -> Transport`` (the publisher
@@ -25,7 +27,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 SCHEMES = {"ipc": "kalshi_platform.feed.ipc", "udp": "kalshi_platform.feed.udp",
-           "ws": "kalshi_platform.feed.ws"}
+           "ws": "kalshi_platform.feed.ws", "nats": "kalshi_platform.feed.nats_transport"}
 
 
 class TransportError(ValueError):
@@ -58,7 +60,12 @@ def module_for(url: str) -> Any:
 
 def parse_publish(spec: str) -> list[str]:
     """``"ipc:///tmp/a,ws://127.0.0.1:8770"`` → validated URLs (raises TransportError)."""
-    urls = [u.strip() for u in spec.split(",") if u.strip()]
+    urls: list[str] = []
+    for u in (u.strip() for u in spec.split(",")):
+        if u and "://" not in u and urls and urls[-1].startswith("nats://"):
+            urls[-1] += "," + u  # nats://H1:P1,H2:P2: one URL, several servers
+        elif u:
+            urls.append(u)
     if not urls:
         raise TransportError("--publish needs at least one URL")
     for u in urls:

@@ -1,0 +1,246 @@
+"""The subscriber side of ``nats://``: a
+:class:`~kalshi_platform.feed.subscriber.TransportClient` reading JetStream
+(docs/scale-out.md "Subscribing over nats://").
+
+A client follows **one run of one shard** (``?shard=``, default ``0``):
+
+1. It reads the shard's latest snapshot (``kalshi.{env}.snapshot.{shard}``, the last message
+   kept per subject) with the BOOK and EVENTS stream seqs it is valid at (headers). If that
+   run has not ended (the shard's last control message is not its END), the snapshot is the
+   first message it hands out and both streams are consumed from the next stream seq.
+   Otherwise (no snapshot, or the run ended) it waits for the next run to start at seq 1,
+   consuming both streams from their ends (or from the start when there was no snapshot).
+2. Two ordered push consumers (no subject filter; multi-filter consumers are silently ignored
+   by nats-server 2.9.10) feed a reassembler: every PART of a window is kept until the window's
+   seqs are all there; then its events, in stream order, are one EVENTS message. Windows are
+   handed out in chain order, so the events come in the plant's order whatever the streams'
+   interleaving or a retried publish's place.
+3. A window that is still incomplete ``reorder_s`` after a later one completed is a gap: a
+   ``gap`` message, then :meth:`Client.snapshot` returns the shard's latest snapshot (valid at
+   or after the gap's end; waited for up to ``snapshot_timeout_s``).
+4. The run's END, once every window up to its ``last_seq`` was handed out, ends it.
+
+``contiguous`` is false (the client reports gaps itself). Feeds and tickers are filtered by
+:class:`~kalshi_platform.feed.subscriber.Subscriber`; the client reads every message of the
+streams (it needs every seq of a window), in the connection's own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from typing import Any
+
+import nats.js.errors
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from kalshi_platform.feed import nats_wire as w
+from kalshi_platform.feed import protocol
+from kalshi_platform.feed.nats_pub import connect
+from kalshi_platform.feed.protocol import Message
+from kalshi_platform.feed.transports import TransportError
+from kalshi_platform.stream.codec import CodecError
+
+
+class Client:
+    """See the module docstring. Raises :class:`TransportError` for a bad URL or when no
+    server answers."""
+
+    contiguous = False
+
+    def __init__(self, url: str, *, feeds: frozenset[str] | None = None,
+                 tickers: frozenset[str] | None = None, depth: bool = True) -> None:
+        self.url = url
+        self.options = o = w.parse_url(url)
+        self.names = w.stream_names(o.env)
+        self.out: queue.Queue = queue.Queue()
+        self.run_id: str | None = None
+        self.next_first: int | None = None  # first seq of the next window to hand out
+        self._windows: dict[int, list] = {}  # first → [last, got, [(seqs, events), ...]]
+        self._end: Message | None = None
+        self._waiting_new_run = False
+        self._blocked_since: float | None = None
+        self._closed = False
+        self.parts = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="nats-subscribe",
+                                        daemon=True)
+        self._thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
+        except BaseException:
+            self._stop()
+            raise
+
+    # -- TransportClient -------------------------------------------------------------------
+
+    def recv(self, timeout: float) -> Message | None:
+        try:
+            return self.out.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def snapshot(self, min_seq: int) -> Message:
+        """The shard's latest snapshot valid at a seq ``>= min_seq`` (after a gap). Raises
+        :class:`TransportError` when none comes within ``snapshot_timeout_s``."""
+        fut = asyncio.run_coroutine_threadsafe(self._resync(min_seq), self._loop)
+        return fut.result(self.options.snapshot_timeout_s + 5)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(5)
+        except Exception:  # already closed or the loop is gone
+            pass
+        self._stop()
+
+    async def _shutdown(self) -> None:
+        await self._nc.close()
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    # -- the loop thread ---------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        o = self.options
+        self._nc = await connect(o.servers, f"kalshi-subscriber-{o.shard}")
+        self._js = self._nc.jetstream()
+        snap = await self._last_snapshot()
+        starts: dict[str, int | None] = {"book": None, "events": None}
+        if snap is not None:
+            msg, seqs = snap
+            if await self._ended(msg.run_id):
+                self._waiting_new_run = True
+                starts = {k: v + 1 for k, v in seqs.items()}
+            else:
+                self._load(msg)
+                starts = {k: v + 1 for k, v in seqs.items()}
+        else:
+            self._waiting_new_run = True
+        for key in ("book", "events"):
+            cfg = ConsumerConfig(deliver_policy=DeliverPolicy.ALL) if starts[key] is None else \
+                ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                               opt_start_seq=starts[key])
+            await self._js.subscribe("", stream=self.names[key], ordered_consumer=True,
+                                     cb=self._on_msg, config=cfg)
+        asyncio.ensure_future(self._watch_gaps())
+
+    async def _last_snapshot(self) -> tuple[Message, dict[str, int]] | None:
+        try:
+            raw = await self._js.get_last_msg(self.names["snapshots"], w.snapshot_subject(
+                self.options.env, self.options.shard))
+        except nats.js.errors.NotFoundError:
+            return None
+        h = raw.headers or {}
+        return protocol.decode(raw.data), {"book": int(h.get(w.HDR_BOOK_SEQ, 0)),
+                                           "events": int(h.get(w.HDR_EVENTS_SEQ, 0))}
+
+    async def _ended(self, run_id: str) -> bool:
+        try:
+            raw = await self._js.get_last_msg(self.names["events"], w.control_subject(
+                self.options.env, self.options.shard))
+        except nats.js.errors.NotFoundError:
+            return False
+        m = protocol.decode(raw.data)
+        return m.kind == "end" and m.run_id == run_id
+
+    def _load(self, msg: Message) -> None:
+        self.run_id, self.next_first = msg.run_id, msg.seq + 1
+        self._windows = {f: v for f, v in self._windows.items() if f > msg.seq}
+        self._waiting_new_run = False
+        self.out.put(msg)
+
+    async def _on_msg(self, m: Any) -> None:
+        h = m.headers or {}
+        if h.get(w.HDR_SHARD) != self.options.shard:
+            return
+        data = m.data
+        try:
+            kind = w.kind_of(data)
+            if kind == w.PART:
+                part, events = w.decode_part(data)
+                self._on_part(part, events)
+            elif kind == protocol.END:
+                msg = protocol.decode(data)
+                if msg.run_id == self.run_id:
+                    self._end = msg
+            else:
+                return
+        except (CodecError, protocol.ProtocolError):
+            return  # not ours to read
+        self._hand_out()
+
+    def _on_part(self, part: w.Part, events: list) -> None:
+        self.parts += 1
+        if part.run_id != self.run_id:
+            if not (self._waiting_new_run and part.first == 1):
+                return  # another run: not followed
+            self.run_id, self.next_first = part.run_id, 1
+            self._windows, self._end, self._waiting_new_run = {}, None, False
+        if self.next_first is not None and part.last < self.next_first:
+            return  # already handed out (or covered by the snapshot)
+        win = self._windows.get(part.first)
+        if win is None:
+            win = self._windows[part.first] = [part.last, 0, []]
+        win[1] += len(part.seqs)
+        win[2].append((part.seqs, events))
+
+    def _hand_out(self) -> None:
+        wins = self._windows
+        while self.next_first in wins:
+            last, got, parts = wins[self.next_first]
+            if got < last - self.next_first + 1:
+                break
+            del wins[self.next_first]
+            evs: list = [None] * (last - self.next_first + 1)
+            base = self.next_first
+            for seqs, events in parts:
+                for s, ev in zip(seqs, events):
+                    evs[s - base] = ev
+            self.out.put(Message("events", self.run_id, base, evs))
+            self.next_first = last + 1
+        self._blocked_since = (self._blocked_since or time.monotonic()) if wins else None
+        e = self._end
+        if e is not None and self.next_first is not None and e.seq < self.next_first:
+            self.out.put(e)
+            self._end = None
+            self._waiting_new_run = True
+
+    async def _watch_gaps(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            b = self._blocked_since
+            if b is None or time.monotonic() - b < self.options.reorder_s or not self._windows:
+                continue
+            later = min(self._windows)
+            if self.next_first is None or later <= self.next_first:
+                continue
+            self._blocked_since = None
+            self.out.put(Message("gap", self.run_id or "", self.next_first,
+                                 [later - self.next_first]))
+
+    async def _resync(self, min_seq: int) -> Message:
+        deadline = time.monotonic() + self.options.snapshot_timeout_s
+        while True:
+            snap = await self._last_snapshot()
+            if snap is not None and snap[0].run_id == self.run_id and snap[0].seq >= min_seq:
+                msg = snap[0]
+                self.next_first = msg.seq + 1
+                self._windows = {f: v for f, v in self._windows.items() if f > msg.seq}
+                asyncio.get_running_loop().call_soon(self._hand_out)
+                return msg
+            if time.monotonic() > deadline:
+                raise TransportError(f"{self.url}: no snapshot at seq >= {min_seq} within "
+                                     f"{self.options.snapshot_timeout_s:.0f} s")
+            await asyncio.sleep(0.2)
