@@ -1,0 +1,93 @@
+"""Public views of engine state and their Kalshi JSON forms (docs/trading-api.md §4.1).
+
+``order_view`` snapshots an internal order as events.OrderView. The ``*_json`` helpers turn
+views/events into Kalshi's wire dicts: prices as ``*_dollars`` strings and legacy cents,
+counts as ``*_fp`` strings, times as RFC 3339 — what the REST/WS layers serve.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from kalshi_platform.exchange.book import P1, Order
+from kalshi_platform.exchange.events import Fill, OrderView, SettlementRecord
+from kalshi_platform.fixedpoint import price_to_str, size_to_str
+
+
+def order_view(o: Order) -> OrderView:
+    """The order as Kalshi's ``Order`` (internal units)."""
+    return OrderView(
+        order_id=o.order_id, user_id=o.user_id, client_order_id=o.client_order_id,
+        ticker=o.ticker, side=o.side, action=o.action, type="limit", status=o.status,
+        yes_price=o.price, no_price=P1 - o.price, initial_count=o.initial,
+        fill_count=o.filled, remaining_count=o.remaining if o.status == "resting" else 0,
+        taker_fill_cost=o.taker_fill_cost, maker_fill_cost=o.maker_fill_cost,
+        taker_fees=o.taker_fees, maker_fees=o.maker_fees, expiration_ts=o.expiration_ts,
+        created_ts=o.created_ts, last_update_ts=o.updated_ts,
+        self_trade_prevention_type=o.stp, order_group_id=o.group_id, post_only=o.post_only,
+        reduce_only=o.reduce_only, time_in_force=o.tif)
+
+
+def money_to_str(units: int) -> str:
+    """Money (1e-8 dollars) → a dollar string with 6 decimals, floored to $0.000001 (Kalshi's
+    ``*_dollars`` precision): ``1750000`` → ``"0.017500"``."""
+    return price_to_str_6(units // 100)
+
+
+def price_to_str_6(micro: int) -> str:
+    """Micro-dollars → ``"0.017500"`` (always 6 decimals, as Kalshi's fee_cost)."""
+    sign = "-" if micro < 0 else ""
+    whole, frac = divmod(abs(micro), 1_000_000)
+    return f"{sign}{whole}.{frac:06d}"
+
+
+def rfc3339(ts_ns: int) -> str:
+    """UTC nanoseconds → ``2026-06-11T06:29:30.164956Z``."""
+    dt = datetime.fromtimestamp(ts_ns // 1000 / 1e6, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def order_json(v: OrderView) -> dict:
+    """Kalshi ``Order`` JSON of a view."""
+    return {
+        "order_id": v.order_id, "user_id": v.user_id, "client_order_id": v.client_order_id or "",
+        "ticker": v.ticker, "side": v.side, "action": v.action, "type": v.type,
+        "status": v.status, "yes_price": v.yes_price // 10_000, "no_price": v.no_price // 10_000,
+        "yes_price_dollars": price_to_str(v.yes_price), "no_price_dollars": price_to_str(v.no_price),
+        "fill_count_fp": size_to_str(v.fill_count),
+        "remaining_count_fp": size_to_str(v.remaining_count),
+        "initial_count_fp": size_to_str(v.initial_count),
+        "taker_fill_cost_dollars": money_to_str(v.taker_fill_cost),
+        "maker_fill_cost_dollars": money_to_str(v.maker_fill_cost),
+        "taker_fees_dollars": money_to_str(v.taker_fees),
+        "maker_fees_dollars": money_to_str(v.maker_fees),
+        "expiration_time": rfc3339(v.expiration_ts * 10**9) if v.expiration_ts else None,
+        "created_time": rfc3339(v.created_ts), "last_update_time": rfc3339(v.last_update_ts),
+        "self_trade_prevention_type": v.self_trade_prevention_type,
+        "order_group_id": v.order_group_id, "subaccount_number": 0,
+    }
+
+
+def fill_json(f: Fill) -> dict:
+    """Kalshi ``Fill`` JSON (the keys of a real ``/portfolio/fills`` item)."""
+    return {
+        "action": f.action, "book_side": f.book_side, "count_fp": size_to_str(f.count),
+        "created_time": rfc3339(f.ts), "fee_cost": money_to_str(f.fee_cost),
+        "fill_id": f.fill_id, "is_taker": f.is_taker, "market_ticker": f.ticker,
+        "no_price_dollars": price_to_str(f.no_price), "order_id": f.order_id,
+        "outcome_side": "yes" if f.book_side == "bid" else "no", "side": f.side,
+        "subaccount_number": 0, "ticker": f.ticker, "trade_id": f.trade_id,
+        "ts": f.ts // 10**9, "yes_price_dollars": price_to_str(f.yes_price),
+    }
+
+
+def settlement_json(s: SettlementRecord) -> dict:
+    """Kalshi ``Settlement`` JSON (``revenue`` in cents, costs as 6-decimal dollars)."""
+    return {
+        "event_ticker": s.event_ticker, "fee_cost": money_to_str(s.fee_cost),
+        "market_result": s.market_result, "no_count_fp": size_to_str(s.no_count),
+        "no_total_cost_dollars": money_to_str(s.no_total_cost),
+        "revenue": s.revenue // 1_000_000, "settled_time": rfc3339(s.settled_ts),
+        "ticker": s.ticker, "value": s.value, "yes_count_fp": size_to_str(s.yes_count),
+        "yes_total_cost_dollars": money_to_str(s.yes_total_cost),
+    }
