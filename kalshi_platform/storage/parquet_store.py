@@ -38,8 +38,9 @@ import re
 import time
 from collections import defaultdict
 from datetime import datetime, timezone
+from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 import pyarrow as pa
@@ -192,6 +193,28 @@ class ParquetStore:
         pend.append(event)
         if len(pend) >= self._limit[typ]:
             self._convert(TABLE_FOR_EVENT[typ])
+
+    def publish_many(self, events: Sequence[Any]) -> None:
+        """:meth:`publish` of each of ``events`` in order, in one call (the stream consumer's
+        batch): runs of one type are appended to their pending list a slice at a time, each
+        cut where a table converts, so chunks, files and errors are those of ``publish``.
+        After an error the rest of the batch is not taken (as a loop of ``publish``)."""
+        pending = self._pending
+        limit = self._limit
+        for typ, run in groupby(events, type):
+            pend = pending.get(typ)
+            if pend is None:
+                for ev in run:
+                    self._publish_other(ev)
+                continue
+            run = list(run)
+            i = 0
+            while i < len(run):
+                j = i + max(1, limit[typ] - len(pend))  # as publish: append, then convert
+                pend.extend(run[i:j])
+                i = j
+                if len(pend) >= limit[typ]:
+                    self._convert(TABLE_FOR_EVENT[typ])
 
     def _publish_other(self, event: Any) -> None:
         t = TABLE_FOR_EVENT.get(type(event))

@@ -40,7 +40,8 @@ from kalshi_platform.stream import codec
 
 log = logging.getLogger(__name__)
 
-#: a consumer with nothing to do is called ``on_idle`` this often (age-based flushes)
+#: a consumer with nothing to do is called ``on_idle`` this often (age-based flushes); a
+#: consumer woken only by size (``wake_events > 1``) also takes what is queued this often
 IDLE_S = 0.05
 
 
@@ -71,6 +72,12 @@ class StreamConsumer(Protocol):
 class ConsumerRunner:
     """One consumer's queue and thread. Created by :meth:`EventStream.attach`.
 
+    ``wake_events``: a commit wakes the consumer's thread once this many events are queued
+    (1: every commit, for live subscribers). A storage sink takes more (``attach_sinks``): its
+    thread then runs every :data:`IDLE_S` or every ``wake_events`` events, not after every
+    64 KiB chunk of a replay. Each wake-up makes the plant's thread hand over the GIL and wait
+    to get it back, which cost a replay more than the sink's own work (measured).
+
     Counters (read from any thread): ``delivered`` events, ``lag`` events queued (memory and
     spool), ``max_lag``, ``spilled`` events ever written to the spool, ``dropped`` events,
     ``failed`` (the one-line error or ``None``).
@@ -78,12 +85,13 @@ class ConsumerRunner:
 
     def __init__(self, stream: "EventStream", consumer: StreamConsumer, name: str, *,
                  max_events: int, overflow: Literal["spill", "drop"],
-                 spill_dir: Path | None = None) -> None:
+                 spill_dir: Path | None = None, wake_events: int = 1) -> None:
         if overflow not in ("spill", "drop"):
             raise ValueError(f"overflow must be spill or drop, not {overflow!r}")
         self.name = name
         self.consumer = consumer
         self.max_events = max_events
+        self.wake_events = max(1, wake_events)
         self.overflow = overflow
         self._stream = stream
         self._mem: deque = deque()  # (start_seq, events) batches, oldest left
@@ -92,6 +100,7 @@ class ConsumerRunner:
         self._taken = 0  # events taken off the memory queue (under _lock)
         self._lock = threading.Lock()  # consumer / spiller decisions
         self._wake = threading.Event()
+        self._spill_wake = threading.Event()  # the queue went over its bound, or closing
         self._closing = False
         self._spool = None
         self._spill_dir = spill_dir
@@ -133,9 +142,12 @@ class ConsumerRunner:
         lag = self._offered - self._dropped - self._taken
         if lag > self.max_lag:
             self.max_lag = lag
-        if lag > self.max_events and self.overflow == "drop":
-            self._drop_oldest(lag)
-        if not self._wake.is_set():
+        if lag > self.max_events:
+            if self.overflow == "drop":
+                self._drop_oldest(lag)
+            elif not self._spill_wake.is_set():
+                self._spill_wake.set()
+        if lag >= self.wake_events and not self._wake.is_set():
             self._wake.set()
 
     def _drop_oldest(self, lag: int) -> None:
@@ -159,6 +171,7 @@ class ConsumerRunner:
         """Ask the thread to deliver what is queued, then close the consumer (no wait)."""
         self._closing = True
         self._wake.set()
+        self._spill_wake.set()
 
     def close(self, timeout: float | None = None) -> None:
         """Deliver everything queued, then ``consumer.close()``; joins the threads."""
@@ -204,7 +217,8 @@ class ConsumerRunner:
                     self._wake.clear()
                     if self._mem:
                         continue
-                    if not self._wake.wait(IDLE_S) and self.failed is None:
+                    if (not self._wake.wait(IDLE_S) and not self._mem
+                            and self.failed is None):
                         self._call(c.on_idle)
                     continue
             if self.failed is not None:
@@ -237,13 +251,15 @@ class ConsumerRunner:
             self._stream._failed(self.name, self.failed)
 
     def _spill_loop(self) -> None:
-        """Move the oldest in-memory batches to the spool while the queue is over bound."""
+        """Move the oldest in-memory batches to the spool while the queue is over bound (woken
+        by :meth:`offer` when it is, and at close; it never polls)."""
         while True:
             lag = self._offered - self._dropped - self._taken
             if lag <= self.max_events or len(self._mem) <= 1:
                 if self._closing:
                     return
-                time.sleep(0.01)  # polling the bound; not synchronisation of results
+                self._spill_wake.wait()
+                self._spill_wake.clear()  # before the bound is checked again: no lost wake-up
                 continue
             with self._lock:
                 try:
@@ -294,32 +310,36 @@ class EventStream:
         self.run_id = run_id or new_run_id()
         self.seq = 0
         self._pending: list = []
+        #: the Publisher entry point, the pending list's own ``append`` (one C call an event,
+        #: the plant's hot path): ``commit`` copies and clears the list, never replaces it
+        self.publish = self._pending.append
         self.runners: list[ConsumerRunner] = []
         self._failures: deque = deque()
         self._closed = False
 
     def attach(self, consumer: StreamConsumer, name: str, *, max_events: int = 1_000_000,
                overflow: Literal["spill", "drop"] = "spill",
-               spill_dir: Path | None = None) -> ConsumerRunner:
+               spill_dir: Path | None = None, wake_events: int = 1) -> ConsumerRunner:
         """Add a consumer (before the first event, or it starts at the next batch) and start
-        its thread. ``max_events`` bounds its in-memory queue."""
+        its thread. ``max_events`` bounds its in-memory queue; ``wake_events``: see
+        :class:`ConsumerRunner`."""
         r = ConsumerRunner(self, consumer, name, max_events=max_events, overflow=overflow,
-                           spill_dir=spill_dir)
+                           spill_dir=spill_dir, wake_events=wake_events)
         self.runners.append(r)
         r.start()
         return r
 
     # -- Publisher (the plant's thread) ------------------------------------------------------
 
-    def publish(self, event: Any) -> None:
-        self._pending.append(event)
+    # ``publish(event)``: an instance attribute, bound in __init__
 
     def commit(self) -> None:
         """Hand every event published since the last commit to every consumer, as one batch."""
-        ev = self._pending
-        if not ev:
+        pending = self._pending
+        if not pending:
             return
-        self._pending = []
+        ev = pending.copy()
+        pending.clear()
         start = self.seq + 1
         self.seq += len(ev)
         for r in self.runners:

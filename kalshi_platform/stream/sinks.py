@@ -16,12 +16,17 @@ from typing import Any, Iterable, Sequence
 
 from kalshi_platform.stream.bus import ConsumerRunner, EventStream
 
+#: a storage sink's thread is woken once this many events are queued (else every
+#: ``bus.IDLE_S``): a replay hands it ~100 chunks' worth at a time, not one chunk
+SINK_WAKE_EVENTS = 16_384
+
 
 class SinkConsumer:
     """Feeds a Publisher from the stream (see the module docstring).
 
     Args:
-        sink: the publisher (``publish``/``flush``/``close``).
+        sink: the publisher (``publish``/``flush``/``close``; a ``publish_many(events)``, if
+            it has one, takes each batch in one call, in order, as ``publish`` would).
         flush_s: call ``sink.flush()`` once this many seconds passed since the last flush
             (``None``: only at stream flush markers and at the end; the sink batches by
             itself).
@@ -32,6 +37,7 @@ class SinkConsumer:
     def __init__(self, sink: Any, flush_s: float | None = None) -> None:
         self.sink = sink
         self.flush_s = flush_s
+        self._many = getattr(sink, "publish_many", None)
         self._last_flush = time.monotonic()
 
     def on_flush(self) -> None:
@@ -40,9 +46,12 @@ class SinkConsumer:
         self._last_flush = time.monotonic()
 
     def on_batch(self, start_seq: int, events: Sequence[Any]) -> None:
-        pub = self.sink.publish
-        for ev in events:
-            pub(ev)
+        if self._many is not None:
+            self._many(events)
+        else:
+            pub = self.sink.publish
+            for ev in events:
+                pub(ev)
         self._maybe_flush()
 
     def on_gap(self, first_seq: int, count: int) -> None:  # pragma: no cover - spill never gaps
@@ -76,7 +85,7 @@ def attach_sinks(stream: EventStream, sinks: Iterable[Any], *, flush_s: dict[str
         name = getattr(s, "sink_name", None) or type(s).__name__
         out.append(stream.attach(SinkConsumer(s, (flush_s or {}).get(name)), name,
                                  max_events=max_events, overflow="spill",
-                                 spill_dir=spill_dir))
+                                 spill_dir=spill_dir, wake_events=SINK_WAKE_EVENTS))
     return out
 
 

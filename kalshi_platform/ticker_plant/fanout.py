@@ -35,7 +35,7 @@ class FanOut:
     Attributes: ``active`` (tuple of publishers still fed), ``failures`` (name → error line).
     """
 
-    __slots__ = ("active", "failed", "failures", "_on_failure")
+    __slots__ = ("active", "failed", "failures", "_on_failure", "emit")
 
     def __init__(self, publishers: Iterable[Any],
                  on_failure: Callable[[str, str], None] | None = None) -> None:
@@ -43,6 +43,20 @@ class FanOut:
         self.failed: list[Any] = []
         self.failures: dict[str, str] = {}
         self._on_failure = on_failure
+        self.emit: Callable[[Any], None] = self.publish
+        self._bind()
+
+    def _bind(self) -> None:
+        """``emit``: the one active publisher's own ``publish`` (no loop, no extra call: the
+        hot path), else :meth:`publish`. A caller of a bare publisher's ``emit`` must catch
+        what it raises and hand it to :meth:`emit_failed`."""
+        self.emit = self.active[0].publish if len(self.active) == 1 else self.publish
+
+    def emit_failed(self, err: Exception) -> None:
+        """``emit`` raised ``err``: only a single active publisher's ``publish`` can (the
+        loop of :meth:`publish` catches for each), so that one is marked failed."""
+        if len(self.active) == 1:
+            self._fail(self.active[0], err, "publish")
 
     def publish(self, ev: Any) -> None:
         """Hand ``ev`` to every active publisher; a raising one is marked failed."""
@@ -77,6 +91,7 @@ class FanOut:
         if p not in self.active:
             return
         self.active = tuple(x for x in self.active if x is not p)
+        self._bind()
         self.failed.append(p)
         name = sink_name(p)
         text = error_line(err)

@@ -79,6 +79,10 @@ from kalshi_platform.ticker_plant.stats import PlantStats
 
 log = logging.getLogger(__name__)
 
+#: builds a plant event from its field tuple in one C call (``NamedTuple(...)`` goes through a
+#: Python-level ``__new__``: ~240 ns against ~120 ns a delta, measured)
+_new = tuple.__new__
+
 _LOG_FIRST = 20  # log the first N quarantined frames, then every 1000th
 _DETAIL_MAX = 500  # feed_events.detail taken from the wire is cut to this many characters
 
@@ -213,7 +217,11 @@ class TickerPlant(PassThroughHandlers):
                 price = ONE_DOLLAR - price
             ticker = m.market_ticker
             if self.publishers:
-                self._out.publish(DeltaEvent(ticker, ts, sid, seq, side, price, delta, recv_ns))
+                try:  # tuple.__new__: half the cost of the NamedTuple's own __new__
+                    self._out.emit(_new(DeltaEvent, (ticker, ts, sid, seq, side, price, delta,
+                                                     recv_ns)))
+                except Exception as e:  # a bare publisher raised: isolate it
+                    self._out.emit_failed(e)
             book = self.books.get(ticker)
             if book is None or book.state != LIVE or book.sid != sid:
                 st.deltas_ignored += 1  # not live, or another sid's stream: never mix them
@@ -375,7 +383,14 @@ class TickerPlant(PassThroughHandlers):
     def _produce(self, table: str, ev: Any) -> None:
         self.stats.events[table] += 1
         if self.publishers:
-            self._out.publish(ev)
+            self._publish(ev)
+
+    def _publish(self, ev: Any) -> None:
+        """Hand ``ev`` to the fan-out (a publisher that raises is marked failed there)."""
+        try:
+            self._out.emit(ev)
+        except Exception as e:
+            self._out.emit_failed(e)
 
     def _feed(self, ev: FeedEvent) -> None:
         self._produce("feed_events", ev)
@@ -428,7 +443,7 @@ class TickerPlant(PassThroughHandlers):
             self._last_top.pop(book.ticker, None)
             self.stats.bbo += 1
             if self.publishers:
-                self._out.publish(BBO(book.ticker, ts, None, None, None, None, seq, recv_ns,
+                self._publish(BBO(book.ticker, ts, None, None, None, None, seq, recv_ns,
                                       state))
 
     def _gap(self, sid: int, expected: int, got: int, recv_ns: int | None) -> None:
@@ -475,7 +490,7 @@ class TickerPlant(PassThroughHandlers):
         ok_recv = recv_ns if recv_ns is not None and MIN_EPOCH_NS <= recv_ns < MAX_EPOCH_NS \
             else None
         if self.publishers:
-            self._out.publish(QuarantineRecord(ok_recv, reason, kept))
+            self._publish(QuarantineRecord(ok_recv, reason, kept))
         if ok_recv is not None and ok_recv > self.clock_ns:
             self.clock_ns = ok_recv
         self._feed(FeedEvent(self.clock_ns if ok_recv is None else ok_recv, "quarantine",
@@ -500,7 +515,11 @@ class TickerPlant(PassThroughHandlers):
         self._last_top[ticker] = top
         self.stats.bbo += 1
         if self.publishers:
-            self._out.publish(BBO(ticker, ts, yb, top[1], ya, top[3], seq, recv_ns, LIVE))
+            try:
+                self._out.emit(_new(BBO, (ticker, ts, yb, top[1], ya, top[3], seq, recv_ns,
+                                          LIVE)))
+            except Exception as e:
+                self._out.emit_failed(e)
 
     def _book_error(self, book: OrderBook, err: BookError, sid: int | None, ts: int,
                     seq: int | None, recv_ns: int | None, was_live: bool = True) -> None:
@@ -537,7 +556,7 @@ class TickerPlant(PassThroughHandlers):
         ticker = m.market_ticker
         self.stats.snapshot_rows += (len(yes) + len(no)) or 1
         if self.publishers:
-            self._out.publish(SnapshotEvent(ticker, ts, f.sid, f.seq, yes, no, recv_ns))
+            self._publish(SnapshotEvent(ticker, ts, f.sid, f.seq, yes, no, recv_ns))
         book = self.books.get(ticker)
         if book is None:
             book = self.books[ticker] = OrderBook(ticker, f.sid)
