@@ -1,24 +1,32 @@
-"""QuestDB hot tier (RDB) writer: plant events → ILP over HTTP, never losing a row.
+"""QuestDB hot tier (RDB) writer: plant events → columnar ILP over HTTP, never losing a row.
 
 Path of a row::
 
-    publish(event) ─► in-memory queue (bounded: ``queue_rows``) ─► sender thread ─► ILP/HTTP
-                              │ overflow (oldest first)                 │ QuestDB away
-                              ▼                                         ▼
+    publish(event) ─► in-memory event queue (bounded: ``queue_rows``) ─► sender thread:
+                              │ overflow (oldest first)        events → Arrow columns → ILP/HTTP
+                              ▼                                         │ QuestDB away
                         disk spool (append-only, fsynced) ◄──── kept, retried with backoff
 
-* **Batching** by rows (``batch_rows``) and by time (``flush_interval_s``): the sender thread
-  sends whatever is queued at least every ``flush_interval_s``.
-* **Order**: batches leave in publish order. The spool only ever holds rows older than the
-  in-memory queue (overflow moves the queue's oldest rows to the spool's tail), and the
-  sender drains the spool before the queue, so QuestDB receives rows in order.
+* **Columnar**: ``publish`` only appends the event; the sender thread turns a batch of events
+  into one Arrow table per storage table and the client serializes those columns
+  (:mod:`kalshi_platform.storage.ilp_batch`; the ILP bytes are the row path's).
+* **Batching** by rows (``batch_rows``) and by time (``flush_interval_s``): the client's
+  documented ``auto_flush_rows`` / ``auto_flush_interval`` (HTTP defaults 75,000 rows and
+  1,000 ms; QuestDB docs "Client configuration string", Auto-flushing). A conf string that
+  sets them sets the writer's batching; the writer flushes its own buffers, so the client's
+  auto-flush is off.
+* **Order**: rows of a table leave in publish order. The spool only ever holds rows older
+  than the in-memory queue (overflow moves the queue's oldest rows to the spool's tail), and
+  the sender drains the spool before the queue, so QuestDB receives rows in order.
 * **QuestDB away** (connection refused, timeout, 5xx): the batch in flight is kept, the sender
   backs off exponentially (``retry_base_s`` … ``retry_cap_s``, with jitter) and retries
   forever; new rows queue in memory, then spill to the spool. When QuestDB returns, everything
-  drains automatically, oldest first.
+  drains automatically, oldest first. :meth:`QuestDBWriter.health` says which of ``up`` /
+  ``retrying`` / ``spooling`` the writer is in, and where the rows are.
 * **Invalid rows** (HTTP 400 ``code: invalid``, e.g. a non-UUID ``trade_id`` or a type
   clash): the batch is bisected until the offending rows are isolated; each goes to the
-  quarantine file (JSON Lines, with the server's error) and the rest of the batch lands.
+  quarantine file (JSON Lines, with the server's error) and the rest of the batch lands. A row
+  the client itself cannot encode (e.g. a LONG beyond 2^63) is quarantined the same way.
 * **Exactly once**: delivery is at-least-once (a batch whose acknowledgement was lost is
   re-sent) into tables whose ``DEDUP UPSERT KEYS`` (storage/schema.py) absorb the repeat.
 * **Shutdown**: :meth:`QuestDBWriter.close` flushes, waits up to ``close_timeout_s`` for
@@ -40,30 +48,47 @@ import re
 import threading
 import time
 import warnings
-from collections import Counter, deque
-from itertools import islice
-from operator import itemgetter
-from dataclasses import dataclass, field
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
 from kalshi_platform.retry import Backoff
-from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLES, Table
+from kalshi_platform.storage.ilp_batch import IlpBatch, Rejected, event_rows
+from kalshi_platform.storage.ilp_rows import add_ilp_row
+from kalshi_platform.storage.questdb_health import (
+    RETRYING,
+    SPOOLING,
+    UP,
+    WriterHealth,
+    WriterStats,
+    health_of,
+)
+from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLES
 from kalshi_platform.storage.spool import Spool, SpoolError, SpoolRecord
 from kalshi_platform.ticker_plant.events import QuarantineRecord
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    from questdb import QuestDBError, Sender, TimestampMicros
+    from questdb import QuestDBError, Sender
+
+__all__ = ["QuestDBWriter", "WriterError", "WriterHealth", "WriterStats", "add_ilp_row",
+           "ilp_conf", "is_invalid_data_error"]
 
 log = logging.getLogger(__name__)
 
 #: ILP error text of a row the server rejects as invalid (HTTP 400): "[id: …, code: invalid, line: N]"
 _INVALID_RE = re.compile(r"code:\s*invalid\b|\bcode\":\s*\"invalid\"")
 
+#: the client's documented HTTP auto-flush defaults (rows, seconds)
+DEFAULT_BATCH_ROWS = 75_000
+DEFAULT_FLUSH_INTERVAL_S = 1.0
 
 #: marks a batch close() spooled while the sender was still sending it
 _ABANDONED = object()
+_NOT_A_ROW = object()
+
+#: plant event type → its table's rows-per-event function (None: one row per event)
+_ROWS_PER: dict[type, Any] = {ty: t.rows_per_event for ty, t in TABLE_FOR_EVENT.items()}
 
 
 class WriterError(RuntimeError):
@@ -76,6 +101,12 @@ def is_invalid_data_error(err: BaseException) -> bool:
     return isinstance(err, QuestDBError) and bool(_INVALID_RE.search(str(err)))
 
 
+def _conf_keys(conf: str) -> dict[str, str]:
+    body = conf.split("::", 1)[1] if "::" in conf else ""
+    return {kv.split("=", 1)[0].strip(): kv.split("=", 1)[1].strip()
+            for kv in body.split(";") if "=" in kv}
+
+
 def ilp_conf(conf: str) -> str:
     """Complete a client conf string: pin ILP protocol version 1 (text; every QuestDB 8.x
     accepts it) and disable the client's own retries and auto-flush unless the string already
@@ -86,7 +117,7 @@ def ilp_conf(conf: str) -> str:
         raise WriterError(f"QuestDB conf must start with http::, https::, tcp:: or tcps::, got {conf!r}")
     if not conf.endswith(";"):
         conf += ";"
-    keys = {kv.split("=", 1)[0].strip() for kv in conf.split("::", 1)[1].split(";") if "=" in kv}
+    keys = set(_conf_keys(conf))
     extra = {"protocol_version": "1", "auto_flush": "off"}
     if schema.startswith("http"):
         extra["retry_timeout"] = "0"
@@ -96,114 +127,40 @@ def ilp_conf(conf: str) -> str:
     return conf
 
 
-# -- ILP row mapping ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Plan:
-    symbols: tuple[tuple[int, str], ...]
-    columns: tuple[tuple[int, str, bool], ...]  # (index, name, is_timestamp)
-    ts_index: int
-
-
-def _plan(t: Table) -> _Plan:
-    syms, cols, ts = [], [], -1
-    for i, c in enumerate(t.columns):
-        if c.name == "ts":
-            ts = i
-        elif c.kind in ("symbol", "enum"):
-            syms.append((i, c.name))
-        else:
-            cols.append((i, c.name, c.kind == "timestamp"))
-    assert ts >= 0, t.name
-    return _Plan(tuple(syms), tuple(cols), ts)
+def conf_batching(conf: str) -> tuple[int | None, float | None]:
+    """``(auto_flush_rows, auto_flush_interval in s)`` as a conf string sets them (``None``
+    where it does not; ``off`` is ``None``). Raises :class:`WriterError` for a value that is
+    not a positive integer."""
+    keys = _conf_keys(conf)
+    out: list[Any] = []
+    for k, scale in (("auto_flush_rows", 1), ("auto_flush_interval", 1000)):
+        v = keys.get(k)
+        if v is None or v.lower() == "off":
+            out.append(None)
+            continue
+        if not v.isdigit() or int(v) < 1:
+            raise WriterError(f"QuestDB conf: {k} must be a positive integer or off, got {v!r}")
+        out.append(int(v) if scale == 1 else int(v) / scale)
+    return out[0], out[1]
 
 
-_PLANS: dict[str, _Plan] = {name: _plan(t) for name, t in TABLES.items()}
+def _rows_of(event: Any) -> int:
+    per = _ROWS_PER[type(event)]
+    return 1 if per is None else per(event)
 
-
-def _compile_row_fn(table: str, plan: _Plan) -> Callable[[Any, tuple], None]:
-    """A straight-line ``fn(buf, values)`` for one table: no per-row loop over the schema, one
-    ``is not None`` test per nullable column (generated once per table, at import)."""
-    lines = ["def fn(buf, v, TM=TimestampMicros):", "    s = {}", "    c = {}"]
-    for i, name in plan.symbols:
-        lines += [f"    x = v[{i}]", f"    if x is not None: s[{name!r}] = x"]
-    for i, name, is_ts in plan.columns:
-        lines += [f"    x = v[{i}]",
-                  f"    if x is not None: c[{name!r}] = {'TM(x)' if is_ts else 'x'}"]
-    lines.append(f"    buf.row({table!r}, symbols=s, columns=c, at=TM(v[{plan.ts_index}]))")
-    ns: dict[str, Any] = {"TimestampMicros": TimestampMicros}
-    exec("\n".join(lines), ns)  # noqa: S102 - code built from our own schema names only
-    return ns["fn"]
-
-
-_ROW_FNS: dict[str, Callable[[Any, tuple], None]] = {
-    name: _compile_row_fn(name, plan) for name, plan in _PLANS.items()}
-
-
-def add_ilp_row(buf: Any, table: str, values: tuple) -> None:
-    """Append one storage row (``values`` in the column order of ``schema.TABLES[table]``) to
-    a ``questdb`` Buffer (or Sender): SYMBOL columns as ILP symbols, ``ts`` as the designated
-    timestamp (µs), other timestamps as ``TimestampMicros``, ``None`` omitted (ILP null), UUID
-    and VARCHAR as strings, DOUBLE as float, LONG as int.
-
-    Raises ``questdb.QuestDBError`` for a value the client cannot encode (e.g. a bad name).
-    """
-    _ROW_FNS[table](buf, values)
-
-
-# -- stats ----------------------------------------------------------------------------------
-
-@dataclass
-class WriterStats:
-    """Counters of a :class:`QuestDBWriter` (read from any thread; updated by its threads).
-
-    rows_published: rows handed to the writer. rows_written: rows QuestDB acknowledged.
-    rows_spooled: rows moved to the disk spool (total). spool_depth: rows in the spool now.
-    queue_depth: rows in memory (queue + batch in flight). rows_quarantined: rows QuestDB
-    rejected as invalid. frames_quarantined: malformed-frame records kept in the quarantine
-    file. flush_errors: failed sends (each retried). flushes: successful sends.
-    flush_latency_ms_last / _max / _total: send latency of successful sends, ms.
-    """
-
-    rows_published: int = 0
-    rows_written: int = 0
-    rows_spooled: int = 0
-    spool_depth: int = 0
-    queue_depth: int = 0
-    rows_quarantined: int = 0
-    frames_quarantined: int = 0
-    flush_errors: int = 0
-    flushes: int = 0
-    flush_latency_ms_last: float = 0.0
-    flush_latency_ms_max: float = 0.0
-    flush_latency_ms_total: float = 0.0
-    last_error: str = ""
-    rows_by_table: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def flush_latency_ms_mean(self) -> float:
-        return self.flush_latency_ms_total / self.flushes if self.flushes else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "rows_by_table"}
-        d["flush_latency_ms_mean"] = round(self.flush_latency_ms_mean, 3)
-        d["rows_by_table"] = dict(sorted(self.rows_by_table.items()))
-        return d
-
-
-# -- the writer -----------------------------------------------------------------------------
 
 class QuestDBWriter:
     """A plant Publisher that writes every table row to QuestDB over ILP (see module doc).
 
     Args:
         conf: questdb client conf string, e.g. ``http::addr=127.0.0.1:9000;`` (completed by
-            :func:`ilp_conf`).
+            :func:`ilp_conf`); its ``auto_flush_rows`` / ``auto_flush_interval`` (ms), when
+            set, replace ``batch_rows`` / ``flush_interval_s``.
         spool_dir: durable spool directory; shared by successive writers of one deployment.
         quarantine_path: JSON Lines file for rows QuestDB rejects and malformed frames
             [default ``<spool_dir>/quarantine.jsonl``].
         batch_rows: rows per ILP request (and the queue size that wakes the sender).
-        flush_interval_s: a partial batch is sent at least this often.
+        flush_interval_s: a partial batch is sent at least this often, seconds.
         queue_rows: in-memory bound; beyond it the oldest rows spill to the spool.
         spool_fsync: ``batch`` / ``always`` / ``none`` (storage/spool.py).
         retry_base_s / retry_cap_s: exponential backoff (full jitter, the platform's one
@@ -224,17 +181,20 @@ class QuestDBWriter:
 
     def __init__(self, conf: str, *, spool_dir: str | Path,
                  quarantine_path: str | Path | None = None,
-                 batch_rows: int = 50_000, flush_interval_s: float = 1.0,
+                 batch_rows: int = DEFAULT_BATCH_ROWS,
+                 flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
                  queue_rows: int = 1_000_000, spool_fsync: str = "batch",
                  retry_base_s: float = 0.2, retry_cap_s: float = 15.0,
                  close_timeout_s: float = 10.0,
                  sender_factory: Callable[[str], Any] | None = None,
                  ensure_schema: Callable[[], Any] | None = None) -> None:
+        self.conf = ilp_conf(conf)
+        rows, interval = conf_batching(self.conf)
+        batch_rows = rows or batch_rows
         if batch_rows < 1 or queue_rows < batch_rows:
             raise WriterError("need batch_rows >= 1 and queue_rows >= batch_rows")
-        self.conf = ilp_conf(conf)
         self.batch_rows = batch_rows
-        self.flush_interval_s = flush_interval_s
+        self.flush_interval_s = interval or flush_interval_s
         self.queue_rows = queue_rows
         self.retry_base_s = retry_base_s
         self.retry_cap_s = retry_cap_s
@@ -253,21 +213,23 @@ class QuestDBWriter:
             raise WriterError(str(e)) from None
         self.quarantine_path = Path(quarantine_path) if quarantine_path else \
             Path(spool_dir) / "quarantine.jsonl"
-        self.stats = WriterStats(spool_depth=self.spool.depth_rows)
-        self._queue: deque = deque()          # (table, values), appended by publish()
+        self.stats = WriterStats(spool_depth=self.spool.depth_rows,
+                                 spool_bytes=self.spool.bytes_on_disk())
+        self._queue: deque = deque()          # plant events, appended by publish()
+        self._rows_out = 0                    # rows taken off the queue (under _qlock)
         self._qlock = threading.Lock()        # serialises batch taking and spilling
         self._qcv = threading.Condition(self._qlock)
         self._sending = False                 # the sender is in a network call (owns _inflight)
+        self._last_send_ok = True             # the last send QuestDB answered was accepted
         self._wake = threading.Event()        # data ready (publish), flush, close
         self._kick = threading.Event()        # flush, close: cut a retry backoff short
         self._stop = threading.Event()
         self._settled = 0                     # rows from this writer written/quarantined/spooled
         self._force_target = 0                # flush(): send partial batches until settled
         self._settled_cv = threading.Condition()
-        self._inflight: list | None = None
+        self._inflight: IlpBatch | None = None
         self._inflight_from: Any = None       # SpoolRecord the in-flight batch came from
         self._sender = None
-        self._buf = None
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="questdb-writer", daemon=True)
         self._thread.start()
@@ -275,22 +237,20 @@ class QuestDBWriter:
     # -- Publisher protocol (plant thread) ----------------------------------------------------
 
     def publish(self, event: Any) -> None:
-        """Queue the table rows of one plant event (never blocks on the network; spills the
-        oldest rows to the disk spool once more than ``queue_rows`` are in memory)."""
-        t = TABLE_FOR_EVENT.get(type(event))
-        if t is None:
+        """Queue one plant event's table rows (never blocks on the network; spills the oldest
+        rows to the disk spool once more than ``queue_rows`` are in memory)."""
+        per = _ROWS_PER.get(type(event), _NOT_A_ROW)
+        if per is _NOT_A_ROW:
             if isinstance(event, QuarantineRecord):
                 self._quarantine_frame(event)
             return
-        rows = t.rows(event)
-        name = t.name
-        q = self._queue
-        for r in rows:
-            q.append((name, r))
-        self.stats.rows_published += len(rows)
-        n = len(q)
+        st = self.stats
+        st.rows_published += 1 if per is None else per(event)
+        self._queue.append(event)
+        n = st.rows_published - self._rows_out
         if n >= self.batch_rows:
-            self._wake.set()
+            if not self._wake.is_set():
+                self._wake.set()
             if n > self.queue_rows:
                 self._spill(max(n - self.queue_rows, self.batch_rows))
 
@@ -311,7 +271,7 @@ class QuestDBWriter:
                     break
                 self._settled_cv.wait(min(left, 0.5))
         if self._settled < target:
-            self._spill(len(self._queue) + 1, everything=True)
+            self._spill(0, everything=True)
         return self._settled >= target
 
     def close(self) -> None:
@@ -338,31 +298,51 @@ class QuestDBWriter:
             # stuck in a network call: spool its batch too (if that send succeeds after all,
             # the repeat is absorbed by dedup) rather than lose it when the process exits
             log.error("QuestDB writer thread did not stop; spooling its batch in flight too")
-            self._spill(len(self._queue) + 1, everything=True, abandon=True)
+            self._spill(0, everything=True, abandon=True)
         else:
-            self._spill(len(self._queue) + 1, everything=True)
+            self._spill(0, everything=True)
         if self._queue or (self._inflight is not None and self._inflight_from is None):
             log.error("QuestDB writer closed with %d rows neither written nor spooled (%s)",
-                      len(self._queue) + len(self._inflight or ()), self.stats.last_error)
+                      self._memory_rows(), self.stats.last_error)
         if self._sender is not None:
             try:
                 self._sender.close()
             except Exception:  # noqa: BLE001 - closing a dead connection
                 pass
         self.spool.close()
-        self.stats.spool_depth = self.spool.depth_rows
-        self.stats.queue_depth = len(self._queue)
+        self._refresh()
 
     @property
     def healthy(self) -> bool:
         """True while the sender thread runs (it only stops at :meth:`close`)."""
         return self._thread.is_alive() or self._closed
 
+    def health(self) -> WriterHealth:
+        """Where the rows are now: state ``up`` / ``retrying`` / ``spooling``
+        (:mod:`kalshi_platform.storage.questdb_health`), rows written, spooled in all,
+        pending in the spool, spool bytes on disk, rows in memory, flush errors, quarantined.
+        Cheap (a directory listing of the spool): fine for a status line every second."""
+        self._refresh()
+        return health_of(self.stats)
+
+    def _memory_rows(self) -> int:
+        inflight = self._inflight
+        return max(0, self.stats.rows_published - self._rows_out) + (
+            len(inflight) if inflight is not None and self._inflight_from is None else 0)
+
+    def _refresh(self) -> None:
+        st = self.stats
+        st.spool_depth = self.spool.depth_rows
+        st.spool_bytes = self.spool.bytes_on_disk()
+        st.queue_depth = self._memory_rows()
+        st.state = UP if self._last_send_ok else (SPOOLING if st.spool_depth else RETRYING)
+
     # -- spilling (plant thread) ------------------------------------------------------------
 
     def _spill(self, n: int, *, everything: bool = False, abandon: bool = False) -> None:
-        """Move the ``n`` oldest in-memory rows to the spool's tail, keeping publish order: the
-        sender's unsent batch first (it is older than the queue), then the queue's head.
+        """Move the ``n`` oldest in-memory rows (all with ``everything``) to the spool's tail,
+        keeping publish order: the sender's unsent batch first (it is older than the queue),
+        then the queue's head, a spool record of at most ``batch_rows`` rows at a time.
 
         Skipped while the sender is in a network call (its batch may still land, and spooling
         queue rows ahead of it would reorder them): the queue then runs over its bound by one
@@ -379,7 +359,7 @@ class QuestDBWriter:
             try:
                 if self._inflight is not None and self._inflight_from is None:
                     batch = self._inflight
-                    self._append_spool(batch)
+                    self._append_spool(batch.to_rows())
                     if abandon and self._sending:
                         self._inflight_from = _ABANDONED
                     else:
@@ -387,22 +367,32 @@ class QuestDBWriter:
                     self._settle(len(batch))
                 q = self._queue
                 while (n > 0 or everything) and q:
-                    k = min(self.batch_rows, len(q)) if everything else min(n, self.batch_rows, len(q))
-                    batch = list(islice(q, k))   # copy first ...
-                    self._append_spool(batch)
-                    for _ in range(k):           # ... and drop from memory once durable
+                    want = self.batch_rows if everything else min(n, self.batch_rows)
+                    events, rows = [], 0
+                    for e in q:                  # copy first ...
+                        if rows >= want:
+                            break
+                        rows += _rows_of(e)
+                        events.append(e)
+                    spool_rows, bad = event_rows(events)
+                    self._append_spool(spool_rows)
+                    for _ in range(len(events)):  # ... and drop from memory once durable
                         q.popleft()
-                    self._settle(k)
-                    n -= k
+                    self._rows_out += rows
+                    self._quarantine_rejected(bad)
+                    self._settle(rows)
+                    n -= rows
             except SpoolError as e:
                 log.error("%s; the rows stay in memory", e)
                 self.stats.last_error = str(e)
-            self.stats.queue_depth = len(self._queue) + len(self._inflight or ())
+            self.stats.queue_depth = self._memory_rows()
 
-    def _append_spool(self, batch: list) -> None:
-        self.spool.append(batch)
-        self.stats.rows_spooled += len(batch)
+    def _append_spool(self, rows: list) -> None:
+        self.spool.append(rows)
+        self.stats.rows_spooled += len(rows)
         self.stats.spool_depth = self.spool.depth_rows
+        if not self._last_send_ok:
+            self.stats.state = SPOOLING
 
     def _settle(self, n: int) -> None:
         with self._settled_cv:
@@ -413,34 +403,53 @@ class QuestDBWriter:
 
     def _next_batch(self, force: bool) -> bool:
         """Take the next batch into flight: the unsent one, else the spool's oldest record,
-        else the queue's head. False if none is ready (or the spool head is unreadable and
-        could not be set aside: memory rows never overtake the spool)."""
+        else the queue's head (converted to columns here). False if none is ready (or the
+        spool head is unreadable and could not be set aside: memory rows never overtake the
+        spool)."""
         with self._qcv:
             if self._inflight is not None:
                 self._sending = True
                 return True
-            try:
-                rec = self.spool.peek()
-            except SpoolError as e:
-                log.error("%s", e)
-                self.stats.last_error = str(e)
+            while True:
                 try:
-                    self.spool.discard_head(str(e))
-                except SpoolError as e2:
-                    log.error("%s", e2)
-                return False
-            if rec is not None:
-                self._inflight, self._inflight_from = rec.rows, rec
-                self._sending = True
-                return True
-            q = self._queue
-            if not q or (len(q) < self.batch_rows and not force):
-                return False
-            k = min(self.batch_rows, len(q))
-            self._inflight = [q.popleft() for _ in range(k)]
-            self._inflight_from = None
-            self._sending = True
-            return True
+                    rec = self.spool.peek()
+                except SpoolError as e:
+                    log.error("%s", e)
+                    self.stats.last_error = str(e)
+                    try:
+                        self.spool.discard_head(str(e))
+                    except SpoolError as e2:
+                        log.error("%s", e2)
+                    return False
+                if rec is None:
+                    break
+                batch, bad = IlpBatch.from_rows(rec.rows)
+                self._quarantine_rejected(bad, settle=False)  # settled when spooled
+                if len(batch):
+                    self._inflight, self._inflight_from = batch, rec
+                    self._sending = True
+                    return True
+                self._ack(rec)
+            return self._take_from_queue(force)
+
+    def _take_from_queue(self, force: bool) -> bool:
+        q = self._queue
+        avail = self.stats.rows_published - self._rows_out
+        if not q or (avail < self.batch_rows and not force):
+            return False
+        events, rows = [], 0
+        while q and rows < self.batch_rows:
+            e = q.popleft()
+            events.append(e)
+            rows += _rows_of(e)
+        self._rows_out += rows
+        batch, bad = IlpBatch.from_events(events)
+        self._quarantine_rejected(bad)
+        if not len(batch):
+            return False
+        self._inflight, self._inflight_from = batch, None
+        self._sending = True
+        return True
 
     def _run(self) -> None:
         attempt = 0
@@ -457,7 +466,6 @@ class QuestDBWriter:
                     self._wake.clear()
                     continue
                 ok = self._send_inflight()
-                self.stats.queue_depth = len(self._queue) + len(self._inflight or ())
             except Exception as e:  # noqa: BLE001 - a bug must not silently stop the writer
                 log.exception("QuestDB writer: unexpected error; retrying")
                 self.stats.last_error = f"{type(e).__name__}: {e}"
@@ -495,30 +503,17 @@ class QuestDBWriter:
             except Exception:  # noqa: BLE001
                 pass
 
-    def _send_rows(self, rows: list) -> list:
-        """One ILP request for ``rows``. A row the client itself cannot encode (e.g. a LONG
-        beyond 2^63, a bad name) is quarantined and left out. Returns those rows; raises
+    def _send_batch(self, batch: IlpBatch) -> list[Rejected]:
+        """One ILP request for ``batch``. A row the client itself cannot encode (e.g. a LONG
+        beyond 2^63) is quarantined and left out; returns those rows. Raises
         QuestDBError/OSError when the request fails."""
         sender = self._connect()
         buf = sender.new_buffer()
-        fns = _ROW_FNS
-        bad: list[tuple[int, BaseException]] = []
-        for i, (table, values) in enumerate(rows):
-            try:
-                fns[table](buf, values)
-            except Exception as e:  # noqa: BLE001 - quarantined below
-                bad.append((i, e))
-        if bad:
-            skip = {i for i, _ in bad}
-            buf = sender.new_buffer()  # a failed row may have left a partial line behind
-            for i, (table, values) in enumerate(rows):
-                if i not in skip:
-                    fns[table](buf, values)
-            for i, e in bad:
-                self._quarantine_row(rows[i], f"client cannot encode the row: "
-                                              f"{type(e).__name__}: {e}")
+        refused = batch.write_to(buf)
+        for r in refused:
+            self._quarantine_row(r.table, r.record(), f"client cannot encode the row: {r.error}")
         t0 = time.perf_counter()
-        if len(rows) > len(bad):
+        if len(batch) > len(refused):
             sender.flush(buf)
         ms = (time.perf_counter() - t0) * 1e3
         st = self.stats
@@ -527,29 +522,33 @@ class QuestDBWriter:
         st.flush_latency_ms_total += ms
         if ms > st.flush_latency_ms_max:
             st.flush_latency_ms_max = ms
-        return [rows[i] for i, _ in bad]
+        return refused
 
     def _send_inflight(self) -> bool:
-        rows = self._inflight
-        assert rows is not None
+        batch = self._inflight
+        assert batch is not None
+        st = self.stats
         try:
-            written, rejected = self._send_isolating(rows)
+            written, rejected = self._send_isolating(batch)
         except Exception as e:  # noqa: BLE001 - transient: QuestDB away, refused, 5xx, timeout
-            self.stats.flush_errors += 1
-            self.stats.last_error = f"{type(e).__name__}: {e}"
-            if self.stats.flush_errors in (1, 10, 100) or self.stats.flush_errors % 1000 == 0:
+            st.flush_errors += 1
+            st.last_error = f"{type(e).__name__}: {e}".splitlines()[0]
+            self._last_send_ok = False
+            if st.flush_errors in (1, 10, 100) or st.flush_errors % 1000 == 0:
                 log.warning("QuestDB write failed (%s); %d rows kept, retrying with backoff",
-                            self.stats.last_error, len(rows))
+                            st.last_error, len(batch))
             self._drop_sender()
             with self._qcv:
                 self._sending = False
                 self._qcv.notify_all()
+            self._refresh()
             return False
-        st = self.stats
+        self._last_send_ok = True
         st.rows_written += written
-        counts = Counter(map(itemgetter(0), rows))
-        counts.subtract(Counter(map(itemgetter(0), rejected)))
-        for table, k in counts.items():
+        by_table = batch.rows_by_table()
+        for r in rejected:
+            by_table[r.table] -= 1
+        for table, k in by_table.items():
             st.rows_by_table[table] = st.rows_by_table.get(table, 0) + k
         with self._qcv:
             rec, self._inflight_from = self._inflight_from, None
@@ -557,33 +556,39 @@ class QuestDBWriter:
             self._sending = False
             self._qcv.notify_all()
             if isinstance(rec, SpoolRecord):
-                try:
-                    self.spool.ack(rec)
-                except SpoolError as e:  # the record is re-sent after a restart: dedup absorbs it
-                    log.error("%s", e)
-                    st.last_error = str(e)
-                st.spool_depth = self.spool.depth_rows
+                self._ack(rec)
         if rec is None:
-            self._settle(len(rows))
+            self._settle(len(batch))
+        self._refresh()
         return True
 
-    def _send_isolating(self, rows: list) -> tuple[int, list]:
-        """Send ``rows``; if QuestDB rejects the data, bisect until each invalid row is
+    def _ack(self, rec: SpoolRecord) -> None:
+        try:
+            self.spool.ack(rec)
+        except SpoolError as e:  # the record is re-sent after a restart: dedup absorbs it
+            log.error("%s", e)
+            self.stats.last_error = str(e)
+        self.stats.spool_depth = self.spool.depth_rows
+
+    def _send_isolating(self, batch: IlpBatch) -> tuple[int, list[Rejected]]:
+        """Send ``batch``; if QuestDB rejects the data, bisect until each invalid row is
         isolated and quarantined, sending the rest. Returns (rows written, rows rejected).
         A transient error anywhere propagates (the whole batch is retried later; rows already
         acknowledged are absorbed by dedup)."""
         try:
-            rejected = self._send_rows(rows)
-            return len(rows) - len(rejected), rejected
+            rejected = self._send_batch(batch)
+            return len(batch) - len(rejected), rejected
         except QuestDBError as e:
             if not is_invalid_data_error(e):
                 raise
-            if len(rows) == 1:
-                self._quarantine_row(rows[0], str(e))
-                return 0, list(rows)
-        mid = len(rows) // 2
-        w1, r1 = self._send_isolating(rows[:mid])
-        w2, r2 = self._send_isolating(rows[mid:])
+            if len(batch) == 1:
+                ((table, values),) = batch.to_rows()
+                r = Rejected(table, values, 1, str(e))
+                self._quarantine_row(table, r.record(), str(e))
+                return 0, [r]
+        a, b = batch.split()
+        w1, r1 = self._send_isolating(a)
+        w2, r2 = self._send_isolating(b)
         return w1 + w2, r1 + r2
 
     # -- quarantine -------------------------------------------------------------------------
@@ -598,14 +603,20 @@ class QuestDBWriter:
         except OSError as e:
             log.error("cannot write quarantine %s: %s; record: %s", self.quarantine_path, e, rec)
 
-    def _quarantine_row(self, row: tuple, error: str) -> None:
-        table, values = row
-        names = TABLES[table].column_names
-        self.stats.rows_quarantined += 1
+    def _quarantine_row(self, table: str, row: dict, error: str, rows: int = 1) -> None:
+        self.stats.rows_quarantined += rows
         log.warning("QuestDB rejected a %s row; quarantined: %s", table, error)
-        self._append_quarantine({"kind": "row", "table": table,
-                                 "row": dict(zip(names, values)), "error": error,
+        self._append_quarantine({"kind": "row", "table": table, "row": row, "error": error,
                                  "quarantined_at_ns": time.time_ns()})
+
+    def _quarantine_rejected(self, bad: list[Rejected], settle: bool = True) -> None:
+        """Rows that could not be made into a batch: quarantined (and settled, unless they
+        came from the spool, whose rows were settled when they were spooled)."""
+        for r in bad:
+            self._quarantine_row(r.table, r.record(), f"client cannot encode the row: {r.error}",
+                                 rows=r.rows)
+            if settle:
+                self._settle(r.rows)
 
     def _quarantine_frame(self, rec: QuarantineRecord) -> None:
         self.stats.frames_quarantined += 1

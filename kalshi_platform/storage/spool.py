@@ -328,15 +328,24 @@ class Spool:
             self.depth_rows -= len(rec.rows)
             if not recs:
                 del self._index[rec.segment]
+            drop_tail = False
             if self._index:
                 seg = min(self._index)
                 self._head = (seg, self._index[seg][0][0])
             else:
-                self._head = (self._tail_seg, rec.end if rec.segment == self._tail_seg else 0)
+                # everything delivered: the tail segment goes too (a drained spool takes no
+                # disk); the next append starts a new segment, where the head now points
+                drop_tail = self._tail_seg > 0
+                if drop_tail:
+                    self._close_tail()
+                    self._tail_seg += 1
+                self._head = (self._tail_seg, 0)
             try:
                 self._write_head()
                 if rec.segment not in self._index and rec.segment != self._tail_seg:
                     (self.dir / _seg_name(rec.segment)).unlink(missing_ok=True)
+                if drop_tail:
+                    (self.dir / _seg_name(self._tail_seg - 1)).unlink(missing_ok=True)
             except OSError as e:
                 # memory state moved on; after a restart the record is delivered again and
                 # the tables' dedup keys absorb the repeat
@@ -366,6 +375,30 @@ class Spool:
         log.error("spool record %s@%d (%d rows) set aside in %s.bad: %s", path, off, rows,
                   path.name, reason)
         self.ack(SpoolRecord(seg, off, end, [None] * rows))
+
+    def _close_tail(self) -> None:
+        fh, self._tail_fh = self._tail_fh, None
+        if fh is not None:
+            try:
+                fh.close()
+            except OSError:
+                pass
+
+    def bytes_on_disk(self) -> int:
+        """Bytes of the segment files (``seg-*.spool``) now on disk: what the spool takes,
+        delivered records of the tail segment included until it is dropped."""
+        total = 0
+        try:
+            with os.scandir(self.dir) as it:
+                for d in it:
+                    if d.name.startswith("seg-") and d.name.endswith(".spool"):
+                        try:
+                            total += d.stat().st_size
+                        except OSError:
+                            pass
+        except OSError:
+            return 0
+        return total
 
     def _write_head(self) -> None:
         tmp = self.dir / "head.tmp"

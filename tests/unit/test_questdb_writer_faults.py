@@ -174,7 +174,10 @@ def test_failed_segment_rotation_loses_nothing(tmp_path, monkeypatch):
         return builtins.open(path, mode, *a, **k)
 
     monkeypatch.setattr(spool_mod, "open", flaky_open, raising=False)
-    for i in range(60):
+    for i in range(10):
+        w.publish(ev(i))  # taken into flight; the send fails (spills wait while it runs)
+    _wait_until(lambda: w.stats.flush_errors >= 1)
+    for i in range(10, 60):
         w.publish(ev(i))
     monkeypatch.setattr(spool_mod, "open", builtins.open, raising=False)
     in_mem = len(w._queue) + (len(w._inflight or []) if w._inflight_from is None else 0)

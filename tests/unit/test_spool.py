@@ -75,10 +75,11 @@ def test_torn_last_record_is_detected_and_skipped(tmp_path, cut):
     size_before = seg.stat().st_size
     sp2 = Spool(tmp_path)
     assert sp2.torn_records == 1
+    assert seg.stat().st_size <= size_before - cut  # recovery cut the torn tail off
     assert _drain(sp2) == [_batch(i) for i in range(4)]
     torn = seg.with_name(seg.name + ".torn")
     assert torn.stat().st_size == cut  # the partial bytes are kept, not deleted
-    assert seg.stat().st_size <= size_before - cut
+    assert not seg.exists() and sp2.bytes_on_disk() == 0  # drained: no segment left
 
 
 def test_corrupt_crc_ends_segment_but_keeps_prefix(tmp_path):
