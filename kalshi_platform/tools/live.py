@@ -7,7 +7,7 @@
   flushed.
 * ``record``: the same feed with no sinks, recording raw frames (``--out DIR``). The plant
   still runs, so gaps are resynced and the recording contains the snapshots that heal them.
-* ``sim``: the local Kalshi-compatible server (:mod:`kalshi_platform.sim.server`).
+* ``sim``: the local Kalshi-compatible server (:mod:`kalshi_platform.sim.app`).
 
 Failure policy (one line on stderr, never a traceback or a hang): a bad option, unreadable or
 malformed PEM, unknown market/event/series, or credentials the server rejects (HTTP 401) →
@@ -446,19 +446,23 @@ def sim(
     page_cap: int = typer.Option(0, "--page-cap", help="Fault: at most N items per REST page, whatever limit asks."),
     delay_ms: float = typer.Option(0.0, "--delay-ms", help="Fault: delay every WS frame and REST answer by this many ms."),
     ping_interval: float = typer.Option(10.0, "--ping-interval", help="Seconds between heartbeat pings (0 = none)."),
+    rate_limit_read: float = typer.Option(0.0, "--rate-limit-read", help="REST GETs/s per API key (or client address) before 429, as Kalshi's read bucket (Basic: 20); 0 = unlimited."),
+    rate_limit_write: float = typer.Option(0.0, "--rate-limit-write", help="REST writes/s (POST/PUT/DELETE) per API key before 429 (Kalshi Basic: 10); 0 = unlimited."),
     verbose: bool = _VERBOSE, metrics_port: Optional[int] = _METRICS,
 ) -> None:
     """Local Kalshi-compatible server (WS v2 + REST) replaying a recording, with fault injection."""
     import asyncio
 
     from kalshi_platform.sim.faults import Faults, parse_indices
-    from kalshi_platform.sim.server import SimError, SimServer
+    from kalshi_platform.sim.app import SimError, SimServer
 
     _setup_logging(verbose)
     if replay is None and rest_fixtures is None:
         _fail("give --replay FILE and/or --rest-fixtures DIR")
     if not 0 <= port <= 65535 or speed < 0 or delay_ms < 0 or ping_interval < 0:
         _fail("--port must be in 0..65535; --speed, --delay-ms, --ping-interval >= 0")
+    if rate_limit_read < 0 or rate_limit_write < 0:
+        _fail("--rate-limit-read and --rate-limit-write must be >= 0 (0 = unlimited)")
     if start not in ("subscribe", "now"):
         _fail("--start must be 'subscribe' or 'now'")
     try:
@@ -468,7 +472,8 @@ def sim(
         server = SimServer(replay, host=host, port=port, speed=speed, faults=faults,
                            public_key=public_key, rest_fixtures=rest_fixtures, cutoff=cutoff,
                            use_yes_price=use_yes_price, ping_interval=ping_interval,
-                           start=start, exit_when_done=exit_when_done)
+                           start=start, exit_when_done=exit_when_done,
+                           rate_limit_read=rate_limit_read, rate_limit_write=rate_limit_write)
     except ValueError as e:
         _fail(str(e))
         return
