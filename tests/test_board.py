@@ -367,14 +367,17 @@ def test_a_narrow_board_leaves_out_whole_columns_and_never_cuts_a_ticker(width):
     assert sorted(rows) == sorted(oracle.books)
     assert max(len(ln) for ln in text.splitlines()) <= width
     dropped = [c for c in COLUMNS if c not in shown]
-    assert dropped == [c for c in COLUMNS if c in DROP_ORDER[: len(dropped)]]  # in order
+    # no trade in this recording: the empty trade columns go first; the sort's column last
+    order = ["last qty", "last"] + [c for c in DROP_ORDER
+                                    if c not in ("last qty", "last", "upd/s")] + ["upd/s"]
+    assert dropped == [c for c in COLUMNS if c in order[: len(dropped)]]  # in order
     for t, cells in rows.items():
         for k, v in (("bid", oracle.top(t)[0]), ("ask", oracle.top(t)[2])):
             assert k not in shown or dec(cells[k]) == v
     if width >= 126:  # the whole board of this recording
         assert shown == list(COLUMNS)
-    if width >= 48:
-        assert {"ticker", "bid", "ask"} <= set(shown)
+    if width >= 56:
+        assert {"ticker", "bid", "ask", "upd/s"} <= set(shown)
     if width <= 60:
         assert len(dropped) >= 7
 
@@ -511,3 +514,43 @@ def test_cli_bad_input_or_no_publisher_is_one_line_and_exit_2(tmp_path, args, wh
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and why in lines[0], r.stderr
     assert r.stdout == ""
+
+
+def test_a_terminal_board_redraws_at_its_refresh_rate_never_per_message(sock_dir):
+    """On a (forced) terminal the board is drawn by rich.live's thread at ``--refresh`` Hz:
+    the draws, counted through the injected clock (one reading per draw), stay near
+    elapsed x rate while hundreds of events arrive; the final books are the oracle's."""
+    import time
+
+    from kalshi_platform.tools.board import BoardOptions, run_board
+
+    url = f"ipc://{sock_dir}/feed"
+    stream = EventStream()
+    ipc.attach(stream, url + "?wait_subscribers=1&wait_timeout_s=20")
+    plant = TickerPlant([stream])
+
+    def publish() -> None:  # the capture's 56 s at 28x: about 2 s of paced events
+        feed(COCKPIT, plant, speed=28)
+        plant.close()
+
+    readings = []
+
+    def clock() -> int:
+        readings.append(1)
+        return time.monotonic_ns()
+
+    console = Console(record=True, file=io.StringIO(), force_terminal=True, width=160,
+                      height=40, color_system=None)
+    publisher = threading.Thread(target=publish, daemon=True)
+    publisher.start()
+    t0 = time.monotonic()
+    outcome, model = run_board(url, BoardOptions(until_end=True, refresh=10.0),
+                               console=console, clock=clock)
+    elapsed = time.monotonic() - t0
+    publisher.join(20)
+    draws = len(readings) - 2  # one at the start and one for the run's first item
+    assert outcome == "end" and model.ended and model.events == stream.seq > 250
+    assert 1 <= draws <= elapsed * 10 + 3, (draws, elapsed)
+    assert board_tops(model) == replay_recorded(COCKPIT).final_tops()
+    last = console.export_text().rsplit(" ticker ", 1)[1]  # the final frame's table
+    assert sum(t in last for t in model.rows) == 12

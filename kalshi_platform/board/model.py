@@ -179,6 +179,7 @@ class BoardModel:
         """Apply one subscriber item ``(seq, feed, event)``."""
         feed = item.feed
         if feed == "snapshot":
+            self.seq = max(self.seq, item.seq)  # the books are valid at this seq
             self._snapshot(item.event)
         elif feed == "gap":
             self.stream_gaps += 1

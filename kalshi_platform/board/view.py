@@ -12,7 +12,8 @@ thread can print it after the model's lock is released). No I/O.
   sizes in contracts, exact (integer arithmetic on the plant's units, no float), with one
   number of decimals per column so the points line up.
 * Width: the ticker is never cut. When the table is wider than ``width``, whole columns are
-  left out, least needed first (:data:`DROP_ORDER`), down to the ticker alone; a ticker wider
+  left out: empty ones first, then the least needed (:data:`DROP_ORDER`; the sort's own
+  column stays longest), down to the ticker alone; a ticker wider
   than the whole width folds onto a second line rather than being cut.
 """
 
@@ -114,14 +115,23 @@ def _table_width(columns: list[tuple[str, str, list]]) -> int:
     return w + len(columns) - 1
 
 
-def fit_columns(columns: list[tuple[str, str, list]], width: int | None
-                ) -> list[tuple[str, str, list]]:
-    """``columns`` without those of :data:`DROP_ORDER`, in that order, until they fit
-    ``width`` (``None``: no limit)."""
+#: the column a sort reads, kept when columns are left out
+SORT_COLUMN = {"updates": "upd/s", "total": "updates", "spread": "spread", "state": "state",
+               "trades": "last"}
+
+
+def fit_columns(columns: list[tuple[str, str, list]], width: int | None,
+                keep: str | None = None) -> list[tuple[str, str, list]]:
+    """``columns`` without those of :data:`DROP_ORDER` until they fit ``width`` (``None``: no
+    limit): first the columns with no value in any row, then the others, each in that
+    order; column ``keep`` last, only when nothing else is left to leave out."""
     if width is None:
         return columns
     cols = list(columns)
-    for name in DROP_ORDER:
+    empty = {name for name, _, cells in cols if not any(str(c) for c in cells)}
+    order = [n for n in DROP_ORDER if n in empty and n != keep]
+    order += [n for n in DROP_ORDER if n not in order and n != keep] + [keep]
+    for name in order:
         if _table_width(cols) <= width:
             break
         cols = [c for c in cols if c[0] != name]
@@ -133,7 +143,8 @@ def header_text(model: BoardModel, source: str, shown: int, sort: SortKey | str)
     rate = model.msg_rate()
     states = model.book_states()
     end = "  [bold]END[/]" if model.ended else ""
-    line1 = (f"[bold]{_esc(source)}[/]  run {_esc(model.run_id or '-')}  seq {model.seq:,}  "
+    run = f"run {_esc(model.run_id)}" if model.run_id else "waiting for the publisher"
+    line1 = (f"[bold]{_esc(source)}[/]  {run}  seq {model.seq:,}  "
              f"{'-' if rate is None else f'{rate:,.0f}'} msg/s  {model.events:,} events{end}")
     fe = model.feed_events
     line2 = (f"feed gaps {fe['gap']:,}  resyncs {fe['resync']:,}  "
@@ -156,7 +167,7 @@ def render_board(model: BoardModel, *, source: str = "", sort: SortKey | str = S
     """The board: header and table (at most ``max_rows`` rows in ``sort`` order), fitted to
     ``width`` columns (``None``: natural width). Raises ``ValueError`` for an unknown sort."""
     rows = model.sorted_rows(sort, reverse, max_rows)
-    columns = fit_columns(_columns(model, rows), width)
+    columns = fit_columns(_columns(model, rows), width, SORT_COLUMN.get(SortKey(sort).value))
     table = Table(box=box.SIMPLE_HEAD, expand=False, show_edge=False)
     for name, justify, _ in columns:
         table.add_column(name, justify=justify, no_wrap=name != "ticker",  # type: ignore[arg-type]

@@ -93,8 +93,10 @@ def board(
     if outcome in ("unreachable", "silent"):
         what = "no publisher reached" if outcome == "unreachable" else "no message"
         _fail(f"{url}: {what} in {timeout:g} s")
+    how = ("end of stream" if model.ended else
+           f"the books at seq {model.seq:,}" if outcome == "once" else "stopped")
     err_console.print(
-        f"board {url}: {'end of stream' if model.ended else 'stopped'}; "
+        f"board {url}: {how}; "
         f"{model.events:,} events, {len(model.rows):,} markets, {model.stream_gaps} gap(s), "
         f"{model.snapshots} snapshot(s)", highlight=False, soft_wrap=True)
 
