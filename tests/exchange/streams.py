@@ -112,3 +112,50 @@ def stream(seed: int, n: int = 30):
 def engine_for(precision: int, **kw) -> Exchange:
     """An Exchange with the stream's balance precision."""
     return Exchange(ExchangeConfig(fees=FeeConfig(balance_precision=precision), **kw))
+
+
+def load(seed: int):
+    """An endless reproducible load for the crash tests: ``(ts_ns, command)`` pairs, setup
+    first (two markets, four funded users), then orders that often cross, cancels and amends
+    of earlier ids."""
+    rng = random.Random(seed)
+    ts = 1_780_000_000 * 10**9
+    for t in ("K1", "K2"):
+        yield ts, AddMarket(ticker=t, fee_type="quadratic_with_maker_fees", fee_multiplier="1")
+    for u in range(4):
+        yield ts, Deposit(user_id=f"u{u}", amount=10**9)
+    k = 0
+    while True:
+        ts += rng.randint(0, 2_000_000)
+        r = rng.random()
+        u = f"u{rng.randrange(4)}"
+        oid = f"00000000-0000-4000-8000-{rng.randint(1, k + 1):012x}"
+        if r < 0.7:
+            k += 1
+            yield ts, CreateOrder(user_id=u, ticker=rng.choice(("K1", "K2")),
+                                  side=rng.choice(("yes", "no")),
+                                  action=rng.choice(("buy", "sell")),
+                                  count=rng.randint(1, 20) * 100,
+                                  yes_price=rng.randint(40, 60) * 10_000,
+                                  client_order_id=f"{u}-{k}")
+        elif r < 0.9:
+            yield ts, CancelOrder(user_id=u, order_id=oid)
+        else:
+            yield ts, AmendOrder(user_id=u, order_id=oid, ticker="K1", side="yes",
+                                 action="buy", yes_price=rng.randint(40, 60) * 10_000)
+
+
+def digest(ex: Exchange) -> tuple:
+    """Everything replay must rebuild: books in queue order, seqs, orders, accounts,
+    positions, fills and settlements per user, counters and exchange money."""
+    books = tuple((t, m.seq, m.status, m.escrow,
+                   tuple((o.order_id, o.is_bid, o.price, o.remaining) for o in m.book.resting()))
+                  for t, m in sorted(ex.markets.items()))
+    orders = tuple((i, o.status, o.filled, o.remaining, o.price, o.cum, o.applied)
+                   for i, o in sorted(ex.orders.items()))
+    accts = tuple((u, a.cash, a.reserved, a.open_orders) for u, a in sorted(ex.accounts.items()))
+    pos = tuple((t, u, p.pos, p.cost, p.realized, p.fees, p.reserve)
+                for t, m in sorted(ex.markets.items()) for u, p in sorted(m.positions.items()))
+    fills = tuple((u, tuple(f.trade_id for f in fs)) for u, fs in sorted(ex.fills.items()))
+    return (books, orders, accts, pos, fills, ex.next_order, ex.next_trade, ex.fees_collected,
+            ex.rounding_collected, ex.ts, tuple(sorted(ex.client_ids.items())))
