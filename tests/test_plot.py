@@ -11,6 +11,8 @@ for its size (IHDR header) and for not being blank (pixel variance).
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import struct
 import subprocess
 import sys
@@ -86,8 +88,9 @@ def pixel_stats(path: Path) -> tuple[float, int]:
 
     img = Image.open(path).convert("RGB")
     grey = np.asarray(img.convert("L"), dtype="float64")
-    rgb = np.asarray(img).reshape(-1, 3)
-    return float(grey.var()), len(np.unique(rgb, axis=0))
+    rgb = np.asarray(img, dtype="uint32").reshape(-1, 3)
+    packed = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
+    return float(grey.var()), len(np.unique(packed))
 
 
 def cli(*args: str):
@@ -213,3 +216,38 @@ def test_without_matplotlib_it_says_how_to_install(store, tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().count("\n") == 0
     assert "pip install 'kalshi-platform[plot]'" in r.stderr
+
+
+def _readme_plot_section() -> str:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return readme.split("## Plot a market's day", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_commands_make_the_images_it_shows(tmp_path, monkeypatch):
+    """The README's plot commands, run as written in a fresh directory beside the bundled
+    data, write PNGs of the size and content of the committed ones it shows."""
+    from kalshi_platform.tools.cli import _register_optional, app
+
+    root = Path(__file__).resolve().parents[1]
+    section = _readme_plot_section()
+    shown = re.findall(r"!\[[^\]]*\]\((docs/img/[^)]+\.png)\)", section)
+    commands = re.findall(r"^kalshi-platform (.+)$",
+                          section.split("```bash", 1)[1].split("```", 1)[0], re.M)
+    assert len(shown) == 2 and len(commands) == 4
+    (tmp_path / "data").symlink_to(root / "data")
+    (tmp_path / "docs" / "img").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KALSHI_STORE_DIR", raising=False)
+    _register_optional()
+    outputs = []
+    for cmd in commands:
+        r = CliRunner().invoke(app, shlex.split(cmd), env={"COLUMNS": "200", "NO_COLOR": "1"})
+        assert r.exit_code == 0, (cmd, r.output)
+        outputs.append(r.output)
+    assert "20 BBO rows, 0 trades" in outputs[2] and "0 BBO rows, 5 trades" in outputs[3]
+    for img in shown:
+        committed, made = root / img, tmp_path / img
+        assert committed.stat().st_size < 150_000
+        assert png_size(committed) == png_size(made) == (1200, 800)
+        want, got = pixel_stats(committed)[0], pixel_stats(made)[0]
+        assert got > 100 and abs(want - got) < 0.05 * got, (img, want, got)
