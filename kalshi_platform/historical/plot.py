@@ -141,10 +141,10 @@ def _listing(items: Sequence[str]) -> str:
     return shown + (f", … ({len(items)} in all)" if len(items) > LIST_MAX else "")
 
 
-def _column(h: Any, sql: str) -> list[str]:
-    """The first column of ``sql``'s result as strings."""
+def _values(h: Any, sql: str) -> list[Any]:
+    """The first column of ``sql``'s result (Python values)."""
     reader = h.query(sql)
-    return [str(v) for b in reader for v in b.column(0).to_pylist()] if reader else []
+    return [v for b in reader for v in b.column(0).to_pylist()] if reader else []
 
 
 def _union(views: Sequence[str], select: str, where: str = "") -> str:
@@ -177,8 +177,8 @@ def _day_end_us(h: Any, day: date) -> int | None:
         return None
     sql = " UNION ALL ".join(f"SELECT max(epoch_us(ts)) FROM {v} WHERE date = "
                              f"DATE '{day.isoformat()}'" for v in views)
-    got = [int(v) for v in _column(h, f"SELECT max(m) FROM ({sql}) AS t(m)") if v != "None"]
-    return got[0] if got else None
+    got = _values(h, f"SELECT max(m) FROM ({sql}) AS t(m)")
+    return int(got[0]) if got and got[0] is not None else None
 
 
 def load_market_day(root: str | Path, ticker: str, day: date | str) -> MarketDay:
@@ -200,10 +200,10 @@ def load_market_day(root: str | Path, ticker: str, day: date | str) -> MarketDay
         views = [t for t in PLOT_TABLES if t in h.views]
         if not views:
             raise PlotError(f"{root} has no bbo or trades table (it has: {_listing(h.views)})")
-        dates = _column(h, _union(views, "DISTINCT CAST(date AS VARCHAR)"))
+        dates = _values(h, _union(views, "DISTINCT CAST(date AS VARCHAR)"))
         if day.isoformat() not in dates:
             raise PlotError(f"no data for {day} in {root}; dates there: {_listing(dates)}")
-        tickers = _column(h, _union(views, "DISTINCT ticker",
+        tickers = _values(h, _union(views, "DISTINCT ticker",
                                     f"WHERE date = DATE '{day.isoformat()}'"))
         if ticker not in tickers:
             raise PlotError(f"no market {ticker} on {day} in {root}; markets that day: "
