@@ -554,3 +554,28 @@ def test_a_terminal_board_redraws_at_its_refresh_rate_never_per_message(sock_dir
     assert board_tops(model) == replay_recorded(COCKPIT).final_tops()
     last = console.export_text().rsplit(" ticker ", 1)[1]  # the final frame's table
     assert sum(t in last for t in model.rows) == 12
+
+
+def test_tickers_subscribes_to_those_markets_only_and_a_pipe_gets_one_final_board(sock_dir):
+    """``--tickers`` (exact, to the subscriber) with ``--once`` against a running publisher,
+    in process on a non-terminal console: one board, those markets, the oracle's books."""
+    from kalshi_platform.tools.board import BoardOptions, run_board
+
+    url = f"ipc://{sock_dir}/feed"
+    plant, _ = _idle_publisher(url)
+    oracle = replay_recorded(COCKPIT)
+    pick = tuple(sorted(oracle.books)[:3])
+    out = io.StringIO()
+    console = Console(file=out, width=200, color_system=None)
+    try:
+        outcome, model = run_board(url, BoardOptions(tickers=pick, once=True, sort="ticker"),
+                                   console=console)
+    finally:
+        plant.close()
+    assert outcome == "once" and sorted(model.rows) == list(pick)
+    text = out.getvalue()
+    assert text.count(" ticker ") == 1  # printed once, at the end
+    _, _, rows = parse_board(text)
+    assert list(rows) == list(pick)
+    assert {t: tuple(dec(c[k]) for k in ("bid", "bid qty", "ask", "ask qty"))
+            for t, c in rows.items()} == {t: oracle.top(t) for t in pick}

@@ -13,8 +13,8 @@ thread can print it after the model's lock is released). No I/O.
   number of decimals per column so the points line up.
 * Width: the ticker is never cut. When the table is wider than ``width``, whole columns are
   left out: empty ones first, then the least needed (:data:`DROP_ORDER`; the sort's own
-  column stays longest), down to the ticker alone; a ticker wider
-  than the whole width folds onto a second line rather than being cut.
+  column stays longest), down to the ticker alone; a ticker wider than the whole width
+  folds onto a second line rather than being cut.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from typing import Callable, Sequence
 from rich import box
 from rich.cells import cell_len
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from kalshi_platform.board.model import BoardModel, MarketRow, SortKey
 from kalshi_platform.fixedpoint import PRICE_DECIMALS, SIZE_DECIMALS
 
-#: columns left out first when the board is too wide for its width
+#: columns left out, first to last, when the board is wider than its width (ticker never)
 DROP_ORDER = ("updates", "last qty", "bid qty", "ask qty", "spread", "last", "state", "upd/s",
               "ask", "bid")
 
@@ -130,7 +131,8 @@ def fit_columns(columns: list[tuple[str, str, list]], width: int | None,
     cols = list(columns)
     empty = {name for name, _, cells in cols if not any(str(c) for c in cells)}
     order = [n for n in DROP_ORDER if n in empty and n != keep]
-    order += [n for n in DROP_ORDER if n not in order and n != keep] + [keep]
+    order += [n for n in DROP_ORDER if n not in order and n != keep]
+    order += [keep] if keep else []
     for name in order:
         if _table_width(cols) <= width:
             break
@@ -143,8 +145,8 @@ def header_text(model: BoardModel, source: str, shown: int, sort: SortKey | str)
     rate = model.msg_rate()
     states = model.book_states()
     end = "  [bold]END[/]" if model.ended else ""
-    run = f"run {_esc(model.run_id)}" if model.run_id else "waiting for the publisher"
-    line1 = (f"[bold]{_esc(source)}[/]  {run}  seq {model.seq:,}  "
+    run = f"run {escape(model.run_id)}" if model.run_id else "waiting for the publisher"
+    line1 = (f"[bold]{escape(source)}[/]  {run}  seq {model.seq:,}  "
              f"{'-' if rate is None else f'{rate:,.0f}'} msg/s  {model.events:,} events{end}")
     fe = model.feed_events
     line2 = (f"feed gaps {fe['gap']:,}  resyncs {fe['resync']:,}  "
@@ -153,12 +155,6 @@ def header_text(model: BoardModel, source: str, shown: int, sort: SortKey | str)
              f"syncing {states['syncing']:,}  markets {shown:,}/{len(model.rows):,} "
              f"by {SortKey(sort).value}")
     return Text.from_markup(line1 + "\n" + line2, overflow="fold")
-
-
-def _esc(s: str) -> str:
-    from rich.markup import escape
-
-    return escape(s)
 
 
 def render_board(model: BoardModel, *, source: str = "", sort: SortKey | str = SortKey.UPDATES,
