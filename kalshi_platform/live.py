@@ -67,7 +67,12 @@ def status_line(plant: TickerPlant, client: KalshiWSClient, sinks: Iterable[Any]
                 rate: float | None = None) -> str:
     """One line: elapsed, connection up/down, frames and frames/s, markets live/stale/syncing,
     gaps, resyncs, reconnects, quarantined (if any), rows written by the sinks out of the rows
-    the plant produced and spool depth (when a sink reports them), recorder state."""
+    the plant produced and spool depth (when a sink reports them), the health of every sink
+    with a ``health()`` (the QuestDB writer: ``up`` / ``retrying`` / ``spooling``, rows
+    written, spooled in all, pending in the spool and its bytes on disk, rows in memory,
+    flush errors: storage/questdb_health.py), recorder state."""
+    from kalshi_platform.storage.questdb_health import health_text
+
     st = plant.stats
     ms = market_states(plant)
     parts = [f"{elapsed_s:7.1f}s",
@@ -77,11 +82,16 @@ def status_line(plant: TickerPlant, client: KalshiWSClient, sinks: Iterable[Any]
              f"gaps {st.gaps} resyncs {client.stats.resyncs} reconnects {client.stats.reconnects}"]
     if st.quarantined:
         parts.append(f"quarantined {st.quarantined}")
-    rows, spool = _sink_counters(sinks)
+    sinks = list(sinks)
+    healths = [(s, s.health) for s in sinks if callable(getattr(s, "health", None))]
+    rows, _ = _sink_counters(sinks)
+    _, spool = _sink_counters([s for s in sinks if not callable(getattr(s, "health", None))])
     if rows is not None:
         parts.append(f"rows written {rows:,} of {sum(st.table_rows().values()):,}")
     if spool is not None:
         parts.append(f"spool {spool:,}")
+    for s, health in healths:
+        parts.append(f"{getattr(s, 'sink_name', 'sink')} {health_text(health())}")
     if recorder is not None:
         parts.append("rec " + (recorder.failed or f"{recorder.frames:,} frames"))
     return " | ".join(parts)

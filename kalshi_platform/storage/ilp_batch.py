@@ -127,6 +127,12 @@ class IlpBatch:
             if g is None:
                 g = groups[type(e)] = []
             g.append(e)
+        return cls.from_groups(groups)
+
+    @classmethod
+    def from_groups(cls, groups: dict[type, list]) -> tuple["IlpBatch", list[Rejected]]:
+        """:meth:`from_events` of events already grouped by type (each list in publish
+        order)."""
         parts, rejected = [], []
         for ty, evs in groups.items():
             t = TABLE_FOR_EVENT[ty]

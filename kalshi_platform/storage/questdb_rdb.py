@@ -254,6 +254,28 @@ class QuestDBWriter:
             if n > self.queue_rows:
                 self._spill(max(n - self.queue_rows, self.batch_rows))
 
+    def publish_many(self, events: Any) -> None:
+        """:meth:`publish` of each of ``events``, in order, in one call (the event stream's
+        storage consumer hands its batches over this way)."""
+        st = self.stats
+        q = self._queue
+        rows = 0
+        for e in events:
+            per = _ROWS_PER.get(type(e), _NOT_A_ROW)
+            if per is _NOT_A_ROW:
+                if isinstance(e, QuarantineRecord):
+                    self._quarantine_frame(e)
+                continue
+            rows += 1 if per is None else per(e)
+            q.append(e)
+        st.rows_published += rows
+        n = st.rows_published - self._rows_out
+        if n >= self.batch_rows:
+            if not self._wake.is_set():
+                self._wake.set()
+            if n > self.queue_rows:
+                self._spill(max(n - self.queue_rows, self.batch_rows))
+
     def flush(self, timeout_s: float | None = None) -> bool:
         """Send everything published so far; wait until QuestDB acknowledged it, or until
         ``timeout_s`` (default ``close_timeout_s``) passes, then spool what is still only in
@@ -437,13 +459,19 @@ class QuestDBWriter:
         avail = self.stats.rows_published - self._rows_out
         if not q or (avail < self.batch_rows and not force):
             return False
-        events, rows = [], 0
-        while q and rows < self.batch_rows:
-            e = q.popleft()
-            events.append(e)
-            rows += _rows_of(e)
+        groups: dict[type, list] = {}
+        rows, limit, pop, per_of = 0, self.batch_rows, q.popleft, _ROWS_PER
+        while q and rows < limit:
+            e = pop()
+            ty = type(e)
+            g = groups.get(ty)
+            if g is None:
+                g = groups[ty] = []
+            g.append(e)
+            per = per_of[ty]
+            rows += 1 if per is None else per(e)
         self._rows_out += rows
-        batch, bad = IlpBatch.from_events(events)
+        batch, bad = IlpBatch.from_groups(groups)
         self._quarantine_rejected(bad)
         if not len(batch):
             return False

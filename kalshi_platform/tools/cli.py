@@ -131,9 +131,12 @@ def _print_summary(s: dict) -> None:
                   + f" ({s['files_written']} files in {s['store']})")
     q = s.get("questdb")
     if q:
-        t.add_row("questdb", f"{q['rows_written']:,} rows written, {q['spool_depth']:,} spooled "
-                  f"(waiting for QuestDB), {q['rows_quarantined']} quarantined, "
-                  f"{q['flush_errors']} flush errors, flush {q['flush_latency_ms_mean']} ms mean")
+        from kalshi_platform.storage.questdb_health import health_text, WriterHealth
+
+        h = WriterHealth(q.get("state", "up"), q["rows_written"], q["rows_spooled"],
+                         q["spool_depth"], q.get("spool_bytes", 0), q.get("queue_depth", 0),
+                         q["flush_errors"], q["rows_quarantined"])
+        t.add_row("questdb", f"{health_text(h)}, flush {q['flush_latency_ms_mean']} ms mean")
     if not s["store"] and not q:
         t.add_row("rows written", "none (--sink none)")
     t.add_row("elapsed", f"{s['elapsed_s']:.3f} s")
