@@ -13,7 +13,9 @@ and the dashboard JSON, and checks:
   client, QuestDB writer and recorder, plus ``SimCollector``) served by ``serve_metrics`` on
   loopback and scraped, never from a hand-written list;
 * ``promtool check config`` accepts prometheus.yml and ``promtool check rules`` parses every
-  dashboard expression (both skip with a reason without promtool).
+  dashboard expression (both skip with a reason without promtool);
+* a real Prometheus with the shipped config (targets pointed at a live ``run`` on loopback)
+  answers every dashboard query, with data for each kalshi_* one (skips without the binary).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 import re
 import shutil
 import subprocess
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -301,3 +304,44 @@ def test_promtool_parses_every_dashboard_expression(tmp_path):
                        timeout=60, env={**os.environ})
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"SUCCESS: {len(rules)} rules found" in r.stdout
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None,
+                    reason="prometheus binary not installed (Debian package prometheus; "
+                           ".ci/run installs it)")
+def test_dashboard_queries_answer_from_a_live_run(tmp_path):
+    """The shipped prometheus.yml (its targets pointed at a live ``run`` against the sim on
+    loopback, 1 s scrapes) evaluates every dashboard query without an error, and each one
+    that reads kalshi_* series returns data. The QuestDB panels stay empty: the run has
+    ``--sink none``. Bounded polling, no sleep."""
+    from metrics_support import run_with_metrics, wait_for
+    from test_prometheus_integration import api, free_port
+
+    cfg = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text())
+    cfg["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    cfg["rule_files"] = [str(PROM_DIR / r) for r in cfg["rule_files"]]
+    with run_with_metrics(tmp_path, drop_every=25) as r:
+        target = urllib.parse.urlparse(r["url"]).netloc
+        for job in cfg["scrape_configs"]:
+            job["static_configs"] = [{"targets": [target]}]
+        (tmp_path / "prometheus.yml").write_text(json.dumps(cfg))
+        port = free_port()
+        p = subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+                              f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                              f"--web.listen-address=127.0.0.1:{port}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            exprs = [e for _, e in dashboard_exprs()]
+            live = [e for e in exprs if "questdb_" not in e]
+
+            def answered():
+                empty = [e for e in live
+                         if not api(base, "query", query=e)["result"]]
+                return not empty
+            wait_for(answered, 40, "every kalshi_* dashboard query to return data", step=0.5)
+            for e in exprs:  # the QuestDB ones too: valid PromQL, evaluated without error
+                api(base, "query", query=e)
+        finally:
+            p.terminate()
+            p.wait(timeout=15)
