@@ -131,6 +131,7 @@ def complete_event(ev: dict[str, Any]) -> dict[str, Any]:
                  ("mutually_exclusive", False)):
         if out.get(k) is None:
             out[k] = v
+    out.setdefault("settlement_sources", [])
     return out
 
 

@@ -136,6 +136,17 @@ class Listings:
         return {"event": self._event_obj(et, live, nested),
                 "markets": [self.api.market(t) for t in live]}
 
+    def event_metadata(self, et: str) -> dict[str, Any]:
+        """``GET /events/{e}/metadata``: no images (``""``), one market detail per market,
+        the event's settlement sources; 404 for an unknown event."""
+        tickers = self._event_tickers().get(et)
+        if tickers is None:
+            raise RestError(404, "not_found", f"event {et} not found")
+        ev = self._event_obj(et, [], False)
+        return {"image_url": "", "market_details": [
+            {"market_ticker": t, "image_url": "", "color_code": ""} for t in tickers],
+            "settlement_sources": ev.get("settlement_sources") or []}
+
     def events(self, q: dict[str, list[str]]) -> dict[str, Any]:
         """``GET /events``: keyset cursor on the event ticker; an event matches ``status`` /
         ``min_close_ts`` / ``min_updated_ts`` when one of its markets does."""

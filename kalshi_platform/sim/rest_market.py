@@ -7,6 +7,9 @@ sim's current books (``book_of``); candlesticks: :mod:`.candles`.
 
 ==================================================  =============================================
 ``/exchange/status``, ``/exchange/schedule``        always open (the sim has no trading hours)
+``/series/fee_changes``, ``/events/fee_changes``,   empty: the sim has no fee schedule changes
+``/events/multivariate``                            and no multivariate events
+``/events/{e}/metadata``                            no images; the event's settlement sources
 ``/series``, ``/series/{s}``                        ``category``, ``tags``, ``include_volume``,
                                                     ``min_updated_ts``
 ``/events``, ``/events/{e}``                        ``status``, ``series_ticker``, ``tickers``,
@@ -191,12 +194,16 @@ class RestApi:
             ("/exchange/status", lambda p, q: {"exchange_active": True, "trading_active": True}),
             ("/exchange/schedule", lambda p, q: SCHEDULE),
             ("/series", lambda p, q: L.series_list(q)),
+            ("/series/fee_changes", lambda p, q: {"series_fee_change_arr": []}),
             ("/series/{series_ticker}", lambda p, q: {"series": L.one_series(
                 p["series_ticker"], boolean(q, "include_volume"))}),
             ("/series/{series_ticker}/markets/{ticker}/candlesticks", self.market_candles),
             ("/series/{series_ticker}/events/{event_ticker}/candlesticks", self.event_candles),
             ("/events", lambda p, q: L.events(q)),
+            ("/events/fee_changes", lambda p, q: {"event_fee_changes": [], "cursor": ""}),
+            ("/events/multivariate", lambda p, q: {"events": [], "cursor": ""}),
             ("/events/{event_ticker}", lambda p, q: L.event(p["event_ticker"], q)),
+            ("/events/{event_ticker}/metadata", lambda p, q: L.event_metadata(p["event_ticker"])),
             ("/markets", lambda p, q: L.markets(q, historical=False)),
             ("/markets/trades", lambda p, q: L.trades(q, historical=False)),
             ("/markets/orderbooks", lambda p, q: self.orderbooks(q)),
@@ -287,11 +294,27 @@ class RestApi:
         except candles.CandleError as e:
             raise bad(str(e)) from None
 
+    def _candle_market(self, ticker: str, historical: bool = False) -> str:
+        """The event ticker of a market candles are asked for: a known market (with
+        ``historical``, one settled before the cutoff), or a ticker the sim has trades of but
+        no market object (a trade implies its market; with ``historical`` all its trades must
+        be before the cutoff ``trades_created_ts``); 404 otherwise."""
+        m = self.data.markets.get(ticker)
+        if m is not None:
+            if historical:
+                self.market(ticker, historical=True)
+            return m.get("event_ticker") or event_of(ticker)
+        recs = [r for r in self.data.trades if r.obj.get("ticker") == ticker]
+        cut = iso_s(self.data.cutoff.get("trades_created_ts")) or 0
+        if recs and (not historical or all(r.created_ns // 10**9 < cut for r in recs)):
+            return event_of(ticker)
+        where = " in the historical tier" if historical else ""
+        raise RestError(404, "not_found", f"market {ticker} not found{where}")
+
     def market_candles(self, p: dict[str, str], q: dict[str, list[str]]) -> dict[str, Any]:
         """``GET /series/{s}/markets/{t}/candlesticks``."""
         t = p["ticker"]
-        m = self.market(t)
-        if series_of(m["event_ticker"]) != p["series_ticker"]:
+        if series_of(self._candle_market(t)) != p["series_ticker"]:
             raise RestError(404, "not_found", f"market {t} is not in series {p['series_ticker']}")
         return {"ticker": t, "candlesticks": self.candles_of(t, q)}
 
@@ -302,7 +325,7 @@ class RestApi:
             raise bad("market_tickers: 1 to 100 market tickers")
         out, total = [], 0
         for t in tickers:
-            self.market(t)
+            self._candle_market(t)
             cs = self.candles_of(t, q)
             total += len(cs)
             out.append({"market_ticker": t, "candlesticks": cs})
@@ -325,7 +348,7 @@ class RestApi:
     def historical_candles(self, p: dict[str, str], q: dict[str, list[str]]) -> dict[str, Any]:
         """``GET /historical/markets/{t}/candlesticks`` (historical field names)."""
         t = p["ticker"]
-        self.market(t, historical=True)
+        self._candle_market(t, historical=True)
         return {"ticker": t, "candlesticks": [candles.historical_shape(c)
                                               for c in self.candles_of(t, q, latest=False)]}
 

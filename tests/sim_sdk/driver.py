@@ -1,0 +1,233 @@
+"""Drive the local sim with Kalshi's official SDK (``kalshi-python-sync``, Python >= 3.13).
+
+Run by tests/test_sim_sdk.py under a 3.13 venv that has the SDK installed:
+
+    python3.13 driver.py CONFIG.json
+
+CONFIG: ``{"base_url", "key_id", "private_key_pem" (path), "market", "fixture_market",
+"trade_market", "series", "event", "historical_market", "start_ts", "end_ts"}``.
+
+Every call goes through the SDK's own API classes, so each response is deserialised into (and
+validated by) the SDK's pydantic models; a call is ``ok`` when that succeeds and the driver's
+own checks on the content hold. Every request is signed with the SDK's ``KalshiAuth``. Prints
+one JSON document: ``{"sdk_version", "results": [{"call", "ok", "detail", "data"}], "todo"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from typing import Any, Callable
+
+import kalshi_python_sync as k
+from kalshi_python_sync.auth import KalshiAuth
+
+#: Trading calls for the next helper (issue 13 §4): the SDK places, amends and cancels under
+#: the V2 paths and reads under /portfolio/orders; the sim serves none of them yet. A real V2
+#: create response: /work/shared/data/real/kalshi/rest/fortuna_demo/orders__create_v2_taker_ioc.json
+#: (average_fee_paid, average_fill_price, client_order_id, fill_count, order_id,
+#: remaining_count, ts_ms).
+TODO_TRADING = [
+    ("OrdersApi.create_order_v2", "POST /portfolio/events/orders"),
+    ("OrdersApi.amend_order_v2", "POST /portfolio/events/orders/{order_id}/amend"),
+    ("OrdersApi.decrease_order_v2", "POST /portfolio/events/orders/{order_id}/decrease"),
+    ("OrdersApi.cancel_order_v2", "DELETE /portfolio/events/orders/{order_id}"),
+    ("OrdersApi.batch_create_orders_v2", "POST /portfolio/events/orders/batched"),
+    ("OrdersApi.batch_cancel_orders_v2", "DELETE /portfolio/events/orders/batched"),
+    ("OrdersApi.cancel_all_orders", "DELETE /portfolio/events/orders"),
+    ("OrdersApi.get_orders", "GET /portfolio/orders"),
+    ("OrdersApi.get_order", "GET /portfolio/orders/{order_id}"),
+    ("OrdersApi.get_order_queue_position", "GET /portfolio/orders/{order_id}/queue_position"),
+    ("OrdersApi.get_order_queue_positions", "GET /portfolio/orders/queue_positions"),
+    ("PortfolioApi.get_fills", "GET /portfolio/fills"),
+    ("PortfolioApi.get_positions", "GET /portfolio/positions"),
+    ("PortfolioApi.get_balance", "GET /portfolio/balance"),
+    ("PortfolioApi.get_settlements", "GET /portfolio/settlements"),
+    ("PortfolioApi.get_portfolio_resting_order_total_value",
+     "GET /portfolio/summary/total_resting_order_value"),
+    ("OrderGroupsApi.create_order_group", "POST /portfolio/order_groups/create"),
+    ("OrderGroupsApi.get_order_groups", "GET /portfolio/order_groups"),
+    ("OrderGroupsApi.get_order_group", "GET /portfolio/order_groups/{order_group_id}"),
+    ("OrderGroupsApi.delete_order_group", "DELETE /portfolio/order_groups/{order_group_id}"),
+    ("OrderGroupsApi.reset_order_group", "PUT /portfolio/order_groups/{order_group_id}/reset"),
+    ("OrderGroupsApi.trigger_order_group",
+     "PUT /portfolio/order_groups/{order_group_id}/trigger"),
+    ("OrderGroupsApi.update_order_group_limit",
+     "PUT /portfolio/order_groups/{order_group_id}/limit"),
+    ("ExchangeApi.get_user_data_timestamp", "GET /exchange/user_data_timestamp"),
+    ("HistoricalApi.get_fills_historical", "GET /historical/fills"),
+    ("HistoricalApi.get_historical_orders", "GET /historical/orders"),
+    ("HistoricalApi.get_historical_positions", "GET /historical/positions"),
+]
+
+
+class CheckFailed(Exception):
+    """A response validated but its content is wrong."""
+
+
+def check(cond: bool, what: str) -> None:
+    if not cond:
+        raise CheckFailed(what)
+
+
+def client(cfg: dict[str, Any]) -> k.ApiClient:
+    conf = k.Configuration(host=cfg["base_url"])
+    api = k.ApiClient(conf)
+    with open(cfg["private_key_pem"]) as f:
+        api.kalshi_auth = KalshiAuth(cfg["key_id"], f.read())
+    return api
+
+
+def pages(fetch: Callable[[str | None], Any], items: str, limit_pages: int = 50) -> list:
+    """Every item of a cursor-paginated call; checks the cursor ends with ``""``."""
+    out, cursor = [], None
+    for _ in range(limit_pages):
+        r = fetch(cursor)
+        out.extend(getattr(r, items))
+        cursor = r.cursor
+        if not cursor:
+            return out
+    raise CheckFailed(f"more than {limit_pages} pages")
+
+
+def calls(cfg: dict[str, Any], api: k.ApiClient) -> list[tuple[str, Callable[[], Any]]]:
+    ex, mk, ev, hi = k.ExchangeApi(api), k.MarketApi(api), k.EventsApi(api), k.HistoricalApi(api)
+    m, fm, tm = cfg["market"], cfg["fixture_market"], cfg["trade_market"]
+    s, e, hm = cfg["series"], cfg["event"], cfg["historical_market"]
+    win = {"start_ts": cfg["start_ts"], "end_ts": cfg["end_ts"]}
+
+    def status():
+        r = ex.get_exchange_status()
+        check(r.exchange_active and r.trading_active, "exchange not active")
+
+    def schedule():
+        r = ex.get_exchange_schedule()
+        check(len(r.schedule.standard_hours) == 1, "one weekly schedule")
+
+    def markets_paged():
+        got = pages(lambda c: mk.get_markets(limit=3, cursor=c), "markets")
+        tickers = [x.ticker for x in got]
+        check(len(tickers) == len(set(tickers)), "a market repeated across pages")
+        check(m in tickers and fm in tickers, "known markets missing")
+        check(hm not in tickers, "a historical market listed by /markets")
+        return {"n": len(tickers)}
+
+    def markets_filtered():
+        op = pages(lambda c: mk.get_markets(limit=100, cursor=c, status="open"), "markets")
+        check(all(x.status == "active" for x in op), "status=open returned non-active")
+        upd = mk.get_markets(min_updated_ts=0, mve_filter="exclude", limit=1000).markets
+        new = mk.get_markets(min_created_ts=cfg["end_ts"] + 10**8, limit=1000).markets
+        check(new == [], "min_created_ts in the future matched markets")
+        only = mk.get_markets(mve_filter="only", limit=1000).markets
+        check(all(x.mve_collection_ticker for x in only), "mve_filter=only")
+        return {"open": len(op), "updated": len(upd)}
+
+    def market_one():
+        for t in (m, fm):
+            r = mk.get_market(t)
+            check(r.market.ticker == t, f"asked {t}, got {r.market.ticker}")
+        return {"yes_bid": mk.get_market(m).market.yes_bid_dollars}
+
+    def book():
+        r = mk.get_market_orderbook(m, depth=3)
+        check(len(r.orderbook_fp.yes_dollars) <= 3, "depth not applied")
+        rs = mk.get_market_orderbooks(tickers=[m, fm])
+        check([x.ticker for x in rs.orderbooks] == [m, fm], "orderbooks order")
+        return {"yes": r.orderbook_fp.yes_dollars, "no": r.orderbook_fp.no_dollars}
+
+    def trades():
+        got = pages(lambda c: mk.get_trades(limit=7, cursor=c), "trades")
+        one = pages(lambda c: mk.get_trades(ticker=tm, limit=1000, cursor=c), "trades")
+        check(one and all(t.ticker == tm for t in one), "ticker filter")
+        return {"n": len(got), "n_ticker": len(one)}
+
+    def series():
+        r = mk.get_series(s, include_volume=True)
+        check(r.series.ticker == s, "series ticker")
+        lst = mk.get_series_list().series
+        check(s in [x.ticker for x in lst], "series missing from the list")
+        return {"n": len(lst)}
+
+    def events():
+        got = pages(lambda c: ev.get_events(limit=2, cursor=c), "events")
+        ets = [x.event_ticker for x in got]
+        check(e in ets and len(ets) == len(set(ets)), "events pages")
+        nested = ev.get_events(with_nested_markets=True, series_ticker=s, limit=200).events
+        check(all(x.series_ticker == s and x.markets is not None for x in nested), "nested")
+        return {"n": len(ets)}
+
+    def event_one():
+        r = ev.get_event(e, with_nested_markets=True)
+        check(r.event.event_ticker == e and r.markets, "event and its markets")
+        h = ev.get_event(cfg["historical_event"])
+        check(h.event.event_ticker == cfg["historical_event"], "historical market's event")
+        ev.get_event_metadata(e)
+        ev.get_event_fee_changes()
+        ev.get_multivariate_events()
+        ex.get_series_fee_changes()
+        return {"markets": len(r.markets)}
+
+    def candles():
+        r = mk.get_market_candlesticks(s, m, period_interval=1, **win)
+        check(r.candlesticks, "no candles for a market with book history")
+        ends = [c.end_period_ts for c in r.candlesticks]
+        check(ends == sorted(ends) and all(x % 60 == 0 for x in ends), "period ends")
+        b = mk.batch_get_market_candlesticks(market_tickers=f"{m},{tm}", period_interval=60,
+                                             start_ts=0, end_ts=4_000_000_000)
+        check([x.market_ticker for x in b.markets] == [m, tm], "batch order")
+        check(b.markets[1].candlesticks, "no candles for a market with trades")
+        evc = ev.get_market_candlesticks_by_event(e, s, period_interval=1440, **win)
+        check(m in evc.market_tickers, "event candles")
+        last = r.candlesticks[-1]
+        return {"last": {"end": last.end_period_ts, "bid": last.yes_bid.close_dollars,
+                         "ask": last.yes_ask.close_dollars},
+                "trade_volume": [c.volume_fp for c in b.markets[1].candlesticks]}
+
+    def historical():
+        cut = hi.get_historical_cutoff()
+        hms = pages(lambda c: hi.get_historical_markets(limit=1, cursor=c), "markets")
+        check(hm in [x.ticker for x in hms], "historical market missing")
+        one = hi.get_historical_market(hm)
+        check(one.market.ticker == hm and one.market.status == "finalized", "historical one")
+        hc = hi.get_market_candlesticks_historical(hm, period_interval=60, start_ts=0,
+                                                   end_ts=4_000_000_000)
+        ht = pages(lambda c: hi.get_trades_historical(limit=5, cursor=c), "trades")
+        check(all(t.created_time < cut.trades_created_ts for t in ht), "historical trades")
+        htm = cfg["historical_trade_market"]
+        hct = hi.get_market_candlesticks_historical(htm, period_interval=1, start_ts=0,
+                                                    end_ts=4_000_000_000)
+        check(hct.candlesticks and all(c.price.close is not None for c in hct.candlesticks),
+              "historical candles of a market with historical trades")
+        return {"markets": len(hms), "trades": len(ht), "candles": len(hc.candlesticks),
+                "trade_volume": [c.volume for c in hct.candlesticks]}
+
+    return [("get_exchange_status", status), ("get_exchange_schedule", schedule),
+            ("get_markets (paged)", markets_paged), ("get_markets (filters)", markets_filtered),
+            ("get_market", market_one), ("get_market_orderbook(s)", book),
+            ("get_trades", trades), ("get_series / get_series_list", series),
+            ("get_events", events), ("get_event (+metadata, fee changes, multivariate)",
+                                     event_one),
+            ("candlesticks (market, batch, event)", candles),
+            ("historical (cutoff, markets, market, candlesticks, trades)", historical)]
+
+
+def main() -> None:
+    with open(sys.argv[1]) as f:
+        cfg = json.load(f)
+    api = client(cfg)
+    results = []
+    for name, fn in calls(cfg, api):
+        try:
+            data = fn()
+            results.append({"call": name, "ok": True, "detail": "", "data": data})
+        except Exception as e:  # noqa: BLE001 - reported per call
+            tb = traceback.format_exception_only(type(e), e)
+            results.append({"call": name, "ok": False, "detail": "".join(tb)[-2000:],
+                            "data": None})
+    print(json.dumps({"sdk_version": k.__version__, "results": results,
+                      "todo": [f"{a}: {b}" for a, b in TODO_TRADING]}))
+
+
+if __name__ == "__main__":
+    main()
