@@ -11,6 +11,10 @@ input, best of ``repeat`` runs (the machines are noisy: compare ratios, not abso
 * ``pipeline`` — the whole ``replay --sink none`` path (read → decode → seq → books → BBO)
   vs :func:`baseline.replay`. Also ``pipeline+parquet`` (``--sink parquet``), compared both
   with the baseline (which writes nothing) and with ``--sink none`` measured in the same run.
+  Both run as ``replay`` runs them (:func:`kalshi_platform.tools.replay.run_replay`): under
+  its garbage-collector settings (``replay_gc``), and with the Parquet store built by
+  ``build_sinks`` (fsync on) and fed through the plant's event stream on its consumer thread
+  (``plant_outputs``); only the recording's fingerprint and the summary are left out.
 
 Every stage row carries its rate, what it is compared with (``baseline``, ``baseline_per_s``),
 the ratio (``speedup``) and, where the issue sets one, a target on a named ratio. The QuestDB
@@ -44,9 +48,12 @@ from kalshi_platform.ingestion.messages import (
 )
 from kalshi_platform.ingestion.units import delta_units, snapshot_units
 from kalshi_platform.ingestion.recording import _ENVELOPES, detect_envelope, feed
-from kalshi_platform.storage.parquet_store import ParquetStore
+from kalshi_platform.config import Settings
+from kalshi_platform.stream.sinks import plant_outputs
 from kalshi_platform.ticker_plant.order_book import OrderBook
 from kalshi_platform.ticker_plant.plant import TickerPlant
+from kalshi_platform.tools.replay import replay_gc
+from kalshi_platform.tools.sinks import build_sinks
 
 
 #: the seed-style baseline (:mod:`kalshi_platform.bench.baseline`: stdlib json + Decimal +
@@ -279,8 +286,9 @@ def run_bench(frames: int = 500_000, repeat: int = 3, source: Path | None = None
         plant_box: list[TickerPlant] = []
 
         def ours_pipeline() -> None:
-            p = TickerPlant([])
-            feed(rec, p)
+            with replay_gc():
+                p = TickerPlant([])
+                feed(rec, p)
             plant_box[:] = [p]
 
         base_box: list[baseline.BaselineResult] = []
@@ -296,12 +304,17 @@ def run_bench(frames: int = 500_000, repeat: int = 3, source: Path | None = None
         checks = _check_same(plant, base)
 
         store_dir = wd / "store"
+        settings = Settings().model_copy(update={"store_dir": store_dir})
 
         def ours_parquet() -> None:
-            store = ParquetStore(store_dir, "bench", replace_existing=True, fsync=False)
-            p = TickerPlant([store])
-            feed(rec, p)
-            p.close()
+            with replay_gc():
+                sinks = build_sinks(["parquet"], writer_id="bench", settings=settings,
+                                    store=store_dir, replace_existing=True)
+                p = TickerPlant(plant_outputs(sinks, settings)[0])
+                feed(rec, p)
+                p.close()
+            failed = p.sink_failures
+            assert not failed, f"the Parquet sink failed: {failed}"
 
         stages.append(StageResult(
             "pipeline+parquet (--sink parquet)", plant.stats.frames,

@@ -60,6 +60,15 @@ QUARANTINE_DIR = "_quarantine"
 CHUNK_ROWS = 16_384
 
 
+def _dictionary_columns(t: Table) -> list[str]:
+    """The columns written dictionary-encoded: the symbol and enum ones (tickers, sides,
+    kinds, states: few distinct values). Times, prices, sizes and seqs are written plain:
+    near-unique values overflow a dictionary page and fall back anyway, after the work
+    (a 200k-row ``orderbook_deltas`` file: 30 ms, 661 kB with every column tried; 20 ms,
+    453 kB like this; same values)."""
+    return [c.name for c in t.columns if c.kind in ("symbol", "enum")]
+
+
 def _day_str(day: int) -> str:
     return datetime.fromtimestamp(day * 86_400, tz=timezone.utc).strftime("%Y-%m-%d")
 
@@ -348,7 +357,8 @@ class ParquetStore:
         tmp = d / f".{name}.tmp"
         try:
             with open(tmp, "wb") as f:
-                pq.write_table(rows, f, compression=self.compression)
+                pq.write_table(rows, f, compression=self.compression,
+                               use_dictionary=_dictionary_columns(t))
                 f.flush()
                 if self.fsync:
                     os.fsync(f.fileno())

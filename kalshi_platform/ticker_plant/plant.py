@@ -82,6 +82,7 @@ log = logging.getLogger(__name__)
 #: builds a plant event from its field tuple in one C call (``NamedTuple(...)`` goes through a
 #: Python-level ``__new__``: ~240 ns against ~120 ns a delta, measured)
 _new = tuple.__new__
+_SIDE = {"yes": "yes", "no": "no"}
 
 _LOG_FIRST = 20  # log the first N quarantined frames, then every 1000th
 _DETAIL_MAX = 500  # feed_events.detail taken from the wire is cut to this many characters
@@ -188,7 +189,7 @@ class TickerPlant(PassThroughHandlers):
             # cached fixed-point parse (a cache hit is a value already range-bounded), seq,
             # book update, BBO
             m = f.msg
-            side = m.side
+            side = _SIDE.get(m.side)  # the constant "yes"/"no": events hold no copy of it
             ts_ms = m.ts_ms
             try:
                 price = _price_cache[m.price_dollars]
@@ -196,7 +197,7 @@ class TickerPlant(PassThroughHandlers):
             except KeyError:
                 price = None
             if (price is None or ts_ms is None or not 0 < price < ONE_DOLLAR or not delta
-                    or (side != "yes" and side != "no")):
+                    or side is None):
                 side, price, delta, ts = delta_units(m)
                 if ts is None:
                     ts = self.clock_ns if recv_ns is None else recv_ns
@@ -216,13 +217,15 @@ class TickerPlant(PassThroughHandlers):
             if side == "no" and self._yes_scale_any and self._yes_scale(sid):
                 price = ONE_DOLLAR - price
             ticker = m.market_ticker
+            book = self.books.get(ticker)
             if self.publishers:
+                # the book's own ticker string (equal): the frame's copy dies with the frame,
+                # and events queued for a sink thread do not each keep one alive
                 try:  # tuple.__new__: half the cost of the NamedTuple's own __new__
-                    self._out.emit(_new(DeltaEvent, (ticker, ts, sid, seq, side, price, delta,
-                                                     recv_ns)))
+                    self._out.emit(_new(DeltaEvent, (ticker if book is None else book.ticker,
+                                                     ts, sid, seq, side, price, delta, recv_ns)))
                 except Exception as e:  # a bare publisher raised: isolate it
                     self._out.emit_failed(e)
-            book = self.books.get(ticker)
             if book is None or book.state != LIVE or book.sid != sid:
                 st.deltas_ignored += 1  # not live, or another sid's stream: never mix them
                 if book is None and sid in self._snapshot_sids:

@@ -8,12 +8,14 @@ the cut and reported in ``partial_files``.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from kalshi_platform.ingestion.recording import (
     NotARecording,
@@ -33,6 +35,28 @@ if TYPE_CHECKING:  # imported in run_replay: pydantic-settings and pyarrow stay 
 log = logging.getLogger(__name__)
 
 _WHOLE_HASH_LIMIT = 256 << 20
+
+#: gen-0 threshold of the garbage collector during a replay (CPython's default is 700)
+REPLAY_GC_GEN0 = 50_000
+
+
+@contextmanager
+def replay_gc(gen0: int = REPLAY_GC_GEN0) -> Iterator[None]:
+    """The garbage collector's settings for a replay, restored on exit: every object alive
+    at the start (modules, settings, books) is frozen out of collections (``gc.freeze``), and
+    a young-generation collection runs every ``gen0`` allocations instead of 700. A replay
+    allocates events by the million and frees them by reference count; what collections
+    found was the events queued for the sink threads, scanned and promoted again and again
+    (measured on a 200k-frame replay with the Parquet sink: ~440 ns of CPU a frame less;
+    ``--sink none`` unchanged). Nothing is leaked: cycles are still collected, later."""
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(gen0, old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
 
 
 def fingerprint(path: Path) -> str:
@@ -160,16 +184,18 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
         plant.clock_ns = meta.recorded_at_ns
     t0 = time.perf_counter()
     store_pub = _parquet_sink(pubs)
-    try:
-        partial = sorted(partial + _feed_files(files, plant, speed))  # file (name) order
-    except KeyboardInterrupt:
-        plant.close()  # flush (or spool) everything replayed so far
-        raise
-    except RecordingError as e:
-        plant.close()  # keep everything replayed so far
-        raise RecordingError(f"{e}; partial replay: {plant.stats.frames} frames processed"
-                             + (f", their rows flushed to {store}" if store_pub else "")) from None
-    plant.close()
+    with replay_gc():  # the sinks' last events are written under it too (plant.close)
+        try:
+            partial = sorted(partial + _feed_files(files, plant, speed))  # file (name) order
+        except KeyboardInterrupt:
+            plant.close()  # flush (or spool) everything replayed so far
+            raise
+        except RecordingError as e:
+            plant.close()  # keep everything replayed so far
+            raise RecordingError(f"{e}; partial replay: {plant.stats.frames} frames processed"
+                                 + (f", their rows flushed to {store}" if store_pub else "")
+                                 ) from None
+        plant.close()
     return summarize(plant, pubs, file=file, sinks=sinks, store=store, partial=partial,
                      use_yes_price=use_yes_price, elapsed=time.perf_counter() - t0)
 
