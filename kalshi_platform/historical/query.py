@@ -195,7 +195,8 @@ class Hdb:
         except duckdb.CatalogException as e:
             raise QueryError(self._missing_table(str(e)) or str(e).splitlines()[0]) from None
         except duckdb.Error as e:
-            raise QueryError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+            raise QueryError(str(e).splitlines()[0] if str(e).strip()
+                             else "DuckDB refused the query (no reason given)") from None
         if rel is None:
             return None
         try:

@@ -48,555 +48,60 @@ happened but was not recorded (a crash): the files are verified against the reco
 and the record completed. Anything else with rows in the source → the whole migration again:
 file names are deterministic per ``(table, day)``, so files and objects are overwritten, never
 added to, and the source is only dropped after this run's own verification.
+
+Modules: this one (the job, its report, retention), :mod:`.eod_sources` (QuestDB and the
+embedded store), :mod:`.eod_control` (the control table), :mod:`.eod_verify` (the digest and
+the errors). Their public names are re-exported here.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import re
 import shutil
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Iterable
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from kalshi_platform.historical.query import (FILE_COL, ROW_COL, latest_row_sql,
-                                              parquet_scan_sql)
 from kalshi_platform.storage import s3 as s3mod
-from kalshi_platform.storage.hdb_writer import (PartitionWriter, WrittenFile, fsync_dir,
-                                                 partition_dir)
+from kalshi_platform.storage.eod_control import (
+    CONTROL_DDL, CONTROL_FILE, DONE, EMPTY, FAILED, RUNNING, VERIFIED, Control, JsonlControl,
+    MigrationRecord, QuestDBControl)
+from kalshi_platform.storage.eod_sources import (
+    EmbeddedSource, QuestDBSource, Snapshot, Source, wait_wal_applied)
+from kalshi_platform.storage.eod_verify import (
+    Digest, Digester, EodError, SourceChanged, VerificationError, check_digest, digest_parquet,
+    error_text)
+from kalshi_platform.storage.hdb_writer import PartitionWriter, WrittenFile, partition_dir
 from kalshi_platform.storage.schema import TABLES
+
+__all__ = [
+    "CONTROL_DDL", "CONTROL_FILE", "DONE", "EMPTY", "FAILED", "FILE_STEM", "LOCK_FILE",
+    "RUNNING", "SKIPPED", "VERIFIED", "Control", "Digest", "Digester", "EmbeddedSource",
+    "EodError", "EodJob", "EodReport", "JsonlControl", "MigrationRecord", "QuestDBControl",
+    "QuestDBSource", "S3Target", "Snapshot", "Source", "SourceChanged", "TableResult",
+    "VerificationError", "apply_retention", "check_digest", "digest_parquet", "error_text",
+    "utc_yesterday", "wait_wal_applied",
+]
 
 log = logging.getLogger(__name__)
 
-RUNNING, FAILED, VERIFIED, DONE, EMPTY = "running", "failed", "verified", "done", "empty"
 #: outcome of a run for a table that needed no work
 SKIPPED = "skipped"
 #: file-name stem of EOD output: ``part-00000.parquet`` …
 FILE_STEM = "part"
-CONTROL_FILE = "_eod_migrations.jsonl"
 LOCK_FILE = ".eod.lock"
 _PART_RE = re.compile(re.escape(FILE_STEM) + r"-\d{5,}\.parquet")
-_U64 = 1 << 64
-
-
-class EodError(RuntimeError):
-    """A migration cannot proceed (bad arguments, a lock held, a source or control failure)."""
-
-
-class VerificationError(EodError):
-    """Rows or digest of the written files/objects differ from the source."""
-
-
-class SourceChanged(EodError):
-    """The source day changed between the export and the drop (nothing was dropped)."""
 
 
 def utc_yesterday(now: datetime | None = None) -> date:
     """Yesterday's UTC date (the default EOD day)."""
     now = now or datetime.now(timezone.utc)
     return (now.astimezone(timezone.utc) - timedelta(days=1)).date()
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _sql_str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
-def _duckdb(memory_limit: str = "256MB", temp_dir: str | None = None):
-    import duckdb
-
-    cfg = {"memory_limit": memory_limit, "threads": max(1, min(4, os.cpu_count() or 1))}
-    if temp_dir:
-        cfg["temp_directory"] = temp_dir
-    return duckdb.connect(config=cfg)
-
-
-def _reader(rel, rows: int) -> pa.RecordBatchReader:
-    """A streaming Arrow reader over a DuckDB relation (duckdb 2.x name, then 1.x)."""
-    fn = getattr(rel, "to_arrow_reader", None) or rel.fetch_record_batch
-    return fn(rows)
-
-
-# ------------------------------------------------------------------------------------------
-# digest
-
-
-@dataclass(frozen=True)
-class Digest:
-    """``rows`` and ``checksum`` (sum mod 2**64 of DuckDB ``hash()`` of every column)."""
-
-    rows: int
-    checksum: int
-
-    @property
-    def hex(self) -> str:
-        return f"{self.checksum:016x}"
-
-
-class Digester:
-    """Accumulates a :class:`Digest` over Arrow chunks of one table (see module docstring)."""
-
-    def __init__(self, table: str) -> None:
-        self.columns = TABLES[table].column_names
-        self._sql = (f"SELECT count(*), sum(hash({', '.join(map(_q, self.columns))})) "
-                     f"FROM _digest_input")
-        self._con = _duckdb()
-        self.rows = 0
-        self._sum = 0
-
-    def _run(self, obj: Any) -> None:
-        self._con.register("_digest_input", obj)
-        try:
-            (n, s), = self._con.execute(self._sql).fetchall()
-        finally:
-            self._con.unregister("_digest_input")
-        self.rows += int(n)
-        self._sum = (self._sum + int(s or 0)) % _U64
-
-    def update(self, chunk: pa.RecordBatch | pa.Table) -> None:
-        """Add one chunk (its columns in the table's order)."""
-        if chunk.num_rows:
-            tbl = pa.Table.from_batches([chunk]) if isinstance(chunk, pa.RecordBatch) else chunk
-            self._run(tbl.select(self.columns))
-
-    @property
-    def digest(self) -> Digest:
-        return Digest(self.rows, self._sum)
-
-    def close(self) -> None:
-        self._con.close()
-
-
-def digest_parquet(table: str, paths: list[str], filesystem: Any = None, *,
-                   batch_rows: int = 131_072) -> Digest:
-    """Digest of Parquet files (local paths, or ``bucket/key`` paths with an S3
-    ``filesystem``), read back in the table's schema one batch at a time without pre-buffering
-    or threads (pyarrow ``ParquetFile.iter_batches``), so memory stays near one batch whatever
-    the file's size. Raises ``OSError`` for unreadable files, ``ValueError``/``ArrowInvalid``
-    for files not in the table's schema."""
-    d = Digester(table)
-    schema = TABLES[table].arrow_schema()
-    try:
-        for p in paths:
-            f = filesystem.open_input_file(p) if filesystem is not None else open(p, "rb")
-            with f:
-                pf = pq.ParquetFile(f, pre_buffer=False)
-                for batch in pf.iter_batches(batch_size=batch_rows, columns=d.columns,
-                                             use_threads=False):
-                    d.update(batch.cast(schema))
-        return d.digest
-    finally:
-        d.close()
-
-
-# ------------------------------------------------------------------------------------------
-# sources
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the source held for a day when the migration started: ``rows`` and a ``token``
-    that changes if the day's data changes (embedded: the file list; QuestDB: the count)."""
-
-    rows: int
-    token: Any = None
-
-
-class Source(Protocol):
-    """A hot tier the EOD job can migrate from."""
-
-    kind: str
-
-    def snapshot(self, table: str, day: date) -> Snapshot: ...
-
-    def stream(self, table: str, day: date, chunk_rows: int) -> Iterator[pa.RecordBatch]: ...
-
-    def drop(self, table: str, day: date, snap: Snapshot) -> None: ...
-
-    def cleanup(self, table: str, day: date) -> None: ...
-
-
-class QuestDBSource:
-    """The QuestDB hot tier through ``kalshi_platform.storage.questdb_hdb.QuestDBClient``
-    (or anything with its ``table_exists``/``count_day``/``stream_day``/``drop_partition``/
-    ``fetchall`` methods).
-
-    ``drop`` re-counts the day first and raises :class:`SourceChanged` if rows arrived since
-    the snapshot; after ``DROP PARTITION`` it waits (up to ``wal_timeout_s``) until
-    ``wal_tables()`` shows the table's WAL applied, so the drop is visible when the job
-    records ``done``.
-    """
-
-    kind = "questdb"
-
-    def __init__(self, client: Any, *, wal_timeout_s: float = 30.0) -> None:
-        self.client = client
-        self.wal_timeout_s = wal_timeout_s
-
-    def snapshot(self, table: str, day: date) -> Snapshot:
-        if not self.client.table_exists(table):
-            return Snapshot(0, 0)
-        # queries see only *applied* WAL transactions (QuestDB docs "Write-Ahead Log"): wait
-        # until every committed row of the table is visible before counting and exporting
-        if not wait_wal_applied(self.client, table, self.wal_timeout_s):
-            raise EodError(f"{table}: QuestDB has not applied its WAL within "
-                           f"{self.wal_timeout_s:.0f} s; not migrating (re-run later)")
-        n = int(self.client.count_day(table, day))
-        return Snapshot(n, n)
-
-    def stream(self, table: str, day: date, chunk_rows: int) -> Iterator[pa.RecordBatch]:
-        return iter(self.client.stream_day(table, day, chunk_rows=chunk_rows))
-
-    def drop(self, table: str, day: date, snap: Snapshot) -> None:
-        # rows committed since the export must be visible to the re-count, or DROP PARTITION
-        # (itself applied after them) would take them unexported
-        if not wait_wal_applied(self.client, table, self.wal_timeout_s):
-            raise SourceChanged(f"{table} {day}: QuestDB WAL not applied; not dropped "
-                                "(re-run to migrate)")
-        now = int(self.client.count_day(table, day))
-        if now != snap.rows:
-            raise SourceChanged(f"{table} {day}: {now} rows in QuestDB now, {snap.rows} when "
-                                f"exported; not dropped (re-run to migrate them)")
-        self.client.drop_partition(table, day)
-        if not wait_wal_applied(self.client, table, self.wal_timeout_s):
-            log.warning("%s: WAL not applied within %.0f s after DROP PARTITION", table,
-                        self.wal_timeout_s)
-
-    def cleanup(self, table: str, day: date) -> None:
-        return None
-
-
-def wait_wal_applied(client: Any, table: str, timeout_s: float = 30.0,
-                     poll_s: float = 0.05) -> bool:
-    """Wait until QuestDB has applied every committed WAL transaction of ``table``
-    (``wal_tables()``: ``writerTxn >= sequencerTxn``; QuestDB docs "Meta functions").
-
-    Returns False on timeout, True when applied or when ``table`` is not a WAL table. Raises
-    :class:`EodError` if the table's WAL is suspended (writes would never become visible).
-    """
-    deadline = time.monotonic() + timeout_s
-    while True:
-        rows = client.fetchall("SELECT suspended, writerTxn, sequencerTxn FROM wal_tables() "
-                               "WHERE name = %s", (table,))
-        if not rows:
-            return True
-        suspended, writer, sequencer = rows[0]
-        if suspended:
-            raise EodError(f"QuestDB table {table}: WAL is suspended (see wal_tables(); "
-                           f"ALTER TABLE {table} RESUME WAL)")
-        if writer is not None and sequencer is not None and int(writer) >= int(sequencer):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(poll_s)
-
-
-def _file_list(files: list[Path]) -> str:
-    return "[" + ", ".join(_sql_str(str(f)) for f in files) + "]"
-
-
-class EmbeddedSource:
-    """The embedded Parquet store (:mod:`kalshi_platform.storage.parquet_store`) as a source.
-
-    Args:
-        store: the store root (``<store>/<table>/date=YYYY-MM-DD/*.parquet``).
-        memory_limit: DuckDB's memory limit for the ordered read (it spills beyond it).
-        temp_dir: where DuckDB spills (default: the system temp dir).
-    """
-
-    kind = "embedded"
-
-    def __init__(self, store: str | Path, *, memory_limit: str = "256MB",
-                 temp_dir: str | None = None) -> None:
-        self.store = Path(store)
-        self.memory_limit = memory_limit
-        self.temp_dir = temp_dir or os.path.join(tempfile.gettempdir(), "kalshi-eod-duckdb")
-
-    def _dir(self, table: str, day: date) -> Path:
-        return partition_dir(self.store, table, day)
-
-    def files(self, table: str, day: date) -> list[Path]:
-        """The day's visible Parquet files (hidden ``.tmp`` files of a writer excluded)."""
-        d = self._dir(table, day)
-        if not d.is_dir():
-            return []
-        return sorted(p for p in d.glob("*.parquet") if not p.name.startswith((".", "_")))
-
-    def snapshot(self, table: str, day: date) -> Snapshot:
-        """Rows of the day *after de-duplication on the table's dedup keys* (what
-        :meth:`stream` yields), and a token of the files (name, size, mtime)."""
-        files = self.files(table, day)
-        token = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)
-        if not files:
-            return Snapshot(0, token)
-        t = TABLES[table]
-        con = self._con()
-        try:
-            keys = ", ".join(_q(k) for k in t.dedup_keys)
-            rows = con.sql(f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM "
-                           f"read_parquet({_file_list(files)}))").fetchall()[0][0]
-        finally:
-            con.close()
-        return Snapshot(int(rows), token)
-
-    def _con(self):
-        os.makedirs(self.temp_dir, exist_ok=True)
-        return _duckdb(self.memory_limit, self.temp_dir)
-
-    def stream(self, table: str, day: date, chunk_rows: int) -> Iterator[pa.RecordBatch]:
-        files = self.files(table, day)
-        if not files:
-            return
-        t = TABLES[table]
-        schema = t.arrow_schema()
-        con = self._con()
-        try:
-            order = ", ".join(_q(k) for k in t.dedup_keys)
-            # the embedded store appends (two live runs, a crashed run and the replay of its
-            # recording, a backfill over a live run's trades): keep one row per dedup key,
-            # NULL keys equal, chosen as the query views choose (latest recv_ts, then the
-            # greatest file name, then the last row of it: deterministic, so a re-run
-            # writes the same files)
-            qualify = latest_row_sql(table, [*t.column_names, FILE_COL, ROW_COL])
-            rel = con.sql(f"SELECT {', '.join(map(_q, t.column_names))} FROM "
-                          f"{parquet_scan_sql(_file_list(files), hive=False)} {qualify} "
-                          f"ORDER BY {order}")
-            for batch in _reader(rel, chunk_rows):
-                yield batch.cast(schema)
-        finally:
-            con.close()
-
-    def drop(self, table: str, day: date, snap: Snapshot) -> None:
-        now = self.snapshot(table, day)
-        if now.token != snap.token:
-            raise SourceChanged(f"{table} {day}: the store's files changed since the export; "
-                                f"not dropped (re-run to migrate them)")
-        d = self._dir(table, day)
-        if not d.exists():
-            return
-        gone = d.with_name(f".{d.name}.eod-dropped")
-        if gone.exists():
-            shutil.rmtree(gone)
-        os.rename(d, gone)  # atomic: readers see the whole day or none of it
-        fsync_dir(d.parent)
-        shutil.rmtree(gone)
-
-    def cleanup(self, table: str, day: date) -> None:
-        """Finish a drop that was interrupted after its rename."""
-        gone = self._dir(table, day).with_name(f".date={day.isoformat()}.eod-dropped")
-        if gone.exists():
-            shutil.rmtree(gone)
-
-
-# ------------------------------------------------------------------------------------------
-# control table
-
-
-@dataclass
-class MigrationRecord:
-    """One ``eod_migrations`` row: the latest state of the migration of ``(day, table)``.
-
-    ``rows``/``files``/``bytes`` of the output, ``checksum`` (16 hex digits, see
-    :class:`Digest`), ``started``/``finished`` (UTC), ``error`` (empty unless failed),
-    ``source`` (questdb/embedded), ``dest`` (local root), ``s3_uri`` (root the files were
-    verified in, empty if not uploaded), ``dropped`` (source day dropped).
-    """
-
-    day: date
-    table: str
-    status: str
-    rows: int = 0
-    files: int = 0
-    bytes: int = 0
-    checksum: str = ""
-    started: datetime | None = None
-    finished: datetime | None = None
-    error: str = ""
-    source: str = ""
-    dest: str = ""
-    s3_uri: str = ""
-    dropped: bool = False
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["day"] = self.day.isoformat()
-        for k in ("started", "finished"):
-            d[k] = d[k].isoformat() if d[k] else None
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> "MigrationRecord":
-        names = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in names}
-        d["day"] = date.fromisoformat(d["day"])
-        for k in ("started", "finished"):
-            if d.get(k):
-                d[k] = datetime.fromisoformat(d[k])
-        return cls(**d)
-
-
-class JsonlControl:
-    """The control table as an append-only JSON Lines file (embedded source):
-    ``<dest>/_eod_migrations.jsonl``. Every state change appends one fsynced line; the last
-    line of a ``(day, table)`` wins. A torn last line (crash mid-write) is ignored."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def records(self) -> dict[tuple[date, str], MigrationRecord]:
-        """Latest record per ``(day, table)``."""
-        out: dict[tuple[date, str], MigrationRecord] = {}
-        if not self.path.exists():
-            return out
-        with open(self.path, "rb") as f:
-            for i, line in enumerate(f):
-                if not line.strip():
-                    continue
-                try:
-                    rec = MigrationRecord.from_json(json.loads(line))
-                except (ValueError, KeyError, TypeError):
-                    log.warning("%s: line %d unreadable, ignored", self.path, i + 1)
-                    continue
-                out[(rec.day, rec.table)] = rec
-        return out
-
-    def get(self, day: date, table: str) -> MigrationRecord | None:
-        return self.records().get((day, table))
-
-    def put(self, rec: MigrationRecord) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab") as f:
-            f.write(json.dumps(rec.to_json(), sort_keys=True).encode() + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-    def flush(self) -> None:
-        return None
-
-
-#: QuestDB DDL of the control table. Designated timestamp ``ts`` = the migrated UTC day at
-#: 00:00, ``DEDUP UPSERT KEYS(ts, table_name)``: every state change of a migration upserts the
-#: one row of its ``(day, table)`` (QuestDB docs "Deduplication"), so the table holds exactly
-#: one, latest, row per migration and a retried INSERT cannot double it. WAL (dedup needs it),
-#: PARTITION BY YEAR (8 rows a day). Column names avoid QuestDB keywords (``table``, ``rows``,
-#: ``error`` are keywords).
-CONTROL_DDL = """CREATE TABLE IF NOT EXISTS eod_migrations (
-  ts TIMESTAMP,
-  table_name SYMBOL,
-  status SYMBOL,
-  row_count LONG,
-  file_count LONG,
-  byte_count LONG,
-  checksum VARCHAR,
-  started TIMESTAMP,
-  finished TIMESTAMP,
-  error_msg VARCHAR,
-  src SYMBOL,
-  dest VARCHAR,
-  s3_uri VARCHAR,
-  dropped BOOLEAN
-) TIMESTAMP(ts) PARTITION BY YEAR WAL DEDUP UPSERT KEYS(ts, table_name);"""
-
-_CONTROL_COLS = ("ts", "table_name", "status", "row_count", "file_count", "byte_count",
-                 "checksum", "started", "finished", "error_msg", "src", "dest", "s3_uri",
-                 "dropped")
-
-
-def _naive_utc(dt: datetime | None) -> datetime | None:
-    """QuestDB 8.0 closes the connection on a tz-aware bind: pass naive UTC (field notes)."""
-    if dt is None:
-        return None
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
-    return dt
-
-
-def _day_dt(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day)
-
-
-class QuestDBControl:
-    """The control table ``eod_migrations`` in QuestDB (see :data:`CONTROL_DDL`), created on
-    first use. :meth:`flush` waits until the table's WAL is applied, so the next run (or a
-    query) sees the latest state."""
-
-    def __init__(self, client: Any, *, wal_timeout_s: float = 30.0) -> None:
-        self.client = client
-        self.wal_timeout_s = wal_timeout_s
-        client.execute(CONTROL_DDL)
-
-    def _from_row(self, r: tuple) -> MigrationRecord:
-        d = dict(zip(_CONTROL_COLS, r))
-
-        def aware(x):
-            return x.replace(tzinfo=timezone.utc) if isinstance(x, datetime) and x.tzinfo is None else x
-
-        ts = d["ts"]
-        return MigrationRecord(
-            day=(ts.date() if isinstance(ts, datetime) else date.fromisoformat(str(ts)[:10])),
-            table=d["table_name"], status=d["status"], rows=int(d["row_count"] or 0),
-            files=int(d["file_count"] or 0), bytes=int(d["byte_count"] or 0),
-            checksum=d["checksum"] or "", started=aware(d["started"]),
-            finished=aware(d["finished"]), error=d["error_msg"] or "", source=d["src"] or "",
-            dest=d["dest"] or "", s3_uri=d["s3_uri"] or "", dropped=bool(d["dropped"]))
-
-    def records(self) -> dict[tuple[date, str], MigrationRecord]:
-        rows = self.client.fetchall(f"SELECT {', '.join(_CONTROL_COLS)} FROM eod_migrations")
-        out: dict[tuple[date, str], MigrationRecord] = {}
-        for r in rows:
-            rec = self._from_row(r)
-            out[(rec.day, rec.table)] = rec
-        return out
-
-    def get(self, day: date, table: str) -> MigrationRecord | None:
-        rows = self.client.fetchall(
-            f"SELECT {', '.join(_CONTROL_COLS)} FROM eod_migrations "
-            f"WHERE ts = %s AND table_name = %s", (_day_dt(day), table))
-        if not rows:
-            return None
-        recs = [self._from_row(r) for r in rows]  # one after dedup; newest wins regardless
-        return max(recs, key=lambda r: (r.finished or r.started or datetime.min.replace(
-            tzinfo=timezone.utc)))
-
-    def put(self, rec: MigrationRecord) -> None:
-        vals = (_day_dt(rec.day), rec.table, rec.status, rec.rows, rec.files, rec.bytes,
-                rec.checksum, _naive_utc(rec.started), _naive_utc(rec.finished),
-                rec.error, rec.source, rec.dest, rec.s3_uri, rec.dropped)
-        self.client.execute(
-            f"INSERT INTO eod_migrations ({', '.join(_CONTROL_COLS)}) VALUES "
-            f"({', '.join(['%s'] * len(_CONTROL_COLS))})", vals)
-
-    def flush(self) -> None:
-        if not wait_wal_applied(self.client, "eod_migrations", self.wal_timeout_s):
-            log.warning("eod_migrations: WAL not applied within %.0f s", self.wal_timeout_s)
-
-
-class Control(Protocol):
-    """Where migration records live (:class:`QuestDBControl`, :class:`JsonlControl`)."""
-
-    def get(self, day: date, table: str) -> MigrationRecord | None: ...
-
-    def put(self, rec: MigrationRecord) -> None: ...
-
-    def records(self) -> dict[tuple[date, str], MigrationRecord]: ...
-
-    def flush(self) -> None: ...
-
-
-# ------------------------------------------------------------------------------------------
-# the job
 
 
 @dataclass
@@ -690,12 +195,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _check(what: str, want: Digest, got: Digest) -> None:
-    if want != got:
-        raise VerificationError(f"{what}: {got.rows} rows / digest {got.hex}, source has "
-                                f"{want.rows} rows / digest {want.hex}")
-
-
 class EodJob:
     """Migrate one UTC ``day`` of ``tables`` from ``source`` to ``dest`` (and ``s3``).
 
@@ -747,8 +246,8 @@ class EodJob:
     def _verify_outputs(self, table: str, day: date, want: Digest, s3_uri: str) -> int:
         """Re-read the local files (and the objects when ``s3_uri``) and compare with
         ``want``; returns the number of objects verified. Raises VerificationError."""
-        _check(f"{table} {day} local files", want,
-               digest_parquet(table, [str(p) for p in self._local_files(table, day)]))
+        check_digest(f"{table} {day} local files", want,
+                     digest_parquet(table, [str(p) for p in self._local_files(table, day)]))
         if not s3_uri:
             return 0
         if self.s3 is None or self.s3.location.uri != s3_uri:
@@ -756,7 +255,8 @@ class EodJob:
                                     f"--s3 {s3_uri} to verify it")
         keys = sorted(k for k in s3mod.list_keys(self.s3.fs, self.s3.partition_key(table, day))
                       if _PART_RE.fullmatch(k.rsplit("/", 1)[-1]))
-        _check(f"{table} {day} S3 objects", want, digest_parquet(table, keys, self.s3.fs))
+        check_digest(f"{table} {day} S3 objects", want,
+                     digest_parquet(table, keys, self.s3.fs))
         return len(keys)
 
     def _upload(self, table: str, day: date, files: list[WrittenFile]) -> list[str]:
@@ -785,8 +285,9 @@ class EodJob:
             # (with the error): the next run then knows the outputs were good
             keep = res.status == VERIFIED
             res.status = FAILED
-            res.error = f"{type(e).__name__}: {e}" if not isinstance(e, EodError) else str(e)
+            res.error = error_text(e)  # one line, no exception class name
             log.error("eod %s %s failed: %s", table, day, res.error)
+            log.debug("eod %s %s failure", table, day, exc_info=True)
             try:
                 self._record(day, table, VERIFIED if keep else FAILED, started, rows=res.rows,
                              files=res.files, bytes=res.bytes, checksum=res.checksum,
@@ -800,7 +301,14 @@ class EodJob:
         prev = self.control.get(day, table)
         self.source.cleanup(table, day)
         snap = self.source.snapshot(table, day)
+        if not self._settled(table, day, started, res, prev, snap):
+            self._export(table, day, started, res, snap)
 
+    def _settled(self, table: str, day: date, started: datetime, res: TableResult,
+                 prev: MigrationRecord | None, snap: Snapshot) -> bool:
+        """Fill ``res`` and return True when the migration needs no export: already done,
+        already exported with the source kept, an empty source, or a drop that happened but
+        was not recorded (recovered)."""
         if prev is not None and prev.status == DONE:
             res.status, res.rows, res.files, res.bytes = SKIPPED, prev.rows, prev.files, prev.bytes
             res.checksum, res.dropped = prev.checksum, prev.dropped
@@ -808,14 +316,14 @@ class EodJob:
             if snap.rows:
                 res.note += (f"; {snap.rows} rows reached the source for this day since "
                              f"(not migrated)")
-            return
+            return True
         if (prev is not None and prev.status == VERIFIED and not self.drop
                 and snap.rows == prev.rows and snap.rows > 0
                 and (not self.s3 or prev.s3_uri == self.s3.location.uri)):
             res.status, res.rows, res.files, res.bytes = SKIPPED, prev.rows, prev.files, prev.bytes
             res.checksum = prev.checksum
             res.note = "already exported, source kept (--no-drop)"
-            return
+            return True
         if snap.rows == 0:
             if prev is not None and prev.status == VERIFIED:
                 # the source day went after verification but before "done" was recorded; if
@@ -832,13 +340,17 @@ class EodJob:
                 res.status, res.rows, res.files, res.bytes = DONE, prev.rows, prev.files, prev.bytes
                 res.checksum, res.dropped, res.s3_uri = prev.checksum, True, prev.s3_uri
                 res.note = "recovered: source already dropped, outputs verified"
-                return
+                return True
             res.status = EMPTY
             res.note = "no rows in the source"
             if prev is None or prev.status != EMPTY:
                 self._record(day, table, EMPTY, started)
-            return
+            return True
+        return False
 
+    def _export(self, table: str, day: date, started: datetime, res: TableResult,
+                snap: Snapshot) -> None:
+        """Stream the day into files, verify them (and the objects), then drop the source."""
         self._record(day, table, RUNNING, started)
         src = Digester(table)
         try:
@@ -858,11 +370,12 @@ class EodJob:
         if want.rows != snap.rows:
             raise VerificationError(f"{table} {day}: streamed {want.rows} rows, the source "
                                     f"counted {snap.rows}")
-        _check(f"{table} {day} local files", want,
-               digest_parquet(table, [str(f.path) for f in files]))
+        check_digest(f"{table} {day} local files", want,
+                     digest_parquet(table, [str(f.path) for f in files]))
         if self.s3 is not None:
             keys = self._upload(table, day, files)
-            _check(f"{table} {day} S3 objects", want, digest_parquet(table, keys, self.s3.fs))
+            check_digest(f"{table} {day} S3 objects", want,
+                         digest_parquet(table, keys, self.s3.fs))
             res.s3_objects = len(keys)
         res.s3_uri = self.s3.location.uri if self.s3 is not None else ""
         self._record(day, table, VERIFIED, started, rows=want.rows, files=len(files),

@@ -20,7 +20,7 @@ import typer
 from rich.table import Table as RichTable
 
 from kalshi_platform.tools import exitcodes
-from kalshi_platform.tools.cli import _fail, _setup_logging, app, console
+from kalshi_platform.tools.cli import _fail, _setup_logging, app, console, err_console
 from kalshi_platform.tools.exitcodes import plain_message
 from kalshi_platform.tools.tables import add_num_column, add_text_column, print_table
 
@@ -113,7 +113,8 @@ def eod(
 ) -> None:
     """Move one finished UTC day from the hot tier to Parquet (local + S3), verify rows and
     checksums, then drop it from the hot tier. Re-running a finished day is a no-op; a
-    failed or interrupted run resumes."""
+    failed or interrupted run resumes. Without QuestDB, on the store `replay` wrote (the
+    bundled recording is 2026-08-07): eod --source embedded --store store --date 2026-08-07"""
     from kalshi_platform.config import get_settings
     from kalshi_platform.storage import eod as eodmod
     from kalshi_platform.storage.hdb_writer import CODECS
@@ -169,7 +170,7 @@ def eod(
             for d in days:
                 reports.append(job.run(d, names, keep_days=keep if d == day else 0))
         except (eodmod.EodError, OSError) as e:
-            _die(str(e))
+            _die(eodmod.error_text(e))  # "<path>: <reason>", no class name
             return
     except _hdb_error() as e:  # QuestDB down or refusing: a service problem, exit 2 (as db status)
         _die(plain_message(str(e)))
@@ -183,6 +184,10 @@ def eod(
     else:
         for report in reports:
             _print_eod(report)
+    if source == "embedded" and all(r.status == eodmod.EMPTY for r in reports[-1].results):
+        held = ", ".join(d.isoformat() for d in src.days()) or "none"
+        err_console.print(f"note: {store} has no rows for {day}; days it holds: {held}",
+                          highlight=False, soft_wrap=True)
     failed = [(rep.day, r) for rep in reports for r in rep.failed]
     if failed:
         _die("; ".join(f"{d} {r.table}: {plain_message(r.error)}" for d, r in failed),
