@@ -185,6 +185,12 @@ class NatsPublisher:
             self._put(("end", protocol.encode_control(protocol.END, self.run_id,
                                                       self._last_seq)))
             self._call(self._finish(), self.options.close_timeout_s + 5)
+            r = self.retries
+            if sum(r.values()):
+                log.warning("%s: %d events in %d messages, all acked after %d retries (no "
+                            "responders %d, ack timeouts %d, other %d); longest stall %.1f s",
+                            self.url, self.events, self.acked, sum(r.values()),
+                            r["no_responders"], r["timeout"], r["other"], self.max_stall_s)
         except (TransportError, TimeoutError) as e:
             log.error("%s: closing: %s (%d messages unacked)", self.url, e, self._built)
         finally:
@@ -206,6 +212,7 @@ class NatsPublisher:
         msgs = self._parts(first, last, evs)
         self._last_seq = last
         self.events += len(evs)
+        self.messages += len(msgs)
         with self._cond:
             while self._built >= self.options.buffer and not self._failed:
                 self._cond.wait(0.5)
@@ -354,7 +361,6 @@ class NatsPublisher:
                 self._resend_as_dup(m)
                 return
         self.acked += 1
-        self.messages += 1
         self._release(1)
 
     def _resend_as_dup(self, m: _Msg) -> None:
