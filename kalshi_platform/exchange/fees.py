@@ -42,36 +42,37 @@ class FeeConfig:
     flat_fee_per_contract: Fraction = Fraction(25, 10_000)
     combo_has_maker_fees: bool = True
     balance_precision: int = FEE_UNIT
+    fee_rounding: int = FEE_UNIT  # money units a trade fee is rounded up to (10**6: the cent)
 
 
 FeeFn = Callable[[int, int], int]
 
 
-def _quadratic(coef: Fraction) -> FeeFn:
+def _quadratic(coef: Fraction, unit: int) -> FeeFn:
     # money = coef * (C/100) * (P/1e6) * ((1e6-P)/1e6) * 1e8  = coef*C*P*(1e6-P)/1e6
-    # in fee units (1e4 money): / 1e4 more; ceil, then back to money
-    num, den = coef.numerator, coef.denominator * 1_000_000 * FEE_UNIT
+    # in rounding units: / unit more; ceil, then back to money
+    num, den = coef.numerator, coef.denominator * 1_000_000 * unit
     if num == 0:
         return lambda count, price: 0
 
     def fee(count: int, price: int) -> int:
-        return -(-num * count * price * (_P1 - price) // den) * FEE_UNIT
+        return -(-num * count * price * (_P1 - price) // den) * unit
     return fee
 
 
-def _flat(per_contract: Fraction) -> FeeFn:
+def _flat(per_contract: Fraction, unit: int) -> FeeFn:
     # money = per_contract * C/100 * 1e8 = per_contract * C * 1e6
-    num, den = per_contract.numerator * 1_000_000, per_contract.denominator * FEE_UNIT
+    num, den = per_contract.numerator * 1_000_000, per_contract.denominator * unit
 
     def fee(count: int, price: int) -> int:
-        return -(-num * count // den) * FEE_UNIT
+        return -(-num * count // den) * unit
     return fee
 
 
 def fee_functions(fee_type: str, multiplier: str | Fraction,
                   cfg: FeeConfig = FeeConfig()) -> tuple[FeeFn, FeeFn]:
     """``(taker_fee, maker_fee)``: each ``(count centi-contracts, price micro-dollars) ->
-    money units``, rounded up to $0.0001.
+    money units``, rounded up to ``cfg.fee_rounding`` ($0.0001 by default).
 
     Raises ValueError for an unknown ``fee_type`` or a multiplier that is not a non-negative
     decimal. Source: docs/trading-api.md §4.4."""
@@ -84,12 +85,12 @@ def fee_functions(fee_type: str, multiplier: str | Fraction,
     if mult < 0:
         raise ValueError(f"fee_multiplier must be >= 0, got {multiplier!r}")
     if fee_type == "flat":
-        f = _flat(cfg.flat_fee_per_contract * mult)
+        f = _flat(cfg.flat_fee_per_contract * mult, cfg.fee_rounding)
         return f, f
     maker = fee_type == "quadratic_with_maker_fees" or (
         fee_type == "quadratic_with_combo_maker_fees" and cfg.combo_has_maker_fees)
-    return (_quadratic(cfg.taker_coefficient * mult),
-            _quadratic(cfg.maker_coefficient * mult if maker else Fraction(0)))
+    return (_quadratic(cfg.taker_coefficient * mult, cfg.fee_rounding),
+            _quadratic(cfg.maker_coefficient * mult if maker else Fraction(0), cfg.fee_rounding))
 
 
 def floor_to(amount: int, precision: int) -> int:

@@ -18,7 +18,8 @@ from kalshi_platform.exchange import errors as E
 from kalshi_platform.exchange.book import P1, Order
 from kalshi_platform.exchange.errors import ExchangeError, err
 from kalshi_platform.exchange.events import Fill, Result, Trade
-from kalshi_platform.exchange.ledger import Account, add_order, drop_order, fill_money, refresh
+from kalshi_platform.exchange.ledger import (Account, Position, add_order, drop_order, fill_money,
+                                             refresh)
 from kalshi_platform.exchange.market import OPEN
 from kalshi_platform.exchange.views import order_view
 from kalshi_platform.fixedpoint import MAX_SIZE
@@ -114,9 +115,7 @@ class OrderOps:
             if prior is not None:
                 return err(E.ORDER_ALREADY_EXISTS, f"client_order_id {c.client_order_id!r} "
                            f"was already used by order {prior}", 409, details=prior)
-        acct = self.accounts.get(uid)
-        if acct is None:
-            acct = self.accounts[uid] = Account(uid)
+        acct = self.accounts.get(uid) or Account(uid)  # stored once an order is accepted
         if acct.open_orders >= self.cfg.max_open_orders:
             return err(E.OPEN_ORDER_LIMIT, f"at most {self.cfg.max_open_orders} open orders")
         if c.order_group_id is not None:
@@ -137,7 +136,7 @@ class OrderOps:
         if isinstance(acct, ExchangeError):
             return acct
         o = Order("", c.user_id, c.ticker, c.side, c.action, price, c.count, ts)
-        p = m.position(c.user_id)
+        p = m.positions.get(c.user_id) or Position(c.user_id)  # stored once accepted
         if c.reduce_only:
             held = -p.pos if o.is_bid else p.pos
             if c.count > held:
@@ -153,6 +152,8 @@ class OrderOps:
             refresh(p, acct)
             return err(E.INSUFFICIENT_BALANCE, f"insufficient balance: the order needs "
                        f"${need / 1e8:.4f} more collateral")
+        self.accounts[c.user_id] = acct
+        m.positions[c.user_id] = p
         self._fill_in(o, c, ts)
         return self._execute(m, o, p, acct, c, ts)
 
