@@ -147,8 +147,10 @@ def test_collateral_buy_needs_cost_and_selling_held_yes_needs_none():
     assert ex.accounts["a"].reserved == 0
     ex.submit(order("a", "yes", "sell", 20, 90), 3)          # closing: no collateral
     assert ex.accounts["a"].reserved == 0
-    r = ex.submit(order("a", "yes", "sell", 40, 90), 4)      # 20 beyond the holding = NO
-    assert r.ok and ex.accounts["a"].reserved > 0
+    r = ex.submit(order("a", "yes", "sell", 40, 10), 4)      # 40 beyond the holding = NO
+    assert r.error.code == "insufficient_balance"            # ~$38 - $20 credit > cash
+    ex.submit(order("c", "yes", "sell", 10, 30), 4)          # c holds nothing: buys NO at 70
+    assert ex.accounts["c"].reserved == 10 * 70 * 10**6 + 1470 * 10**4  # + fee 0.07*10*.21
     assert ex.submit(order("a", "yes", "sell", 5, 60, reduce_only=True), 5).error.code == \
         "invalid_parameter"                                   # reduce_only must be IOC/FOK
     assert ex.submit(order("a", "yes", "sell", 30, 60, reduce_only=True,
