@@ -256,7 +256,7 @@ class SimServer:
 
     async def start(self) -> None:
         """Load the recording index and fixtures, listen, start the playback task."""
-        self._load()
+        self.load()
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
                                      shutdown_timeout=1.0)
         await self._runner.setup()
@@ -296,7 +296,10 @@ class SimServer:
         """Run until :attr:`finished` (only ever set with ``exit_when_done``)."""
         await self.finished.wait()
 
-    def _load(self) -> None:
+    def load(self) -> None:
+        """Read the key, the fixtures and the recording's index (:meth:`start` does this
+        first; alone it lets :attr:`rest` answer without listening). Raises
+        :class:`SimError`."""
         if self._public_key_src is not None:
             try:
                 self.auth = Authenticator(self._public_key_src, self.max_skew_s)
