@@ -9,6 +9,7 @@ HTTP layer is tests/test_sim_http.py, the SDK's validation tests/test_sim_sdk.py
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 from urllib.parse import urlencode
@@ -16,7 +17,8 @@ from urllib.parse import urlencode
 import pytest
 
 import kalshi_oracle as oracle
-from conftest import COCKPIT, REPO_ROOT, SHARED_KALSHI, SHARED_MISSING, SSMD_TRADE
+from conftest import (COCKPIT, REPO_ROOT, SHARED_KALSHI, SHARED_MISSING, SSMD_TICKER,
+                      SSMD_TRADE)
 from kalshi_platform.sim.app import SimServer
 
 REST = REPO_ROOT / "data" / "rest"
@@ -248,3 +250,23 @@ def test_recording_market_times_follow_the_recording():
     assert iso_to_ns(m["open_time"]) // 1000 == first // 1000
     assert iso_to_ns(m["close_time"]) > iso_to_ns(m["open_time"])
     assert m["settlement_bounds_type"] == "default" and m["can_close_early"] is False
+
+
+def test_recording_market_live_fields_follow_the_last_ticker_frame_played():
+    last: dict[str, dict] = {}
+    for _, frame, _ in oracle.iter_recording(SSMD_TICKER):
+        if frame.get("type") == "ticker":
+            last[frame["msg"]["market_ticker"]] = frame["msg"]
+
+    async def go():
+        async with SimServer(SSMD_TICKER, start="now") as sim:
+            await asyncio.wait_for(sim.done.wait(), 20)
+            return {t: get(sim, f"/markets/{t}")[1]["market"] for t in sorted(last)}
+
+    got = asyncio.run(go())
+    for t, msg in last.items():
+        m = got[t]
+        assert (m["last_price_dollars"], m["volume_fp"], m["open_interest_fp"]) == (
+            msg["price_dollars"], msg["volume_fp"], msg["open_interest_fp"]), t
+        assert (m["yes_bid_dollars"], m["yes_ask_dollars"]) == (
+            msg["yes_bid_dollars"], msg["yes_ask_dollars"])  # no book frames: the ticker's

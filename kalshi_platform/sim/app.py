@@ -160,7 +160,8 @@ class SimServer:
             self.playback = Playback(self.recording, self.feed, self.data, self.stats,
                                      use_yes_price=use_yes_price, speed=speed, start=start)
         self.rest = RestApi(self.data, self.book_of, page_cap=self.faults.page_cap,
-                            bbo_history=self._bbo_history)
+                            bbo_history=self._bbo_history,
+                            last_ticker=self.feed.last_ticker.get)
         self._idle_plant = TickerPlant()
         self._auth_routes: set[str] = set()
         #: the aiohttp application (routes, ``cleanup_ctx``, sub-apps); extend before start

@@ -171,17 +171,21 @@ class RestApi:
         book_of: ``ticker → OrderBook | None`` (the sim's current book).
         page_cap: fault switch: at most N items per page (0 = off).
         bbo_history: ``ticker → [(unix_s, yes_bid µ$|None, yes_ask µ$|None)]`` for candles.
+        last_ticker: ticker → the last ``ticker`` msg played (or ``None``): live price,
+            volume and open interest of markets made up from the recording.
     """
 
     def __init__(self, data: RestData, book_of: Callable[[str], OrderBook | None],
                  page_cap: int = 0,
-                 bbo_history: Callable[[str], list] = lambda t: []) -> None:
+                 bbo_history: Callable[[str], list] = lambda t: [],
+                 last_ticker: Callable[[str], dict | None] = lambda t: None) -> None:
         from kalshi_platform.sim.rest_lists import Listings
 
         self.data = data
         self.book_of = book_of
         self.page_cap = page_cap
         self.bbo_history = bbo_history
+        self.last_ticker = last_ticker
         self.lists = Listings(self)
         self._compiled = [(re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", p) + "$"), f)
                           for p, f in self.routes()]
@@ -240,16 +244,25 @@ class RestApi:
     # -- markets ---------------------------------------------------------------------------
 
     def market(self, ticker: str, *, historical: bool | None = None) -> dict[str, Any]:
-        """One complete market object, live prices from the current book for markets made up
-        from the recording; 404 if unknown (or, with ``historical=True``, not settled before
+        """One complete market object; for markets made up from the recording, live fields
+        from the last ``ticker`` frame played and the BBO from the current book; 404 if unknown (or, with ``historical=True``, not settled before
         the cutoff)."""
         m = self.data.markets.get(ticker)
         if m is None or (historical and not self.data.is_historical(m)):
             where = "in the historical tier" if historical else ""
             raise RestError(404, "not_found", f"market {ticker} not found {where}".strip())
         out = complete_market(m)
+        if not m.get("_sim"):
+            return out
+        tk = self.last_ticker(ticker) or {}
+        for k, src in (("last_price_dollars", "price_dollars"), ("volume_fp", "volume_fp"),
+                       ("open_interest_fp", "open_interest_fp"),
+                       ("yes_bid_dollars", "yes_bid_dollars"),
+                       ("yes_ask_dollars", "yes_ask_dollars")):
+            if isinstance(tk.get(src), str) and tk[src]:
+                out[k] = tk[src]
         book = self.book_of(ticker)
-        if book is None or not m.get("_sim"):
+        if book is None:
             return out
         yb, ybs, ya, yas = book.top()
         out.update({

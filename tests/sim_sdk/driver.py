@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import kalshi_python_sync as k
@@ -91,11 +92,35 @@ def pages(fetch: Callable[[str | None], Any], items: str, limit_pages: int = 50)
     raise CheckFailed(f"more than {limit_pages} pages")
 
 
-def calls(cfg: dict[str, Any], api: k.ApiClient) -> list[tuple[str, Callable[[], Any]]]:
-    ex, mk, ev, hi = k.ExchangeApi(api), k.MarketApi(api), k.EventsApi(api), k.HistoricalApi(api)
-    m, fm, tm = cfg["market"], cfg["fixture_market"], cfg["trade_market"]
-    s, e, hm = cfg["series"], cfg["event"], cfg["historical_market"]
-    win = {"start_ts": cfg["start_ts"], "end_ts": cfg["end_ts"]}
+CALLS = [
+    ("get_exchange_status", "status"),
+    ("get_exchange_schedule", "schedule"),
+    ("get_markets (paged)", "markets_paged"),
+    ("get_markets (filters)", "markets_filtered"),
+    ("get_market", "market_one"),
+    ("get_market_orderbook(s)", "book"),
+    ("get_trades", "trades"),
+    ("get_series / get_series_list", "series"),
+    ("get_events", "events"),
+    ("get_event (+metadata, fee changes, multivariate)", "event_one"),
+    ("candlesticks (market, batch, event)", "candles"),
+    ("historical (cutoff, markets, market, candlesticks, trades)", "historical"),
+]
+
+
+def context(cfg: dict[str, Any], api: k.ApiClient) -> SimpleNamespace:
+    """The SDK API objects and the config's names, for the checks below."""
+    return SimpleNamespace(
+        cfg=cfg, ex=k.ExchangeApi(api), mk=k.MarketApi(api), ev=k.EventsApi(api),
+        hi=k.HistoricalApi(api), m=cfg["market"], fm=cfg["fixture_market"],
+        tm=cfg["trade_market"], s=cfg["series"], e=cfg["event"], hm=cfg["historical_market"],
+        win={"start_ts": cfg["start_ts"], "end_ts": cfg["end_ts"]})
+
+
+def market_checks(x: SimpleNamespace) -> dict[str, Callable[[], Any]]:
+    """Checks by name (closures over the context)."""
+    ex, mk, ev, hi, cfg = x.ex, x.mk, x.ev, x.hi, x.cfg
+    m, fm, tm, s, e, hm, win = x.m, x.fm, x.tm, x.s, x.e, x.hm, x.win
 
     def status():
         r = ex.get_exchange_status()
@@ -142,6 +167,14 @@ def calls(cfg: dict[str, Any], api: k.ApiClient) -> list[tuple[str, Callable[[],
         check(one and all(t.ticker == tm for t in one), "ticker filter")
         return {"n": len(got), "n_ticker": len(one)}
 
+    return {"status": status, "schedule": schedule, "markets_paged": markets_paged, "markets_filtered": markets_filtered, "market_one": market_one, "book": book, "trades": trades}
+
+
+def event_checks(x: SimpleNamespace) -> dict[str, Callable[[], Any]]:
+    """Checks by name (closures over the context)."""
+    ex, mk, ev, hi, cfg = x.ex, x.mk, x.ev, x.hi, x.cfg
+    m, fm, tm, s, e, hm, win = x.m, x.fm, x.tm, x.s, x.e, x.hm, x.win
+
     def series():
         r = mk.get_series(s, include_volume=True)
         check(r.series.ticker == s, "series ticker")
@@ -167,6 +200,14 @@ def calls(cfg: dict[str, Any], api: k.ApiClient) -> list[tuple[str, Callable[[],
         ev.get_multivariate_events()
         ex.get_series_fee_changes()
         return {"markets": len(r.markets)}
+
+    return {"series": series, "events": events, "event_one": event_one}
+
+
+def history_checks(x: SimpleNamespace) -> dict[str, Callable[[], Any]]:
+    """Checks by name (closures over the context)."""
+    ex, mk, ev, hi, cfg = x.ex, x.mk, x.ev, x.hi, x.cfg
+    m, fm, tm, s, e, hm, win = x.m, x.fm, x.tm, x.s, x.e, x.hm, x.win
 
     def candles():
         r = mk.get_market_candlesticks(s, m, period_interval=1, **win)
@@ -202,14 +243,14 @@ def calls(cfg: dict[str, Any], api: k.ApiClient) -> list[tuple[str, Callable[[],
         return {"markets": len(hms), "trades": len(ht), "candles": len(hc.candlesticks),
                 "trade_volume": [c.volume for c in hct.candlesticks]}
 
-    return [("get_exchange_status", status), ("get_exchange_schedule", schedule),
-            ("get_markets (paged)", markets_paged), ("get_markets (filters)", markets_filtered),
-            ("get_market", market_one), ("get_market_orderbook(s)", book),
-            ("get_trades", trades), ("get_series / get_series_list", series),
-            ("get_events", events), ("get_event (+metadata, fee changes, multivariate)",
-                                     event_one),
-            ("candlesticks (market, batch, event)", candles),
-            ("historical (cutoff, markets, market, candlesticks, trades)", historical)]
+    return {"candles": candles, "historical": historical}
+
+
+def calls(cfg: dict[str, Any], api: k.ApiClient) -> list[tuple[str, Callable[[], Any]]]:
+    """``(call name, check)`` in the order they run."""
+    x = context(cfg, api)
+    fns = {**market_checks(x), **event_checks(x), **history_checks(x)}
+    return [(name, fns[fn]) for name, fn in CALLS]
 
 
 def main() -> None:
