@@ -199,4 +199,30 @@ def decode_part(data: bytes) -> tuple[Part, list]:
         raise codec.CodecError(f"not a PART message: {e}") from None
     if p.version != PROTOCOL_VERSION or p.kind != PART or len(p.seqs) != len(p.arrays):
         raise codec.CodecError("bad PART header")
-    return p, [codec.from_array(a) for a in p.arrays]
+    return p, _events(p.arrays)
+
+
+#: code → (its ``_make``, 1 + number of fields, is a book snapshot)
+_MAKERS = {c: (t._make, len(t._fields) + 1, t.__name__ == "SnapshotEvent")
+           for c, t in codec.EVENT_TYPES.items()}
+
+
+def _events(arrays: list) -> list:
+    """Codec arrays → events, as :func:`codec.from_array` each (extra trailing fields
+    ignored, book levels as tuples) with one dict lookup per event (the writer's hot path)."""
+    out = []
+    makers = _MAKERS
+    for x in arrays:
+        try:
+            make, n, snap = makers[x[0]]
+        except (TypeError, IndexError, KeyError):
+            raise codec.CodecError(f"unknown event code in {str(x)[:60]}") from None
+        if len(x) != n:
+            if len(x) < n:
+                raise codec.CodecError(f"event code {x[0]}: {len(x) - 1} fields, need {n - 1}")
+            x = x[:n]
+        ev = make(x[1:])
+        if snap:
+            ev = ev._replace(yes=[tuple(lv) for lv in ev.yes], no=[tuple(lv) for lv in ev.no])
+        out.append(ev)
+    return out

@@ -80,6 +80,8 @@ class NatsWriter:
         self.ack_wait_s = ack_wait_s
         self.messages = self.events = self.skipped = self.flushes = self.acks = 0
         self.redelivered = 0
+        self.first_msg_at: float | None = None  # epoch s of the first message
+        self.last_flush_at: float | None = None  # epoch s of the last flush that acked
         self._unflushed = 0
         self._unacked: list = []  # messages handed to the sinks since the last flush
         self._last_msg_t = time.monotonic()
@@ -91,7 +93,8 @@ class NatsWriter:
 
     def stats(self) -> dict[str, Any]:
         return {"messages": self.messages, "events": self.events, "skipped": self.skipped,
-                "flushes": self.flushes, "acks": self.acks, "redelivered": self.redelivered}
+                "flushes": self.flushes, "acks": self.acks, "redelivered": self.redelivered,
+                "first_msg_at": self.first_msg_at, "last_flush_at": self.last_flush_at}
 
     async def run(self) -> dict[str, Any]:
         """Consume until stopped or idle; returns :meth:`stats`. Raises
@@ -189,6 +192,8 @@ class NatsWriter:
                 pass
 
     def _take(self, m: Any) -> None:
+        if not self.messages:
+            self.first_msg_at = time.time()
         self.messages += 1
         self._unacked.append(m)
         md = m.metadata
@@ -205,6 +210,10 @@ class NatsWriter:
             self.skipped += 1
             return
         for s in self.sinks:
+            many = getattr(s, "publish_many", None)  # a sink's batch entry point, if it has one
+            if many is not None:
+                many(events)
+                continue
             pub = s.publish
             for ev in events:
                 pub(ev)
@@ -247,6 +256,7 @@ class NatsWriter:
                     return
             self.flushes += 1
             self._unflushed = 0
+            self.last_flush_at = time.time()
         self._unacked = []
         publish = self._nc.publish
         try:

@@ -145,8 +145,56 @@ def writer(
             except Exception as e:  # noqa: BLE001 - reported, the exit code says it
                 console.print(f"[bold red]error:[/] closing {getattr(s, 'sink_name', s)}: {e}")
                 code = exitcodes.INTERNAL
-    line = ", ".join(f"{k} {v:,}" for k, v in stats.items())
+    line = ", ".join(f"{k} {v:,}" for k, v in stats.items() if not k.endswith("_at"))
     console.print(f"writer: {line}")
     if summary_json is not None:
         summary_json.write_text(json.dumps(stats, indent=2) + "\n")
     raise typer.Exit(code)
+
+
+def _register_bench() -> None:
+    """``bench nats`` lives on the ``bench`` group (tools/bench.py, imported before this
+    module by :data:`~kalshi_platform.tools.cli.COMMAND_MODULES`)."""
+    from kalshi_platform.tools.bench import bench_app
+
+    @bench_app.command("nats")
+    def bench_nats(
+        frames: int = typer.Option(200_000, help="Frames of the synthetic recording."),
+        copies: int = typer.Option(8, help="Copies of the bundled capture's 12 markets."),
+        topology: str = typer.Option("single,cluster", help="single (1 node, R1) and/or cluster (3 nodes, R3)."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """Events/s from plant to JetStream to writer to Parquet, and to a subscriber, on
+        one node and a 3-node loopback cluster, beside core NATS publish (same run)."""
+        import sys
+
+        from kalshi_platform.bench.nats import BenchError, run
+
+        tops = [t.strip() for t in topology.split(",") if t.strip()]
+        if not tops or set(tops) - {"single", "cluster"}:
+            _fail("--topology: single and/or cluster")
+        try:
+            res = run(frames, copies, tops, report=lambda s: print(f"bench: {s}",
+                                                                   file=sys.stderr))
+        except BenchError as e:
+            _fail(str(e))
+            return
+        if as_json:
+            print(json.dumps(res, indent=2))
+            return
+        for r in res:
+            e2e = min(r["writer_per_s"], r["subscriber_per_s"])
+            ok = "ok" if e2e >= r["target"] and not r["writer_lost"] else "missed"
+            console.print(
+                f"{r['topology']} (R{r['replicas']}): {r['events']:,} events in "
+                f"{r['messages']:,} messages ({r['events_per_message']} per message)\n"
+                f"  publish {r['publish_per_s']:,.0f} ev/s | writer→Parquet "
+                f"{r['writer_per_s']:,.0f} ev/s | subscriber {r['subscriber_per_s']:,.0f} ev/s"
+                f" | core NATS publish {r['core_msgs_per_s']:,.0f} msg/s "
+                f"(= {r['core_events_per_s']:,.0f} ev/s)\n"
+                f"  lost: writer {r['writer_lost']}, subscriber {r['subscriber_lost']} "
+                f"(gaps {r['subscriber_gaps']}); redelivered {r['redelivered']}; target "
+                f"{r['target']:,} ev/s end to end: {ok}")
+
+
+_register_bench()
