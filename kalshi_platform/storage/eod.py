@@ -65,7 +65,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from kalshi_platform.storage import s3 as s3mod
 from kalshi_platform.storage.eod_control import (
@@ -206,6 +206,8 @@ class EodJob:
         drop: drop the source day after verification.
         chunk_rows: rows per streamed chunk (bounds memory with the writer's row group).
         compression / max_rows_per_file: passed to :class:`PartitionWriter`.
+        progress: ``progress(table, day, rows)`` called as each table starts (rows 0) and
+            after each streamed chunk (rows so far), e.g. a terminal spinner; ``None``: none.
 
     :meth:`run` never raises for a single table's failure: it is recorded (status
     ``failed``, nothing dropped) and reported; other tables go on.
@@ -214,7 +216,8 @@ class EodJob:
     def __init__(self, source: Any, control: Any, dest: str | Path, *,
                  s3: S3Target | None = None, drop: bool = True, chunk_rows: int = 100_000,
                  compression: str = "zstd", max_rows_per_file: int | None = None,
-                 fsync: bool = True) -> None:
+                 fsync: bool = True,
+                 progress: Callable[[str, date, int], None] | None = None) -> None:
         self.source = source
         self.control = control
         self.dest = Path(dest)
@@ -224,6 +227,7 @@ class EodJob:
         self.compression = compression
         self.max_rows_per_file = max_rows_per_file
         self.fsync = fsync
+        self.progress = progress
 
     # -- one table ---------------------------------------------------------------------------
 
@@ -278,6 +282,8 @@ class EodJob:
         t0 = time.perf_counter()
         started = _now()
         res = TableResult(table, day, FAILED)
+        if self.progress is not None:
+            self.progress(table, day, 0)
         try:
             self._migrate(table, day, started, res)
         except Exception as e:  # noqa: BLE001 - recorded, reported, the next table goes on
@@ -361,6 +367,8 @@ class EodJob:
                 for batch in self.source.stream(table, day, self.chunk_rows):
                     src.update(batch)
                     w.write(batch)
+                    if self.progress is not None:
+                        self.progress(table, day, src.rows)
             want = src.digest
         finally:
             src.close()

@@ -95,7 +95,8 @@ def replay(
         summary = run_replay(file, store=store or settings.store_dir, sinks=sinks, speed=speed,
                              use_yes_price=use_yes_price, publish=urls,
                              batch_rows=settings.parquet_batch_rows,
-                             compression=settings.parquet_compression, settings=settings)
+                             compression=settings.parquet_compression, settings=settings,
+                             progress=_replay_progress())
     except _user_errors() as e:  # evaluated only when an exception is raised
         _fail(str(e))
         return
@@ -108,6 +109,13 @@ def replay(
     _print_summary(summary)
     if summary.get("sink_failures"):  # the run went on without them: say so, exit 1
         _fail(sink_failures_line(summary["sink_failures"]), exitcodes.INTERNAL)
+
+
+def _replay_progress():
+    """The replay spinner on stderr when it is a terminal, else ``None`` (tools/progress)."""
+    from kalshi_platform.tools.progress import replay_progress
+
+    return replay_progress()
 
 
 def _print_summary(s: dict) -> None:

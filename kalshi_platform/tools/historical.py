@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, List, Optional
@@ -119,6 +120,7 @@ def eod(
     from kalshi_platform.storage import eod as eodmod
     from kalshi_platform.storage.hdb_writer import CODECS
     from kalshi_platform.storage.s3 import S3Error
+    from kalshi_platform.tools.progress import eod_progress
 
     _setup_logging(verbose)
     settings = get_settings()
@@ -155,8 +157,10 @@ def eod(
             client = _questdb_client(settings)
             src = eodmod.QuestDBSource(client)
             control = eodmod.QuestDBControl(client)
+        shown = eod_progress()  # a spinner on stderr if a terminal, None on a pipe
         job = eodmod.EodJob(src, control, dest, s3=target, drop=drop, chunk_rows=chunk_rows,
-                            compression=codec, max_rows_per_file=max_rows_per_file)
+                            compression=codec, max_rows_per_file=max_rows_per_file,
+                            progress=shown)
         days = [day]
         if date_ is None:  # the scheduled run: also retry earlier days left unfinished
             try:
@@ -167,8 +171,9 @@ def eod(
                            r.status in (eodmod.FAILED, eodmod.RUNNING, eodmod.VERIFIED)}) + days
         reports = []
         try:
-            for d in days:
-                reports.append(job.run(d, names, keep_days=keep if d == day else 0))
+            with shown or nullcontext():
+                for d in days:
+                    reports.append(job.run(d, names, keep_days=keep if d == day else 0))
         except (eodmod.EodError, OSError) as e:
             _die(eodmod.error_text(e))  # "<path>: <reason>", no class name
             return

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import os
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
@@ -132,7 +132,8 @@ def check_files(path: Path, files: list[Path]) -> tuple[list[Path], list[str]]:
 def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
                use_yes_price: bool | None = None, batch_rows: int = 250_000,
                compression: str = "zstd", settings: Settings | None = None,
-               publishers: Sequence[Any] = (), publish: Sequence[str] = ()) -> dict[str, Any]:
+               publishers: Sequence[Any] = (), publish: Sequence[str] = (),
+               progress: Any = None) -> dict[str, Any]:
     """Replay ``file`` (a recording, or a directory of rotated recording files, fed in name
     order into one plant) into a fresh :class:`TickerPlant` with the given sinks; return the
     summary (:func:`summarize`).
@@ -149,7 +150,10 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
     (SIGINT, or SIGTERM via the CLI) closes the sinks first, so everything replayed so far
     is flushed (or spooled) before it propagates. Raises :class:`NotARecording` (exit 2 at
     the CLI), :class:`RecordingError` (unreadable recording), :class:`UsageError`, or
-    :class:`~kalshi_platform.storage.parquet_store.StoreError`.
+    :class:`~kalshi_platform.storage.parquet_store.StoreError`. ``progress``: ``None`` or
+    ``progress(plant.stats, files)``, a context manager held while the files are fed, whose
+    ``file(i, path)`` is called as each starts (:class:`~kalshi_platform.tools.progress.
+    ReplayProgress`: it reads ``stats.frames`` from its own thread, nothing per frame here).
     """
     from kalshi_platform.config import Settings
 
@@ -184,9 +188,11 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
         plant.clock_ns = meta.recorded_at_ns
     t0 = time.perf_counter()
     store_pub = _parquet_sink(pubs)
-    with replay_gc():  # the sinks' last events are written under it too (plant.close)
+    shown = progress(plant.stats, files) if progress is not None else None
+    # the sinks' last events are written under replay_gc too (plant.close)
+    with replay_gc(), shown or nullcontext():
         try:
-            partial = sorted(partial + _feed_files(files, plant, speed))  # file (name) order
+            partial = sorted(partial + _feed_files(files, plant, speed, shown))  # name order
         except KeyboardInterrupt:
             plant.close()  # flush (or spool) everything replayed so far
             raise
@@ -200,11 +206,15 @@ def run_replay(file: Path, *, store: Path, sinks: list[str], speed: float = 0.0,
                      use_yes_price=use_yes_price, elapsed=time.perf_counter() - t0)
 
 
-def _feed_files(files: list[Path], plant: TickerPlant, speed: float) -> list[str]:
+def _feed_files(files: list[Path], plant: TickerPlant, speed: float,
+                progress: Any = None) -> list[str]:
     """Feed ``files`` in order (a rotated recording is one run: its markers carry the
-    resets); returns the names of the files cut part-way (each warned about once)."""
+    resets); returns the names of the files cut part-way (each warned about once).
+    ``progress.file(i, path)`` is told as each file starts."""
     partial: list[str] = []
-    for f in files:
+    for i, f in enumerate(files):
+        if progress is not None:
+            progress.file(i, f)
         try:
             feed(f, plant, speed=speed)
         except TruncatedRecording as e:
