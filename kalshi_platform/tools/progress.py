@@ -4,14 +4,12 @@ nothing at all on a pipe or a file (so scripts and logs read only the results).
 The spinner is drawn by rich's own refresh thread (4 times a second) from counters the work
 already keeps — the plant's ``stats.frames`` for ``replay``, the rows streamed so far for
 ``eod`` — so the work itself does nothing more per frame than before.
-``KALSHI_PROGRESS=0`` turns it off on a terminal too.
 
 Only rich and the standard library at import: this costs nothing at CLI start.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import date
 from pathlib import Path
@@ -24,8 +22,8 @@ from rich.text import Text
 
 
 def wanted(console: Console) -> bool:
-    """True when ``console`` is a terminal and ``KALSHI_PROGRESS`` is not ``0``."""
-    return console.is_terminal and os.environ.get("KALSHI_PROGRESS", "1") != "0"
+    """True when ``console`` is a terminal (rich: a tty, or ``TTY_COMPATIBLE=1``)."""
+    return console.is_terminal
 
 
 class _Live(ProgressColumn):

@@ -21,8 +21,7 @@ from kalshi_platform.tools.replay import run_replay
 
 _register_optional()
 FRAMES = sum(1 for ln in read_lines(COCKPIT) if ln.strip())  # 269 (data/PROVENANCE.md)
-PIPE = {"COLUMNS": "200", "NO_COLOR": "1", "TTY_COMPATIBLE": None, "FORCE_COLOR": None,
-        "KALSHI_PROGRESS": None}
+PIPE = {"COLUMNS": "200", "NO_COLOR": "1", "TTY_COMPATIBLE": None, "FORCE_COLOR": None}
 TERMINAL = {**PIPE, "TTY_COMPATIBLE": "1"}
 
 
@@ -42,9 +41,6 @@ def test_replay_on_a_terminal_shows_a_progress_line(tmp_path: Path):
     assert r.exit_code == 0, r.output
     assert "replay:" in r.stderr and f"replay: {FRAMES:,} frames" in r.stderr, r.stderr
     assert "replay:" not in r.stdout  # the summary on stdout stays clean
-    off = _invoke(["replay", COCKPIT, "--store", tmp_path / "store"],
-                  {**TERMINAL, "KALSHI_PROGRESS": "0"})
-    assert off.exit_code == 0 and "replay:" not in off.stderr
 
 
 def test_replay_progress_names_the_file_of_a_rotated_directory(tmp_path: Path):
