@@ -437,7 +437,7 @@ def sim(
     rest_fixtures: Optional[Path] = typer.Option(None, "--rest-fixtures", help="Directory of REST JSON fixtures (trades, markets, cutoff) to serve."),
     cutoff: Optional[str] = typer.Option(None, help="Historical cutoff, RFC3339 (splits /markets/trades and /historical/trades)."),
     use_yes_price: Optional[bool] = typer.Option(None, "--use-yes-price/--no-use-yes-price", help="The recording's use_yes_price convention (default: its .meta.json, else no)."),
-    start: str = typer.Option("subscribe", help="Start playback at the first order-book subscription ('subscribe') or at once ('now')."),
+    start: str = typer.Option("subscribe", help="Start playback at the first order-book subscription ('subscribe': a `run` gets the whole capture) or at once ('now': REST books are served from the start, what `demo` needs; with --speed 0 they are the capture's final books)."),
     exit_when_done: bool = typer.Option(False, "--exit-when-done", help="After playback, close connections (code 1000) and exit."),
     drop_frames: str = typer.Option("", "--drop-frames", help="Fault: drop these playback frames of every connection (1-based, comma-separated)."),
     drop_every: int = typer.Option(0, "--drop-every", help="Fault: drop every N-th playback frame of every connection."),

@@ -144,7 +144,10 @@ def demo(
     retries: int = typer.Option(2, help="Retries after 429/5xx/connection errors."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO."),
 ) -> None:
-    """Show a series, its open markets, each market's order book and recent trades (REST)."""
+    """Show a series, its open markets, each market's order book and recent trades (REST).
+    Offline, on the bundled capture: `kalshi-platform sim --replay
+    data/recordings/cockpit_prod_orderbook_stream_2026-08-07.frames.jsonl --start now --speed 0`,
+    then `demo --series KXMLBGAME --base-url http://127.0.0.1:8765/trade-api/v2`."""
     import asyncio
 
     from kalshi_platform.api.models import ModelError
