@@ -35,12 +35,13 @@ class EditOps:
         o = self._resting_order(c.user_id, c.order_id)
         if isinstance(o, ExchangeError):
             return Result(error=o)
-        self._cancel_resting(o, ts)
-        return Result(order=order_view(o))
+        v = self._cancel_resting(o, ts)
+        return Result(order=v if v is not None else order_view(o))
 
-    def _cancel_resting(self, o: Order, ts: int) -> None:
+    def _cancel_resting(self, o: Order, ts: int):
         """Take a resting order off the book and release its collateral (cancel = reduce to
-        zero: the view shows remaining 0, status canceled)."""
+        zero: the view shows remaining 0, status canceled). Returns the view of its
+        user_orders event (None with events off)."""
         m = self.markets[o.ticker]
         m.book.remove(o)
         self._emit_delta(m, o.is_bid, o.price, -o.remaining, ts)
@@ -53,7 +54,7 @@ class EditOps:
         o.updated_ts = ts
         if o.group_id is not None:
             self.groups[o.group_id].orders.pop(o.order_id, None)
-        self._emit_order(o)
+        return self._emit_order(o)
 
     def _decrease_cmd(self, c: C.DecreaseOrder, ts: int) -> Result:
         o = self._resting_order(c.user_id, c.order_id)

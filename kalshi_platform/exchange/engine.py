@@ -66,6 +66,8 @@ class Exchange(OrderOps, EditOps, AdminOps):
         self.fills: dict[str, list[Fill]] = {}
         self.settlements: dict[str, list[SettlementRecord]] = {}
         self._ev: Optional[list] = None
+        self._view: Optional[OrderView] = None
+        self._precision = self.cfg.fees.balance_precision
         self._touched: set[str] = set()
         self._handlers = {
             C.CreateOrder: self._create_cmd, C.CancelOrder: self._cancel_cmd,
@@ -124,24 +126,26 @@ class Exchange(OrderOps, EditOps, AdminOps):
 
     # -- events (only when cfg.events) ------------------------------------------------------
 
-    def _emit_order(self, o: Order) -> None:
+    def _emit_order(self, o: Order) -> OrderView | None:
+        """Append a user_orders event; returns the view it built (None with events off)."""
         if self._ev is not None:
-            self._ev.append(OrderUpdate(order=order_view(o)))
+            v = order_view(o)
+            self._ev.append(OrderUpdate(v))
+            return v
+        return None
 
     def _emit_delta(self, m: Market, is_bid: bool, price: int, delta: int, ts: int) -> None:
         m.seq += 1
         if self._ev is not None:
-            self._ev.append(BookDelta(ticker=m.ticker, seq=m.seq, side="yes" if is_bid else "no",
-                                      price=price if is_bid else 1_000_000 - price,
-                                      delta=delta, ts=ts))
+            self._ev.append(BookDelta(m.ticker, m.seq, "yes" if is_bid else "no",
+                                      price if is_bid else 1_000_000 - price, delta, ts))
 
     def _emit_position(self, m: Market, user_id: str, ts: int) -> None:
         p = m.positions[user_id]
         p.updated_ts = ts
         if self._ev is not None:
-            self._ev.append(PositionUpdate(
-                user_id=user_id, ticker=m.ticker, position=p.pos, position_cost=p.cost,
-                realized_pnl=p.realized, fees_paid=p.fees, volume=p.volume, ts=ts))
+            self._ev.append(PositionUpdate(user_id, m.ticker, p.pos, p.cost, p.realized, p.fees,
+                                           p.volume, ts))
 
     # -- queries (read-only; for the REST/WS/FIX layers) -----------------------------------
 

@@ -2,7 +2,8 @@
 
 Units as in commands.py: prices micro-dollars, counts centi-contracts; money (costs, fees,
 PnL, balances) in integer **1e-8 dollars** (``MONEY_SCALE`` units per dollar: a micro-dollar
-price times a centi-contract count is exact in them). Timestamps are UTC nanoseconds.
+price times a centi-contract count is exact in them). Timestamps are UTC nanoseconds. The hot-path events are built positionally and untracked by
+the GC (``gc=False``: they hold only scalars), which is most of what an event costs.
 Field names follow Kalshi's ``Order``, ``Fill``, ``Trade``, ``orderbook_delta``,
 ``market_position`` and ``Settlement`` objects (docs/trading-api.md §4.1,
 docs/kalshi-api.md §7); views.py turns them into Kalshi's JSON (``*_dollars``/``*_fp``).
@@ -19,7 +20,7 @@ from kalshi_platform.exchange.errors import ExchangeError
 MONEY_SCALE = 10**8  # money units per dollar (micro-dollar price x centi-contract count)
 
 
-class OrderView(msgspec.Struct, kw_only=True):
+class OrderView(msgspec.Struct, gc=False):
     """An order as Kalshi's ``Order`` object (``status`` ∈ resting | canceled | executed)."""
 
     order_id: str
@@ -49,13 +50,13 @@ class OrderView(msgspec.Struct, kw_only=True):
     time_in_force: str
 
 
-class OrderUpdate(msgspec.Struct, kw_only=True):
+class OrderUpdate(msgspec.Struct, gc=False):
     """Private ``user_orders`` event: the order after the change."""
 
     order: OrderView
 
 
-class Fill(msgspec.Struct, kw_only=True):
+class Fill(msgspec.Struct, gc=False):
     """Private ``fill``: one side of a trade (``fill_id`` = ``trade_id``). ``fee_cost`` is the
     trade fee (rounded up to $0.0001); ``rounding_fee`` the balance-precision rounding (can be
     negative: the per-order accumulator's rebate). ``book_side`` bid ≡ YES, ask ≡ NO."""
@@ -77,7 +78,7 @@ class Fill(msgspec.Struct, kw_only=True):
     ts: int
 
 
-class Trade(msgspec.Struct, kw_only=True):
+class Trade(msgspec.Struct, gc=False):
     """Public ``trade``: prints at the resting order's price, ``yes_price + no_price = $1``;
     ``taker_side`` yes (taker on the bid) or no."""
 
@@ -90,7 +91,7 @@ class Trade(msgspec.Struct, kw_only=True):
     ts: int
 
 
-class BookDelta(msgspec.Struct, kw_only=True):
+class BookDelta(msgspec.Struct, gc=False):
     """Public ``orderbook_delta`` in Kalshi's form: ``side`` yes (YES bids at ``price``) or no
     (NO bids at ``price`` = $1 - the YES ask), signed ``delta`` centi-contracts, per-market
     ``seq`` starting at 1 and without gaps."""
@@ -103,7 +104,7 @@ class BookDelta(msgspec.Struct, kw_only=True):
     ts: int
 
 
-class PositionUpdate(msgspec.Struct, kw_only=True):
+class PositionUpdate(msgspec.Struct, gc=False):
     """Private ``market_position``: ``position`` signed centi-contracts (NO negative),
     ``position_cost`` money of the held contracts, realized PnL and fees paid (money)."""
 

@@ -78,10 +78,27 @@ def order_weight(o: Order, taker_fee) -> int:
 
 
 def refresh(p: Position, acct: Account) -> None:
-    """Bring ``acct.reserved`` up to date with the position's collateral."""
-    r = reserve_of(p)
+    """Bring ``acct.reserved`` up to date with the position's collateral (reserve_of,
+    inlined: this runs on every order change)."""
+    pos = p.pos
+    rb = p.bid_w - (min(p.bid_q, -pos) * P1 if pos < 0 else 0)
+    ra = p.ask_w - (min(p.ask_q, pos) * P1 if pos > 0 else 0)
+    r = (rb if rb > 0 else 0) + (ra if ra > 0 else 0)
     acct.reserved += r - p.reserve
     p.reserve = r
+
+
+def reweigh(p: Position, o: Order, qty: int, taker_fee) -> None:
+    """``o`` just lost ``qty`` of its remaining (already subtracted): update the open-order
+    sums to its new weight."""
+    w = order_weight(o, taker_fee)
+    if o.is_bid:
+        p.bid_w += w - o.w
+        p.bid_q -= qty
+    else:
+        p.ask_w += w - o.w
+        p.ask_q -= qty
+    o.w = w
 
 
 def add_order(p: Position, o: Order, taker_fee) -> None:

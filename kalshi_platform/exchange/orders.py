@@ -19,7 +19,7 @@ from kalshi_platform.exchange.book import P1, Order
 from kalshi_platform.exchange.errors import ExchangeError, err
 from kalshi_platform.exchange.events import Fill, Result, Trade
 from kalshi_platform.exchange.ledger import (Account, Position, add_order, drop_order, fill_money,
-                                             refresh)
+                                             refresh, reweigh)
 from kalshi_platform.exchange.market import OPEN
 from kalshi_platform.exchange.views import order_view
 from kalshi_platform.fixedpoint import MAX_SIZE
@@ -51,9 +51,11 @@ class OrderOps:
 
     def _create_cmd(self, c: C.CreateOrder, ts: int) -> Result:
         o = self._create(c, ts)
-        if isinstance(o, ExchangeError):
+        if type(o) is ExchangeError:
             return Result(error=o)
-        return Result(order=order_view(o))
+        v = self._view
+        self._view = None
+        return Result(order=v if v is not None else order_view(o))
 
     def _price_of(self, m, yes_price, no_price):
         if (yes_price is None) == (no_price is None):
@@ -188,7 +190,7 @@ class OrderOps:
                 self._rest(m, o, acct, ts)
         else:
             o.status = "executed"
-        self._emit_order(o)
+        self._view = self._emit_order(o)
         return o
 
     def _crosses(self, m, is_bid: bool, price: int) -> bool:
@@ -274,9 +276,8 @@ class OrderOps:
                 self.groups[mk.group_id].orders.pop(mk.order_id, None)
         self._emit_delta(m, mk.is_bid, price, -qty, ts)
         if self._ev is not None:
-            self._ev.append(Trade(trade_id=trade_id, ticker=m.ticker, count=qty, yes_price=price,
-                                  no_price=P1 - price, taker_side="yes" if t.is_bid else "no",
-                                  ts=ts))
+            self._ev.append(Trade(trade_id, m.ticker, qty, price, P1 - price,
+                                  "yes" if t.is_bid else "no", ts))
         self._emit_order(mk)
 
     def _party(self, m, o: Order, price: int, qty: int, fee: int, is_taker: bool, ts: int,
@@ -284,8 +285,7 @@ class OrderOps:
         uid = o.user_id
         p = m.positions[uid]
         acct = self.accounts[uid]
-        drop_order(p, o)
-        cash, rounding = fill_money(p, acct, o, price, qty, fee, self.cfg.fees.balance_precision)
+        cash, rounding = fill_money(p, acct, o, price, qty, fee, self._precision)
         m.escrow -= cash
         self.fees_collected += fee
         self.rounding_collected += rounding
@@ -299,18 +299,15 @@ class OrderOps:
         else:
             o.maker_fill_cost += cost
             o.maker_fees += fee
-        if o.remaining:
-            add_order(p, o, m.taker_fee)
+        reweigh(p, o, qty, m.taker_fee)
         refresh(p, acct)
         if o.group_id is not None:
             self.groups[o.group_id].record(ts, qty)
             self._touched.add(o.group_id)
         if self._ev is not None or self.cfg.keep_history:
-            f = Fill(fill_id=trade_id, trade_id=trade_id, order_id=o.order_id, user_id=uid,
-                     ticker=m.ticker, side=o.side, action=o.action,
-                     book_side="bid" if o.is_bid else "ask", count=qty, yes_price=price,
-                     no_price=P1 - price, is_taker=is_taker, fee_cost=fee,
-                     rounding_fee=rounding, ts=ts)
+            f = Fill(trade_id, trade_id, o.order_id, uid, m.ticker, o.side, o.action,
+                     "bid" if o.is_bid else "ask", qty, price, P1 - price, is_taker, fee,
+                     rounding, ts)
             if self.cfg.keep_history:
                 self.fills.setdefault(uid, []).append(f)
             if self._ev is not None:

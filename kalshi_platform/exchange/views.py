@@ -15,17 +15,14 @@ from kalshi_platform.fixedpoint import price_to_str, size_to_str
 
 
 def order_view(o: Order) -> OrderView:
-    """The order as Kalshi's ``Order`` (internal units)."""
+    """The order as Kalshi's ``Order`` (internal units; positional for speed, in the field
+    order of events.OrderView)."""
+    status = o.status
     return OrderView(
-        order_id=o.order_id, user_id=o.user_id, client_order_id=o.client_order_id,
-        ticker=o.ticker, side=o.side, action=o.action, type="limit", status=o.status,
-        yes_price=o.price, no_price=P1 - o.price, initial_count=o.initial,
-        fill_count=o.filled, remaining_count=o.remaining if o.status == "resting" else 0,
-        taker_fill_cost=o.taker_fill_cost, maker_fill_cost=o.maker_fill_cost,
-        taker_fees=o.taker_fees, maker_fees=o.maker_fees, expiration_ts=o.expiration_ts,
-        created_ts=o.created_ts, last_update_ts=o.updated_ts,
-        self_trade_prevention_type=o.stp, order_group_id=o.group_id, post_only=o.post_only,
-        reduce_only=o.reduce_only, time_in_force=o.tif)
+        o.order_id, o.user_id, o.client_order_id, o.ticker, o.side, o.action, "limit", status,
+        o.price, P1 - o.price, o.initial, o.filled, o.remaining if status == "resting" else 0,
+        o.taker_fill_cost, o.maker_fill_cost, o.taker_fees, o.maker_fees, o.expiration_ts,
+        o.created_ts, o.updated_ts, o.stp, o.group_id, o.post_only, o.reduce_only, o.tif)
 
 
 def money_to_str(units: int) -> str:
