@@ -21,9 +21,9 @@ KEYS make the copy harmless. A part marked ``Kalshi-Dup`` (a trade another run s
 snapshots/END are skipped.
 
 Consuming: a pipelined pull over a core subscription (``_fetch_loop``), not nats-py
-``fetch()`` (~65 µs of client CPU per message measured here, and a message it receives as a
-``wait_for`` times out can be lost on CPython 3.11, which AckAll would then ack unseen); a
-message carries a window's events of one market and feed (~10 in a replay, 1-2 live).
+``fetch()`` (~65 µs of client CPU per message measured here, docs/fanout-and-scale.md); a
+message carries a window's events of one market and feed (~17 in a flat-out replay, 1-2
+live).
 """
 
 from __future__ import annotations
@@ -137,8 +137,7 @@ class NatsWriter:
 
     async def _fetch_loop(self, key: str, consumer: tuple[str, str]) -> None:
         """The pipelined pull: a core subscription on an inbox takes the messages (a
-        callback appends them: none is ever dropped on the client, which AckAll would
-        otherwise ack unseen), and ``$JS.API.CONSUMER.MSG.NEXT`` requests for ``batch``
+        callback appends them), and ``$JS.API.CONSUMER.MSG.NEXT`` requests for ``batch``
         messages (expiring after 1 s) are sent whenever fewer than half a batch is still
         asked for. ~9.5 µs of client CPU per message against ~65 µs for nats-py ``fetch()``
         (docs/fanout-and-scale.md)."""
