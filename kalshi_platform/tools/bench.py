@@ -275,3 +275,30 @@ def fanout(
         render(res, console)
     if not res["checks"]["all_ok"]:
         raise typer.Exit(1)
+
+
+@bench_app.command("exchange")
+def exchange(
+    ops: int = typer.Option(200_000, help="Commands in the mix (adds, cancels, crossing IOC)."),
+    repeat: int = typer.Option(3, help="Runs per stage; the best CPU time is kept."),
+    seed: int = typer.Option(0, help="RNG seed of the mix."),
+    progress: bool = typer.Option(True, "--progress/--quiet", help="Stage lines on stderr."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Matching engine ops/s in-process against a naive sortedcontainers engine, measured in
+    the same run (issue 13 §7; kalshi_platform/bench/exchange.py). Exit 1 when the engines
+    disagree on the trades."""
+    from kalshi_platform.bench.exchange import render, run_exchange_bench
+
+    try:
+        with _progress(progress) as report:
+            res = run_exchange_bench(ops=ops, repeat=repeat, seed=seed, progress=report)
+    except ValueError as e:
+        _fail(str(e))
+        return
+    if as_json:
+        print(json.dumps(res, indent=2))
+    else:
+        render(res, console)
+    if not res["checks"]["all_ok"]:
+        raise typer.Exit(1)
