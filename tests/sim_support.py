@@ -7,7 +7,7 @@ import asyncio
 import threading
 from contextlib import contextmanager
 
-from kalshi_platform.sim.server import SimServer
+from kalshi_platform.sim.app import SimServer
 
 
 @contextmanager

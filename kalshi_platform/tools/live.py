@@ -516,7 +516,9 @@ def sim(
     err_console.print(f"sim: played {s.frames_played:,} frames, sent {s.frames_sent:,}, "
                       f"dropped {s.frames_dropped}, injected disconnects "
                       f"{s.disconnects_injected}, connections {s.connections}, REST "
-                      f"{s.rest_requests} ({s.rest_429} × 429)", highlight=False, soft_wrap=True)
+                      f"{s.rest_requests} ({s.rest_429} × 429 injected, "
+                      f"{s.rest_rate_limited} × 429 rate-limited)", highlight=False,
+                      soft_wrap=True)
     sys.stdout.flush()
 
 
