@@ -270,3 +270,22 @@ def test_recording_market_live_fields_follow_the_last_ticker_frame_played():
             msg["price_dollars"], msg["volume_fp"], msg["open_interest_fp"]), t
         assert (m["yes_bid_dollars"], m["yes_ask_dollars"]) == (
             msg["yes_bid_dollars"], msg["yes_ask_dollars"])  # no book frames: the ticker's
+
+
+def test_include_latest_before_start_prepends_a_projected_candle():
+    sim = started(recording=SSMD_TRADE)
+    t = max(sorted(sim.known), key=lambda x: sum(r.obj["ticker"] == x for r in sim.data.trades))
+    path = f"/series/{t.split('-')[0]}/markets/{t}/candlesticks"
+    _, full = get(sim, path, start_ts=0, end_ts=4_000_000_000, period_interval=1)
+    last = full["candlesticks"][-1]
+    start = last["end_period_ts"] + 1  # after every real candle
+    _, body = get(sim, path, start_ts=start, end_ts=start + 600, period_interval=1,
+                  include_latest_before_start="true")
+    (c,) = body["candlesticks"]
+    assert c["end_period_ts"] == last["end_period_ts"] + 60  # the next period boundary
+    assert c["price"]["open_dollars"] is None and c["price"]["close_dollars"] is None
+    closes = [x["price"]["close_dollars"] for x in full["candlesticks"]
+              if x["price"]["close_dollars"]]
+    assert c["price"]["previous_dollars"] == closes[-1] and c["volume_fp"] == "0.00"
+    _, plain = get(sim, path, start_ts=start, end_ts=start + 600, period_interval=1)
+    assert plain["candlesticks"] == []

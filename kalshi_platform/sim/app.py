@@ -389,8 +389,8 @@ class SimServer:
             self.stats.rest_429 += 1
             return json_response(429, {"error": "too many requests"})
         signed = HEADER_SIG in request.headers
-        key, why = self.auth.check(request.method, request.path, request.headers) \
-            if signed or not self.auth.enabled else (None, None)
+        key, why = self.auth.check(request.method, request.raw_path, request.headers) \
+            if signed or not self.auth.enabled else (None, None)  # signed: the path as sent
         if self.limiter.active and not self.limiter.allow(
                 key or request.remote or "?", request.method not in ("GET", "HEAD")):
             self.stats.rest_rate_limited += 1
