@@ -167,6 +167,18 @@ class IlpBatch:
                 parts.append((name, table))
         return cls(parts), rejected
 
+    @classmethod
+    def merge(cls, batches: Sequence["IlpBatch"]) -> "IlpBatch":
+        """One batch of ``batches``' rows, in order (one part per table)."""
+        if len(batches) == 1:
+            return batches[0]
+        by_table: dict[str, list[pa.Table]] = {}
+        for b in batches:
+            for name, t in b.parts:
+                by_table.setdefault(name, []).append(t)
+        return cls([(name, ts[0] if len(ts) == 1 else pa.concat_tables(ts))
+                    for name, ts in by_table.items()])
+
     # -- using ------------------------------------------------------------------------------
 
     def to_rows(self) -> list[tuple[str, tuple]]:
@@ -240,6 +252,66 @@ def _without_null_bools(table: pa.Table) -> list[pa.Table]:
             return (_without_null_bools(table.filter(pc.invert(null)))
                     + _without_null_bools(table.filter(null).drop_columns([f.name])))
     return [table] if table.num_rows else []
+
+
+class BatchBuilder:
+    """Accumulates the next batch's events as *raw* Arrow batches (:meth:`Table.read_events`:
+    one C pass over the events, no kernel call, so the GIL is taken once and briefly, and the
+    Python events can be freed at once); :meth:`build` runs the unit kernels
+    (:meth:`Table.finish`) once per table. A group ``read_events`` refuses goes through
+    :meth:`Table.to_arrow` (the row path) at once, rejected events isolated.
+
+    ``rows``: table rows held."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, list[tuple[bool, Any]]] = {}  # table -> [(raw?, batch/table)]
+        self.rows = 0
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def add(self, groups: dict[type, list]) -> list[Rejected]:
+        """Add events grouped by type (each list in publish order); returns the rejected."""
+        rejected: list[Rejected] = []
+        for ty, evs in groups.items():
+            t = TABLE_FOR_EVENT[ty]
+            items = self._items.setdefault(t.name, [])
+            try:
+                raw = t.read_events(evs)
+            except Exception:  # noqa: BLE001 - refused as it is: the row path decides
+                def reject(ev: Any, err: BaseException, t=t) -> None:
+                    rejected.extend(_reject_event(t.name, ev, err))
+
+                done = _concat(_bisect(evs, t.to_arrow, reject))
+                if done is not None:
+                    items.append((False, done))
+                    self.rows += done.num_rows
+                continue
+            items.append((True, raw))
+            self.rows += raw.num_rows
+        return rejected
+
+    def build(self) -> IlpBatch:
+        """The rows added so far as one batch (and the builder empty again)."""
+        parts = []
+        for name, items in self._items.items():
+            t = TABLES[name]
+            pieces: list[pa.Table] = []
+            run: list[pa.RecordBatch] = []
+            for is_raw, obj in items + [(False, None)]:
+                if is_raw:
+                    run.append(obj)
+                    continue
+                if run:
+                    pieces.append(t.finish(pa.Table.from_batches(run)))
+                    run = []
+                if obj is not None:
+                    pieces.append(obj)
+            table = _concat(pieces)
+            if table is not None:
+                parts.append((name, table))
+        self._items, self.rows = {}, 0
+        return IlpBatch(parts)
 
 
 def _bisect_rows(table: pa.Table, put: Callable[[pa.Table], pa.Table],

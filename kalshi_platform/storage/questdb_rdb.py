@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kalshi_platform.retry import Backoff
-from kalshi_platform.storage.ilp_batch import IlpBatch, Rejected, event_rows
+from kalshi_platform.storage.ilp_batch import BatchBuilder, IlpBatch, Rejected, event_rows
 from kalshi_platform.storage.ilp_rows import add_ilp_row
 from kalshi_platform.storage.questdb_health import (
     RETRYING,
@@ -82,6 +82,12 @@ _INVALID_RE = re.compile(r"code:\s*invalid\b|\bcode\":\s*\"invalid\"")
 #: the client's documented HTTP auto-flush defaults (rows, seconds)
 DEFAULT_BATCH_ROWS = 75_000
 DEFAULT_FLUSH_INTERVAL_S = 1.0
+
+#: rows the sender turns into columns at a time: the queue holds at most about this many
+#: Python event objects beyond what the plant publishes meanwhile (a long queue of live
+#: objects costs the whole process in garbage-collector passes), and each conversion holds
+#: the GIL only briefly
+SLICE_ROWS = 16_384
 
 #: marks a batch close() spooled while the sender was still sending it
 _ABANDONED = object()
@@ -229,6 +235,8 @@ class QuestDBWriter:
         self._settled_cv = threading.Condition()
         self._inflight: IlpBatch | None = None
         self._inflight_from: Any = None       # SpoolRecord the in-flight batch came from
+        self._building = BatchBuilder()       # the next batch, raw columns (sender thread)
+        self._wake_rows = min(self.batch_rows, SLICE_ROWS)
         self._sender = None
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="questdb-writer", daemon=True)
@@ -248,11 +256,11 @@ class QuestDBWriter:
         st.rows_published += 1 if per is None else per(event)
         self._queue.append(event)
         n = st.rows_published - self._rows_out
-        if n >= self.batch_rows:
+        if n >= self._wake_rows:
             if not self._wake.is_set():
                 self._wake.set()
-            if n > self.queue_rows:
-                self._spill(max(n - self.queue_rows, self.batch_rows))
+            if n + len(self._building) > self.queue_rows:
+                self._spill(max(n + len(self._building) - self.queue_rows, self.batch_rows))
 
     def publish_many(self, events: Any) -> None:
         """:meth:`publish` of each of ``events``, in order, in one call (the event stream's
@@ -270,11 +278,11 @@ class QuestDBWriter:
             q.append(e)
         st.rows_published += rows
         n = st.rows_published - self._rows_out
-        if n >= self.batch_rows:
+        if n >= self._wake_rows:
             if not self._wake.is_set():
                 self._wake.set()
-            if n > self.queue_rows:
-                self._spill(max(n - self.queue_rows, self.batch_rows))
+            if n + len(self._building) > self.queue_rows:
+                self._spill(max(n + len(self._building) - self.queue_rows, self.batch_rows))
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Send everything published so far; wait until QuestDB acknowledged it, or until
@@ -323,7 +331,8 @@ class QuestDBWriter:
             self._spill(0, everything=True, abandon=True)
         else:
             self._spill(0, everything=True)
-        if self._queue or (self._inflight is not None and self._inflight_from is None):
+        if self._queue or len(self._building) or (self._inflight is not None
+                                             and self._inflight_from is None):
             log.error("QuestDB writer closed with %d rows neither written nor spooled (%s)",
                       self._memory_rows(), self.stats.last_error)
         if self._sender is not None:
@@ -349,7 +358,7 @@ class QuestDBWriter:
 
     def _memory_rows(self) -> int:
         inflight = self._inflight
-        return max(0, self.stats.rows_published - self._rows_out) + (
+        return max(0, self.stats.rows_published - self._rows_out) + len(self._building) + (
             len(inflight) if inflight is not None and self._inflight_from is None else 0)
 
     def _refresh(self) -> None:
@@ -387,6 +396,11 @@ class QuestDBWriter:
                     else:
                         self._inflight = None
                     self._settle(len(batch))
+                if len(self._building):
+                    batch = self._building.build()
+                    self._append_spool(batch.to_rows())
+                    self._settle(len(batch))
+                    n -= len(batch)
                 q = self._queue
                 while (n > 0 or everything) and q:
                     want = self.batch_rows if everything else min(n, self.batch_rows)
@@ -455,12 +469,27 @@ class QuestDBWriter:
             return self._take_from_queue(force)
 
     def _take_from_queue(self, force: bool) -> bool:
+        """Convert the queue's head to columns a slice (``SLICE_ROWS``) at a time into the
+        batch being built; put it into flight once it has ``batch_rows`` rows, or, with
+        ``force`` (interval due, flush), whatever it has."""
         q = self._queue
-        avail = self.stats.rows_published - self._rows_out
-        if not q or (avail < self.batch_rows and not force):
+        while q and len(self._building) < self.batch_rows:
+            avail = self.stats.rows_published - self._rows_out
+            if avail < self._wake_rows and not force:
+                break
+            self._convert_slice(min(SLICE_ROWS, self.batch_rows - len(self._building)))
+        if not len(self._building) or (len(self._building) < self.batch_rows and not force):
             return False
+        batch = self._building.build()
+        self._inflight, self._inflight_from = batch, None
+        self._sending = True
+        return True
+
+    def _convert_slice(self, limit: int) -> None:
+        """Take about ``limit`` rows of events off the queue into one converted slice."""
+        q = self._queue
         groups: dict[type, list] = {}
-        rows, limit, pop, per_of = 0, self.batch_rows, q.popleft, _ROWS_PER
+        rows, pop, per_of = 0, q.popleft, _ROWS_PER
         while q and rows < limit:
             e = pop()
             ty = type(e)
@@ -470,14 +499,9 @@ class QuestDBWriter:
             g.append(e)
             per = per_of[ty]
             rows += 1 if per is None else per(e)
+        bad = self._building.add(groups)
         self._rows_out += rows
-        batch, bad = IlpBatch.from_groups(groups)
         self._quarantine_rejected(bad)
-        if not len(batch):
-            return False
-        self._inflight, self._inflight_from = batch, None
-        self._sending = True
-        return True
 
     def _run(self) -> None:
         attempt = 0
