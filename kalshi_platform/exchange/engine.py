@@ -100,6 +100,8 @@ class Exchange(OrderOps, EditOps, AdminOps):
         handler = self._handlers.get(type(cmd))
         if handler is None:
             raise TypeError(f"not an exchange command: {type(cmd).__name__}")
+        if type(ts) is not int:
+            raise TypeError(f"ts must be integer UTC nanoseconds, got {ts!r}")
         if ts > self.ts:
             self.ts = ts
         ts = self.ts
@@ -145,7 +147,7 @@ class Exchange(OrderOps, EditOps, AdminOps):
         p.updated_ts = ts
         if self._ev is not None:
             self._ev.append(PositionUpdate(user_id, m.ticker, p.pos, p.cost, p.realized, p.fees,
-                                           p.volume, ts))
+                                           p.volume, ts, p.traded))
 
     # -- queries (read-only; for the REST/WS/FIX layers) -----------------------------------
 
@@ -190,7 +192,8 @@ class Exchange(OrderOps, EditOps, AdminOps):
             if p is not None and (p.volume or p.pos):
                 out.append(PositionUpdate(user_id=user_id, ticker=m.ticker, position=p.pos,
                                           position_cost=p.cost, realized_pnl=p.realized,
-                                          fees_paid=p.fees, volume=p.volume, ts=p.updated_ts))
+                                          fees_paid=p.fees, volume=p.volume, ts=p.updated_ts,
+                                          total_traded=p.traded))
         return out
 
     def book_snapshot(self, ticker: str) -> dict | None:

@@ -106,7 +106,8 @@ class BookDelta(msgspec.Struct, gc=False):
 
 class PositionUpdate(msgspec.Struct, gc=False):
     """Private ``market_position``: ``position`` signed centi-contracts (NO negative),
-    ``position_cost`` money of the held contracts, realized PnL and fees paid (money)."""
+    ``position_cost`` money of the held contracts, realized PnL, fees paid and
+    ``total_traded`` (money), ``volume`` centi-contracts traded."""
 
     user_id: str
     ticker: str
@@ -116,6 +117,7 @@ class PositionUpdate(msgspec.Struct, gc=False):
     fees_paid: int
     volume: int
     ts: int
+    total_traded: int = 0
 
 
 class SettlementRecord(msgspec.Struct, kw_only=True):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from kalshi_platform.exchange.book import P1, Order
-from kalshi_platform.exchange.events import Fill, OrderView, SettlementRecord
+from kalshi_platform.exchange.events import Fill, OrderView, PositionUpdate, SettlementRecord
 from kalshi_platform.fixedpoint import price_to_str, size_to_str
 
 
@@ -88,3 +88,33 @@ def settlement_json(s: SettlementRecord) -> dict:
         "ticker": s.ticker, "value": s.value, "yes_count_fp": size_to_str(s.yes_count),
         "yes_total_cost_dollars": money_to_str(s.yes_total_cost),
     }
+
+
+def position_json(p: PositionUpdate) -> dict:
+    """Kalshi REST ``MarketPosition`` JSON (docs/trading-api.md §4.1 ``/portfolio/positions``);
+    ``market_exposure_dollars`` is the cost of the held contracts."""
+    return {
+        "ticker": p.ticker, "position_fp": size_to_str(p.position),
+        "total_traded_dollars": money_to_str(p.total_traded),
+        "market_exposure_dollars": money_to_str(p.position_cost),
+        "realized_pnl_dollars": money_to_str(p.realized_pnl),
+        "fees_paid_dollars": money_to_str(p.fees_paid), "last_updated_ts": rfc3339(p.ts),
+    }
+
+
+def market_position_ws(p: PositionUpdate) -> dict:
+    """Kalshi WS ``market_position`` msg (docs/trading-api.md §4.1 private channels)."""
+    return {
+        "market_ticker": p.ticker, "position_fp": size_to_str(p.position),
+        "position_cost_dollars": money_to_str(p.position_cost),
+        "realized_pnl_dollars": money_to_str(p.realized_pnl),
+        "fees_paid_dollars": money_to_str(p.fees_paid), "volume_fp": size_to_str(p.volume),
+        "subaccount": 0,
+    }
+
+
+def balance_json(b: dict, ts_ns: int) -> dict:
+    """Kalshi ``GET /portfolio/balance``: ``balance`` (available) and ``portfolio_value`` in
+    whole cents (floored), ``updated_ts`` UTC seconds; ``b`` is ``Exchange.balance(...)``."""
+    return {"balance": b["balance"] // 1_000_000, "portfolio_value": b["portfolio_value"] // 1_000_000,
+            "updated_ts": ts_ns // 10**9}

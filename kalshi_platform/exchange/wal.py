@@ -81,7 +81,8 @@ class DurableExchange:
     (one fsync per call: group commit); ``exchange`` is the engine for read-only queries.
     ``snapshot_every`` records a snapshot is taken and the log truncated. ``fsync=False`` only
     for benchmarks that measure the engine without the disk. Raises OSError on I/O failure
-    (the caller must then stop: state in memory is ahead of the log)."""
+    and RuntimeError on every later call: state in memory is then ahead of the log, and
+    only a restart (recovery from the log) is consistent."""
 
     def __init__(self, path: str | Path, config: ExchangeConfig | None = None, *,
                  fsync: bool = True, snapshot_every: int = 100_000) -> None:
@@ -92,6 +93,7 @@ class DurableExchange:
         self.exchange, self.lsn, self.snapshot_lsn = self._recover(config)
         self.replayed = self.lsn - self.snapshot_lsn
         self._fd = self._open_segment()
+        self._failed: str | None = None
 
     # -- recovery --------------------------------------------------------------------------
 
@@ -140,22 +142,37 @@ class DurableExchange:
         """Apply commands and encode their records, without writing (the first half of a
         group commit; :meth:`commit` is the second). Nothing may be acknowledged before
         ``commit`` returns."""
+        self._check()
         results, parts = [], []
         for cmd, ts in items:
-            res = self.exchange.submit(cmd, ts)
+            try:
+                res = self.exchange.submit(cmd, ts)
+            except TypeError:
+                raise  # not a command or a bad ts: nothing was applied
+            except Exception as e:  # an engine bug: memory may be half-changed
+                self._failed = f"the engine failed on a command ({e}); restart to recover"
+                raise
             self.lsn += 1
             parts.append(encode_record(self.lsn, self.exchange.ts, cmd))
             results.append(res)
         return results, b"".join(parts)
 
+    def _check(self) -> None:
+        if self._failed:
+            raise RuntimeError(self._failed)
+
     def commit(self, buf: bytes) -> None:
         """Write ``buf`` (records from :meth:`apply`) and fsync. Safe in a worker thread
         (touches only the file, not the engine)."""
-        view = memoryview(buf)
-        while view:
-            view = view[os.write(self._fd, view):]
-        if self.fsync:
-            os.fsync(self._fd)
+        try:
+            view = memoryview(buf)
+            while view:
+                view = view[os.write(self._fd, view):]
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError as e:  # memory is now ahead of the log: refuse everything after
+            self._failed = f"the write-ahead log failed ({e}); restart to recover"
+            raise
 
     def maybe_snapshot(self) -> None:
         """Snapshot when ``snapshot_every`` records were logged since the last one. Call from

@@ -129,3 +129,20 @@ def test_kill9_under_load_loses_no_ack_and_doubles_no_fill(tmp_path):
     coids = [o.client_order_id for o in ex.orders.values() if o.client_order_id]
     assert len(coids) == len(set(coids))
     assert ex.check_invariants() == []
+
+
+def test_a_failed_log_write_stops_the_exchange(tmp_path):
+    """After a failed write the memory is ahead of the log: every later command is refused
+    with one message until a restart, which recovers what was durable."""
+    import pytest
+
+    cmds = commands(4, 60)
+    dx = DurableExchange(tmp_path)
+    dx.submit_many(cmds[:50])
+    os.close(dx._fd)  # simulate the disk going away under the log
+    with pytest.raises(OSError):
+        dx.submit(*cmds[50])
+    with pytest.raises(RuntimeError, match="restart to recover"):
+        dx.submit(*cmds[51])
+    re = DurableExchange(tmp_path)
+    assert re.lsn == 50 and digest(re.exchange) == digest(replay(cmds[:50]))
