@@ -245,8 +245,8 @@ class RestApi:
 
     def market(self, ticker: str, *, historical: bool | None = None) -> dict[str, Any]:
         """One complete market object; for markets made up from the recording, live fields
-        from the last ``ticker`` frame played and the BBO from the current book; 404 if unknown (or, with ``historical=True``, not settled before
-        the cutoff)."""
+        from the last ``ticker`` frame played and the BBO from the current book. 404 if
+        unknown (or, with ``historical=True``, not settled before the cutoff)."""
         m = self.data.markets.get(ticker)
         if m is None or (historical and not self.data.is_historical(m)):
             where = "in the historical tier" if historical else ""

@@ -119,8 +119,7 @@ def context(cfg: dict[str, Any], api: k.ApiClient) -> SimpleNamespace:
 
 def market_checks(x: SimpleNamespace) -> dict[str, Callable[[], Any]]:
     """Checks by name (closures over the context)."""
-    ex, mk, ev, hi, cfg = x.ex, x.mk, x.ev, x.hi, x.cfg
-    m, fm, tm, s, e, hm, win = x.m, x.fm, x.tm, x.s, x.e, x.hm, x.win
+    ex, mk, cfg, m, fm, tm, hm = x.ex, x.mk, x.cfg, x.m, x.fm, x.tm, x.hm
 
     def status():
         r = ex.get_exchange_status()
@@ -167,13 +166,14 @@ def market_checks(x: SimpleNamespace) -> dict[str, Callable[[], Any]]:
         check(one and all(t.ticker == tm for t in one), "ticker filter")
         return {"n": len(got), "n_ticker": len(one)}
 
-    return {"status": status, "schedule": schedule, "markets_paged": markets_paged, "markets_filtered": markets_filtered, "market_one": market_one, "book": book, "trades": trades}
+    return {"status": status, "schedule": schedule, "markets_paged": markets_paged,
+            "markets_filtered": markets_filtered, "market_one": market_one, "book": book,
+            "trades": trades}
 
 
 def event_checks(x: SimpleNamespace) -> dict[str, Callable[[], Any]]:
     """Checks by name (closures over the context)."""
-    ex, mk, ev, hi, cfg = x.ex, x.mk, x.ev, x.hi, x.cfg
-    m, fm, tm, s, e, hm, win = x.m, x.fm, x.tm, x.s, x.e, x.hm, x.win
+    ex, mk, ev, cfg, s, e = x.ex, x.mk, x.ev, x.cfg, x.s, x.e
 
     def series():
         r = mk.get_series(s, include_volume=True)
@@ -206,8 +206,8 @@ def event_checks(x: SimpleNamespace) -> dict[str, Callable[[], Any]]:
 
 def history_checks(x: SimpleNamespace) -> dict[str, Callable[[], Any]]:
     """Checks by name (closures over the context)."""
-    ex, mk, ev, hi, cfg = x.ex, x.mk, x.ev, x.hi, x.cfg
-    m, fm, tm, s, e, hm, win = x.m, x.fm, x.tm, x.s, x.e, x.hm, x.win
+    mk, ev, hi, cfg, m = x.mk, x.ev, x.hi, x.cfg, x.m
+    tm, s, e, hm, win = x.tm, x.s, x.e, x.hm, x.win
 
     def candles():
         r = mk.get_market_candlesticks(s, m, period_interval=1, **win)
