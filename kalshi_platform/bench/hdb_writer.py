@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 import random
 import resource
 import shutil
@@ -132,6 +133,33 @@ def peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+#: what the baseline is: the obvious writer without the project's row-group and file handling
+BASELINE = "pyarrow ParquetWriter, a row group per chunk"
+
+
+def _naive_write(chunks, path: Path, compression: str, fsync: bool) -> None:
+    """The baseline: every chunk written as it comes (so a row group per 100k-row chunk) with
+    :class:`pyarrow.parquet.ParquetWriter`, the same codec, then fsync and rename, as a
+    straightforward EOD export would."""
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name("." + path.name + ".tmp")
+    w = None
+    for c in chunks:
+        if w is None:
+            w = pq.ParquetWriter(tmp, c.schema, compression=compression)
+        w.write_table(c)
+    if w is not None:
+        w.close()
+    if fsync:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.replace(tmp, path)
+
+
 def bench_chunk_writer(rows: int, repeat: int, *, compression: str = "zstd",
                        chunk_rows: int = CHUNK_ROWS, fsync: bool = True,
                        workdir: str | Path | None = None) -> dict:
@@ -142,7 +170,9 @@ def bench_chunk_writer(rows: int, repeat: int, *, compression: str = "zstd",
     not timed); above that they are generated lazily inside the timed loop and the generation
     time, measured separately on the same input, is subtracted. Returns a dict: ``rows``,
     ``repeat``, ``compression``, ``best_s``, ``rows_per_s``, ``mb_per_s`` (Arrow bytes),
-    ``file_bytes``, ``files``, ``row_groups``, ``tickers``, ``peak_rss_mib``.
+    ``file_bytes``, ``files``, ``row_groups``, ``tickers``, ``peak_rss_mib``, and the
+    baseline (:data:`BASELINE`, same input, codec and fsync): ``baseline``,
+    ``baseline_s``, ``baseline_rows_per_s``.
     Raises ``ValueError`` for ``rows < 1`` or ``repeat < 1``.
     """
     import pyarrow.parquet as pq
@@ -173,6 +203,13 @@ def bench_chunk_writer(rows: int, repeat: int, *, compression: str = "zstd",
                 w.write(c)
             files = w.commit()
             best = min(best, time.perf_counter() - t0 - gen_s)
+        base = float("inf")
+        for _ in range(repeat):
+            gc.collect()
+            src = chunks if pre else synthetic_delta_chunks(rows, chunk_rows=chunk_rows)
+            t0 = time.perf_counter()
+            _naive_write(src, root / "baseline.parquet", compression, fsync)
+            base = min(base, time.perf_counter() - t0 - gen_s)
         meta = [pq.ParquetFile(f.path).metadata for f in files]
         assert sum(m.num_rows for m in meta) == rows
         return {
@@ -192,6 +229,9 @@ def bench_chunk_writer(rows: int, repeat: int, *, compression: str = "zstd",
             "row_groups": sum(m.num_row_groups for m in meta),
             "tickers": len(_real_delta_rows()[1]) * COPIES,
             "peak_rss_mib": peak_rss_mib(),
+            "baseline": BASELINE,
+            "baseline_s": round(base, 4),
+            "baseline_rows_per_s": round(rows / base),
         }
     finally:
         if own:

@@ -37,6 +37,10 @@ def bench(
     questdb: bool = typer.Option(True, "--questdb/--no-questdb",
                                  help="Also measure the QuestDB ILP writer against raw Sender.row() "
                                       "into a discarding loopback endpoint."),
+    memory_markets: int = typer.Option(
+        10_000, "--memory-markets",
+        help="Peak RSS of a replay (--sink parquet,questdb, child process) with this many "
+             "live markets, against the 500 MB target (0 = skip)."),
     progress: bool = typer.Option(True, "--progress/--quiet",
                                   help="Show the stage being measured on stderr (a status line "
                                        "on a terminal, one short line per run otherwise)."),
@@ -58,7 +62,8 @@ def bench(
     try:
         with _progress(progress) as report:
             result = run_bench(frames=frames, repeat=repeat, source=source, ilp=questdb,
-                               hdb_rows=max(hdb_rows, 0), progress=report)
+                               hdb_rows=max(hdb_rows, 0), progress=report,
+                               memory_markets=max(memory_markets, 0))
     except FileNotFoundError as e:
         _fail(str(e))
         return
@@ -108,7 +113,8 @@ def _print_bench(result: dict) -> None:
         if s["target"] is not None:
             of = "vs none " if s["target_of"] == "vs_sink_none" else ""
             mark = {True: " ok", False: " missed", None: ""}[s["meets_target"]]
-            target = f"{of}>= {s['target']:.2f}x{mark}"
+            target = (f">= {s['target']:,.0f}/s{mark}" if s["target_of"] == "rate"
+                      else f"{of}>= {s['target']:.2f}x{mark}")
         t.add_row(s["stage"], f"{s['items']:,} {s['unit']}", f"{s['ours_per_s']:,}",
                   s["baseline"],
                   f"{s['baseline_per_s']:,}" if s["baseline_per_s"] else "-",
@@ -140,6 +146,12 @@ def _print_bench(result: dict) -> None:
             f"EOD chunk → Parquet writer: {h['rows']:,} orderbook_deltas rows ({h['tickers']} "
             f"tickers, {h['compression']}, fsync) at {h['rows_per_s']:,} rows/s, "
             f"{h['file_bytes'] / 2**20:.1f} MiB in {h['files']} file(s), {h['row_groups']} row group(s)")
+    m = result.get("memory")
+    if m:
+        console.print(
+            f"memory: replay --sink {m['sinks']} of {m['frames']:,} frames, {m['markets']:,} "
+            f"live markets ({m['rows']:,} rows): peak RSS {m['peak_rss_mb']:,} MB, target "
+            f"< {m['target_mb']:,.0f} MB {'ok' if m['meets_target'] else 'missed'}")
     console.print(f"checks: final BBO of {c['markets']} markets equal to the baseline, "
                   f"{c['bbo_changes']:,} BBO changes in both, gaps {c['gaps']}; "
                   f"peak RSS {result['peak_rss_mib']} MiB")

@@ -16,7 +16,8 @@ import sys
 import pytest
 
 SCRIPT = [sys.executable, "-c", "from kalshi_platform.tools.cli import main; main()"]
-TINY = ["bench", "--frames", "2000", "--repeat", "1", "--no-questdb", "--hdb-rows", "0"]
+TINY = ["bench", "--frames", "2000", "--repeat", "1", "--no-questdb", "--hdb-rows", "0",
+        "--memory-markets", "0"]
 
 #: keys every stage of --json carries (the first five predate the output rework)
 STAGE_KEYS = {"stage", "items", "ours_per_s", "baseline_per_s", "speedup", "ours_s",
@@ -86,12 +87,13 @@ def test_json_carries_the_same_figures() -> None:
     assert pq["vs_sink_none"] == pytest.approx(none["ours_s"] / pq["ours_s"], abs=0.01)
     assert pq["target_of"] == "vs_sink_none" and pq["target"] == 0.7
     assert "vs_sink_none" not in none
-    assert res["ilp"] is None and res["hdb_writer"] is None
+    assert res["ilp"] is None and res["hdb_writer"] is None and res["memory"] is None
 
 
 @pytest.mark.skipif(importlib.util.find_spec("questdb") is None, reason="questdb not installed")
 def test_questdb_and_eod_rows() -> None:
-    args = ["bench", "--frames", "2000", "--repeat", "1", "--hdb-rows", "20000"]
+    args = ["bench", "--frames", "2000", "--repeat", "1", "--hdb-rows", "20000",
+            "--memory-markets", "24"]
     res = json.loads(_run(args + ["--json", "--quiet"]).stdout)
     stages = {s["stage"]: s for s in res["stages"]}
     w = stages["questdb writer (loopback, discarding)"]
@@ -100,10 +102,17 @@ def test_questdb_and_eod_rows() -> None:
     q = stages["pipeline+questdb (--sink questdb)"]
     assert q["baseline_per_s"] == res["ilp"]["pipeline_none_msg_per_s"]
     h = next(s for n, s in stages.items() if n.startswith("EOD chunk"))
-    assert h["baseline"] == "issue target" and h["baseline_per_s"] == 2_000_000
+    assert h["baseline"].startswith("pyarrow ParquetWriter")
+    assert h["baseline_per_s"] == res["hdb_writer"]["baseline_rows_per_s"]
+    assert h["target"] == 2_000_000 and h["target_of"] == "rate"
+    assert h["meets_target"] == (h["ours_per_s"] >= 2_000_000)
     assert abs(h["ours_per_s"] - res["hdb_writer"]["rows_per_s"]) <= 1
     for s in (w, q, h):
         assert STAGE_KEYS <= set(s) and s["speedup"] > 0 and s["target"] is not None
+    m = res["memory"]  # a 24-market replay in a child process: shape only
+    assert m["markets"] == 24 and m["peak_rss_bytes"] > 0 and m["target_mb"] == 500
+    assert m["meets_target"] == (m["peak_rss_bytes"] < 500_000_000)
     table = _run(args + ["--quiet"]).stdout
-    for name in ("questdb writer", "raw Sender.row()", "pipeline+questdb", "issue target"):
+    for name in ("questdb writer", "raw Sender.row()", "pipeline+questdb", "pyarrow ParquetWriter",
+                 ">= 2,000,000/s", "memory: replay --sink parquet,questdb", "target < 500 MB"):
         assert name in table
