@@ -17,7 +17,8 @@ from typing import Any, Iterable, Sequence
 from kalshi_platform.stream.bus import ConsumerRunner, EventStream
 
 #: a storage sink's thread is woken once this many events are queued (else every
-#: ``bus.IDLE_S``): a replay hands it ~100 chunks' worth at a time, not one chunk
+#: ``bus.IDLE_S``): a replay hands it ~100 chunks' worth at a time, not one chunk (at most
+#: half the queue bound, so a small bound wakes it before anything spills)
 SINK_WAKE_EVENTS = 16_384
 
 
@@ -85,7 +86,8 @@ def attach_sinks(stream: EventStream, sinks: Iterable[Any], *, flush_s: dict[str
         name = getattr(s, "sink_name", None) or type(s).__name__
         out.append(stream.attach(SinkConsumer(s, (flush_s or {}).get(name)), name,
                                  max_events=max_events, overflow="spill",
-                                 spill_dir=spill_dir, wake_events=SINK_WAKE_EVENTS))
+                                 spill_dir=spill_dir,
+                                 wake_events=min(SINK_WAKE_EVENTS, max(1, max_events // 2))))
     return out
 
 

@@ -131,7 +131,10 @@ def test_a_storage_sink_behind_its_bound_spills_and_loses_nothing(tmp_path):
     sink = HeldSink(hold)
     stream = EventStream()
     (r,) = attach_sinks(stream, [sink], max_events=100, spill_dir=tmp_path)
-    assert r.wake_events == SINK_WAKE_EVENTS
+    assert r.wake_events == 50  # half the bound: woken before anything spills
+    (big,) = attach_sinks(EventStream(), [InMemoryPublisher()], max_events=10**6)
+    assert big.wake_events == SINK_WAKE_EVENTS
+    big.close()
     ref = InMemoryPublisher()
     plant = TickerPlant([stream, ref])
     feed(COCKPIT, plant)
