@@ -10,6 +10,8 @@ Only rich and the standard library at import: this costs nothing at CLI start.
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -37,13 +39,44 @@ class _Live(ProgressColumn):
         return Text(self.read())
 
 
-def _spinner(console: Console, text: Callable[[], str]) -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), _Live(text),
-                    TimeElapsedColumn(), console=console, transient=True,
-                    refresh_per_second=4)
+class _Spinner:
+    """One transient spinner line ``<label> <text()> <elapsed>`` while in ``with``. Log lines
+    written meanwhile (the root logger's stderr handlers) are printed above it, not into it:
+    those handlers are pointed at rich's stderr proxy for the duration (``setStream``)."""
+
+    label = ""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._progress: Progress | None = None
+        self._moved: list[tuple[logging.StreamHandler, Any]] = []
+
+    def _text(self) -> str:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        before = sys.stderr
+        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                  _Live(self._text), TimeElapsedColumn(), console=self.console,
+                                  transient=True, refresh_per_second=4)
+        self._progress.add_task(self.label, total=None)
+        self._progress.start()  # on a terminal sys.stderr is now rich's proxy
+        if sys.stderr is not before:
+            for h in logging.getLogger().handlers:
+                if type(h) is logging.StreamHandler and h.stream is before:
+                    self._moved.append((h, h.setStream(sys.stderr)))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for h, stream in self._moved:
+            h.setStream(stream)
+        self._moved = []
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
 
 
-class ReplayProgress:
+class ReplayProgress(_Spinner):
     """``replay``'s spinner: frames read, msg/s and which file of a rotated directory.
 
     Used by :func:`kalshi_platform.tools.replay.run_replay` as ``progress(stats, files)``, a
@@ -51,13 +84,14 @@ class ReplayProgress:
     plant's :class:`~kalshi_platform.ticker_plant.stats.PlantStats` (``frames`` is read, never
     written)."""
 
+    label = "replay:"
+
     def __init__(self, console: Console) -> None:
-        self.console = console
+        super().__init__(console)
         self.stats: Any = None
         self.files: list[Path] = []
         self.index = 0
         self.t0 = 0.0
-        self._progress: Progress | None = None
 
     def __call__(self, stats: Any, files: list[Path]) -> "ReplayProgress":
         self.stats, self.files, self.t0 = stats, list(files), time.monotonic()
@@ -76,17 +110,6 @@ class ReplayProgress:
             where = f" (file {self.index + 1}/{len(self.files)} {self.files[self.index].name})"
         return f"{frames:,} frames{rate}{where}"
 
-    def __enter__(self) -> "ReplayProgress":
-        self._progress = _spinner(self.console, self._text)
-        self._progress.add_task("replay:", total=None)
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-
 
 def _stderr() -> Console:
     """A console on stderr made now (rich decides at construction whether it is interactive,
@@ -101,33 +124,23 @@ def replay_progress(console: Console | None = None) -> ReplayProgress | None:
     return ReplayProgress(console) if wanted(console) else None
 
 
-class EodProgress:
+class EodProgress(_Spinner):
     """``eod``'s spinner: the day and table being migrated and the rows streamed so far.
     Call it as ``progress(table, day, rows)`` (the :class:`~kalshi_platform.storage.eod.EodJob`
     ``progress`` callback) inside ``with``."""
 
+    label = "eod:"
+
     def __init__(self, console: Console) -> None:
-        self.console = console
+        super().__init__(console)
         self.where = ""
         self.rows = 0
-        self._progress: Progress | None = None
 
     def __call__(self, table: str, day: date, rows: int) -> None:
         self.where, self.rows = f"{day} {table}", rows
 
     def _text(self) -> str:
         return f"{self.where}: {self.rows:,} rows" if self.where else "starting"
-
-    def __enter__(self) -> "EodProgress":
-        self._progress = _spinner(self.console, self._text)
-        self._progress.add_task("eod:", total=None)
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
 
 
 def eod_progress(console: Console | None = None) -> EodProgress | None:

@@ -70,3 +70,26 @@ def test_eod_progress_on_a_terminal_only(tmp_path: Path):
     assert r.exit_code == 0, r.output
     assert "eod: 2026-08-07 bbo:" in r.stderr, r.stderr
     assert "eod:" not in r.stdout
+
+
+def test_log_lines_print_above_the_spinner_not_into_it(tmp_path: Path, monkeypatch):
+    import logging
+    import sys
+
+    from conftest import SSMD_TRADE
+
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    handler = logging.StreamHandler(err)  # what basicConfig(stream=sys.stderr) makes
+    logging.getLogger().addHandler(handler)
+    try:
+        con = Console(stderr=True, force_terminal=True, width=200, color_system=None)
+        s = run_replay(SSMD_TRADE, store=tmp_path / "store", sinks=[],
+                       progress=ReplayProgress(con))
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert s["gaps"] == 1  # data/PROVENANCE.md: seq 10 then 48..56, one gap, logged
+    lines = err.getvalue().replace("\r", "\n").splitlines()
+    warned = [ln for ln in lines if "seq gap on sid 2" in ln]
+    assert warned and all("replay:" not in ln for ln in warned), lines
+    assert handler.stream is err  # pointed back after the spinner
