@@ -14,7 +14,8 @@ The client's ILP ``dataframe()`` only takes a pandas ``DataFrame`` (QWP/WebSocke
 10+, takes Arrow directly; the hot tier is QuestDB 8.x over ILP/HTTP), so the Arrow tables
 are handed over as pandas frames with ``pd.ArrowDtype`` columns: a zero-copy view, nulls kept
 as nulls, so a null column is left out of the line exactly as ``row()`` leaves out ``None``.
-The ILP bytes are the same as the row path's (tests/unit/test_ilp_batch.py).
+The ILP bytes are the same as the row path's (tests/unit/test_ilp_batch.py; why pandas is a
+dependency: docs/field-notes.md "QuestDB writer: columnar batches").
 
 An :class:`IlpBatch` is one ILP request: ``(table, pa.Table)`` parts, rows in publish order
 within each table. It converts to and from the disk spool's row tuples (``[(table,
@@ -166,18 +167,6 @@ class IlpBatch:
             if table is not None:
                 parts.append((name, table))
         return cls(parts), rejected
-
-    @classmethod
-    def merge(cls, batches: Sequence["IlpBatch"]) -> "IlpBatch":
-        """One batch of ``batches``' rows, in order (one part per table)."""
-        if len(batches) == 1:
-            return batches[0]
-        by_table: dict[str, list[pa.Table]] = {}
-        for b in batches:
-            for name, t in b.parts:
-                by_table.setdefault(name, []).append(t)
-        return cls([(name, ts[0] if len(ts) == 1 else pa.concat_tables(ts))
-                    for name, ts in by_table.items()])
 
     # -- using ------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@
 :meth:`QuestDBWriter.health() <kalshi_platform.storage.questdb_rdb.QuestDBWriter.health>`:
 one state and counters that say where every row is.
 
-States (docs/architecture.md "Hot tier"; issue 12 §7 "Status line"):
+States (docs/field-notes.md "QuestDB writer: columnar batches"; issue 12 §7 "Status line"):
 
 * ``up`` — the last send QuestDB answered was accepted (rows may still be draining from the
   spool: ``spool_rows_pending``);

@@ -7,8 +7,9 @@ Path of a row::
                               ▼                                         │ QuestDB away
                         disk spool (append-only, fsynced) ◄──── kept, retried with backoff
 
-* **Columnar**: ``publish`` only appends the event; the sender thread turns a batch of events
-  into one Arrow table per storage table and the client serializes those columns
+* **Columnar**: ``publish`` only appends the event; the sender thread takes events off the
+  queue ``SLICE_ROWS`` at a time into raw Arrow columns, finishes one Arrow table per storage
+  table per request, and the client serializes those columns
   (:mod:`kalshi_platform.storage.ilp_batch`; the ILP bytes are the row path's).
 * **Batching** by rows (``batch_rows``) and by time (``flush_interval_s``): the client's
   documented ``auto_flush_rows`` / ``auto_flush_interval`` (HTTP defaults 75,000 rows and

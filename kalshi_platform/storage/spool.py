@@ -14,7 +14,8 @@ Layout: ``<dir>/seg-<12 digits>.spool`` segment files, each a sequence of record
 
 and ``<dir>/head`` = ``"<segment number> <byte offset>"`` of the first record not yet
 acknowledged, replaced atomically (write ``head.tmp``, fsync, rename) after each ack. A
-segment is deleted once every record in it is acknowledged.
+segment is deleted once every record in it is acknowledged (the tail segment too: a drained
+spool takes no disk, and the next append starts a new segment, where the head points).
 
 Fsync policy (``fsync``):
 
