@@ -235,7 +235,18 @@ class OrderOps:
     # -- matching -------------------------------------------------------------------------
 
     def _match(self, m, t: Order, ts: int) -> bool:
-        """Match ``t`` against the opposite side; True when STP stopped it."""
+        """Match ``t`` against the opposite side; True when STP stopped it. The taker's
+        collateral sums and position event are brought up to date once, after the sweep."""
+        before = t.filled
+        stopped = self._sweep(m, t, ts)
+        if t.filled != before:
+            p = m.positions[t.user_id]
+            reweigh(p, t, t.filled - before, m.taker_fee)
+            refresh(p, self.accounts[t.user_id])
+            self._emit_position(m, t.user_id, ts)
+        return stopped
+
+    def _sweep(self, m, t: Order, ts: int) -> bool:
         book = m.book
         if t.is_bid:
             levels, keys = book.asks, book.ask_keys
@@ -299,8 +310,9 @@ class OrderOps:
         else:
             o.maker_fill_cost += cost
             o.maker_fees += fee
-        reweigh(p, o, qty, m.taker_fee)
-        refresh(p, acct)
+        if not is_taker:  # the taker's are updated once per sweep (_match)
+            reweigh(p, o, qty, m.taker_fee)
+            refresh(p, acct)
         if o.group_id is not None:
             self.groups[o.group_id].record(ts, qty)
             self._touched.add(o.group_id)
@@ -312,4 +324,5 @@ class OrderOps:
                 self.fills.setdefault(uid, []).append(f)
             if self._ev is not None:
                 self._ev.append(f)
-        self._emit_position(m, uid, ts)
+        if not is_taker:
+            self._emit_position(m, uid, ts)

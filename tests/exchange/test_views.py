@@ -21,7 +21,7 @@ def test_order_position_and_balance_json():
     pj = position_json(pos)
     assert pj["position_fp"] == "-4.00" and parse_price(pj["market_exposure_dollars"]) == 2_400_000
     assert pj["total_traded_dollars"] == "2.400000"
-    ws = market_position_ws(kinds(r, "PositionUpdate")[0])
+    ws = market_position_ws(next(p for p in kinds(r, "PositionUpdate") if p.user_id == "b"))
     assert parse_size(ws["position_fp"]) == -400 and ws["fees_paid_dollars"] == "0.067200"
     b = balance_json(ex.balance("a"), 3 * 10**9)
     # a: $1000 - 4 x 40c paid - collateral of 6 left at 40c (+ its fee bound)
