@@ -121,6 +121,10 @@ class NatsPublisher:
         self._cond = threading.Condition()
         self._failed: str | None = None
         self._closed = False
+        self.lease: Any = None  # a ShardLease with ?lease_s=
+        self.leading = not o.lease_s  # publish windows (the consumer thread reads it)
+        self._takeover = False  # set by the loop: the consumer thread announces it
+        self.withheld = 0  # events not published while standby
         # loop-thread state
         self._queue: deque = deque()
         self._retry: deque = deque()
@@ -142,7 +146,8 @@ class NatsPublisher:
         except BaseException:
             self._stop_loop()
             raise
-        self._queue_snapshot()  # seq 0: a late joiner of this run finds it at once
+        if self.leading:
+            self._queue_snapshot()  # seq 0: a late joiner of this run finds it at once
         log.info("publishing to JetStream at %s (env %s, shard %s)", ",".join(o.servers),
                  o.env, o.shard)
 
@@ -171,6 +176,8 @@ class NatsPublisher:
     def on_idle(self) -> None:
         if self._win:
             self._send_window()
+        elif self._takeover:
+            self._announce_takeover()
 
     def close(self) -> None:
         """Publish the open window, a last snapshot and END, wait for every ack (at most
@@ -181,9 +188,10 @@ class NatsPublisher:
         try:
             if self._win:
                 self._send_window()
-            self._queue_snapshot()
-            self._put(("end", protocol.encode_control(protocol.END, self.run_id,
-                                                      self._last_seq)))
+            if self.leading:
+                self._queue_snapshot()
+                self._put(("end", protocol.encode_control(protocol.END, self.run_id,
+                                                          self._last_seq)))
             self._call(self._finish(), self.options.close_timeout_s + 5)
             r = self.retries
             if sum(r.values()):
@@ -202,13 +210,23 @@ class NatsPublisher:
                 "messages": self.messages, "events": self.events, "acked": self.acked,
                 "unacked": self._built, "duplicates": self.duplicates,
                 "retries": dict(self.retries), "max_stall_s": round(self.max_stall_s, 3),
-                "snapshots": self.snapshots, "failed": self._failed}
+                "snapshots": self.snapshots, "failed": self._failed,
+                "leading": self.leading, "withheld": self.withheld,
+                "lease": None if self.lease is None else {
+                    "renewals": self.lease.renewals, "takeovers": self.lease.takeovers,
+                    "lost": self.lease.lost, "took_over_from": self.lease.took_over_from}}
 
     def _send_window(self) -> None:
         first, evs = self._win_start, self._win
         self._win = []
         last = first + len(evs) - 1
+        if self._takeover:
+            self._announce_takeover()  # before this window: the new leader's books at first-1
         self.mirror.apply_batch(first, evs)
+        if not self.leading:  # a standby (or a fenced leader): books kept, nothing sent
+            self._last_seq = last
+            self.withheld += len(evs)
+            return
         msgs = self._parts(first, last, evs)
         self._last_seq = last
         self.events += len(evs)
@@ -248,6 +266,43 @@ class NatsPublisher:
                             {w.HDR_MSG_ID: ev.trade_id or f"{run}:{seq}", w.HDR_SHARD: o.shard},
                             "events", trade=True))
         return out
+
+    def _announce_takeover(self) -> None:
+        """This plant just got the shard's lease: a ``feed_events`` takeover marker (a PART
+        outside the window chain, seq 0: the writer stores it, subscribers skip it), then a
+        snapshot of its books so subscribers switch to this run at once."""
+        from kalshi_platform.ticker_plant.events import FeedEvent
+
+        self._takeover = False
+        self.leading = True
+        prev = self.lease.took_over_from if self.lease is not None else None
+        ev = FeedEvent(time.time_ns(), "takeover", None, None, None,
+                       f"shard {self.options.shard}: run {self.run_id} publishes from seq "
+                       f"{self._last_seq + 1}" + (f", taking over from {prev}" if prev else ""))
+        o, run = self.options, self.run_id
+        m = _Msg(w.subject(o.env, "feed_events", None, o.shard),
+                 w.encode_part(run, 0, 0, [0], [[EVENT_CODES[FeedEvent], *ev]]),
+                 {w.HDR_MSG_ID: f"{run}:takeover", w.HDR_SHARD: o.shard}, "events")
+        with self._cond:
+            self._built += 1
+        self._put([m])
+        self._queue_snapshot()
+        log.warning("%s: shard %s: this plant (run %s) publishes now%s", self.url, o.shard,
+                    run, f" (took over from {prev})" if prev else "")
+
+    async def _lease_loop(self) -> None:
+        """Renew or watch the shard lease every T/3; fence this publisher when it lapses."""
+        lease = self.lease
+        while True:
+            was = lease.leader
+            now = await lease.step()
+            if now and not was and not self.leading:
+                self._takeover = True  # announced by the consumer thread, before a window
+            elif not now and self.leading:
+                log.error("%s: shard %s: lease lost; not publishing any more", self.url,
+                          self.options.shard)
+                self.leading = False
+            await asyncio.sleep(self.options.lease_s / 3)
 
     def _subject(self, key: tuple) -> str:
         s = self._subjects.get(key)
@@ -297,6 +352,13 @@ class NatsPublisher:
         self._changed = asyncio.Event()
         self._sender = asyncio.ensure_future(self._run())
         self._timer = asyncio.ensure_future(self._timeouts())
+        self._leaser = None
+        if o.lease_s:
+            from kalshi_platform.feed.nats_shard import ShardLease
+
+            self.lease = ShardLease(self._js, o.env, o.shard, self.run_id, o.lease_s)
+            await self.lease.open()
+            self._leaser = asyncio.ensure_future(self._lease_loop())
 
     def _enqueue(self, item: Any) -> None:
         self._queue.append(item)
@@ -466,6 +528,13 @@ class NatsPublisher:
                                  f"{self.options.close_timeout_s:.0f} s") from None
         finally:
             self._timer.cancel()
+            if self._leaser is not None:
+                self._leaser.cancel()
+                if self.leading and self.lease.revision is not None:
+                    try:  # hand the shard over at once instead of after the lease time
+                        await self.lease.kv.delete(self.lease.key, last=self.lease.revision)
+                    except (nats.errors.Error, nats.js.errors.Error):
+                        pass
             await self._nc.close()
 
 

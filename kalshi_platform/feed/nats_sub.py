@@ -19,6 +19,9 @@ A client follows **one run of one shard** (``?shard=``, default ``0``):
    ``gap`` message, then :meth:`Client.snapshot` returns the shard's latest snapshot (valid at
    or after the gap's end; waited for up to ``snapshot_timeout_s``).
 4. The run's END, once every window up to its ``last_seq`` was handed out, ends it.
+5. Parts of another run (a restarted publisher, a standby that took the shard over) are kept
+   while the shard's latest snapshot is read; if it is that run's, the client switches: the
+   snapshot, then that run's windows after it (the subscriber sees a new run id).
 
 ``contiguous`` is false (the client reports gaps itself). Feeds and tickers are filtered by
 :class:`~kalshi_platform.feed.subscriber.Subscriber`; the client reads every message of the
@@ -62,6 +65,8 @@ class Client:
         self._end: Message | None = None
         self._waiting_new_run = False
         self._blocked_since: float | None = None
+        self._adopting: dict[str, list] = {}  # run id → its parts, while its snapshot is read
+        self._rejected: set[str] = set()
         self._closed = False
         self.parts = 0
         self._loop = asyncio.new_event_loop()
@@ -183,11 +188,15 @@ class Client:
 
     def _on_part(self, part: w.Part, events: list) -> None:
         self.parts += 1
+        if part.first == 0:
+            return  # outside the window chain (a takeover marker): for the store
         if part.run_id != self.run_id:
-            if not (self._waiting_new_run and part.first == 1):
-                return  # another run: not followed
-            self.run_id, self.next_first = part.run_id, 1
-            self._windows, self._end, self._waiting_new_run = {}, None, False
+            if self._waiting_new_run and part.first == 1:
+                self.run_id, self.next_first = part.run_id, 1
+                self._windows, self._end, self._waiting_new_run = {}, None, False
+            else:
+                self._other_run(part, events)
+                return
         if self.next_first is not None and part.last < self.next_first:
             return  # already handed out (or covered by the snapshot)
         win = self._windows.get(part.first)
@@ -195,6 +204,37 @@ class Client:
             win = self._windows[part.first] = [part.last, 0, []]
         win[1] += len(part.seqs)
         win[2].append((part.seqs, events))
+
+    def _other_run(self, part: w.Part, events: list) -> None:
+        """A part of a run this client does not follow: a restarted publisher or a standby
+        that took the shard over. Kept while the shard's latest snapshot is checked: if it
+        is that run's, the client switches to it (snapshot, then that run's windows)."""
+        run = part.run_id
+        if run in self._rejected:
+            return
+        kept = self._adopting.get(run)
+        if kept is None:
+            kept = self._adopting[run] = []
+            asyncio.ensure_future(self._adopt(run))
+        if len(kept) < 100_000:
+            kept.append((part, events))
+
+    async def _adopt(self, run: str) -> None:
+        deadline = time.monotonic() + self.options.snapshot_timeout_s
+        while time.monotonic() < deadline:
+            snap = await self._last_snapshot()
+            if snap is not None and snap[0].run_id == run:
+                kept = self._adopting.pop(run, [])
+                self._windows, self._end = {}, None
+                self._load(snap[0])
+                for part, events in kept:
+                    if part.last > snap[0].seq:
+                        self._on_part(part, events)
+                self._hand_out()
+                return
+            await asyncio.sleep(0.1)
+        self._adopting.pop(run, None)
+        self._rejected.add(run)  # an old run, or one without a snapshot: not followed
 
     def _hand_out(self) -> None:
         wins = self._windows

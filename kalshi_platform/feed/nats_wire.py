@@ -72,7 +72,9 @@ class NatsOptions:
     (0.2, doubling to ``backoff_max_s`` 2.0), ``window_ms`` (1.0), ``max_window`` (events, 4096),
     ``snapshot_s`` (a book snapshot for late joiners this often, 1.0; 0 = only at the start and
     the end), ``buffer`` (messages built and not yet acked before the publisher's thread
-    waits, 20000), ``close_timeout_s`` (at the close, how long to wait for the last acks, 60).
+    waits, 20000), ``close_timeout_s`` (at the close, how long to wait for the last acks, 60),
+    ``lease_s`` (0: always publish; T > 0: publish only while holding the shard's lease of
+    T seconds, :mod:`kalshi_platform.feed.nats_shard`).
     Subscriber: ``reorder_s`` (how long an incomplete window may wait before it is a gap, 10),
     ``snapshot_timeout_s`` (10).
     """
@@ -88,6 +90,7 @@ class NatsOptions:
     snapshot_s: float = 1.0
     buffer: int = 20000
     close_timeout_s: float = 60.0
+    lease_s: float = 0.0
     reorder_s: float = 10.0
     snapshot_timeout_s: float = 10.0
     servers: list[str] = field(default_factory=list)
