@@ -1,0 +1,1 @@
+"""Example strategies for ``kalshi-platform backtest`` (docs/trading.md "Examples")."""

@@ -1,0 +1,163 @@
+"""Recorded liquidity as resting orders of a "market" participant (issue 14 §5;
+docs/trading.md "Backtest: the queue model").
+
+The follower keeps, per market, the recorded bid ladders (YES bids at YES prices, NO bids at
+NO prices, as the plant's snapshot and delta events carry them) and makes the exchange
+core's book hold the same size in orders of the user :data:`MARKET_USER`:
+
+* a snapshot sets every level (orders added or reduced to match) and forgets deficits;
+* a positive delta adds an order of that size at the **back** of its level's queue;
+* a negative delta reduces the market's orders at that level **newest first** (a decrease
+  where part of the order stays, a cancel otherwise). So an order of ours keeps everything
+  that was ahead of it when it arrived, until trades or a level smaller than that size
+  ahead shrink it: the risk-averse queue model (hftbacktest's ``RiskAverseQueueModel``;
+  docs/trading-api.md §5);
+* liquidity we took (our fills against the market's orders, including a recorded order
+  that crossed one of ours) is a **deficit** of that level: the market shows
+  ``recorded − deficit`` there, and a deficit never exceeds the recorded size
+  (``deficit = min(deficit, recorded)`` after every change). Taken liquidity does not
+  reappear;
+* a book that stops being live (a ``stale``/``syncing`` BBO row) has all the market's
+  orders canceled until its next snapshot.
+
+The follower talks to the core only through ``Exchange.submit`` commands and reads only
+what the results say (order ids, fills).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+from kalshi_platform.exchange import commands as C
+from kalshi_platform.exchange.events import Fill as XFill
+from kalshi_platform.exchange.events import Result
+
+MARKET_USER = "market"
+#: the market participant's deposit (cents): large enough for any recorded book
+MARKET_DEPOSIT_CENTS = 10**15
+
+
+class _Level:
+    """One recorded level: ``recorded`` size, ``deficit`` taken by us, the market's orders
+    ``[order_id, remaining]`` oldest first."""
+
+    __slots__ = ("recorded", "deficit", "orders")
+
+    def __init__(self) -> None:
+        self.recorded = 0
+        self.deficit = 0
+        self.orders: deque[list] = deque()
+
+    def resting(self) -> int:
+        return sum(o[1] for o in self.orders)
+
+
+class Follower:
+    """Turns recorded book events into commands for the market participant.
+
+    ``submit(cmd) -> Result`` is the exchange core's ``submit`` at the current time;
+    ``route(result)`` hands every result on (our fills and order updates in it).
+    ``stats``: levels set, orders added/reduced/canceled, ``off_grid`` (recorded prices the
+    market's tick grid refuses)."""
+
+    def __init__(self, submit: Callable[[object], Result],
+                 route: Callable[[Result], None]) -> None:
+        self._submit, self._route = submit, route
+        self.levels: dict[tuple[str, str, int], _Level] = {}
+        self._by_ticker: dict[str, set[tuple[str, str, int]]] = {}
+        self._where: dict[str, tuple[str, str, int]] = {}
+        self.stats = {"adds": 0, "reduces": 0, "cancels": 0, "off_grid": 0, "refused": 0}
+
+    # -- recorded events -------------------------------------------------------------------
+
+    def snapshot(self, ticker: str, yes: list, no: list) -> None:
+        """A recorded snapshot: every level of ``ticker`` set to the recorded sizes."""
+        want = {("yes", p): q for p, q in yes}
+        want.update({("no", p): q for p, q in no})
+        for key in list(self._by_ticker.get(ticker, ())):
+            if (key[1], key[2]) not in want:
+                self._set(key, 0, reset=True)
+        for (side, price), q in want.items():
+            self._set((ticker, side, price), q, reset=True)
+
+    def delta(self, ticker: str, side: str, price: int, delta: int) -> None:
+        """A recorded delta (signed size change at ``price`` on ``side``'s own scale)."""
+        key = (ticker, side, price)
+        lv = self.levels.get(key)
+        self._set(key, max((lv.recorded if lv else 0) + delta, 0))
+
+    def clear(self, ticker: str) -> None:
+        """The recorded book is not trustworthy: cancel all the market's orders there."""
+        for key in list(self._by_ticker.get(ticker, ())):
+            self._set(key, 0, reset=True)
+
+    def on_fill(self, f: XFill) -> None:
+        """A fill of one of the market's orders (from any result): its level's deficit
+        grows by what was taken."""
+        key = self._where.get(f.order_id)
+        if key is None:
+            return
+        lv = self.levels[key]
+        for o in lv.orders:
+            if o[0] == f.order_id:
+                o[1] -= f.count
+                if o[1] <= 0:
+                    lv.orders.remove(o)
+                    del self._where[f.order_id]
+                break
+        lv.deficit = min(lv.deficit + f.count, lv.recorded)
+
+    # -- keeping the book at the target ----------------------------------------------------
+
+    def _set(self, key: tuple[str, str, int], recorded: int, reset: bool = False) -> None:
+        lv = self.levels.get(key)
+        if lv is None:
+            lv = self.levels[key] = _Level()
+            self._by_ticker.setdefault(key[0], set()).add(key)
+        lv.recorded = recorded
+        lv.deficit = 0 if reset else min(lv.deficit, recorded)
+        have = lv.resting()
+        target = recorded - lv.deficit
+        if target > have:
+            self._add(key, lv, target - have)
+        elif target < have:
+            self._reduce(lv, have - target)
+        if not lv.recorded and not lv.orders:
+            del self.levels[key]
+            self._by_ticker[key[0]].discard(key)
+
+    def _add(self, key: tuple[str, str, int], lv: _Level, qty: int) -> None:
+        ticker, side, price = key
+        cmd = C.CreateOrder(user_id=MARKET_USER, ticker=ticker, side=side, action="buy",
+                            count=qty, yes_price=price if side == "yes" else None,
+                            no_price=price if side == "no" else None)
+        res = self._submit(cmd)
+        if not res.ok:
+            self.stats["off_grid" if res.error.code == "invalid_price" else "refused"] += 1
+            return
+        self.stats["adds"] += 1
+        self._route(res)  # our maker fills (the new order is not registered yet: its own
+        o = res.order     # fills are counted here, from the result, not by on_fill)
+        if o.status == "resting" and o.remaining_count:
+            lv.orders.append([o.order_id, o.remaining_count])
+            self._where[o.order_id] = key
+        if o.fill_count:
+            lv.deficit = min(lv.deficit + o.fill_count, lv.recorded)
+
+    def _reduce(self, lv: _Level, qty: int) -> None:
+        while qty > 0 and lv.orders:
+            oid, rem = lv.orders[-1]
+            if rem <= qty:
+                res = self._submit(C.CancelOrder(user_id=MARKET_USER, order_id=oid))
+                lv.orders.pop()
+                del self._where[oid]
+                qty -= rem
+                self.stats["cancels"] += 1
+            else:
+                res = self._submit(C.DecreaseOrder(user_id=MARKET_USER, order_id=oid,
+                                                   reduce_by=qty))
+                lv.orders[-1][1] = rem - qty
+                qty = 0
+                self.stats["reduces"] += 1
+            self._route(res)
