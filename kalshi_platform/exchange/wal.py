@@ -98,6 +98,8 @@ class DurableExchange:
     # -- recovery --------------------------------------------------------------------------
 
     def _recover(self, config) -> tuple[Exchange, int, int]:
+        for tmp in self.path.glob("snapshot-*.tmp"):  # a crash during a snapshot write
+            tmp.unlink()
         snaps = sorted(self.path.glob("snapshot-*.pkl"), key=_lsn_of)
         ex, base = Exchange(config), 0
         if snaps:

@@ -148,3 +148,14 @@ def test_a_failed_log_write_stops_the_exchange(tmp_path):
         dx.submit(*cmds[51])
     re = DurableExchange(tmp_path)
     assert re.lsn == 50 and digest(re.exchange) == digest(replay(cmds[:50]))
+
+
+def test_a_crash_during_a_snapshot_write_leaves_a_temp_file_that_is_ignored(tmp_path):
+    cmds = commands(5, 80)
+    dx = DurableExchange(tmp_path)
+    dx.submit_many(cmds)
+    dx.close()
+    (tmp_path / "snapshot-80.tmp").write_bytes(b"\x80\x05half a pickle")
+    re = DurableExchange(tmp_path)
+    assert re.lsn == 80 and re.snapshot_lsn == 0 and not list(tmp_path.glob("*.tmp"))
+    assert digest(re.exchange) == digest(replay(cmds))
