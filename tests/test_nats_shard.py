@@ -142,3 +142,72 @@ def test_standby_publisher_takes_over_marker_stored_subscriber_follows(tmp_path)
     finally:
         helper.stop()
         server.stop()
+
+
+@needs_nats
+def test_plant_failover_against_the_sim_kill_9_the_leader(tmp_path):
+    """Two `run --shard 0/1 --publish nats://…?lease_s=1` plants against the local sim: one
+    leads, one stands by. kill -9 of the leader mid-playback: the standby takes over within the
+    lease time (plus polling), publishes the takeover marker, and a nats:// subscriber ends
+    with the oracle's books (the sim's feed) on the standby's run."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    import nats
+
+    from kalshi_platform.feed.subscriber import Subscriber
+    from kalshi_platform.storage.parquet_store import read_table
+    from sim_support import start_sim_process
+
+    cli = [sys.executable, "-m", "kalshi_platform"]
+    server = Server(tmp_path / "js").start()
+    helper = _Loop()
+    sim = leader = standby = None
+    try:
+        nc = helper.run(nats.connect(server.url))
+        helper.run(_init(nc.jetstream(), "prod"))
+        sim, ws, rest = start_sim_process(cli, COCKPIT, tmp_path, "--speed", "6",
+                                          "--exit-when-done")  # ~9 s of playback
+        sub = Subscriber(server.url, idle_timeout=60)
+        items: list = []
+        th = threading.Thread(target=lambda: items.extend(sub), daemon=True)
+        th.start()
+        url = server.url + "?lease_s=1&snapshot_s=0.2"
+        run = cli + ["run", "--series", "KXMLBGAME", "--series", "KXWNBAGAME", "--ws-url", ws,
+                     "--base-url", rest, "--sink", "none", "--publish", url, "--shard", "0/1",
+                     "--exit-on-close", "--status-interval", "0"]
+        leader = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True, cwd=tmp_path)
+        wait_until(lambda: sum(it.feed == "deltas" for it in items) > 0, 30,
+                   "the leader publishing")
+        standby = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   text=True, cwd=tmp_path)
+        wait_until(lambda: sum(it.feed == "deltas" for it in items) > 60, 30,
+                   "the leader well into the feed")
+        leader.send_signal(signal.SIGKILL)
+        killed_ns = time.time_ns()
+        leader.wait(10)
+        assert standby.wait(60) == 0, standby.stderr.read()
+        th.join(30)
+        assert items[-1].feed == "end"
+        assert_books_match(sub.books, replay_recorded(COCKPIT))
+        out = tmp_path / "store"
+        p = subprocess.run(cli + ["writer", "--from", server.url, "--store", str(out),
+                                  "--idle-exit", "0.5"], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 0, p.stderr
+        marks = [r for r in read_table(out, "feed_events").to_pylist()
+                 if r["kind"] == "takeover" and "taking over from" in (r["detail"] or "")]
+        assert len(marks) == 1
+        took = marks[0]["ts"]
+        took_ns = took.timestamp() * 1e9 if hasattr(took, "timestamp") else took
+        assert 0 < (took_ns - killed_ns) / 1e9 < 1.0 + 2.0  # lease 1 s, renew/poll 1/3 s
+        helper.run(nc.close())
+    finally:
+        for proc in (leader, standby, sim):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+        helper.stop()
+        server.stop()

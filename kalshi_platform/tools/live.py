@@ -148,7 +148,7 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
           use_yes_price: bool, status_interval: float, stale_after: float,
           open_timeout: float, connect_attempts: int, exit_on_close: bool,
           summary_json: Path | None, title: str, publish: str = "",
-          metrics_port: int | None = None) -> None:
+          metrics_port: int | None = None, shard: str | None = None) -> None:
     """The body of ``run`` and ``record``."""
     from kalshi_platform.config import get_settings
 
@@ -170,6 +170,8 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
     signer = _signer(key_id, private_key, url)
     resolved = _resolve(settings, tickers, events, series_l, status=status, base_url=base_url,
                         env=env, signer=signer, open_timeout=open_timeout)
+    if shard:
+        resolved, publish_urls = _shard_of(shard, resolved, publish_urls)
     live = _build_live(settings, url=url, resolved=resolved, signer=signer,
                        use_yes_price=use_yes_price, record_dir=record_dir, gzip=gzip,
                        rotate_mb=rotate_mb, sink_names=sink_names, store=store,
@@ -188,6 +190,33 @@ def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[st
     _print_summary(summary, title)
     if summary.get("sink_failures"):  # the run went on without them: say so, exit 1
         _fail(sink_failures_line(summary["sink_failures"]), 1)
+
+
+def _shard_of(spec: str, resolved: list[str], urls: list[str]) -> tuple[list[str], list[str]]:
+    """``--shard K/N``: the markets of shard K, and the nats:// URLs with ``shard=K`` and
+    ``lease_s=5`` added where not given (kalshi_platform/feed/nats_shard.py). A bad spec, or
+    a shard without any of the markets, is one line and exit 2."""
+    from urllib.parse import parse_qsl
+
+    from kalshi_platform.feed.nats_shard import ShardError, markets_of_shard, parse_shard
+
+    try:
+        k, n = parse_shard(spec)
+    except ShardError as e:
+        _fail(str(e))
+        raise AssertionError("unreachable") from None
+    mine = markets_of_shard(resolved, k, n)
+    if not mine:
+        _fail(f"shard {k}/{n} has none of the {len(resolved)} market(s); fewer shards?")
+    out = []
+    for u in urls:
+        if u.startswith("nats://"):
+            have = dict(parse_qsl(u.partition("?")[2]))
+            add = [f"{key}={v}" for key, v in (("shard", k), ("lease_s", 5)) if key not in have]
+            if add:
+                u += ("&" if "?" in u else "?") + "&".join(add)
+        out.append(u)
+    return mine, out
 
 
 def _metrics_address(settings: Any, port: int | None) -> tuple[int, str] | None:
@@ -367,6 +396,7 @@ _ATTEMPTS = typer.Option(3, "--connect-attempts", help="Tries before the first s
 _EXIT_CLOSE = typer.Option(False, "--exit-on-close", help="Stop when the server closes the connection cleanly (code 1000), e.g. `sim --exit-when-done`.")
 _SUMMARY = typer.Option(None, "--summary-json", help="Also write the final summary as JSON here.")
 _VERBOSE = typer.Option(False, "--verbose", "-v", help="Log at INFO.")
+_SHARD = typer.Option(None, "--shard", help="K/N: subscribe only the markets of shard K of N (by event: crc32 of the event ticker mod N); nats:// URLs get ?shard=K&lease_s=5 unless given, so two plants of one shard are leader and standby (docs/scale-out.md).")
 _METRICS = typer.Option(None, "--metrics-port", help="Serve Prometheus /metrics on this port (0 = any free port; default: KALSHI_METRICS_PORT, else off; host KALSHI_METRICS_HOST, default 127.0.0.1).")
 
 
@@ -386,7 +416,7 @@ def run(
     status_interval: float = _STATUS_IV, stale_after: float = _STALE, open_timeout: float = _OPEN_TO,
     connect_attempts: int = _ATTEMPTS, exit_on_close: bool = _EXIT_CLOSE,
     summary_json: Optional[Path] = _SUMMARY, verbose: bool = _VERBOSE,
-    metrics_port: Optional[int] = _METRICS,
+    metrics_port: Optional[int] = _METRICS, shard: Optional[str] = _SHARD,
 ) -> None:
     """Live feed: Kalshi WebSocket → books/BBO → sinks, until stopped."""
     from kalshi_platform.config import get_settings
@@ -398,7 +428,8 @@ def run(
           private_key=private_key, duration=duration, use_yes_price=use_yes_price,
           status_interval=status_interval, stale_after=stale_after, open_timeout=open_timeout,
           connect_attempts=connect_attempts, exit_on_close=exit_on_close,
-          summary_json=summary_json, title="run", publish=publish, metrics_port=metrics_port)
+          summary_json=summary_json, title="run", publish=publish, metrics_port=metrics_port,
+          shard=shard)
 
 
 @app.command(name="record")
