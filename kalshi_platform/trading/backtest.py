@@ -30,10 +30,12 @@ from kalshi_platform.exchange import commands as C
 from kalshi_platform.exchange.events import Fill as XFill
 from kalshi_platform.exchange.events import OrderUpdate, Result, SettlementRecord
 from kalshi_platform.ingestion.recording import feed, read_meta
-from kalshi_platform.ticker_plant.events import DeltaEvent, LifecycleEvent, SnapshotEvent
+from kalshi_platform.ticker_plant.events import (DeltaEvent, LifecycleEvent, SnapshotEvent,
+                                                TradeEvent)
 from kalshi_platform.ticker_plant.order_book import BBO
 from kalshi_platform.ticker_plant.plant import TickerPlant
-from kalshi_platform.trading.follower import MARKET_DEPOSIT_CENTS, MARKET_USER, Follower
+from kalshi_platform.trading.follower import (MARKET_DEPOSIT_CENTS, MARKET_USER, TAKER_USER,
+                                             Follower)
 from kalshi_platform.trading.model import (Action, Fill, Order, OrderReport, Settlement, Side,
                                            TimeInForce, VenueOrder, VenueState)
 from kalshi_platform.trading.portfolio import event_of
@@ -128,7 +130,8 @@ class BacktestVenue(Venue):
         self.listener = listener
         if self.cfg.user_id not in self.core.accounts:
             self.core.submit(C.Deposit(user_id=self.cfg.user_id, amount=self.cfg.deposit_cents), 0)
-            self.core.submit(C.Deposit(user_id=MARKET_USER, amount=MARKET_DEPOSIT_CENTS), 0)
+            for u in (MARKET_USER, TAKER_USER):
+                self.core.submit(C.Deposit(user_id=u, amount=MARKET_DEPOSIT_CENTS), 0)
 
     def now_ns(self) -> int:
         return self.clock.now
@@ -217,6 +220,9 @@ class BacktestVenue(Venue):
         elif t is BBO:
             if ev.state != "live":
                 self.follower.clear(ev.ticker)
+        elif t is TradeEvent:
+            if ev.ticker in self.core.markets:
+                self.follower.trade(ev.ticker, ev.yes_price, ev.count, ev.taker_side)
         elif t is LifecycleEvent and ev.result in ("yes", "no", "void"):
             if ev.ticker in self.core.markets:
                 self.settle(ev.ticker, ev.result)

@@ -17,6 +17,13 @@ core's book hold the same size in orders of the user :data:`MARKET_USER`:
   ``recorded − deficit`` there, and a deficit never exceeds the recorded size
   (``deficit = min(deficit, recorded)`` after every change). Taken liquidity does not
   reappear;
+* a recorded **trade** is replayed as an immediate-or-cancel order of a second participant
+  (:data:`TAKER_USER`) at the trade's price and count on its taker side: it takes the queue
+  in time priority, the market's orders ahead of ours first, then ours. What it took from
+  the market is a **credit** of the level: the recorded decrease that follows the trade
+  is absorbed by it instead of removing the market's orders a second time (this assumes a
+  trade reaches the feed before its level's delta; a delta first means the size is taken
+  twice, which only makes fills rarer);
 * a book that stops being live (a ``stale``/``syncing`` BBO row) has all the market's
   orders canceled until its next snapshot.
 
@@ -34,6 +41,8 @@ from kalshi_platform.exchange.events import Fill as XFill
 from kalshi_platform.exchange.events import Result
 
 MARKET_USER = "market"
+#: the participant that replays recorded trades
+TAKER_USER = "market-taker"
 #: the market participant's deposit (cents): large enough for any recorded book
 MARKET_DEPOSIT_CENTS = 10**15
 
@@ -42,11 +51,12 @@ class _Level:
     """One recorded level: ``recorded`` size, ``deficit`` taken by us, the market's orders
     ``[order_id, remaining]`` oldest first."""
 
-    __slots__ = ("recorded", "deficit", "orders")
+    __slots__ = ("recorded", "deficit", "credit", "orders")
 
     def __init__(self) -> None:
         self.recorded = 0
         self.deficit = 0
+        self.credit = 0
         self.orders: deque[list] = deque()
 
     def resting(self) -> int:
@@ -67,7 +77,9 @@ class Follower:
         self.levels: dict[tuple[str, str, int], _Level] = {}
         self._by_ticker: dict[str, set[tuple[str, str, int]]] = {}
         self._where: dict[str, tuple[str, str, int]] = {}
-        self.stats = {"adds": 0, "reduces": 0, "cancels": 0, "off_grid": 0, "refused": 0}
+        self._trading = False
+        self.stats = {"adds": 0, "reduces": 0, "cancels": 0, "off_grid": 0, "refused": 0,
+                      "trades": 0}
 
     # -- recorded events -------------------------------------------------------------------
 
@@ -85,7 +97,32 @@ class Follower:
         """A recorded delta (signed size change at ``price`` on ``side``'s own scale)."""
         key = (ticker, side, price)
         lv = self.levels.get(key)
+        if lv is not None and delta < 0 and lv.credit:
+            used = min(-delta, lv.credit)
+            lv.credit -= used
+            lv.recorded = max(lv.recorded - used, 0)
+            delta += used
+            if not delta:
+                return
         self._set(key, max((lv.recorded if lv else 0) + delta, 0))
+
+    def trade(self, ticker: str, yes_price: int, count: int, taker_side: str | None) -> None:
+        """A recorded trade: replayed by :data:`TAKER_USER` (see the module docstring);
+        trades without a taker side are not replayed."""
+        if taker_side not in ("yes", "no"):
+            return
+        buy_yes = taker_side == "yes"
+        cmd = C.CreateOrder(user_id=TAKER_USER, ticker=ticker, side="yes",
+                            action="buy" if buy_yes else "sell", count=count,
+                            yes_price=yes_price, time_in_force=C.IOC)
+        self._trading = True
+        try:
+            res = self._submit(cmd)
+        finally:
+            self._trading = False
+        if res.ok:
+            self.stats["trades"] += 1
+            self._route(res)
 
     def clear(self, ticker: str) -> None:
         """The recorded book is not trustworthy: cancel all the market's orders there."""
@@ -106,7 +143,10 @@ class Follower:
                     lv.orders.remove(o)
                     del self._where[f.order_id]
                 break
-        lv.deficit = min(lv.deficit + f.count, lv.recorded)
+        if self._trading:
+            lv.credit += f.count
+        else:
+            lv.deficit = min(lv.deficit + f.count, lv.recorded)
 
     # -- keeping the book at the target ----------------------------------------------------
 
@@ -117,8 +157,10 @@ class Follower:
             self._by_ticker.setdefault(key[0], set()).add(key)
         lv.recorded = recorded
         lv.deficit = 0 if reset else min(lv.deficit, recorded)
+        if reset:
+            lv.credit = 0
         have = lv.resting()
-        target = recorded - lv.deficit
+        target = max(recorded - lv.deficit - lv.credit, 0)
         if target > have:
             self._add(key, lv, target - have)
         elif target < have:
