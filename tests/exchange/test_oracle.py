@@ -1,6 +1,6 @@
 """Acceptance (issue 13): the engine agrees with the brute-force oracle (tests/exchange/
 oracle.py, no shared code) on every command of 10,000 seeded random streams: accepted or
-refused with the same code, the same fills (order, user, price, count, taker, fee, rounding
+refused with the same code, the same order (id, status, filled count), the same fills (order, user, price, count, taker, fee, rounding
 fee), the same resting book in queue order, the same cash, reserved collateral and positions
 (count, cost, realized PnL, fees); and money is conserved in both after every command."""
 
@@ -21,25 +21,31 @@ STREAMS = 10_000
 CHUNK = 500
 
 
-def oracle_apply(orc: Oracle, cmd, ts, pending_result):
-    """Apply ``cmd`` to the oracle: list of error codes (one per item for a batch)."""
+def oracle_apply(orc: Oracle, cmd, ts):
+    """Apply ``cmd`` to the oracle: ``[(error code or None, (id, status, filled) or None)]``,
+    one per item for a batch, each taken right after its item."""
+    return [(code, (o["id"], o["status"], o["filled"]) if o is not None else None)
+            for code, o in _oracle_items(orc, cmd, ts)]
+
+
+def _oracle_items(orc: Oracle, cmd, ts):
     orc.advance(ts)
     t = type(cmd)
     if t is CreateOrder:
-        return [orc.create(cmd)[0]]
+        return [orc.create(cmd)]
     if t is CancelOrder:
-        return [orc.cancel(cmd)[0]]
+        return [orc.cancel(cmd)]
     if t is DecreaseOrder:
-        return [orc.decrease(cmd)[0]]
+        return [orc.decrease(cmd)]
     if t is AmendOrder:
-        return [orc.amend(cmd)[0]]
+        return [orc.amend(cmd)]
     if t is BatchCreateOrders:
-        return [orc.create(c)[0] for c in cmd.orders]
+        return [_snap(orc.create(c)) for c in cmd.orders]
     if t is BatchCancelOrders:
-        return [orc.cancel(CancelOrder(user_id=cmd.user_id, order_id=i))[0]
+        return [_snap(orc.cancel(CancelOrder(user_id=cmd.user_id, order_id=i)))
                 for i in cmd.order_ids]
     if t is Deposit:
-        return [orc.deposit(cmd.user_id, cmd.amount)]
+        return [(orc.deposit(cmd.user_id, cmd.amount), None)]
     if t is CloseMarket:
         orc.close(cmd.ticker)
     elif t is DetermineMarket:
@@ -48,7 +54,19 @@ def oracle_apply(orc: Oracle, cmd, ts, pending_result):
         orc.settle(cmd.ticker, orc.markets[cmd.ticker]["result"])
     elif t is not Tick:
         raise AssertionError(t)
-    return [None]
+    return [(None, None)]
+
+
+def _snap(pair):
+    code, o = pair
+    return code, (dict(o) if o is not None else None)
+
+
+def engine_orders(res):
+    items = res.items if res.items is not None else [res]
+    return [(r.error.code if r.error else None,
+             (r.order.order_id, r.order.status, r.order.fill_count) if r.order else None)
+            for r in items]
 
 
 def engine_codes(res):
@@ -71,8 +89,8 @@ def engine_book(ex):
     return sorted(out)
 
 
-def compare(ex, orc, res, codes, where):
-    assert engine_codes(res) == codes, where
+def compare(ex, orc, res, outcome, where):
+    assert engine_orders(res) == outcome, where
     fills = [(f.order_id, f.user_id, f.yes_price, f.count, f.is_taker, f.fee_cost, f.rounding_fee)
              for f in res.events if type(f) is Fill]
     assert fills == orc.fills, where
@@ -100,8 +118,7 @@ def run_stream(seed: int, n: int = 25) -> int:
     for k, (ts, cmd) in enumerate(cmds):
         orc.fills = []
         res = ex.submit(cmd, ts)
-        codes = oracle_apply(orc, cmd, ts, res)
-        compare(ex, orc, res, codes, f"seed {seed} command {k}: {cmd}")
+        compare(ex, orc, res, oracle_apply(orc, cmd, ts), f"seed {seed} command {k}: {cmd}")
     return len(cmds)
 
 
