@@ -65,6 +65,10 @@ class Context:
         """Cancel an order (object or client_order_id)."""
         return self._node.cancel(order)
 
+    def retry(self, order: Order | str) -> bool:
+        """Resend an unanswered new order with the same client_order_id (idempotent)."""
+        return self._node.retry(order)
+
     def cancel_all(self, ticker: str | None = None) -> int:
         """Cancel every open order (of ``ticker``); returns how many cancels were sent or
         queued."""

@@ -117,6 +117,16 @@ class TradingNode:
         self.venue.submit(o)
         return o
 
+    def retry(self, order: Order | str) -> bool:
+        """Send a new order again with the same ``client_order_id`` (idempotent: a venue that
+        has it answers "duplicate" and the node reconciles). Only for an order still
+        ``pending_new`` or blocked on an unknown outcome."""
+        o = self._resolve(order)
+        if o is None or not (o.status is OrderStatus.PENDING_NEW or o.blocked):
+            return False
+        self.venue.submit(o)
+        return True
+
     def _resolve(self, order: Order | str) -> Optional[Order]:
         return self.oms.get(order) if isinstance(order, str) else order
 
@@ -198,7 +208,10 @@ class TradingNode:
         o = self.oms.on_report(r)
         if o is None:
             return
-        if r.kind in ("rejected", "cancel_rejected", "amend_rejected") and r.code != "order_already_exists":
+        if r.kind == "rejected" and r.code == "order_already_exists":
+            self.reconcile()  # a retry the venue already had: take its state
+            return
+        if r.kind in ("rejected", "cancel_rejected", "amend_rejected"):
             self._note_reject(o, r.code, r.reason, "venue", r.ts_ns)
             self.kill.on_reject(r.ts_ns)
         if o.client_order_id in self._cancel_on_ack and o.venue_order_id and not o.blocked:
