@@ -14,16 +14,24 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from functools import lru_cache
 
 ONE = 10**6          # $1 in micro-dollars
 MONEY = 10**8        # money units per dollar
 
 
+@lru_cache(maxsize=None)
 def fee_money(coef: Fraction, count: int, price: int) -> int:
     """ceil to $0.0001 of coef × contracts × P × (1 − P), in money units."""
     p = Fraction(price, ONE)
     dollars = coef * Fraction(count, 100) * p * (1 - p)
     return math.ceil(dollars * 10_000) * (MONEY // 10_000)
+
+
+@lru_cache(maxsize=None)
+def flat_money(per_contract: Fraction, count: int) -> int:
+    """ceil to $0.0001 of a flat fee per contract × contracts, in money units."""
+    return math.ceil(per_contract * Fraction(count, 100) * 10_000) * (MONEY // 10_000)
 
 
 class Oracle:
@@ -61,7 +69,7 @@ class Oracle:
     def fee(self, ticker, count, price, taker):
         mk = self.markets[ticker]
         if mk["flat"] is not None:
-            return math.ceil(mk["flat"] * Fraction(count, 100) * 10_000) * (MONEY // 10_000)
+            return flat_money(mk["flat"], count)
         return fee_money(mk["taker"] if taker else mk["maker"], count, price)
 
     def deposit(self, user, cents):
