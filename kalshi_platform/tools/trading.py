@@ -46,7 +46,7 @@ def backtest(
     latency_ms: float = typer.Option(0.0, "--latency-ms", help="Order-entry latency, one way (command to the matching engine, answer back), ms."),
     feed_latency_ms: float = typer.Option(0.0, "--feed-latency-ms", help="Market-data latency (recorded event to the strategy), ms."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML with [strategy] (the strategy's config) and [risk] (pre-trade limits, docs/trading.md)."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Directory for report.json and equity.png."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Directory for report.json, equity.png and tables/{orders,fills,positions,pnl}.parquet."),
     seed: int = typer.Option(0, "--seed", help="Seed of the strategy's ctx.random."),
     settle: List[str] = typer.Option([], "--settle", help="TICKER=yes|no|void: settle this market at the end (repeatable)."),
 ) -> None:
@@ -68,7 +68,7 @@ def backtest(
         cfg = BacktestConfig(order_latency_ns=int(latency_ms * 1e6),
                              feed_latency_ns=int(feed_latency_ms * 1e6),
                              settle=_settle_map(settle))
-        rep, _ = run_backtest(cls(params), recording, config=cfg, risk=risk, seed=seed,
+        rep, node = run_backtest(cls(params), recording, config=cfg, risk=risk, seed=seed,
                               name=strategy)
     except (RecordingError, RiskConfigError, StrategyLoadError, ValueError) as e:
         _fail(str(e))
@@ -76,9 +76,11 @@ def backtest(
     written = []
     if report is not None:
         from kalshi_platform.trading.report import write_report
+        from kalshi_platform.trading.tables import write_parquet
 
         try:
             written = write_report(rep, report)
+            written += write_parquet(node, report / "tables", node.venue.now_ns())
         except OSError as e:
             _fail(f"cannot write {report}: {e.strerror or e}")
     _print_summary(rep, written, report)
