@@ -161,23 +161,23 @@ def render(res: dict, console) -> None:
     console.print(f"bench exchange: {res['ops']:,} commands on {res['markets']} markets "
                   f"({m['add']:,} adds, {m['cancel']:,} cancels, {m['cross']:,} crossing IOC; "
                   f"{res['trades']:,} trades, {res['matched_volume_contracts']:,.0f} contracts), "
-                  f"best of {res['repeat']}", highlight=False)
+                  f"best of {res['repeat']}", highlight=False, soft_wrap=True)
     mark = "ok" if res["meets_target"] else "missed"
     console.print(f"  ours, events on   {res['ours_events_per_s']:>10,} ops/s   "
                   f"{res['ratio_vs_baseline']:.2f}x baseline   target >= "
-                  f"{res['target_ops_per_s']:,} {mark}", highlight=False)
+                  f"{res['target_ops_per_s']:,} {mark}", highlight=False, soft_wrap=True)
     console.print(f"  ours, events off  {res['ours_core_per_s']:>10,} ops/s   "
-                  f"{res['core_ratio_vs_baseline']:.2f}x baseline", highlight=False)
+                  f"{res['core_ratio_vs_baseline']:.2f}x baseline", highlight=False, soft_wrap=True)
     console.print(f"  baseline          {res['baseline_per_s']:>10,} ops/s   (naive "
                   "sortedcontainers engine: matching only, no accounts/fees/events)",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     console.print(f"  inserts only      {res['ours_inserts_per_s']:>10,} /s ours, "
                   f"{res['baseline_inserts_per_s']:,} /s baseline ({res['inserts']:,} adds)",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     r = res["reference"]
     console.print(f"  reference (quoted, not measured): {r['engine']}: ~{r['inserts_per_s']:,} "
                   f"inserts/s, ~{r['matched_per_s']:,} matched orders/s; {r['source']}",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     c = res["checks"]
     console.print(f"checks: same trades in all three {c['same_trades']}, same volume "
-                  f"{c['same_volume']}", highlight=False)
+                  f"{c['same_volume']}", highlight=False, soft_wrap=True)

@@ -21,7 +21,6 @@ Position cost is average cost: closing ``c`` of ``h`` held removes ``cost × c /
 from __future__ import annotations
 
 from kalshi_platform.exchange.book import P1, Order
-from kalshi_platform.exchange.fees import floor_to
 
 
 class Account:
@@ -154,8 +153,8 @@ def fill_money(p: Position, acct: Account, o: Order, price: int, qty: int, fee: 
     p.cost += open_cost
     cash = proceeds - open_cost
     exact = cash - fee
-    o.cum += exact
-    applied = floor_to(o.cum, precision)
+    cum = o.cum = o.cum + exact
+    applied = cum - cum % precision  # fees.floor_to, inlined
     delta = applied - o.applied
     o.applied = applied
     acct.cash += delta
