@@ -56,6 +56,14 @@ class WriterStats:
     last_error: str = ""
     rows_by_table: dict[str, int] = field(default_factory=dict)
 
+    def record_flush(self, ms: float) -> None:
+        """Count one successful send that took ``ms`` milliseconds."""
+        self.flushes += 1
+        self.flush_latency_ms_last = ms
+        self.flush_latency_ms_total += ms
+        if ms > self.flush_latency_ms_max:
+            self.flush_latency_ms_max = ms
+
     @property
     def flush_latency_ms_mean(self) -> float:
         return self.flush_latency_ms_total / self.flushes if self.flushes else 0.0

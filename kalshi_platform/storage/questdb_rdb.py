@@ -42,10 +42,7 @@ The client's own retries are disabled (``retry_timeout=0``) so the retry policy 
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
 import threading
 import time
 import warnings
@@ -55,7 +52,16 @@ from typing import Any, Callable
 
 from kalshi_platform.retry import Backoff
 from kalshi_platform.storage.ilp_batch import BatchBuilder, IlpBatch, Rejected, event_rows
+from kalshi_platform.storage.ilp_conf import (
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_FLUSH_INTERVAL_S,
+    WriterError,
+    conf_batching,
+    ilp_conf,
+    is_invalid_data_error,
+)
 from kalshi_platform.storage.ilp_rows import add_ilp_row
+from kalshi_platform.storage.quarantine import QuarantineFile
 from kalshi_platform.storage.questdb_health import (
     RETRYING,
     SPOOLING,
@@ -72,17 +78,11 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from questdb import QuestDBError, Sender
 
-__all__ = ["QuestDBWriter", "WriterError", "WriterHealth", "WriterStats", "add_ilp_row",
-           "ilp_conf", "is_invalid_data_error"]
+__all__ = ["DEFAULT_BATCH_ROWS", "DEFAULT_FLUSH_INTERVAL_S", "QuestDBWriter", "WriterError",
+           "WriterHealth", "WriterStats", "add_ilp_row", "conf_batching", "ilp_conf",
+           "is_invalid_data_error"]
 
 log = logging.getLogger(__name__)
-
-#: ILP error text of a row the server rejects as invalid (HTTP 400): "[id: …, code: invalid, line: N]"
-_INVALID_RE = re.compile(r"code:\s*invalid\b|\bcode\":\s*\"invalid\"")
-
-#: the client's documented HTTP auto-flush defaults (rows, seconds)
-DEFAULT_BATCH_ROWS = 75_000
-DEFAULT_FLUSH_INTERVAL_S = 1.0
 
 #: rows the sender turns into columns at a time: the queue holds at most about this many
 #: Python event objects beyond what the plant publishes meanwhile (a long queue of live
@@ -96,59 +96,6 @@ _NOT_A_ROW = object()
 
 #: plant event type → its table's rows-per-event function (None: one row per event)
 _ROWS_PER: dict[type, Any] = {ty: t.rows_per_event for ty, t in TABLE_FOR_EVENT.items()}
-
-
-class WriterError(RuntimeError):
-    """The writer cannot start (bad conf string, unusable spool directory)."""
-
-
-def is_invalid_data_error(err: BaseException) -> bool:
-    """True when QuestDB rejected the request's *data* (HTTP 400 ``code: invalid``): resending
-    it unchanged would fail again. Everything else (refused, timeout, 5xx) is transient."""
-    return isinstance(err, QuestDBError) and bool(_INVALID_RE.search(str(err)))
-
-
-def _conf_keys(conf: str) -> dict[str, str]:
-    body = conf.split("::", 1)[1] if "::" in conf else ""
-    return {kv.split("=", 1)[0].strip(): kv.split("=", 1)[1].strip()
-            for kv in body.split(";") if "=" in kv}
-
-
-def ilp_conf(conf: str) -> str:
-    """Complete a client conf string: pin ILP protocol version 1 (text; every QuestDB 8.x
-    accepts it) and disable the client's own retries and auto-flush unless the string already
-    sets them. Raises :class:`WriterError` for a conf that is not ``http``/``https``/``tcp``."""
-    conf = conf.strip()
-    schema = conf.split("::", 1)[0].lower() if "::" in conf else ""
-    if schema not in ("http", "https", "tcp", "tcps"):
-        raise WriterError(f"QuestDB conf must start with http::, https::, tcp:: or tcps::, got {conf!r}")
-    if not conf.endswith(";"):
-        conf += ";"
-    keys = set(_conf_keys(conf))
-    extra = {"protocol_version": "1", "auto_flush": "off"}
-    if schema.startswith("http"):
-        extra["retry_timeout"] = "0"
-    for k, v in extra.items():
-        if k not in keys:
-            conf += f"{k}={v};"
-    return conf
-
-
-def conf_batching(conf: str) -> tuple[int | None, float | None]:
-    """``(auto_flush_rows, auto_flush_interval in s)`` as a conf string sets them (``None``
-    where it does not; ``off`` is ``None``). Raises :class:`WriterError` for a value that is
-    not a positive integer."""
-    keys = _conf_keys(conf)
-    out: list[Any] = []
-    for k, scale in (("auto_flush_rows", 1), ("auto_flush_interval", 1000)):
-        v = keys.get(k)
-        if v is None or v.lower() == "off":
-            out.append(None)
-            continue
-        if not v.isdigit() or int(v) < 1:
-            raise WriterError(f"QuestDB conf: {k} must be a positive integer or off, got {v!r}")
-        out.append(int(v) if scale == 1 else int(v) / scale)
-    return out[0], out[1]
 
 
 def _rows_of(event: Any) -> int:
@@ -220,6 +167,7 @@ class QuestDBWriter:
             raise WriterError(str(e)) from None
         self.quarantine_path = Path(quarantine_path) if quarantine_path else \
             Path(spool_dir) / "quarantine.jsonl"
+        self._quarantine = QuarantineFile(self.quarantine_path)
         self.stats = WriterStats(spool_depth=self.spool.depth_rows,
                                  spool_bytes=self.spool.bytes_on_disk())
         self._queue: deque = deque()          # plant events, appended by publish()
@@ -256,12 +204,8 @@ class QuestDBWriter:
         st = self.stats
         st.rows_published += 1 if per is None else per(event)
         self._queue.append(event)
-        n = st.rows_published - self._rows_out
-        if n >= self._wake_rows:
-            if not self._wake.is_set():
-                self._wake.set()
-            if n + len(self._building) > self.queue_rows:
-                self._spill(max(n + len(self._building) - self.queue_rows, self.batch_rows))
+        if st.rows_published - self._rows_out >= self._wake_rows:
+            self._queued()
 
     def publish_many(self, events: Any) -> None:
         """:meth:`publish` of each of ``events``, in order, in one call (the event stream's
@@ -278,12 +222,16 @@ class QuestDBWriter:
             rows += 1 if per is None else per(e)
             q.append(e)
         st.rows_published += rows
-        n = st.rows_published - self._rows_out
-        if n >= self._wake_rows:
-            if not self._wake.is_set():
-                self._wake.set()
-            if n + len(self._building) > self.queue_rows:
-                self._spill(max(n + len(self._building) - self.queue_rows, self.batch_rows))
+        if st.rows_published - self._rows_out >= self._wake_rows:
+            self._queued()
+
+    def _queued(self) -> None:
+        """Enough rows queued: wake the sender; beyond ``queue_rows`` in memory, spill."""
+        if not self._wake.is_set():
+            self._wake.set()
+        n = self.stats.rows_published - self._rows_out + len(self._building)
+        if n > self.queue_rows:
+            self._spill(max(n - self.queue_rows, self.batch_rows))
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Send everything published so far; wait until QuestDB acknowledged it, or until
@@ -568,13 +516,7 @@ class QuestDBWriter:
         t0 = time.perf_counter()
         if len(batch) > len(refused):
             sender.flush(buf)
-        ms = (time.perf_counter() - t0) * 1e3
-        st = self.stats
-        st.flushes += 1
-        st.flush_latency_ms_last = ms
-        st.flush_latency_ms_total += ms
-        if ms > st.flush_latency_ms_max:
-            st.flush_latency_ms_max = ms
+        self.stats.record_flush((time.perf_counter() - t0) * 1e3)
         return refused
 
     def _send_inflight(self) -> bool:
@@ -646,21 +588,10 @@ class QuestDBWriter:
 
     # -- quarantine -------------------------------------------------------------------------
 
-    def _append_quarantine(self, rec: dict) -> None:
-        try:
-            self.quarantine_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.quarantine_path, "a") as f:
-                f.write(json.dumps(rec, default=str) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as e:
-            log.error("cannot write quarantine %s: %s; record: %s", self.quarantine_path, e, rec)
-
     def _quarantine_row(self, table: str, row: dict, error: str, rows: int = 1) -> None:
         self.stats.rows_quarantined += rows
         log.warning("QuestDB rejected a %s row; quarantined: %s", table, error)
-        self._append_quarantine({"kind": "row", "table": table, "row": row, "error": error,
-                                 "quarantined_at_ns": time.time_ns()})
+        self._quarantine.row(table, row, error)
 
     def _quarantine_rejected(self, bad: list[Rejected], settle: bool = True) -> None:
         """Rows that could not be made into a batch: quarantined (and settled, unless they
@@ -673,7 +604,7 @@ class QuestDBWriter:
 
     def _quarantine_frame(self, rec: QuarantineRecord) -> None:
         self.stats.frames_quarantined += 1
-        self._append_quarantine({"kind": "frame", **rec.as_json()})  # bytes kept exactly
+        self._quarantine.append({"kind": "frame", **rec.as_json()})  # bytes kept exactly
 
     # -- construction from settings ---------------------------------------------------------
 

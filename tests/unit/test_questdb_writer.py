@@ -340,3 +340,22 @@ def test_schema_is_ensured_before_the_first_row_and_retried(tmp_path):
     w.close()
     assert calls == [0, 0, 0]  # tried until it worked, always before the first request
     assert sum(len(r) for r in s.requests) == 12 and w.stats.flush_errors == 2
+
+
+def test_batching_follows_the_clients_documented_auto_flush_keys(tmp_path):
+    """Defaults are the client's documented HTTP auto-flush (75,000 rows, 1,000 ms); a conf
+    string that sets auto_flush_rows / auto_flush_interval sets the writer's batching."""
+    s = FakeSender()
+    w = QuestDBWriter("http::addr=127.0.0.1:1;auto_flush_rows=7;auto_flush_interval=250;",
+                      spool_dir=tmp_path / "spool", sender_factory=lambda conf: s)
+    assert w.batch_rows == 7 and w.flush_interval_s == 0.25
+    for ev in _feed_events(15):
+        w.publish(ev)
+    w.close()
+    assert [len(r) for r in s.requests] == [7, 7, 1]
+    d = QuestDBWriter("http::addr=127.0.0.1:1;", spool_dir=tmp_path / "spool2",
+                      sender_factory=lambda conf: FakeSender())
+    assert (d.batch_rows, d.flush_interval_s) == (75_000, 1.0)
+    d.close()
+    with pytest.raises(WriterError, match="auto_flush_rows"):
+        QuestDBWriter("http::addr=127.0.0.1:1;auto_flush_rows=lots;", spool_dir=tmp_path / "s3")
