@@ -4,7 +4,8 @@ The plant emits every event into an :class:`EventStream` (a publisher of its fan
 stream stamps each event with a **stream seq**, contiguous from 1 per plant run and named by
 a ``run_id``: the i-th event of a committed batch starting at ``start`` has seq ``start + i``.
 ``commit()`` (end of a frame live, end of a chunk in a replay) hands the pending batch to
-every attached consumer's queue: a ``deque.append`` and a wake-up, never disk or network, so
+every attached consumer's queue: a ``deque.append`` and a wake-up (a storage sink's only every
+16k events, see :class:`ConsumerRunner`), never disk or network, so
 the read loop never waits on a sink (kdb+tick's tickerplant → RDB split; docs/fanout-and-scale.md).
 
 Each consumer runs on its own thread (:class:`ConsumerRunner`) and sees every batch in order.
