@@ -80,12 +80,13 @@ def test_init_is_idempotent_and_no_consumer_relies_on_multi_filter(server, tmp_p
 
     from kalshi_platform.feed import nats_admin, nats_wire
 
+    from kalshi_platform.feed.nats_writer import NatsWriter
+
     again = _cli("nats", "init", server.url, "--events-replicas", "1").stdout
     assert again.count(": unchanged") == 3, again
-    _cli("replay", str(COCKPIT), "--sink", "none", "--publish", server.url)
-    _cli("writer", "--from", server.url, "--store", str(tmp_path / "w"), "--idle-exit", "0.5")
 
     async def check():
+        await NatsWriter(server.url, [], idle_exit_s=0.2).run()  # creates its consumers
         nc = await nats.connect(server.url)
         js = nc.jetstream()
         names = nats_wire.stream_names("prod")
@@ -189,11 +190,11 @@ def test_writer_kill9_mid_stream_then_restart_store_exact(server, tmp_path):
     from kalshi_platform.bench.synth import write_synthetic_recording
 
     rec = tmp_path / "syn.jsonl"
-    write_synthetic_recording(COCKPIT, rec, 40_000, 4)
+    write_synthetic_recording(COCKPIT, rec, 15_000, 4)
     _cli("replay", str(rec), "--sink", "none", "--publish", server.url, timeout=120)
     out = tmp_path / "writer"
     args = [*CLI, "writer", "--from", server.url, "--store", str(out), "--flush-s", "0.05",
-            "--batch", "50", "--ack-wait", "2"]
+            "--batch", "20", "--ack-wait", "1"]
     w = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: len(list(out.glob("*/date=*/*.parquet"))) >= 3, 60,
@@ -206,14 +207,14 @@ def test_writer_kill9_mid_stream_then_restart_store_exact(server, tmp_path):
             w.kill()
     files_at_kill = len(list(out.glob("*/date=*/*.parquet")))
     summary = tmp_path / "w.json"
-    # the dead writer's unacked messages come back after ack_wait (2 s): idle longer than that
-    _cli("writer", "--from", server.url, "--store", str(out), "--idle-exit", "4",
+    # the dead writer's unacked messages come back after ack_wait (1 s): idle longer than that
+    _cli("writer", "--from", server.url, "--store", str(out), "--idle-exit", "2.5",
          "--summary-json", str(summary), timeout=120)
     stats = json.loads(summary.read_text())
     assert len(list(out.glob("*/date=*/*.parquet"))) > files_at_kill
     direct = _direct_store(rec, tmp_path)
     n = _assert_same_store(out, direct, dedup=True)  # 0 lost, 0 doubled in what is read
-    assert n > 40_000
+    assert n > 15_000
     from kalshi_platform.storage.schema import TABLES
 
     raw = sum(len(_rows(out, t)) for t in TABLES)

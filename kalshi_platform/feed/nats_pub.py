@@ -269,8 +269,10 @@ class NatsPublisher:
 
     def _announce_takeover(self) -> None:
         """This plant just got the shard's lease: a ``feed_events`` takeover marker (a PART
-        outside the window chain, seq 0: the writer stores it, subscribers skip it), then a
-        snapshot of its books so subscribers switch to this run at once."""
+        outside the window chain: ``first`` 0, ``last`` the seq its books are at; the writer
+        stores it), then a snapshot of its books so subscribers switch to this run at once.
+        A holder that fenced itself (a late renew) and got the lease back announces again:
+        its subscribers then resync at once instead of waiting for the hole to time out."""
         from kalshi_platform.ticker_plant.events import FeedEvent
 
         self._takeover = False
@@ -281,7 +283,7 @@ class NatsPublisher:
                        f"{self._last_seq + 1}" + (f", taking over from {prev}" if prev else ""))
         o, run = self.options, self.run_id
         m = _Msg(w.subject(o.env, "feed_events", None, o.shard),
-                 w.encode_part(run, 0, 0, [0], [[EVENT_CODES[FeedEvent], *ev]]),
+                 w.encode_part(run, 0, self._last_seq, [0], [[EVENT_CODES[FeedEvent], *ev]]),
                  {w.HDR_MSG_ID: f"{run}:takeover", w.HDR_SHARD: o.shard}, "events")
         with self._cond:
             self._built += 1

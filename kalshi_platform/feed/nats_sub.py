@@ -188,8 +188,12 @@ class Client:
 
     def _on_part(self, part: w.Part, events: list) -> None:
         self.parts += 1
-        if part.first == 0:
-            return  # outside the window chain (a takeover marker): for the store
+        if part.first == 0:  # a takeover marker, outside the window chain
+            nxt = self.next_first
+            if part.run_id == self.run_id and nxt is not None and part.last >= nxt:
+                # the run we follow withheld windows while fenced: resync now
+                self.out.put(Message("gap", part.run_id, nxt, [part.last - nxt + 1]))
+            return
         if part.run_id != self.run_id:
             if self._waiting_new_run and part.first == 1:
                 self.run_id, self.next_first = part.run_id, 1
