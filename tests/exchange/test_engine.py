@@ -4,8 +4,8 @@ from kalshi_platform.exchange import (AddMarket, AmendOrder, BatchCancelOrders,
                                       BatchCreateOrders, CancelOrder, CreateOrder,
                                       CreateOrderGroup, Deposit,
                                       DecreaseOrder, OrderGroupAction, Tick)
-from helpers import CENT, kinds, market, order
-from streams import digest, stream, engine_for
+from exchange_helpers import CENT, kinds, market, order
+from exchange_streams import digest, stream, engine_for
 
 S = 10**9  # one second in ns
 

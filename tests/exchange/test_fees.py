@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import pytest
 
-from conftest_paths import SHARED_REST
+from exchange_paths import SHARED_REST
 from kalshi_platform.exchange import (AddMarket, CreateOrder, Deposit, Exchange,
                                       ExchangeConfig, FeeConfig)
 from kalshi_platform.exchange.fees import fee_functions

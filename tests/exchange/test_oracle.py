@@ -1,5 +1,5 @@
 """Acceptance (issue 13): the engine agrees with the brute-force oracle (tests/exchange/
-oracle.py, no shared code) on every command of 10,000 seeded random streams: accepted or
+exchange_oracle.py, no shared code) on every command of 10,000 seeded random streams: accepted or
 refused with the same code, the same order (id, status, filled count), the same fills (order, user, price, count, taker, fee, rounding
 fee), the same resting book in queue order, the same cash, reserved collateral and positions
 (count, cost, realized PnL, fees); and money is conserved in both after every command."""
@@ -14,8 +14,8 @@ from kalshi_platform.exchange import (AddMarket, AmendOrder, BatchCancelOrders,
                                       BatchCreateOrders, CancelOrder, CloseMarket, CreateOrder,
                                       DecreaseOrder, Deposit, DetermineMarket, Fill,
                                       SettleMarket, Tick)
-from oracle import Oracle
-from streams import engine_for, stream
+from exchange_oracle import Oracle
+from exchange_streams import engine_for, stream
 
 STREAMS = 10_000
 CHUNK = 500

@@ -4,7 +4,7 @@
 import pytest
 
 from kalshi_platform.exchange import CloseMarket, DetermineMarket, SettleMarket
-from helpers import DOLLAR, MONEY_CENT, kinds, market, order
+from exchange_helpers import DOLLAR, MONEY_CENT, kinds, market, order
 
 
 def _trade(ex):

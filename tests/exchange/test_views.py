@@ -3,7 +3,7 @@
 from kalshi_platform.exchange.views import (balance_json, market_position_ws, order_json,
                                             position_json)
 from kalshi_platform.fixedpoint import parse_price, parse_size
-from helpers import kinds, market, order
+from exchange_helpers import kinds, market, order
 
 
 def test_order_position_and_balance_json():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kalshi_platform.exchange import Exchange
 from kalshi_platform.exchange.wal import DurableExchange, GroupCommitter
-from streams import digest, load
+from exchange_streams import digest, load
 
 DRIVER = Path(__file__).with_name("wal_driver.py")
 REPO = Path(__file__).resolve().parents[2]

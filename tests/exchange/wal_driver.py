@@ -1,5 +1,5 @@
 """Crash-test driver (run as a subprocess by test_wal.py): submits the seeded load
-(streams.load) through a DurableExchange in groups of ``group`` commands and, after each
+(exchange_streams.load) through a DurableExchange in groups of ``group`` commands and, after each
 group returns (durable), prints one JSON ack line per command to stdout, flushed. The parent
 SIGKILLs it at some point and checks the recovered state against the acks.
 
@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from kalshi_platform.exchange.wal import DurableExchange  # noqa: E402
-from streams import load  # noqa: E402
+from exchange_streams import load  # noqa: E402
 
 
 def main() -> None:
