@@ -42,6 +42,7 @@ from kalshi_platform.trading.portfolio import event_of
 from kalshi_platform.trading.venue import Venue, VenueListener
 
 MS = 1_000_000
+P1 = 1_000_000  # $1 in micro-dollars
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ class BacktestConfig:
     (recorded event to strategy), ``deposit_cents`` of the strategy's account,
     ``price_ranges`` of every market (micro-dollars ``[(start, end, step)]``; default the
     cent grid), ``settle`` ticker → result (yes | no | void) applied at the end,
-    ``user_id`` of the strategy at the core."""
+    ``user_id`` of the strategy at the core, ``lazy_levels``: keep only the levels that can
+    matter to our orders in the core (follower.py; same fills, far fewer core commands)."""
 
     order_latency_ns: int = 0
     feed_latency_ns: int = 0
@@ -58,6 +60,7 @@ class BacktestConfig:
     price_ranges: tuple = ((0, 1_000_000, 10_000),)
     settle: dict = field(default_factory=dict)
     user_id: str = "strategy"
+    lazy_levels: bool = True
 
 
 class _Driver:
@@ -115,7 +118,7 @@ class BacktestVenue(Venue):
         self._collect = _Collect()
         meta = read_meta(self.path)
         self.plant = TickerPlant([self._collect], use_yes_price=bool(meta.use_yes_price))
-        self.follower = Follower(self._core_submit, self._route_now)
+        self.follower = Follower(self._core_submit, self._route_now, self.cfg.lazy_levels)
         self.listener: Optional[VenueListener] = None
         self.seq = 0
         self.frames = 0
@@ -201,13 +204,22 @@ class BacktestVenue(Venue):
             clock.advance(t)
         now = clock.now
         lat = self.cfg.feed_latency_ns
+        first = self.seq + 1
         for ev in evs:
-            self.events += 1
             self._follow(ev, now)
-            self.seq += 1
-            seq = self.seq
-            clock.at(now + lat, lambda s=seq, e=ev: self.listener.on_market(s, e))
-        clock.run_until(now)
+        self.events += len(evs)
+        self.seq += len(evs)
+        if lat == 0 and not clock.due(now):
+            # what scheduling each event at now would do, without the heap: nothing else is
+            # due before them, and what the strategy sends runs after them (run_until below)
+            on_market = self.listener.on_market
+            for seq, ev in enumerate(evs, first):
+                on_market(seq, ev)
+        else:
+            for seq, ev in enumerate(evs, first):
+                clock.at(now + lat, lambda s=seq, e=ev: self.listener.on_market(s, e))
+        if clock.due(now):
+            clock.run_until(now)
 
     def _follow(self, ev, now: int) -> None:
         t = type(ev)
@@ -244,6 +256,7 @@ class BacktestVenue(Venue):
     def _route(self, res: Result, now: int) -> None:
         """Hand a result's events on: the market's fills to the follower, ours back to the
         strategy ``order_latency_ns`` later."""
+        self._track(res)
         uid, back = self.cfg.user_id, now + self.cfg.order_latency_ns
         for e in res.events:
             t = type(e)
@@ -258,6 +271,15 @@ class BacktestVenue(Venue):
             elif t is SettlementRecord and e.user_id == uid:
                 s = Settlement(e.ticker, e.market_result, e.revenue, now)
                 self.clock.at(back, lambda s=s: self.listener.on_settlement(s))
+
+    def _track(self, res: Result) -> None:
+        """Tell the follower where our orders rest (every update of ours in ``res``)."""
+        uid = self.cfg.user_id
+        for e in res.events:
+            if type(e) is OrderUpdate and e.order.user_id == uid:
+                v = e.order
+                self.follower.note_ours(v.ticker, v.order_id, (v.side == "yes") == (
+                    v.action == "buy"), v.yes_price, v.status == "resting")
 
     def _answer(self, order: Order, report: OrderReport, res: Result | None) -> None:
         now = self.clock.now
@@ -274,6 +296,8 @@ class BacktestVenue(Venue):
 
     def _arrive_new(self, o: Order) -> None:
         is_yes = o.side is Side.YES
+        if o.ticker in self.core.markets:
+            self.follower.prepare(o.ticker, o.is_bid, o.yes_price)
         cmd = C.CreateOrder(user_id=self.cfg.user_id, ticker=o.ticker, side=o.side.value,
                             action=o.action.value, count=o.count,
                             yes_price=o.price if is_yes else None,
@@ -281,6 +305,7 @@ class BacktestVenue(Venue):
                             client_order_id=o.client_order_id, time_in_force=o.tif.value,
                             post_only=o.post_only, reduce_only=o.reduce_only)
         res = self.core.submit(cmd, self.clock.now)
+        self._track(res)
         if not res.ok:
             e = res.error
             self._answer(o, OrderReport("rejected", o.client_order_id, e.details or None,
@@ -297,6 +322,8 @@ class BacktestVenue(Venue):
 
     def _arrive_amend(self, o: Order, price: int, count: int) -> None:
         is_yes = o.side is Side.YES
+        if o.ticker in self.core.markets:
+            self.follower.prepare(o.ticker, o.is_bid, price if is_yes else P1 - price)
         res = self.core.submit(C.AmendOrder(
             user_id=self.cfg.user_id, order_id=o.venue_order_id, ticker=o.ticker,
             side=o.side.value, action=o.action.value, yes_price=price if is_yes else None,
@@ -305,6 +332,7 @@ class BacktestVenue(Venue):
 
     def _edit_answer(self, o: Order, res: Result, reject_kind: str) -> None:
         now = self.clock.now
+        self._track(res)
         if res.ok:
             final = _report("update", res.order, now)
             res = Result(events=[e for e in res.events if type(e) is not OrderUpdate

@@ -27,6 +27,14 @@ core's book hold the same size in orders of the user :data:`MARKET_USER`:
 * a book that stops being live (a ``stale``/``syncing`` BBO row) has all the market's
   orders canceled until its next snapshot.
 
+**Lazy levels.** Only levels that can matter to our orders are kept in the core (a level is
+*materialized*: it gets the market's orders at its recorded size, then follows every change):
+before one of our orders (or an amend) reaches the core, its own level and every opposite
+level it would cross; a recorded level that appears crossing a resting order of ours; the
+levels a replayed trade would take. Every other level is only a number in the follower's
+recorded ladders. Our fills are the same as with every level kept in the core
+(``lazy=False``; tested), at a fraction of the core commands.
+
 The follower talks to the core only through ``Exchange.submit`` commands and reads only
 what the results say (order ids, fills).
 """
@@ -39,6 +47,8 @@ from typing import Callable
 from kalshi_platform.exchange import commands as C
 from kalshi_platform.exchange.events import Fill as XFill
 from kalshi_platform.exchange.events import Result
+
+P1 = 1_000_000  # $1 in micro-dollars
 
 MARKET_USER = "market"
 #: the participant that replays recorded trades
@@ -67,44 +77,69 @@ class Follower:
     """Turns recorded book events into commands for the market participant.
 
     ``submit(cmd) -> Result`` is the exchange core's ``submit`` at the current time;
-    ``route(result)`` hands every result on (our fills and order updates in it).
-    ``stats``: levels set, orders added/reduced/canceled, ``off_grid`` (recorded prices the
-    market's tick grid refuses)."""
+    ``route(result)`` hands every result on (our fills and order updates in it); ``lazy``
+    (default) keeps only the levels that matter in the core (module docstring).
+    ``stats``: orders added/reduced/canceled, replayed trades, ``off_grid`` (recorded prices
+    the market's tick grid refuses), ``refused``, ``materialized`` levels."""
 
     def __init__(self, submit: Callable[[object], Result],
-                 route: Callable[[Result], None]) -> None:
-        self._submit, self._route = submit, route
+                 route: Callable[[Result], None], lazy: bool = True) -> None:
+        self._submit, self._route, self.lazy = submit, route, lazy
+        self.recorded: dict[str, dict[str, dict[int, int]]] = {}
         self.levels: dict[tuple[str, str, int], _Level] = {}
         self._by_ticker: dict[str, set[tuple[str, str, int]]] = {}
         self._where: dict[str, tuple[str, str, int]] = {}
+        self._ours: dict[str, dict[str, tuple[bool, int]]] = {}
+        self._best: dict[str, tuple[int, int]] = {}  # our best bid, best ask (YES scale)
         self._trading = False
         self.stats = {"adds": 0, "reduces": 0, "cancels": 0, "off_grid": 0, "refused": 0,
-                      "trades": 0}
+                      "trades": 0, "materialized": 0}
+
+    def _ladders(self, ticker: str) -> dict[str, dict[int, int]]:
+        r = self.recorded.get(ticker)
+        if r is None:
+            r = self.recorded[ticker] = {"yes": {}, "no": {}}
+        return r
 
     # -- recorded events -------------------------------------------------------------------
 
     def snapshot(self, ticker: str, yes: list, no: list) -> None:
-        """A recorded snapshot: every level of ``ticker`` set to the recorded sizes."""
-        want = {("yes", p): q for p, q in yes}
-        want.update({("no", p): q for p, q in no})
-        for key in list(self._by_ticker.get(ticker, ())):
-            if (key[1], key[2]) not in want:
-                self._set(key, 0, reset=True)
-        for (side, price), q in want.items():
-            self._set((ticker, side, price), q, reset=True)
+        """A recorded snapshot: the ladders replaced, materialized levels set to them (their
+        deficits and credits forgotten)."""
+        lad = self._ladders(ticker)
+        lad["yes"], lad["no"] = dict(yes), dict(no)
+        keys = set(self._by_ticker.get(ticker, ()))
+        if not self.lazy:
+            keys |= {(ticker, s, p) for s in ("yes", "no") for p in lad[s]}
+        for key in keys:
+            self._set(key, lad[key[1]].get(key[2], 0), reset=True)
+        for key in self._crossing_ours(ticker):
+            self._set(key, lad[key[1]].get(key[2], 0), reset=True)
 
     def delta(self, ticker: str, side: str, price: int, delta: int) -> None:
         """A recorded delta (signed size change at ``price`` on ``side``'s own scale)."""
+        ladder = self._ladders(ticker)[side]
         key = (ticker, side, price)
         lv = self.levels.get(key)
         if lv is not None and delta < 0 and lv.credit:
             used = min(-delta, lv.credit)
             lv.credit -= used
             lv.recorded = max(lv.recorded - used, 0)
+            left = ladder.get(price, 0) - used
+            if left > 0:
+                ladder[price] = left
+            else:
+                ladder.pop(price, None)
             delta += used
             if not delta:
                 return
-        self._set(key, max((lv.recorded if lv else 0) + delta, 0))
+        q = max(ladder.get(price, 0) + delta, 0)
+        if q:
+            ladder[price] = q
+        else:
+            ladder.pop(price, None)
+        if lv is not None or not self.lazy or self._crosses_ours(ticker, side, price):
+            self._set(key, q)
 
     def trade(self, ticker: str, yes_price: int, count: int, taker_side: str | None) -> None:
         """A recorded trade: replayed by :data:`TAKER_USER` (see the module docstring);
@@ -112,6 +147,7 @@ class Follower:
         if taker_side not in ("yes", "no"):
             return
         buy_yes = taker_side == "yes"
+        self.prepare(ticker, buy_yes, yes_price, own_level=False)
         cmd = C.CreateOrder(user_id=TAKER_USER, ticker=ticker, side="yes",
                             action="buy" if buy_yes else "sell", count=count,
                             yes_price=yes_price, time_in_force=C.IOC)
@@ -126,12 +162,56 @@ class Follower:
 
     def clear(self, ticker: str) -> None:
         """The recorded book is not trustworthy: cancel all the market's orders there."""
+        lad = self._ladders(ticker)
+        lad["yes"], lad["no"] = {}, {}
         for key in list(self._by_ticker.get(ticker, ())):
             self._set(key, 0, reset=True)
 
+    # -- our orders ------------------------------------------------------------------------
+
+    def prepare(self, ticker: str, is_bid: bool, yes_price: int, own_level: bool = True) -> None:
+        """Before an order (ours, or a replayed trade) at YES price ``yes_price`` reaches the
+        core: materialize its own level (``own_level``) and every opposite level it crosses."""
+        lad = self._ladders(ticker)
+        if is_bid:
+            cross = [("no", q) for q in lad["no"] if P1 - q <= yes_price]
+            own = ("yes", yes_price)
+        else:
+            cross = [("yes", p) for p in lad["yes"] if p >= yes_price]
+            own = ("no", P1 - yes_price)
+        for side, price in sorted(cross) + ([own] if own_level else []):
+            key = (ticker, side, price)
+            if key not in self.levels:
+                self._set(key, lad[side].get(price, 0))
+
+    def note_ours(self, ticker: str, order_id: str, is_bid: bool, yes_price: int,
+                  resting: bool) -> None:
+        """Track our resting orders (the levels that can fill them are kept in the core)."""
+        mine = self._ours.setdefault(ticker, {})
+        if resting:
+            mine[order_id] = (is_bid, yes_price)
+        elif mine.pop(order_id, None) is None:
+            return
+        bids = [y for b, y in mine.values() if b]
+        asks = [y for b, y in mine.values() if not b]
+        self._best[ticker] = (max(bids) if bids else -1, min(asks) if asks else P1 + 1)
+
+    def _crosses_ours(self, ticker: str, side: str, price: int) -> bool:
+        best = self._best.get(ticker)
+        if best is None:
+            return False
+        if side == "yes":  # a YES bid at price crosses our asks at or below it
+            return best[1] <= price
+        return best[0] >= P1 - price
+
+    def _crossing_ours(self, ticker: str) -> list[tuple[str, str, int]]:
+        lad = self._ladders(ticker)
+        return [(ticker, s, p) for s in ("yes", "no") for p in lad[s]
+                if (ticker, s, p) not in self.levels and self._crosses_ours(ticker, s, p)]
+
     def on_fill(self, f: XFill) -> None:
         """A fill of one of the market's orders (from any result): its level's deficit
-        grows by what was taken."""
+        grows by what was taken (a credit when a replayed trade took it)."""
         key = self._where.get(f.order_id)
         if key is None:
             return
@@ -155,6 +235,7 @@ class Follower:
         if lv is None:
             lv = self.levels[key] = _Level()
             self._by_ticker.setdefault(key[0], set()).add(key)
+            self.stats["materialized"] += 1
         lv.recorded = recorded
         lv.deficit = 0 if reset else min(lv.deficit, recorded)
         if reset:
@@ -165,9 +246,6 @@ class Follower:
             self._add(key, lv, target - have)
         elif target < have:
             self._reduce(lv, have - target)
-        if not lv.recorded and not lv.orders:
-            del self.levels[key]
-            self._by_ticker[key[0]].discard(key)
 
     def _add(self, key: tuple[str, str, int], lv: _Level, qty: int) -> None:
         ticker, side, price = key

@@ -119,7 +119,8 @@ class RiskEngine:
 
     def note_cancel(self, ts_ns: int) -> None:
         """A cancel was sent: counted against the venue's rate, never refused."""
-        self._sent.append(ts_ns)
+        if self.cfg.max_orders_per_s:
+            self._sent.append(ts_ns)
         self.commands += 1
 
     # -- the checks ------------------------------------------------------------------------
@@ -210,6 +211,9 @@ class RiskEngine:
 
     def _check_rate(self, ts_ns: int) -> Optional[Rejection]:
         c = self.cfg
+        self.commands += 1
+        if not c.max_orders_per_s:
+            return None
         sent = self._sent
         while sent and sent[0] <= ts_ns - SECOND_NS:
             sent.popleft()
@@ -217,5 +221,4 @@ class RiskEngine:
             return self.reject("order_rate", f"more than {c.max_orders_per_s} orders in the "
                                "last second")
         sent.append(ts_ns)
-        self.commands += 1
         return None

@@ -30,6 +30,10 @@ class Scheduler:
         if ts_ns > self.now:
             self.now = ts_ns
 
+    def due(self, ts_ns: int) -> bool:
+        """True when an item is due at or before ``ts_ns``."""
+        return bool(self._heap) and self._heap[0][0] <= ts_ns
+
     def run_until(self, ts_ns: int) -> int:
         """Run every item due at or before ``ts_ns``; returns how many ran."""
         heap, n = self._heap, 0

@@ -127,3 +127,41 @@ def test_examples_run_on_the_bundled_recording_deterministically(spec):
     if spec.endswith("Taker"):  # the recording's one moving book: BOS's bid flickers
         assert rep["fill_count"] == 4
         assert {f["ticker"] for f in rep["fills"]} == {"KXMLBGAME-26AUG071910ATHBOS-BOS"}
+
+
+def _fills(node):
+    """Fills without the core's ids (its counters also number the market's orders)."""
+    return [(node.oms.by_venue(f.venue_order_id).client_order_id, f.ticker, f.side, f.action,
+             f.count, f.yes_price, f.is_taker, f.fee, f.ts_ns) for f in node.fills]
+
+
+@pytest.mark.parametrize("spec", EXAMPLES + ["random"])
+def test_lazy_levels_give_the_same_fills_as_every_level_in_the_core(tmp_path, spec):
+    """The follower keeps only the levels that can matter in the core; with every level kept
+    (lazy_levels=False) the fills are identical. On a random walk with trades (random trader)
+    and on a synthetic multi-market recording from the bench generator."""
+    from test_pnl import RandomTrader, _walk
+
+    from kalshi_platform.bench.synth import write_synthetic_recording
+
+    if spec == "random":
+        rec = _walk(11)
+        for i in range(30):  # and some recorded trades on both sides
+            rec.trade(i * 250 + 25, "0.4000" if i % 2 else "0.3900", "3.00",
+                      "yes" if i % 3 else "no", ticker="KXTEST-26AUG07-A")
+        path = rec.write(tmp_path / "walk.jsonl")
+        make = RandomTrader
+    else:
+        path = tmp_path / "synth.jsonl"
+        write_synthetic_recording(COCKPIT, path, 6000, 2)
+        make = load_strategy(spec)
+    got = []
+    for lazy in (True, False):
+        cfg = BacktestConfig(order_latency_ns=10**6, lazy_levels=lazy)
+        _, node = run_backtest(make({"size": 2}), path, config=cfg, risk=FREE, seed=3)
+        got.append(_fills(node))
+        if not lazy:
+            assert node.venue.follower.stats["materialized"] > 0
+    assert got[0] == got[1]
+    if spec != "examples.market_maker:MarketMaker":
+        assert len(got[0]) > 0
