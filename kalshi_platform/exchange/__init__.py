@@ -10,7 +10,7 @@ from kalshi_platform.exchange.commands import (AddMarket, AmendOrder, BatchCance
                                                BatchCreateOrders, CancelOrder, CloseMarket,
                                                Command, CreateOrder, CreateOrderGroup,
                                                DecreaseOrder, Deposit, DetermineMarket,
-                                               OrderGroupAction, SettleMarket, Tick)
+                                               MassCancel, OrderGroupAction, SettleMarket, Tick)
 from kalshi_platform.exchange.engine import Exchange, ExchangeConfig
 from kalshi_platform.exchange.errors import ExchangeError
 from kalshi_platform.exchange.events import (MONEY_SCALE, BookDelta, Fill, MarketStatus,
@@ -22,7 +22,7 @@ __all__ = [
     "AddMarket", "AmendOrder", "BatchCancelOrders", "BatchCreateOrders", "BookDelta",
     "CancelOrder", "CloseMarket", "Command", "CreateOrder", "CreateOrderGroup",
     "DecreaseOrder", "Deposit", "DetermineMarket", "Exchange", "ExchangeConfig",
-    "ExchangeError", "FeeConfig", "Fill", "MONEY_SCALE", "MarketStatus", "OrderGroupAction",
+    "ExchangeError", "FeeConfig", "Fill", "MONEY_SCALE", "MarketStatus", "MassCancel", "OrderGroupAction",
     "OrderGroupUpdate", "OrderUpdate", "OrderView", "PositionUpdate", "Result",
     "SettleMarket", "SettlementRecord", "Tick", "Trade",
 ]

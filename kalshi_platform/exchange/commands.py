@@ -106,6 +106,14 @@ class BatchCancelOrders(_Cmd, tag="batch_cancel"):
     order_ids: list[str]
 
 
+class MassCancel(_Cmd, tag="mass_cancel"):
+    """Cancel every resting order of the user (in ``ticker`` only, when given): FIX
+    OrderMassCancelRequest q and ``CancelOrdersOnDisconnect`` (docs/trading-api.md §4.2)."""
+
+    user_id: str
+    ticker: Optional[str] = None
+
+
 class CreateOrderGroup(_Cmd, tag="create_order_group"):
     """An order group: at most ``contracts_limit`` centi-contracts matched over a rolling 15 s
     window; when reached, every order of the group is canceled and new ones are refused until
@@ -172,5 +180,5 @@ class Tick(_Cmd, tag="tick"):
 
 
 Command = Union[CreateOrder, CancelOrder, AmendOrder, DecreaseOrder, BatchCreateOrders,
-                BatchCancelOrders, CreateOrderGroup, OrderGroupAction, AddMarket, Deposit,
+                BatchCancelOrders, MassCancel, CreateOrderGroup, OrderGroupAction, AddMarket, Deposit,
                 CloseMarket, DetermineMarket, SettleMarket, Tick]

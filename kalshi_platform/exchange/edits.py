@@ -192,3 +192,15 @@ class EditOps:
                                     f"orders, got {len(c.order_ids)}"))
         return Result(items=[self._cancel_cmd(C.CancelOrder(user_id=c.user_id, order_id=i), ts)
                              for i in c.order_ids])
+
+    def _mass_cancel(self, c: C.MassCancel, ts: int) -> Result:
+        if c.ticker is not None and c.ticker not in self.markets:
+            return Result(error=err(E.MARKET_NOT_FOUND, f"no market {c.ticker!r}", 404))
+        markets = [self.markets[c.ticker]] if c.ticker is not None else self.markets.values()
+        items = []
+        for m in markets:
+            for o in m.book.resting():
+                if o.user_id == c.user_id:
+                    v = self._cancel_resting(o, ts)
+                    items.append(Result(order=v if v is not None else order_view(o)))
+        return Result(items=items)

@@ -73,6 +73,7 @@ class Exchange(OrderOps, EditOps, AdminOps):
             C.CreateOrder: self._create_cmd, C.CancelOrder: self._cancel_cmd,
             C.AmendOrder: self._amend_cmd, C.DecreaseOrder: self._decrease_cmd,
             C.BatchCreateOrders: self._batch_create, C.BatchCancelOrders: self._batch_cancel,
+            C.MassCancel: self._mass_cancel,
             C.CreateOrderGroup: self._create_group, C.OrderGroupAction: self._group_action,
             C.AddMarket: self._add_market, C.Deposit: self._deposit,
             C.CloseMarket: self._close_market, C.DetermineMarket: self._determine_market,
@@ -157,6 +158,11 @@ class Exchange(OrderOps, EditOps, AdminOps):
         if o is None or (user_id is not None and o.user_id != user_id):
             return None
         return order_view(o)
+
+    def order_by_client_id(self, user_id: str, client_order_id: str) -> OrderView | None:
+        """The user's order with that ``client_order_id`` (FIX OrigClOrdID), or None."""
+        oid = self.client_ids.get((user_id, client_order_id))
+        return None if oid is None else order_view(self.orders[oid])
 
     def user_orders(self, user_id: str, ticker: str | None = None,
                     status: str | None = None) -> list[OrderView]:

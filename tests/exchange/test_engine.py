@@ -237,3 +237,23 @@ def test_deterministic_and_refusals_change_nothing():
     ex = market()
     assert ex.submit(order("a", "yes", "buy", 1, 40, ticker="X"), 1).error.http_status == 404
     assert ex.submit(CancelOrder(user_id="b", order_id="nope"), 1).error.code == "order_not_found"
+
+
+def test_mass_cancel_and_lookup_by_client_order_id():
+    from kalshi_platform.exchange import MassCancel
+
+    ex = market()
+    ex.submit(AddMarket(ticker="N"), 0)
+    ex.submit(order("a", "yes", "buy", 1, 40, client_order_id="k"), 1)
+    ex.submit(order("a", "no", "buy", 1, 40), 1)
+    ex.submit(order("a", "yes", "buy", 1, 40, ticker="N"), 1)
+    keep = ex.submit(order("b", "yes", "buy", 1, 40), 1).order.order_id
+    assert ex.order_by_client_id("a", "k").status == "resting"
+    assert ex.order_by_client_id("b", "k") is None
+    r = ex.submit(MassCancel(user_id="a", ticker="M"), 2)
+    assert [i.order.status for i in r.items] == ["canceled", "canceled"]
+    assert ex.order_by_client_id("a", "k").status == "canceled"
+    r = ex.submit(MassCancel(user_id="a"), 3)
+    assert [i.order.ticker for i in r.items] == ["N"] and ex.accounts["a"].reserved == 0
+    assert ex.get_order(keep).status == "resting"
+    assert ex.submit(MassCancel(user_id="a", ticker="X"), 4).error.code == "market_not_found"
