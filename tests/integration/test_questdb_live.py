@@ -168,3 +168,25 @@ def test_server_restart_mid_replay_every_row_lands_once(qdb, tmp_path):
     _wait_applied(c, timeout_s=120)
     got = _counts(c)
     assert {t: got[t] for t in expected} == expected
+
+
+def test_columnar_fills_with_null_booleans_land(qdb, tmp_path):
+    """The columnar path's one divergence from row(): rows with a null BOOLEAN go in a frame
+    without that column (dataframe() refuses null booleans). On a real server every fill
+    lands, and QuestDB's BOOLEAN (no null) reads false for the rows that left it out."""
+    from kalshi_platform.ticker_plant.events import FillEvent
+
+    s, c = qdb
+    fills = [FillEvent("KXT-1", 1_786_085_188_416_123_456 + i * 1_000_001,
+                       f"0721192a-a359-a8e8-a4b7-6c27ff12f6{i:02d}",
+                       f"1721192a-a359-a8e8-a4b7-6c27ff12f6{i:02d}", ("yes", "no", None)[i % 3],
+                       ("buy", "sell", None)[i % 3], (True, False, None)[i % 3],
+                       10_000 * (i + 1), 100 * i + 1, None, None, None) for i in range(12)]
+    w = QuestDBWriter.from_settings(s)
+    for f in fills:
+        w.publish(f)
+    w.close()
+    assert w.stats.rows_written == 12 and w.stats.rows_quarantined == 0
+    _wait_applied(c)
+    assert int(c.fetchall("SELECT count() FROM fills")[0][0]) == 12
+    assert int(c.fetchall("SELECT count() FROM fills WHERE is_taker")[0][0]) == 4
