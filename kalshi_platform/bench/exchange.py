@@ -8,7 +8,8 @@ and keeps the best CPU time of the engine's own loop (``time.process_time``: the
 shared by other jobs, and CPU time is what they disturb least; setup excluded). The check: all three match the same trades and volume. Also an
 insert-only run (passive adds), for the reference figure of akhil4n-orderbook (~416k
 inserts/s, ~124k matched orders/s; pure Python; docs/trading-api.md §4.5), which is quoted,
-not measured here.
+not measured here; and a matched-orders run (each IOC order takes exactly one resting
+order, the reference's second figure).
 
 The mix (per market, cent ticks, mid 50¢): 55 % passive limit adds 1-9 ticks from the mid by
 64 maker users, 25 % cancels of a random earlier add (some already filled: refused by ours,
@@ -86,10 +87,24 @@ def _setup(events: bool, markets: int = 8) -> Exchange:
     return ex
 
 
-def _run_ours(cmds: list, events: bool) -> Callable[[], tuple]:
+def build_matched(n: int, markets: int = 8) -> tuple[list, list]:
+    """``(resting, takers)``: ``n`` one-contract asks at 55¢ by makers, then ``n`` one-contract
+    IOC buys at 55¢ by takers, each matching exactly one resting order (the reference's
+    "matched orders")."""
+    resting = [CreateOrder(user_id=f"m{k % 64}", ticker=f"BENCH-{k % markets}", side="yes",
+                           action="sell", count=100, yes_price=55 * CENT) for k in range(n)]
+    takers = [CreateOrder(user_id=f"t{k % 16}", ticker=f"BENCH-{k % markets}", side="yes",
+                          action="buy", count=100, yes_price=55 * CENT,
+                          time_in_force="immediate_or_cancel") for k in range(n)]
+    return resting, takers
+
+
+def _run_ours(cmds: list, events: bool, untimed: list = ()) -> Callable[[], tuple]:
     def run():
         ex = _setup(events)
         submit = ex.submit
+        for c in untimed:
+            submit(c, 0)
         t0 = time.process_time()
         for i, c in enumerate(cmds):
             submit(c, i)
@@ -99,10 +114,12 @@ def _run_ours(cmds: list, events: bool) -> Callable[[], tuple]:
     return run
 
 
-def _run_base(cmds: list) -> Callable[[], tuple]:
+def _run_base(cmds: list, untimed: list = ()) -> Callable[[], tuple]:
     def run():
         eng = NaiveEngine()
         submit = eng.submit
+        for c in untimed:
+            submit(c)
         t0 = time.process_time()
         for c in cmds:
             submit(c)
@@ -136,6 +153,11 @@ def run_exchange_bench(ops: int = 200_000, repeat: int = 3, seed: int = 0,
     ins_dt, _, _ = _stage(_run_ours(inserts, True), repeat)
     say("baseline, inserts only")
     bins_dt, _, _ = _stage(_run_base(inserts), repeat)
+    resting, takers = build_matched(len(inserts))
+    say("ours, matched orders")
+    m_dt, m_trades, _ = _stage(_run_ours(takers, True, resting), repeat)
+    say("baseline, matched orders")
+    bm_dt, bm_trades, _ = _stage(_run_base(takers, resting), repeat)
     rate = lambda n, dt: int(n / dt) if dt > 0 else 0  # noqa: E731
     res = {
         "ops": ops, "repeat": repeat, "seed": seed, "mix": counts, "markets": 8,
@@ -143,6 +165,8 @@ def run_exchange_bench(ops: int = 200_000, repeat: int = 3, seed: int = 0,
         "baseline_per_s": rate(ops, base_dt),
         "inserts": len(inserts), "ours_inserts_per_s": rate(len(inserts), ins_dt),
         "baseline_inserts_per_s": rate(len(inserts), bins_dt),
+        "matched": len(takers), "ours_matched_per_s": rate(len(takers), m_dt),
+        "baseline_matched_per_s": rate(len(takers), bm_dt),
         "trades": trades, "matched_volume_contracts": vol / 100,
         "target_ops_per_s": TARGET_OPS, "reference": REFERENCE,
     }
@@ -150,7 +174,8 @@ def run_exchange_bench(ops: int = 200_000, repeat: int = 3, seed: int = 0,
     res["core_ratio_vs_baseline"] = round(res["ours_core_per_s"] / max(res["baseline_per_s"], 1), 2)
     res["meets_target"] = res["ours_events_per_s"] >= TARGET_OPS
     res["checks"] = {"same_trades": trades == trades2 == btrades,
-                     "same_volume": vol == vol2 == bvol}
+                     "same_volume": vol == vol2 == bvol,
+                     "matched_one_each": m_trades == bm_trades == len(takers)}
     res["checks"]["all_ok"] = all(res["checks"].values())
     return res
 
@@ -174,10 +199,14 @@ def render(res: dict, console) -> None:
     console.print(f"  inserts only      {res['ours_inserts_per_s']:>10,} /s ours, "
                   f"{res['baseline_inserts_per_s']:,} /s baseline ({res['inserts']:,} adds)",
                   highlight=False, soft_wrap=True)
+    console.print(f"  matched orders    {res['ours_matched_per_s']:>10,} /s ours, "
+                  f"{res['baseline_matched_per_s']:,} /s baseline ({res['matched']:,} IOC "
+                  "orders, each taking one resting order)", highlight=False, soft_wrap=True)
     r = res["reference"]
     console.print(f"  reference (quoted, not measured): {r['engine']}: ~{r['inserts_per_s']:,} "
                   f"inserts/s, ~{r['matched_per_s']:,} matched orders/s; {r['source']}",
                   highlight=False, soft_wrap=True)
     c = res["checks"]
     console.print(f"checks: same trades in all three {c['same_trades']}, same volume "
-                  f"{c['same_volume']}", highlight=False, soft_wrap=True)
+                  f"{c['same_volume']}, one trade per matched order {c['matched_one_each']}",
+                  highlight=False, soft_wrap=True)

@@ -13,7 +13,9 @@ def test_mix_has_every_kind_and_engines_agree():
     ours, base, counts = build_mix(3000, seed=1)
     assert len(ours) == len(base) == 3000 and min(counts.values()) > 300
     res = run_exchange_bench(ops=3000, repeat=1, seed=1)
-    assert res["checks"] == {"same_trades": True, "same_volume": True, "all_ok": True}
+    assert res["checks"] == {"same_trades": True, "same_volume": True, "matched_one_each": True,
+                             "all_ok": True}
+    assert res["matched"] == res["inserts"] and res["ours_matched_per_s"] > 0
     assert res["trades"] > 100 and res["ours_events_per_s"] > 0 and res["baseline_per_s"] > 0
     assert res["reference"]["inserts_per_s"] == 416_000
 
