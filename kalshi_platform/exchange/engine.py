@@ -4,8 +4,9 @@ Deterministic: the state after a sequence of ``submit(cmd, ts)`` calls depends o
 commands and their timestamps (UTC ns, passed in; no wall clock, no randomness, ids from
 counters), which is what lets the WAL rebuild it by replay. Single writer: one owner thread
 or task calls ``submit``; nothing here takes a lock. Order entry, matching and fills live in
-orders.py (mixed in), admin and order-group commands in admin.py; this module holds the
-state, the dispatch, expiry and the read-only queries the REST/WS/FIX layers serve.
+orders.py, cancel/decrease/amend/batches in edits.py, admin and order-group commands in
+admin.py (all mixed in); this module holds the state, the dispatch, expiry and the read-only
+queries the REST/WS/FIX layers serve.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Order entry, matching, fills, cancel, decrease and amend (mixed into engine.Exchange).
+"""Order entry, matching and fills (mixed into engine.Exchange; cancel/amend are edits.py).
 
 Matching is price-time priority on the YES book (docs/trading-api.md §4.3): an incoming
 order takes the best opposite level while it crosses (a bid at p crosses an ask at a <= p),
