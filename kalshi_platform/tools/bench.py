@@ -314,3 +314,30 @@ def exchange(
         render(res, console)
     if not res["checks"]["all_ok"]:
         raise typer.Exit(1)
+
+
+@bench_app.command("backtest")
+def backtest_bench(
+    frames: int = typer.Option(200_000, help="Frames of the synthetic recording."),
+    copies: int = typer.Option(8, help="Copies of the bundled capture's 12 markets."),
+    repeat: int = typer.Option(3, help="Runs per stage; the best CPU time is kept."),
+    progress: bool = typer.Option(True, "--progress/--quiet", help="Stage lines on stderr."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Events/s through a backtest with the example market maker on every market, against
+    the ticker plant alone on the same recording (issue 14 §8; kalshi_platform/bench/backtest.py)."""
+    from kalshi_platform.bench.backtest import render, run_backtest_bench
+
+    try:
+        with _progress(progress) as report:
+            res = run_backtest_bench(frames=frames, copies=copies, repeat=repeat,
+                                     progress=report)
+    except ValueError as e:
+        _fail(str(e))
+        return
+    if as_json:
+        print(json.dumps(res, indent=2))
+    else:
+        render(res, console)
+    if not res["checks"]["all_ok"]:
+        raise typer.Exit(1)
