@@ -105,6 +105,9 @@ def _print_summary(rep: dict, written: list, report_dir: Optional[Path]) -> None
         f"trading state {rep['trading_state']}" + (f" (kill switch: {rep['kill_reason']})"
                                                   if rep["kill_reason"] else ""),
     ]
+    if rep.get("settle_unknown"):
+        lines.append(f"note: --settle for markets the recording does not have: "
+                     f"{', '.join(rep['settle_unknown'])}")
     if report_dir is not None:
         names = ", ".join(str(p) for p in written)
         if not any(str(p).endswith(".png") for p in written):

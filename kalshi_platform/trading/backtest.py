@@ -126,6 +126,7 @@ class BacktestVenue(Venue):
         self._stopped = False
         self._lose_answers = 0
         self._timed = False
+        self.unknown_settle: list[str] = []  # --settle tickers the recording never listed
 
     # -- Venue API ------------------------------------------------------------------------
 
@@ -168,16 +169,19 @@ class BacktestVenue(Venue):
         end = self.clock.now + self.cfg.order_latency_ns * 2 + self.cfg.feed_latency_ns
         self.clock.run_until(end)
         for ticker, result in sorted(self.cfg.settle.items()):
-            self.settle(ticker, result)
+            if ticker in self.core.markets:
+                self.settle(ticker, result)
+            else:
+                self.unknown_settle.append(ticker)
         self.clock.run_until(self.clock.now + self.cfg.order_latency_ns)
 
     def settle(self, ticker: str, result: str) -> None:
-        """Close, determine and settle ``ticker`` at the core now (payouts reported)."""
+        """Close, determine and settle ``ticker`` at the core now; the payouts and the
+        resting orders' cancels reach the strategy ``order_latency_ns`` later."""
         now = self.clock.now
         for cmd in (C.CloseMarket(ticker=ticker), C.DetermineMarket(ticker=ticker, result=result),
                     C.SettleMarket(ticker=ticker)):
             self._route(self.core.submit(cmd, now), now)
-        self.clock.run_until(now)
 
     def state(self) -> VenueState:
         uid = self.cfg.user_id

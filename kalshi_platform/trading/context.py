@@ -126,6 +126,11 @@ class Context:
         ``repeat``). Raises ValueError for an interval <= 0."""
         self._node.set_timer(interval_ns, repeat)
 
+    def set_state(self, state) -> None:
+        """Set the trading state (``TradingState`` or its value: active | reducing |
+        halted)."""
+        self._node.set_trading_state(state)
+
     def kill(self, reason: str = "manual") -> None:
         """Trip the kill switch: cancel all and halt."""
         self._node.kill.trip(reason)

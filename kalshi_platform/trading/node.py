@@ -168,6 +168,10 @@ class TradingNode:
         self.venue.amend(o, price, count)
         return True
 
+    def set_trading_state(self, state: TradingState) -> None:
+        """Set ACTIVE / REDUCING / HALTED by hand (the kill switch sets HALTED itself)."""
+        self.risk.state = TradingState(state)
+
     def set_timer(self, interval_ns: int, repeat: bool = True) -> None:
         """Schedule the strategy's ``on_timer`` on the venue clock."""
         if interval_ns <= 0:
@@ -192,6 +196,8 @@ class TradingNode:
         if t is BBO:
             if ev.state != "live":
                 self.kill.on_book_state(ev.ticker, ev.state, self._traded(ev.ticker))
+            elif self.risk.cfg.daily_loss_limit and self.portfolio.pos(ev.ticker):
+                self.kill.on_pnl(self.pnl()["net"])  # a held market moved: mark to it
             if self.recorder is not None:
                 self.recorder.on_market(self, ev.ts_ns)
             self.strategy.on_bbo(ev)

@@ -82,7 +82,7 @@ def run_backtest(strategy: Strategy, recording: str | Path, *,
             "order_latency_ms": cfg.order_latency_ns / 1e6,
             "feed_latency_ms": cfg.feed_latency_ns / 1e6, "seed": seed,
             "frames": venue.frames, "events": venue.events, "interrupted": interrupted,
-            "follower": dict(venue.follower.stats)}
+            "follower": dict(venue.follower.stats), "settle_unknown": venue.unknown_settle}
     report = build_report(node, recorder, meta)
     report["elapsed_s"] = round(elapsed, 3)  # not compared by the determinism test
     return report, node

@@ -213,3 +213,30 @@ def test_manual_kill(tmp_path):
     acts = {0: lambda c: c.buy_yes(TK, cents(30), contracts(1)), 1: lambda c: c.kill("operator")}
     s, node, _ = _bt(tmp_path, rec, acts)
     assert node.kill.reason == "operator" and _resting_at_core(node) == []
+
+
+def test_reducing_state_set_by_the_strategy_lets_only_reductions_through(tmp_path):
+    yes, no = book("0.40", "0.45", "50.00")
+    rec = Rec().snapshot(0, yes, no)
+    for i in range(1, 4):
+        rec.delta(100 * i, "yes", "0.4000", "1.00")
+    acts = {0: lambda c: c.buy_yes(TK, cents(45), contracts(3), tif="immediate_or_cancel"),
+            1: lambda c: c.set_state("reducing"),
+            2: lambda c: [c.buy_yes(TK, cents(45), contracts(1), tif="immediate_or_cancel"),
+                          c.sell_yes(TK, cents(40), contracts(2), tif="immediate_or_cancel")]}
+    s, node, rep = _bt(tmp_path, rec, acts)
+    assert node.portfolio.pos(TK) == contracts(1)
+    assert rep["risk_rejections"] == {"reducing": 1}
+    assert node.risk.state is TradingState.REDUCING
+
+
+def test_daily_loss_kill_on_a_market_move_without_a_fill(tmp_path):
+    yes, no = book("0.40", "0.42", "50.00")
+    rec = (Rec().snapshot(0, yes, no).delta(100, "yes", "0.4000", "1.00")
+           .delta(200, "yes", "0.4000", "-51.00").delta(200, "yes", "0.3000", "10.00"))
+    acts = {0: lambda c: [c.buy_yes(TK, cents(42), contracts(10), tif="immediate_or_cancel"),
+                          c.buy_yes(TK, cents(20), contracts(1))]}
+    s, node, _ = _bt(tmp_path, rec, acts, daily_loss_limit=5 * 10**7)
+    # bought 10 at 0.42 (fees ~0.17): fine at the 0.41 mid; the bid falls to 0.30: mid 0.36
+    assert node.kill.reason.startswith("daily loss") and len(node.fills) == 1
+    assert _resting_at_core(node) == []
