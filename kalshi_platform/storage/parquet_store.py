@@ -216,14 +216,12 @@ class ParquetStore:
                 for ev in run:
                     self._publish_other(ev)
                 continue
-            run = list(run)
-            i = 0
-            while i < len(run):
-                j = i + max(1, limit[typ] - len(pend))  # as publish: append, then convert
-                pend.extend(run[i:j])
-                i = j
-                if len(pend) >= limit[typ]:
-                    self._convert(TABLE_FOR_EVENT[typ])
+            pend.extend(run)
+            while len(pend) >= limit[typ]:  # publish converts at the limit-th event: so here
+                rest = pend[limit[typ]:]
+                del pend[limit[typ]:]
+                self._convert(TABLE_FOR_EVENT[typ])  # empties pend (the table's events list)
+                pend.extend(rest)
 
     def _publish_other(self, event: Any) -> None:
         t = TABLE_FOR_EVENT.get(type(event))
