@@ -159,7 +159,7 @@ def test_unreachable_host_is_one_line_and_quick():
     r = invoke("--series", "KXMLBGAME", "--base-url",
                f"http://127.0.0.1:{unused_port()}/trade-api/v2", "--retries", 1)
     line = one_error_line(r)
-    assert r.exit_code == 1 and "cannot connect to 127.0.0.1" in line
+    assert r.exit_code == 2 and "cannot connect to 127.0.0.1" in line
     assert time.monotonic() - t0 < 10
 
 
@@ -169,7 +169,7 @@ def test_server_errors_give_up_with_one_line():
     with serve(fake) as base:
         r = invoke("--series", "KXMLBGAME", "--base-url", base, "--retries", 2)
     line = one_error_line(r)
-    assert r.exit_code == 1 and "gave up after 3 attempts" in line and "HTTP 503" in line
+    assert r.exit_code == 2 and "gave up after 3 attempts" in line and "HTTP 503" in line
 
 
 def test_malformed_key_is_one_line(tmp_path, monkeypatch):
@@ -196,7 +196,8 @@ def test_bad_options_are_one_line(args, match):
 
 
 def test_console_script_unreachable_exit_code(tmp_path):
-    """The real console entry point (subprocess): exit 1, one line, no traceback."""
+    """The real console entry point (subprocess): exit 2 (an unreachable service), one line,
+    no traceback."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KALSHI_")}
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     r = subprocess.run(
@@ -204,6 +205,6 @@ def test_console_script_unreachable_exit_code(tmp_path):
          "from kalshi_platform.tools.cli import main; main()", "demo", "--series", "KXHIGHNY",
          "--base-url", f"http://127.0.0.1:{unused_port()}/trade-api/v2", "--retries", "0"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 1, r.stderr
+    assert r.returncode == 2, r.stderr
     assert r.stderr.count("\n") == 1 and "cannot connect" in r.stderr
     assert "Traceback" not in r.stderr

@@ -378,7 +378,7 @@ def test_cli_unreachable_websocket_is_one_line():
         r = invoke("run", "--markets", t, "--ws-url", f"ws://127.0.0.1:{free_port()}/trade-api/ws/v2",
                    "--base-url", sim.rest_url, "--sink", "none", "--open-timeout", "2")
     line = one_error_line(r)
-    assert "cannot connect" in line and "3 attempts" in line and r.exit_code == 1
+    assert "cannot connect" in line and "3 attempts" in line and r.exit_code == 2
     assert time.monotonic() - t0 < 15
 
 
@@ -389,7 +389,7 @@ def test_cli_unreachable_host_subprocess_does_not_hang(tmp_path):
                               f"http://127.0.0.1:{port}/trade-api/v2", "--sink", "none",
                               "--open-timeout", "2"],
                        capture_output=True, text=True, timeout=30, cwd=tmp_path)
-    assert p.returncode == 1
+    assert p.returncode == 2  # an unreachable service (tools/exitcodes.py)
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in p.stderr
     assert str(port) in lines[0]

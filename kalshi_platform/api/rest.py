@@ -78,8 +78,11 @@ class RestError(Exception):
 
     @property
     def exit_code(self) -> int:
-        """CLI exit code: 2 for a 4xx (the user's request is wrong), 1 otherwise."""
-        return 2 if self.status is not None and 400 <= self.status < 500 else 1
+        """CLI exit code (:mod:`kalshi_platform.tools.exitcodes`): always 2. A 4xx means the
+        user's request is wrong; a transport failure or a 5xx/429 that outlived the retries
+        means the service cannot be reached: both are "bad input or an unreachable service",
+        not an internal error of ours."""
+        return 2
 
 
 class NotFoundError(RestError):
@@ -512,9 +515,11 @@ def _transport_text(e: httpx.TransportError, url: str) -> str:
     if isinstance(e, httpx.ConnectTimeout):
         return f"connect to {host} timed out"
     if isinstance(e, httpx.TimeoutException):
-        return f"{type(e).__name__} from {host}"
+        what = {httpx.ReadTimeout: "read", httpx.WriteTimeout: "write",
+                httpx.PoolTimeout: "connection pool"}.get(type(e), "request")
+        return f"{what} timed out talking to {host}"
     if isinstance(e, httpx.ConnectError):
         reason = str(e) or "connection failed"
         return f"cannot connect to {host}: {reason}"
-    return f"{type(e).__name__} talking to {host}: {e}"
+    return f"transport error talking to {host}: {e or 'connection lost'}"
 

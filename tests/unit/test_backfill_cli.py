@@ -124,7 +124,7 @@ def test_interrupted_cli_run_resumes(tmp_path, monkeypatch):
     with serve(fake) as base:
         r = invoke(args(base, tmp_path, "--concurrency", 1, "--max-retries", 1))
         line = one_error_line(r)
-        assert r.exit_code == 1 and "run again to resume" in line and "HTTP 503" in line
+        assert r.exit_code == 2 and "run again to resume" in line and "HTTP 503" in line
         ck = json.loads(next((tmp_path / "store" / "_backfill").glob("*.json")).read_text())
         done_before = len(ck["done"])
         assert 0 < done_before < len(ck["plan"])
@@ -161,4 +161,4 @@ def test_errors_are_one_line(tmp_path):
                 "--base-url", f"http://127.0.0.1:{unused_port()}/trade-api/v2",
                 "--store", str(tmp_path / "s2"), "--no-progress", "--max-retries", "1"])
     line = one_error_line(r)
-    assert r.exit_code == 1 and "cannot connect" in line
+    assert r.exit_code == 2 and "cannot connect" in line
