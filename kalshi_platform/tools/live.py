@@ -12,7 +12,8 @@
 Failure policy (one line on stderr, never a traceback or a hang): a bad option, unreadable or
 malformed PEM, unknown market/event/series, or credentials the server rejects (HTTP 401) →
 exit 2; a host that cannot be reached (REST after its retries, WebSocket after
-``--connect-attempts`` tries of at most ``--open-timeout`` s each) → exit 1. Once the
+``--connect-attempts`` tries of at most ``--open-timeout`` s each) → exit 2 as well
+(:mod:`kalshi_platform.tools.exitcodes`: bad input or an unreachable service). Once the
 WebSocket has connected, disconnects are retried forever with capped backoff. A sink that
 fails during the run (full disk, …) is marked failed by the plant while the rest go on; the
 command then prints its summary as usual, one line naming the failed sink(s), and exits 1.
@@ -367,8 +368,8 @@ def _run_live(live: LiveRun, duration: float | None) -> dict[str, Any]:
         return asyncio.run(live.run(duration))
     except FeedAuthError as e:
         _fail(str(e))
-    except FeedConnectError as e:
-        _fail(str(e), 1)
+    except FeedConnectError as e:  # an unreachable service: exitcodes.USAGE (2)
+        _fail(str(e))
     except FeedError as e:
         _fail(str(e))
     except (StoreError, RecorderError) as e:
