@@ -8,11 +8,13 @@ the GIL from the measured side), in batches of the same size:
   beforehand (one request's worth at a time, outside the timing), a ``flush()`` every
   ``batch_rows``: the client's own row-by-row serialisation + HTTP rate;
 * **writer** — :class:`~kalshi_platform.storage.questdb_rdb.QuestDBWriter` fed the plant
-  *events* (columnar batches, bounded queue, sender thread, spool-ready) until ``close()``
-  returns with every row acknowledged.
+  *events* in the event stream's batches (``publish_many``, as the ``replay``/``run`` sink
+  consumer feeds it; columnar batches, bounded queue, sender thread, spool-ready) until
+  ``close()`` returns with every row acknowledged.
 
-Also the replay pipeline with ``--sink questdb`` against ``--sink none`` in the same run: the
-writer's overhead on the plant.
+Also the ``replay`` command's pipeline (:func:`kalshi_platform.tools.replay.run_replay`: the
+event stream, the sink's consumer thread, the command's GC settings) with ``--sink questdb``
+against ``--sink none`` in the same run: the writer's overhead on the plant.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any, Callable
 from kalshi_platform.ingestion.recording import feed
 from kalshi_platform.storage.ilp_rows import add_ilp_row
 from kalshi_platform.storage.questdb_rdb import DEFAULT_BATCH_ROWS, QuestDBWriter, ilp_conf
+from kalshi_platform.stream.sinks import SINK_WAKE_EVENTS as STREAM_BATCH
 from kalshi_platform.storage.schema import TABLE_FOR_EVENT
 from kalshi_platform.ticker_plant.plant import TickerPlant
 
@@ -168,8 +171,8 @@ def run_ilp_bench(rec: Path, *, repeat: int = 3, max_rows: int = 400_000,
             t0 = time.perf_counter()
             w = QuestDBWriter(ep.conf, spool_dir=Path(tmp) / "spool", batch_rows=batch_rows,
                               queue_rows=max(batch_rows, n + 1), spool_fsync="none")
-            for e in events:
-                w.publish(e)
+            for i in range(0, len(events), STREAM_BATCH):  # as the stream's sink consumer
+                w.publish_many(events[i:i + STREAM_BATCH])
             w.close()
             took = time.perf_counter() - t0
             assert w.stats.rows_written == n and w.stats.spool_depth == 0, w.stats.as_dict()
@@ -181,23 +184,31 @@ def run_ilp_bench(rec: Path, *, repeat: int = 3, max_rows: int = 400_000,
 
         frames = [0]
 
-        def pipe_none() -> float:
+        def replay(sinks: list[str], n: int) -> float:
+            """The ``replay`` command's own path (event stream, sink threads, its GC
+            settings): what ``--sink none`` / ``--sink questdb`` cost."""
+            from kalshi_platform.config import Settings
+            from kalshi_platform.tools.replay import run_replay
+
+            settings = Settings(questdb_ilp_conf=ep.conf, questdb_auto_init=False,
+                                questdb_spool_dir=Path(tmp) / f"spool-{n}",
+                                store_dir=Path(tmp) / "store")
             t0 = time.perf_counter()
-            p = TickerPlant([])
-            feed(rec, p)
-            frames[0] = p.stats.frames
-            return time.perf_counter() - t0
+            s = run_replay(rec, store=Path(tmp) / "store", sinks=sinks, settings=settings)
+            took = time.perf_counter() - t0
+            frames[0] = s["frames"]
+            q = s.get("questdb")
+            assert q is None or (q["spool_depth"] == 0 and
+                                 q["rows_written"] == sum(s["rows_by_table"].values())), q
+            return took
+
+        runs = iter(range(1_000_000))
+
+        def pipe_none() -> float:
+            return replay([], next(runs))
 
         def pipe_qdb() -> float:
-            t0 = time.perf_counter()
-            w = QuestDBWriter(ep.conf, spool_dir=Path(tmp) / "spool2", batch_rows=batch_rows,
-                              spool_fsync="none")
-            p = TickerPlant([w])
-            feed(rec, p)
-            p.close()
-            took = time.perf_counter() - t0
-            assert w.stats.spool_depth == 0
-            return took
+            return replay(["questdb"], next(runs))
 
         none_s = _best_of(pipe_none, repeat, "QuestDB ILP: pipeline --sink none", progress)
         qdb_s = _best_of(pipe_qdb, repeat, "QuestDB ILP: pipeline --sink questdb", progress)

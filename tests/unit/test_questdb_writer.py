@@ -359,3 +359,38 @@ def test_batching_follows_the_clients_documented_auto_flush_keys(tmp_path):
     d.close()
     with pytest.raises(WriterError, match="auto_flush_rows"):
         QuestDBWriter("http::addr=127.0.0.1:1;auto_flush_rows=lots;", spool_dir=tmp_path / "s3")
+
+
+def test_publish_many_queues_and_counts_as_publish_does(tmp_path):
+    """The stream's storage consumer hands batches to publish_many: the same rows go out, the
+    same counts, snapshots counted per level, a quarantined frame set aside."""
+    events = []
+
+    class _C:
+        def publish(self, e):
+            events.append(e)
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+
+    p = TickerPlant([_C()])
+    feed(COCKPIT, p)
+    p.close()
+    events.insert(5, QuarantineRecord(123, "bad json", '{"type": '))
+    one, many = FakeSender(), FakeSender()
+    w1 = _writer(tmp_path / "a", one, batch_rows=100)
+    for e in events:
+        w1.publish(e)
+    w1.close()
+    w2 = _writer(tmp_path / "b", many, batch_rows=100)
+    for i in range(0, len(events), 37):
+        w2.publish_many(events[i:i + 37])
+    w2.close()
+    assert w2.stats.rows_published == w1.stats.rows_published == 1404
+    assert w2.stats.frames_quarantined == w1.stats.frames_quarantined == 1
+    assert Counter(ln for r in many.requests for ln in r) == \
+        Counter(ln for r in one.requests for ln in r)
+    assert w2.stats.rows_written == 1404
