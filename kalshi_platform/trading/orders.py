@@ -245,10 +245,6 @@ class OrderManager:
         """Fills still waiting for their order's acknowledgement (reconciliation imports)."""
         return [f for fs in self._waiting_fills.values() for f in fs]
 
-    def take_waiting(self, venue_order_id: str) -> list[Fill]:
-        """Remove and return the fills waiting for ``venue_order_id``."""
-        return self._waiting_fills.pop(venue_order_id, [])
-
     def all_orders(self) -> Iterable[Order]:
         """Every order, oldest first."""
         return self.orders.values()
