@@ -86,6 +86,10 @@ class _Driver:
         self._after(kw.get("ts_ns"))
 
 
+class _Stopped(Exception):
+    """Raised out of the recording reader when the venue was asked to stop."""
+
+
 class _Collect:
     """A plant publisher that keeps the events of the current frame."""
 
@@ -155,6 +159,7 @@ class BacktestVenue(Venue):
                       lambda: self._arrive_amend(order, price, count))
 
     def stop(self) -> None:
+        """The replay ends after the current frame (what is due still runs)."""
         self._stopped = True
 
     def lose_answers(self, n: int = 1) -> None:
@@ -165,7 +170,10 @@ class BacktestVenue(Venue):
     def run(self) -> None:
         """Replay the whole recording, then settle (``settle``) and drain what is due."""
         self._stopped = False
-        feed(self.path, _Driver(self.plant, self._after_frame))
+        try:
+            feed(self.path, _Driver(self.plant, self._after_frame))
+        except _Stopped:
+            pass
         end = self.clock.now + self.cfg.order_latency_ns * 2 + self.cfg.feed_latency_ns
         self.clock.run_until(end)
         for ticker, result in sorted(self.cfg.settle.items()):
@@ -193,6 +201,8 @@ class BacktestVenue(Venue):
     # -- the recording ---------------------------------------------------------------------
 
     def _after_frame(self, recv_ns: Optional[int]) -> None:
+        if self._stopped:
+            raise _Stopped
         self.frames += 1
         evs = self._collect.events
         if not evs:

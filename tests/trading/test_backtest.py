@@ -165,3 +165,12 @@ def test_lazy_levels_give_the_same_fills_as_every_level_in_the_core(tmp_path, sp
     assert got[0] == got[1]
     if spec != "examples.market_maker:MarketMaker":
         assert len(got[0]) > 0
+
+
+def test_venue_stop_ends_the_replay_early(tmp_path):
+    yes, no = book()
+    rec = Rec().snapshot(0, yes, no)
+    for i in range(1, 20):
+        rec.delta(100 * i, "yes", "0.4000", "1.00")
+    s, node, rep = _run(tmp_path, rec, {3: lambda c: c._node.venue.stop()})
+    assert s.bbos == 4 and rep["frames"] == 4
