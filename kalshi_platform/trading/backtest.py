@@ -214,15 +214,18 @@ class BacktestVenue(Venue):
             if not self._timed:  # the clock starts at the first recorded time: what was
                 self._timed = True  # scheduled before (on_start's timers) is due then
                 clock.advance(t)
-            clock.run_until(t - 1)
+            if clock.due(t - 1):
+                clock.run_until(t - 1)
             clock.advance(t)
         now = clock.now
-        lat = self.cfg.feed_latency_ns
         first = self.seq + 1
+        follow = self._follow
         for ev in evs:
-            self._follow(ev, now)
-        self.events += len(evs)
-        self.seq += len(evs)
+            follow(ev)
+        n = len(evs)
+        self.events += n
+        self.seq += n
+        lat = self.cfg.feed_latency_ns
         if lat == 0 and not clock.due(now):
             # what scheduling each event at now would do, without the heap: nothing else is
             # due before them, and what the strategy sends runs after them (run_until below)
@@ -235,10 +238,12 @@ class BacktestVenue(Venue):
         if clock.due(now):
             clock.run_until(now)
 
-    def _follow(self, ev, now: int) -> None:
+    def _follow(self, ev) -> None:
+        """Make the core follow one recorded event (at the clock's now)."""
         t = type(ev)
         if t is DeltaEvent:
-            self._listed(ev.ticker)
+            if ev.ticker not in self.core.markets:
+                self._listed(ev.ticker)
             self.follower.delta(ev.ticker, ev.side, ev.price, ev.delta)
         elif t is SnapshotEvent:
             self._listed(ev.ticker)

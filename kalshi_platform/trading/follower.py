@@ -118,7 +118,8 @@ class Follower:
 
     def delta(self, ticker: str, side: str, price: int, delta: int) -> None:
         """A recorded delta (signed size change at ``price`` on ``side``'s own scale)."""
-        ladder = self._ladders(ticker)[side]
+        r = self.recorded.get(ticker)
+        ladder = (r if r is not None else self._ladders(ticker))[side]
         key = (ticker, side, price)
         lv = self.levels.get(key)
         if lv is not None and delta < 0 and lv.credit:
@@ -138,7 +139,8 @@ class Follower:
             ladder[price] = q
         else:
             ladder.pop(price, None)
-        if lv is not None or not self.lazy or self._crosses_ours(ticker, side, price):
+        if lv is not None or not self.lazy or (ticker in self._best
+                                               and self._crosses_ours(ticker, side, price)):
             self._set(key, q)
 
     def trade(self, ticker: str, yes_price: int, count: int, taker_side: str | None) -> None:
