@@ -93,8 +93,8 @@ class TradingNode:
     def reconcile(self) -> list[str]:
         """Merge the venue's orders, fills and positions (see :mod:`.reconcile`)."""
         state = self.venue.state()
-        self._venue_balance, self._cash_delta = state.balance, 0
         notes = reconcile(self, state)
+        self._venue_balance, self._cash_delta = state.balance, 0  # it holds those fills
         self.reconcile_notes.extend(notes)
         return notes
 

@@ -154,6 +154,8 @@ def test_restart_picks_up_open_orders_fills_and_positions_with_nothing_doubled(t
     assert not open2["kp-2"].external and open2["web-1"].external
     assert second.oms.get("kp-1").status is S.FILLED
     assert second.oms.next_client_id() == "kp-4"  # never reuses an id the venue holds
+    cash = venue.core.balance("strategy")["cash"]
+    assert first.ctx.balance == second.ctx.balance == cash
     assert any("web-1" in n for n in second.reconcile_notes)
     # reconciling again changes nothing
     second.reconcile()
