@@ -130,6 +130,7 @@ class BacktestVenue(Venue):
         self._stopped = False
         self._lose_answers = 0
         self._timed = False
+        self._early: list[tuple[int, Callable[[], None]]] = []  # scheduled before the clock ran
         self.unknown_settle: list[str] = []  # --settle tickers the recording never listed
 
     # -- Venue API ------------------------------------------------------------------------
@@ -145,18 +146,23 @@ class BacktestVenue(Venue):
         return self.clock.now
 
     def call_at(self, ts_ns: int, fn: Callable[[], None]) -> None:
-        self.clock.at(ts_ns, fn)
+        """Run ``fn`` at ``ts_ns``. Before the first recorded time (``on_start``) times
+        count from it: a timer set then first fires one interval after the first frame."""
+        if self._timed:
+            self.clock.at(ts_ns, fn)
+        else:
+            self._early.append((ts_ns, fn))
 
     def submit(self, order: Order) -> None:
-        self.clock.at(self.clock.now + self.cfg.order_latency_ns, lambda: self._arrive_new(order))
+        self.call_at(self.clock.now + self.cfg.order_latency_ns, lambda: self._arrive_new(order))
 
     def cancel(self, order: Order) -> None:
-        self.clock.at(self.clock.now + self.cfg.order_latency_ns,
-                      lambda: self._arrive_cancel(order))
+        self.call_at(self.clock.now + self.cfg.order_latency_ns,
+                     lambda: self._arrive_cancel(order))
 
     def amend(self, order: Order, price: int, count: int) -> None:
-        self.clock.at(self.clock.now + self.cfg.order_latency_ns,
-                      lambda: self._arrive_amend(order, price, count))
+        self.call_at(self.clock.now + self.cfg.order_latency_ns,
+                     lambda: self._arrive_amend(order, price, count))
 
     def stop(self) -> None:
         """The replay ends after the current frame (what is due still runs)."""
@@ -212,8 +218,11 @@ class BacktestVenue(Venue):
         clock = self.clock
         if t is not None and t > clock.now:
             if not self._timed:  # the clock starts at the first recorded time: what was
-                self._timed = True  # scheduled before (on_start's timers) is due then
+                self._timed = True  # scheduled before (on_start) counts from it
                 clock.advance(t)
+                for ts, fn in self._early:
+                    clock.at(t + ts, fn)
+                self._early = []
             if clock.due(t - 1):
                 clock.run_until(t - 1)
             clock.advance(t)
