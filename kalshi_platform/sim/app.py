@@ -163,6 +163,9 @@ class SimServer:
                             bbo_history=self._bbo_history,
                             last_ticker=self.feed.last_ticker.get)
         self._idle_plant = TickerPlant()
+        #: ``ticker -> OrderBook | None`` replacing the playback's books in snapshots and
+        #: REST (the trading API sets it to the engine's published books; sim/trading.py)
+        self.book_source: Callable[[str], OrderBook | None] | None = None
         self._auth_routes: set[str] = set()
         #: the aiohttp application (routes, ``cleanup_ctx``, sub-apps); extend before start
         self.app = web.Application(middlewares=[self._middleware])
@@ -209,7 +212,10 @@ class SimServer:
         return self.feed.book_frames
 
     def book_of(self, ticker: str) -> OrderBook | None:
-        """The sim's current book of ``ticker`` or ``None``."""
+        """The sim's current book of ``ticker`` or ``None`` (from :attr:`book_source` when
+        set)."""
+        if self.book_source is not None:
+            return self.book_source(ticker)
         return self.plant.books.get(ticker)
 
     def _market_id(self, ticker: str) -> str | None:

@@ -145,6 +145,9 @@ class MarketFeed:
         self.on_command_done: Callable[[Conn], None] = lambda c: None
         #: called when a connection is gone
         self.on_conn_gone: Callable[[Conn], None] = lambda c: None
+        #: ``(type, msg) -> consumed``: sees every playback frame first; a frame it consumes
+        #: is not published (``sim --liquidity`` turns recorded books into engine orders)
+        self.playback_sink: Callable[[str, dict[str, Any]], bool] | None = None
 
     # -- connections -----------------------------------------------------------------------
 
@@ -277,6 +280,8 @@ class MarketFeed:
         """
         ch = CHANNEL_OF.get(t)
         if ch is None:
+            return
+        if playback and self.playback_sink is not None and self.playback_sink(t, msg):
             return
         ticker = msg.get("market_ticker")
         if t == "ticker" and isinstance(ticker, str):
