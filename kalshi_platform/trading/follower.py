@@ -6,7 +6,9 @@ NO prices, as the plant's snapshot and delta events carry them) and makes the ex
 core's book hold the same size in orders of the user :data:`MARKET_USER`:
 
 * a snapshot sets every level (orders added or reduced to match) and forgets deficits;
-* a positive delta adds an order of that size at the **back** of its level's queue;
+* a positive delta adds an order of that size at the **back** of its level's queue (kept
+  as a number, the level's *tail*, until an order of ours or a replayed trade reaches the
+  level, or it crosses a resting order of ours: nothing can trade with it before);
 * a negative delta reduces the market's orders at that level **newest first** (a decrease
   where part of the order stays, a cancel otherwise). So an order of ours keeps everything
   that was ahead of it when it arrived, until trades or a level smaller than that size
@@ -58,15 +60,19 @@ MARKET_DEPOSIT_CENTS = 10**15
 
 
 class _Level:
-    """One recorded level: ``recorded`` size, ``deficit`` taken by us, the market's orders
-    ``[order_id, remaining]`` oldest first."""
+    """One recorded level: ``recorded`` size, ``deficit`` taken by us, ``credit`` taken by a
+    replayed trade, the market's orders ``[order_id, remaining]`` oldest first, and
+    ``tail``: size that joined the level after its newest real order and is not in the core
+    yet (it is behind every order there, so nothing can trade with it before it is placed:
+    see :meth:`Follower.prepare`)."""
 
-    __slots__ = ("recorded", "deficit", "credit", "orders")
+    __slots__ = ("recorded", "deficit", "credit", "orders", "tail")
 
     def __init__(self) -> None:
         self.recorded = 0
         self.deficit = 0
         self.credit = 0
+        self.tail = 0
         self.orders: deque[list] = deque()
 
     def resting(self) -> int:
@@ -183,8 +189,12 @@ class Follower:
             own = ("no", P1 - yes_price)
         for side, price in sorted(cross) + ([own] if own_level else []):
             key = (ticker, side, price)
-            if key not in self.levels:
+            lv = self.levels.get(key)
+            if lv is None:
                 self._set(key, lad[side].get(price, 0))
+                lv = self.levels[key]
+            if lv.tail:  # placed now: the order arriving queues behind it, or takes it
+                self._flush(key, lv)
 
     def note_ours(self, ticker: str, order_id: str, is_bid: bool, yes_price: int,
                   resting: bool) -> None:
@@ -242,12 +252,21 @@ class Follower:
         lv.deficit = 0 if reset else min(lv.deficit, recorded)
         if reset:
             lv.credit = 0
-        have = lv.resting()
+        have = lv.resting() + lv.tail
         target = max(recorded - lv.deficit - lv.credit, 0)
         if target > have:
-            self._add(key, lv, target - have)
+            lv.tail += target - have  # joins at the back: kept as a number until needed
+            if not self.lazy or self._crosses_ours(*key):
+                self._flush(key, lv)
         elif target < have:
-            self._reduce(lv, have - target)
+            cut = min(lv.tail, have - target)  # newest first: the tail goes first
+            lv.tail -= cut
+            if have - target - cut:
+                self._reduce(lv, have - target - cut)
+
+    def _flush(self, key: tuple[str, str, int], lv: _Level) -> None:
+        qty, lv.tail = lv.tail, 0
+        self._add(key, lv, qty)
 
     def _add(self, key: tuple[str, str, int], lv: _Level, qty: int) -> None:
         ticker, side, price = key

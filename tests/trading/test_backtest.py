@@ -39,10 +39,13 @@ def test_order_queues_behind_recorded_size_and_fills_only_when_it_is_gone(tmp_pa
     assert [f.count for f in node.fills] == [contracts(10)]
     assert node.fills[0].yes_price == cents(40) and not node.fills[0].is_taker
     assert o.status is OrderStatus.PARTIALLY_FILLED and o.filled == contracts(10)
-    # the core's book: our 10 left at the front of 0.40, then the 5 that joined behind
+    # our 10 left at the front of 0.40, then the 5 that joined behind: kept as the level's
+    # tail (nothing can trade with it before ours), placed in the core when needed
     snap = node.venue.core.book_snapshot(TK)
-    assert dict(snap["yes"])[cents(40)] == contracts(15)
+    assert dict(snap["yes"])[cents(40)] == contracts(10)
     assert node.venue.core.queue_position(o.venue_order_id) == 0
+    lv = node.venue.follower.levels[(TK, "yes", cents(40))]
+    assert lv.tail == contracts(5) and lv.resting() == 0
 
 
 def test_recorded_decrease_does_not_advance_our_queue_when_size_behind_us(tmp_path):
@@ -74,8 +77,11 @@ def test_taking_liquidity_leaves_a_deficit_that_does_not_reappear(tmp_path):
     s, node, _ = _run(tmp_path, rec, {0: lambda c: c.buy_yes(TK, cents(45), contracts(4),
                                                             tif="immediate_or_cancel")})
     assert sum(f.count for f in node.fills) == contracts(4)
-    # recorded 10 -> 13 at the NO bid 0.55; we took 4: the core shows 9
-    assert dict(node.venue.core.book_snapshot(TK)["no"])[cents(55)] == contracts(9)
+    # recorded 10 -> 13 at the NO bid 0.55; we took 4: 9 left (6 in the core, the 3 that
+    # joined since as the level's tail)
+    lv = node.venue.follower.levels[(TK, "no", cents(55))]
+    assert lv.deficit == contracts(4) and lv.resting() + lv.tail == contracts(9)
+    assert dict(node.venue.core.book_snapshot(TK)["no"])[cents(55)] == lv.resting()
 
 
 def test_latency_delays_the_order_and_the_strategy_sees_events_late(tmp_path):
