@@ -480,6 +480,11 @@ def sim(
     ping_interval: float = typer.Option(10.0, "--ping-interval", help="Seconds between heartbeat pings (0 = none)."),
     rate_limit_read: float = typer.Option(0.0, "--rate-limit-read", help="REST GETs/s per API key (or client address) before 429, as Kalshi's read bucket (Basic: 20); 0 = unlimited."),
     rate_limit_write: float = typer.Option(0.0, "--rate-limit-write", help="REST writes/s (POST/PUT/DELETE) per API key before 429 (Kalshi Basic: 10); 0 = unlimited."),
+    exchange: bool = typer.Option(False, "--exchange", help="Serve Kalshi's trading API (orders, fills, positions, /admin) from the matching engine (implied by --users, --wal, --liquidity, --starting-balance; docs/exchange.md)."),
+    users: Optional[Path] = typer.Option(None, "--users", help="Trading users: TOML [[user]] (or JSON list) of key_id, public_key (PEM path), balance_cents."),
+    starting_balance: int = typer.Option(0, "--starting-balance", help="Cents given to an API key on its first trading request (0 = none)."),
+    wal: Optional[Path] = typer.Option(None, "--wal", help="Write-ahead log directory: every accepted command is fsynced before its answer; recovered on start."),
+    liquidity: bool = typer.Option(False, "--liquidity", help="With --replay: the recorded books become resting orders of a 'market' participant that users trade against."),
     verbose: bool = _VERBOSE, metrics_port: Optional[int] = _METRICS,
 ) -> None:
     """Local Kalshi-compatible server (WS v2 + REST) replaying a recording, with fault injection."""
@@ -489,8 +494,8 @@ def sim(
     from kalshi_platform.sim.app import SimError, SimServer
 
     _setup_logging(verbose)
-    if replay is None and rest_fixtures is None:
-        _fail("give --replay FILE and/or --rest-fixtures DIR")
+    if replay is None and rest_fixtures is None and not (exchange or users or wal):
+        _fail("give --replay FILE and/or --rest-fixtures DIR (or --exchange)")
     if not 0 <= port <= 65535 or speed < 0 or delay_ms < 0 or ping_interval < 0:
         _fail("--port must be in 0..65535; --speed, --delay-ms, --ping-interval >= 0")
     if rate_limit_read < 0 or rate_limit_write < 0:
@@ -509,6 +514,10 @@ def sim(
     except ValueError as e:
         _fail(str(e))
         return
+    if exchange or users or wal or liquidity or starting_balance:
+        from kalshi_platform.tools.exchange import attach_sim_exchange
+
+        attach_sim_exchange(server, users, starting_balance, wal, liquidity, _fail)
     from kalshi_platform.config import get_settings
 
     metrics_addr = _metrics_address(get_settings(), metrics_port)
