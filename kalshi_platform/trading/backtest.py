@@ -130,6 +130,7 @@ class BacktestVenue(Venue):
         self._stopped = False
         self._lose_answers = 0
         self._timed = False
+        self._feed_lat = self.cfg.feed_latency_ns
         self._early: list[tuple[int, Callable[[], None]]] = []  # scheduled before the clock ran
         self.unknown_settle: list[str] = []  # --settle tickers the recording never listed
 
@@ -207,6 +208,7 @@ class BacktestVenue(Venue):
     # -- the recording ---------------------------------------------------------------------
 
     def _after_frame(self, recv_ns: Optional[int]) -> None:
+        """One recorded frame was decoded: the core follows it, the strategy sees it."""
         if self._stopped:
             raise _Stopped
         self.frames += 1
@@ -215,37 +217,45 @@ class BacktestVenue(Venue):
             return
         self._collect.events = []
         t = recv_ns if recv_ns is not None else evs[0][1] if type(evs[0][1]) is int else None
-        clock = self.clock
+        clock, heap = self.clock, self.clock.heap
         if t is not None and t > clock.now:
-            if not self._timed:  # the clock starts at the first recorded time: what was
-                self._timed = True  # scheduled before (on_start) counts from it
-                clock.advance(t)
-                for ts, fn in self._early:
-                    clock.at(t + ts, fn)
-                self._early = []
-            if clock.due(t - 1):
+            if not self._timed:
+                self._start_clock(t)
+            if heap and heap[0][0] < t:
                 clock.run_until(t - 1)
-            clock.advance(t)
+            clock.now = t
         now = clock.now
-        first = self.seq + 1
         follow = self._follow
         for ev in evs:
             follow(ev)
+        first = self.seq + 1
         n = len(evs)
         self.events += n
         self.seq += n
-        lat = self.cfg.feed_latency_ns
-        if lat == 0 and not clock.due(now):
+        if self._feed_lat == 0 and not (heap and heap[0][0] <= now):
             # what scheduling each event at now would do, without the heap: nothing else is
             # due before them, and what the strategy sends runs after them (run_until below)
             on_market = self.listener.on_market
-            for seq, ev in enumerate(evs, first):
-                on_market(seq, ev)
+            if n == 1:
+                on_market(first, evs[0])
+            else:
+                for seq, ev in enumerate(evs, first):
+                    on_market(seq, ev)
         else:
+            at = now + self._feed_lat
             for seq, ev in enumerate(evs, first):
-                clock.at(now + lat, lambda s=seq, e=ev: self.listener.on_market(s, e))
-        if clock.due(now):
+                clock.at(at, lambda s=seq, e=ev: self.listener.on_market(s, e))
+        if heap and heap[0][0] <= now:
             clock.run_until(now)
+
+    def _start_clock(self, t: int) -> None:
+        """The clock starts at the first recorded time: what was scheduled before it
+        (``on_start``) counts from it."""
+        self._timed = True
+        self.clock.advance(t)
+        for ts, fn in self._early:
+            self.clock.at(t + ts, fn)
+        self._early = []
 
     def _follow(self, ev) -> None:
         """Make the core follow one recorded event (at the clock's now)."""

@@ -13,10 +13,12 @@ from typing import Callable
 class Scheduler:
     """``at(ts, fn)`` schedules; ``run_until(ts)`` runs everything due at or before ``ts``
     (including what those callbacks schedule at or before ``ts``); ``now`` is the time of the
-    item running (never decreases)."""
+    item running (never decreases). ``heap`` (read-only for callers: ``heap[0][0]`` is the
+    next due time) lets a hot loop skip calls when nothing is due."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, int, Callable[[], None]]] = []
+        self.heap: list[tuple[int, int, Callable[[], None]]] = []
+        self._heap = self.heap
         self._n = 0
         self.now = 0
 
