@@ -69,6 +69,7 @@ class Exchange(OrderOps, EditOps, AdminOps):
         self._ev: Optional[list] = None
         self._view: Optional[OrderView] = None
         self._precision = self.cfg.fees.balance_precision
+        self._history = self.cfg.keep_history
         self._touched: set[str] = set()
         self._handlers = {
             C.CreateOrder: self._create_cmd, C.CancelOrder: self._cancel_cmd,

@@ -89,26 +89,31 @@ def refresh(p: Position, acct: Account) -> None:
 
 def reweigh(p: Position, o: Order, qty: int, taker_fee) -> None:
     """``o`` just lost ``qty`` of its remaining (already subtracted): update the open-order
-    sums to its new weight."""
-    w = order_weight(o, taker_fee)
+    sums to its new weight (order_weight, inlined)."""
+    rem, price = o.remaining, o.price
     if o.is_bid:
+        w = rem * price + taker_fee(rem, price) if rem > 0 else 0
         p.bid_w += w - o.w
         p.bid_q -= qty
     else:
+        w = rem * (P1 - price) + taker_fee(rem, price) if rem > 0 else 0
         p.ask_w += w - o.w
         p.ask_q -= qty
     o.w = w
 
 
 def add_order(p: Position, o: Order, taker_fee) -> None:
-    """Count ``o`` (remaining, weight) in the position's open-order sums."""
-    o.w = order_weight(o, taker_fee)
+    """Count ``o`` (remaining, weight) in the position's open-order sums (order_weight,
+    inlined)."""
+    rem, price = o.remaining, o.price
     if o.is_bid:
-        p.bid_w += o.w
-        p.bid_q += o.remaining
+        w = o.w = rem * price + taker_fee(rem, price) if rem > 0 else 0
+        p.bid_w += w
+        p.bid_q += rem
     else:
-        p.ask_w += o.w
-        p.ask_q += o.remaining
+        w = o.w = rem * (P1 - price) + taker_fee(rem, price) if rem > 0 else 0
+        p.ask_w += w
+        p.ask_q += rem
 
 
 def drop_order(p: Position, o: Order) -> None:

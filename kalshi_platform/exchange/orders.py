@@ -275,7 +275,8 @@ class OrderOps:
     def _trade(self, m, t: Order, mk: Order, lv, price: int, ts: int) -> None:
         qty = t.remaining if t.remaining < mk.remaining else mk.remaining
         self.next_trade += 1
-        trade_id = f"00000000-0000-4000-9000-{self.next_trade:012x}"
+        trade_id = (f"00000000-0000-4000-9000-{self.next_trade:012x}"
+                    if self._ev is not None or self._history else "")
         self._party(m, t, price, qty, m.taker_fee(qty, price), True, ts, trade_id)
         self._party(m, mk, price, qty, m.maker_fee(qty, price), False, ts, trade_id)
         lv.qty -= qty
@@ -316,11 +317,11 @@ class OrderOps:
         if o.group_id is not None:
             self.groups[o.group_id].record(ts, qty)
             self._touched.add(o.group_id)
-        if self._ev is not None or self.cfg.keep_history:
+        if self._ev is not None or self._history:
             f = Fill(trade_id, trade_id, o.order_id, uid, m.ticker, o.side, o.action,
                      "bid" if o.is_bid else "ask", qty, price, P1 - price, is_taker, fee,
                      rounding, ts)
-            if self.cfg.keep_history:
+            if self._history:
                 self.fills.setdefault(uid, []).append(f)
             if self._ev is not None:
                 self._ev.append(f)
