@@ -1,0 +1,81 @@
+"""EngineHub: the one writer in front of the exchange core, shared by FIX and REST.
+
+The core takes no lock: one owner submits commands in order (docs/exchange.md "One writer").
+``EngineHub`` is that owner on an asyncio loop. Over an in-memory ``Exchange`` a command is
+applied at once; over a ``DurableExchange`` it goes through a ``GroupCommitter`` so the answer
+comes only after the fsynced append (docs/exchange.md "Durability"). After that, every
+listener is called with ``(cmd, result, ctx)`` — so a FIX session learns about a maker fill of
+its order caused by a REST taker, and events are published only once durable.
+
+If the sim already has its own owner of the engine, anything with ``exchange`` (the core for
+queries), ``async submit(cmd, ctx=None) -> Result`` and ``add_listener(fn)`` can stand in
+for this class.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from kalshi_platform.exchange import Exchange, Result
+from kalshi_platform.exchange.wal import DurableExchange, GroupCommitter
+
+Listener = Callable[[Any, Result, Any], None]
+
+
+class EngineHub:
+    """Owner of one exchange core on the running event loop.
+
+    Args:
+        target: an ``Exchange`` (in memory) or a ``DurableExchange`` (WAL, group commit).
+        clock: UTC nanoseconds (``time.time_ns``); timestamps passed to the core never go
+            backwards (the core requires it).
+    """
+
+    def __init__(self, target: Exchange | DurableExchange,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        self.target = target
+        self.durable = isinstance(target, DurableExchange)
+        self.exchange: Exchange = target.exchange if self.durable else target
+        self._committer = GroupCommitter(target) if self.durable else None
+        self._clock = clock
+        self._last_ts = 0
+        self._listeners: list[Listener] = []
+
+    def add_listener(self, fn: Listener) -> None:
+        """Call ``fn(cmd, result, ctx)`` after every command (accepted or refused), once the
+        command is durable; ``ctx`` is what the submitter passed."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Listener) -> None:
+        """Stop calling ``fn``."""
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    def now(self) -> int:
+        """The next command timestamp: the clock, never earlier than the previous one (ns)."""
+        ts = max(self._clock(), self._last_ts)
+        self._last_ts = ts
+        return ts
+
+    async def submit(self, cmd: Any, ctx: Any = None) -> Result:
+        """Apply ``cmd`` at :meth:`now`, wait for durability (``DurableExchange``), tell the
+        listeners, return the ``Result``. Raises OSError when the WAL failed."""
+        ts = self.now()
+        if self._committer is not None:
+            res = await self._committer.submit(cmd, ts)
+        else:
+            res = self.target.submit(cmd, ts)
+        for fn in tuple(self._listeners):
+            fn(cmd, res, ctx)
+        return res
+
+    def submit_now(self, cmd: Any, ctx: Any = None) -> Result:
+        """Synchronous :meth:`submit` for an in-memory core (admin commands, tests).
+        Raises ``RuntimeError`` over a ``DurableExchange`` (use :meth:`submit`)."""
+        if self.durable:
+            raise RuntimeError("a durable exchange is written through await submit()")
+        res = self.target.submit(cmd, self.now())
+        for fn in tuple(self._listeners):
+            fn(cmd, res, ctx)
+        return res
