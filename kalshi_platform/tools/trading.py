@@ -53,7 +53,7 @@ def backtest(
     """Backtest a strategy: replay RECORDING through the in-process matching engine (recorded
     liquidity as resting orders; our orders queue behind the size already at their level),
     then print fills, PnL, fees, max drawdown and turnover. Ctrl-C cancels all open orders,
-    drains, and still prints the summary."""
+    drains, and still prints the summary; SIGUSR1 trips the kill switch (cancel all, halt)."""
     from kalshi_platform.ingestion.recording import RecordingError
     from kalshi_platform.tools.exitcodes import INTERRUPTED
     from kalshi_platform.trading.backtest import BacktestConfig
@@ -69,7 +69,7 @@ def backtest(
                              feed_latency_ns=int(feed_latency_ms * 1e6),
                              settle=_settle_map(settle))
         rep, node = run_backtest(cls(params), recording, config=cfg, risk=risk, seed=seed,
-                              name=strategy)
+                              name=strategy, kill_signal=True)
     except (RecordingError, RiskConfigError, StrategyLoadError, ValueError) as e:
         _fail(str(e))
         return

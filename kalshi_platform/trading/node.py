@@ -61,6 +61,7 @@ class TradingNode:
         self._cancel_on_ack: set[str] = set()
         self._wants_book = type(strategy).on_book is not Strategy.on_book
         self._started = False
+        self._kill_request = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -189,8 +190,19 @@ class TradingNode:
 
     # -- venue callbacks ------------------------------------------------------------------
 
+    def request_kill(self, reason: str) -> None:
+        """Trip the kill switch at the next market event or report (safe from a signal
+        handler: only a flag is set here)."""
+        self._kill_request = reason
+
+    def _take_kill_request(self) -> None:
+        reason, self._kill_request = self._kill_request, ""
+        self.kill.trip(reason)
+
     def on_market(self, seq: int, ev: Any) -> None:
         """A market event: local books, kill-switch watch, strategy callbacks."""
+        if self._kill_request:
+            self._take_kill_request()
         self.books.apply(seq, ev)
         t = type(ev)
         if t is BBO:
@@ -211,6 +223,8 @@ class TradingNode:
 
     def on_order_report(self, r: OrderReport) -> None:
         """A venue report: order state, rejects counted for the kill switch."""
+        if self._kill_request:
+            self._take_kill_request()
         o = self.oms.on_report(r)
         if o is None:
             return

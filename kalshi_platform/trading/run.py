@@ -57,15 +57,35 @@ def load_strategy(spec: str) -> type[Strategy]:
     return cls
 
 
+def kill_on_signal(node: TradingNode, signum: int | None = None):
+    """Make signal ``signum`` (default SIGUSR1) trip the node's kill switch: cancel all and
+    halt (docs/trading.md "Risk"). Returns a function restoring the previous handler. Main
+    thread only; a no-op elsewhere or where the signal is missing."""
+    import signal
+
+    sig = signum if signum is not None else getattr(signal, "SIGUSR1", None)
+    if sig is None:
+        return lambda: None
+    name = signal.Signals(sig).name
+    try:
+        old = signal.signal(sig, lambda *_: node.request_kill(f"manual ({name})"))
+    except ValueError:  # not the main thread
+        return lambda: None
+    return lambda: signal.signal(sig, old)
+
+
 def run_backtest(strategy: Strategy, recording: str | Path, *,
                  config: BacktestConfig | None = None, risk: RiskConfig | None = None,
-                 seed: int = 0, name: str = "") -> tuple[dict, TradingNode]:
-    """Backtest ``strategy`` on ``recording``; returns ``(report, node)``. Raises
-    RecordingError (kalshi_platform.ingestion) for a file that is not a recording."""
+                 seed: int = 0, name: str = "", kill_signal: bool = False
+                 ) -> tuple[dict, TradingNode]:
+    """Backtest ``strategy`` on ``recording``; returns ``(report, node)``. ``kill_signal``:
+    SIGUSR1 trips the kill switch (the CLI sets it). Raises RecordingError
+    (kalshi_platform.ingestion) for a file that is not a recording."""
     cfg = config or BacktestConfig()
     venue = BacktestVenue(recording, cfg)
     recorder = Recorder()
     node = TradingNode(strategy, venue, risk, seed=seed, recorder=recorder)
+    restore = kill_on_signal(node) if kill_signal else (lambda: None)
     interrupted = False
     t0 = time.perf_counter()
     node.start()
@@ -75,6 +95,8 @@ def run_backtest(strategy: Strategy, recording: str | Path, *,
         interrupted = True
         node.cancel_all()
         venue.clock.run_until(venue.clock.now + 2 * cfg.order_latency_ns)
+    finally:
+        restore()
     node.stop()  # on_stop may cancel: let the answers come back
     venue.clock.run_until(venue.clock.now + 2 * cfg.order_latency_ns)
     elapsed = time.perf_counter() - t0

@@ -240,3 +240,23 @@ def test_daily_loss_kill_on_a_market_move_without_a_fill(tmp_path):
     # bought 10 at 0.42 (fees ~0.17): fine at the 0.41 mid; the bid falls to 0.30: mid 0.36
     assert node.kill.reason.startswith("daily loss") and len(node.fills) == 1
     assert _resting_at_core(node) == []
+
+
+def test_manual_kill_by_signal(tmp_path):
+    import os
+    import signal
+
+    if not hasattr(signal, "SIGUSR1"):
+        pytest.skip("no SIGUSR1 on this platform")
+    yes, no = book()
+    rec = Rec().snapshot(0, yes, no)
+    for i in range(1, 5):
+        rec.delta(100 * i, "yes", "0.4000", "1.00")
+    acts = {0: lambda c: c.buy_yes(TK, cents(30), contracts(1)),
+            1: lambda c: os.kill(os.getpid(), signal.SIGUSR1)}
+    old = signal.getsignal(signal.SIGUSR1)
+    rep, node = run_backtest(Script(acts), rec.write(tmp_path / "r.jsonl"), risk=OFF,
+                             config=BacktestConfig(order_latency_ns=10**6), kill_signal=True)
+    assert signal.getsignal(signal.SIGUSR1) is old  # restored after the run
+    assert node.kill.reason == "manual (SIGUSR1)" and rep["trading_state"] == "halted"
+    assert _resting_at_core(node) == []
