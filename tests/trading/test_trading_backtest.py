@@ -146,7 +146,7 @@ def test_lazy_levels_give_the_same_fills_as_every_level_in_the_core(tmp_path, sp
     """The follower keeps only the levels that can matter in the core; with every level kept
     (lazy_levels=False) the fills are identical. On a random walk with trades (random trader)
     and on a synthetic multi-market recording from the bench generator."""
-    from test_pnl import RandomTrader, _walk
+    from test_trading_pnl import RandomTrader, _walk
 
     from kalshi_platform.bench.synth import write_synthetic_recording
 
@@ -185,7 +185,7 @@ def test_venue_stop_ends_the_replay_early(tmp_path):
 def test_same_recording_strategy_and_seed_give_identical_reports_with_latency(tmp_path):
     """Determinism with both latencies on, many fills (a random trader on a random walk with
     recorded trades), and a different seed giving a different run."""
-    from test_pnl import RandomTrader, _walk
+    from test_trading_pnl import RandomTrader, _walk
 
     rec = _walk(21, steps=300)
     for i in range(40):
