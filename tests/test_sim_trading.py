@@ -1,0 +1,206 @@
+"""The sim as an exchange, end to end over REST and WS (issue 13 §4, §6 and Acceptance "End
+to end").
+
+A user (its own Ed25519 key, from a ``--users`` file) buys YES over REST, through the
+platform's own trading client (kalshi_platform/api/trading.py), against the recorded
+liquidity of the bundled cockpit capture (``--liquidity``); sees its fill on the ``fill``
+channel and its position on ``market_positions`` and ``/portfolio/positions``; is paid $1 per
+contract when the sim settles the market yes. A plant subscribed to the sim (the same
+``KalshiWSClient`` + ``TickerPlant`` that ``kalshi-platform run`` uses) shows the trade and
+the book change. Independent checks: before the user trades, the engine's published books
+equal the Decimal oracle's replay of the recording; at the end the plant's books equal the
+engine's own ``book_snapshot``; money is conserved (``check_invariants``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+import kalshi_oracle
+from conftest import COCKPIT
+from oracle_compare import assert_books_match, replay_recorded
+from kalshi_platform.api.auth import Signer
+from kalshi_platform.api.trading import TradingClient
+from kalshi_platform.ingestion.ws_client import Backoff, KalshiWSClient
+from kalshi_platform.sim.app import SimServer
+from kalshi_platform.sim.protocol import WS_PATH
+from kalshi_platform.sim.trading import UserSpec, attach_trading, load_users
+from kalshi_platform.ticker_plant.plant import TickerPlant
+from kalshi_platform.ticker_plant.publishers import InMemoryPublisher
+
+P1 = 1_000_000
+
+
+def arun(coro, timeout: float = 60.0):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def until(cond, timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``cond`` on the event loop until true (bounded)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() > end:
+            raise AssertionError(f"{what} not reached in {timeout} s")
+        await asyncio.sleep(0.002)
+
+
+def make_key(tmp_path, name: str) -> tuple[ed25519.Ed25519PrivateKey, str]:
+    key = ed25519.Ed25519PrivateKey.generate()
+    pub = tmp_path / f"{name}.pub.pem"
+    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+    return key, str(pub)
+
+
+class PrivateFeed:
+    """A user's signed WS connection collecting private frames by type."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict] = []
+
+    def of(self, t: str) -> list[dict]:
+        return [f for f in self.frames if f.get("type") == t]
+
+    async def run(self, url: str, headers: dict, channels: list[str]) -> None:
+        async with aiohttp.ClientSession() as s, s.ws_connect(url, headers=headers) as ws:
+            await ws.send_json({"id": 1, "cmd": "subscribe", "params": {"channels": channels}})
+            async for m in ws:
+                self.frames.append(json.loads(m.data))
+
+
+def test_buy_yes_against_recorded_liquidity_fill_position_settlement_and_plant(tmp_path):
+    key, pub = make_key(tmp_path, "alice")
+    users = tmp_path / "users.toml"
+    users.write_text(f'[[user]]\nkey_id = "alice"\npublic_key = "{pub}"\n'
+                     f'balance_cents = 100000\n')
+    specs = load_users(users)
+    assert specs == [UserSpec("alice", pub, 100000)]
+    oracle = replay_recorded(COCKPIT)
+
+    async def main():
+        sim = SimServer(COCKPIT, start="subscribe", ping_interval=0)
+        tr = attach_trading(sim, users=specs, liquidity=True)
+        async with sim:
+            signer = Signer("alice", key)
+            pub_events = InMemoryPublisher()
+            plant = TickerPlant([pub_events])
+            client = KalshiWSClient(sim.ws_url, plant, sorted(sim.known),
+                                    headers=lambda: signer.headers("GET", WS_PATH),
+                                    backoff=Backoff(base_s=0.005, cap_s=0.02))
+            stop = asyncio.Event()
+            plant_task = asyncio.create_task(client.run(stop))
+            mine = PrivateFeed()
+            priv = asyncio.create_task(mine.run(sim.ws_url, signer.headers("GET", WS_PATH),
+                                                ["fill", "market_positions", "user_orders"]))
+            await sim.done.wait()
+            await tr.host.drained()
+            # the engine's books are the recording's books (the oracle's replay)
+            assert_books_match(tr.host, oracle)
+            await until(lambda: mine.of("subscribed") and len(mine.of("subscribed")) == 3)
+
+            ex = tr.host.exchange
+            t = sorted(ex.markets)[0]
+            before = ex.book_snapshot(t)
+            best_no, no_size = before["no"][0]
+            ask = P1 - best_no
+            async with TradingClient(signer, base_url=sim.rest_url) as tc:
+                bal0 = (await tc.balance())["balance"]
+                ans = await tc.create_order(t, "yes", "buy", 200, ask,
+                                            time_in_force="immediate_or_cancel")
+                assert ans["fill_count"] == "2.00" and ans["remaining_count"] == "0.00"
+                assert ans["average_fill_price"] == f"{ask / P1:.4f}"
+                oid = ans["order_id"]
+                await until(lambda: mine.of("fill"), what="fill on the fill channel")
+                f = mine.of("fill")[0]["msg"]
+                assert (f["order_id"], f["market_ticker"], f["count_fp"], f["is_taker"]) == \
+                    (oid, t, "2.00", True)
+                assert f["yes_price_dollars"] == f"{ask / P1:.4f}"
+                await until(lambda: mine.of("market_position"))
+                assert mine.of("market_position")[-1]["msg"]["position_fp"] == "2.00"
+                pos = await tc.positions()
+                assert [(p["ticker"], p["position_fp"]) for p in pos["market_positions"]] == \
+                    [(t, "2.00")]
+                fills = [x async for x in tc.fills()]
+                assert [x["order_id"] for x in fills] == [oid]
+                order = await tc.get_order(oid)
+                assert order["status"] == "executed" and order["book_side"] == "bid"
+                paid = (bal0 - (await tc.balance())["balance"])
+                # the plant shows the trade and the book change at the ask
+                await until(lambda: any(e.trade_id and e.ticker == t
+                                        for e in pub_events.events["trades"]), what="trade")
+                tr_ev = [e for e in pub_events.events["trades"] if e.ticker == t][-1]
+                assert (tr_ev.yes_price, tr_ev.count, tr_ev.taker_side) == (ask, 200, "yes")
+                await until(lambda: plant.books[t].no.get(best_no) == no_size - 200
+                            if no_size > 200 else best_no not in plant.books[t].no,
+                            what="book change in the plant")
+                # independent: the plant's books are the engine's own state
+                for tk in ex.markets:
+                    snap = ex.book_snapshot(tk)
+                    assert plant.books[tk].yes == dict(snap["yes"]), tk
+                    assert plant.books[tk].no == dict(snap["no"]), tk
+                # settle yes: $1 per contract
+                async with httpx.AsyncClient(base_url=sim.rest_url + "/admin") as adm:
+                    for path, body in ((f"/markets/{t}/close", None),
+                                       (f"/markets/{t}/determine", {"result": "yes"}),
+                                       (f"/markets/{t}/settle", None)):
+                        r = await adm.post(path, json=body)
+                        assert r.status_code == 200, r.text
+                bal2 = (await tc.balance())["balance"]
+                assert bal2 - (bal0 - paid) == 200  # cents: 2 contracts x $1
+                sets = [x async for x in tc.settlements()]
+                assert [(s["ticker"], s["market_result"], s["revenue"], s["yes_count_fp"])
+                        for s in sets] == [(t, "yes", 200, "2.00")]
+            assert ex.check_invariants() == []
+            stop.set()
+            priv.cancel()
+            await asyncio.wait_for(plant_task, 10)
+
+    arun(main())
+
+
+def test_private_channels_only_to_the_owning_key_and_refused_without_one():
+    """No keys configured: the KALSHI-ACCESS-KEY header names the user; a connection without
+    one is refused private channels (error 9); bob's fills never reach alice's connection."""
+
+    async def main():
+        sim = SimServer(ping_interval=0)
+        tr = attach_trading(sim, starting_balance=10_000)
+        async with sim:
+            async with httpx.AsyncClient(base_url=sim.rest_url) as c:
+                assert (await c.post("/admin/markets", json={"ticker": "KXT-1-A"})).status_code == 201
+                feeds = {n: PrivateFeed() for n in ("anon", "alice", "bob")}
+                tasks = [asyncio.create_task(f.run(sim.ws_url, {} if n == "anon" else
+                                                   {"KALSHI-ACCESS-KEY": n}, ["fill"]))
+                         for n, f in feeds.items()]
+                await until(lambda: feeds["anon"].of("error"), what="refusal")
+                assert feeds["anon"].of("error")[0]["msg"]["code"] == 9
+                await until(lambda: feeds["alice"].of("subscribed") and feeds["bob"].of("subscribed"))
+                order = {"ticker": "KXT-1-A", "count": 3, "time_in_force": "good_till_canceled"}
+                r = await c.post("/portfolio/orders", headers={"KALSHI-ACCESS-KEY": "alice"},
+                                 json={**order, "side": "yes", "action": "buy", "yes_price": 40})
+                assert r.status_code == 201, r.text
+                r = await c.post("/portfolio/orders", headers={"KALSHI-ACCESS-KEY": "bob"},
+                                 json={**order, "side": "no", "action": "buy",
+                                       "no_price_dollars": "0.6000"})
+                assert r.status_code == 201 and r.json()["order"]["status"] == "executed"
+                await until(lambda: feeds["alice"].of("fill") and feeds["bob"].of("fill"))
+                a, b = feeds["alice"].of("fill"), feeds["bob"].of("fill")
+                assert [(f["msg"]["is_taker"], f["msg"]["side"]) for f in a] == [(False, "yes")]
+                assert [(f["msg"]["is_taker"], f["msg"]["side"]) for f in b] == [(True, "no")]
+                ids = {f["msg"]["order_id"] for f in a} & {f["msg"]["order_id"] for f in b}
+                assert not ids
+                # unsigned REST trading is refused (no user)
+                assert (await c.get("/portfolio/balance")).status_code == 401
+            for t in tasks:
+                t.cancel()
+            assert tr.host.exchange.check_invariants() == []
+
+    arun(main())
