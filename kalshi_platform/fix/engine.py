@@ -79,3 +79,53 @@ class EngineHub:
         for fn in tuple(self._listeners):
             fn(cmd, res, ctx)
         return res
+
+
+class HostAdapter:
+    """The EngineHub interface over the sim's ``EngineHost`` (kalshi_platform/sim/engine_feed.py,
+    the engine owner of ``sim --exchange``), so FIX and REST share one engine, one WAL and
+    one publication order.
+
+    Uses the host's public hooks only: ``on_applied`` (called with each result as it is
+    applied: the command being submitted here gets its ``ctx``) and ``listeners`` (called
+    once the result is durable and published: the FIX reports go out then)."""
+
+    def __init__(self, host) -> None:
+        self.host = host
+        self.exchange = host.exchange
+        self._next_ctx: Any = None
+        self._ctx: dict[int, Any] = {}
+        self._listeners: list[Listener] = []
+        host.on_applied.append(self._applied)
+        host.listeners.append(self._published)
+
+    def now(self) -> int:
+        """UTC nanoseconds of the host's clock."""
+        return self.host.clock()
+
+    def add_listener(self, fn: Listener) -> None:
+        """Call ``fn(None, result, ctx)`` for every published result."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Listener) -> None:
+        """Stop calling ``fn``."""
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    def _applied(self, res: Result) -> None:
+        if self._next_ctx is not None:
+            self._ctx[id(res)] = self._next_ctx
+            self._next_ctx = None
+
+    def _published(self, res: Result) -> None:
+        ctx = self._ctx.pop(id(res), None)
+        for fn in tuple(self._listeners):
+            fn(None, res, ctx)
+
+    async def submit(self, cmd: Any, ctx: Any = None) -> Result:
+        """Submit through the host (durable and published when it returns)."""
+        self._next_ctx = ctx
+        try:
+            return await self.host.submit(cmd)
+        finally:
+            self._next_ctx = None

@@ -23,7 +23,7 @@ import simplefix
 from kalshi_platform.exchange import BatchCancelOrders
 from kalshi_platform.fix import protocol as P
 from kalshi_platform.fix.auth import verify_logon
-from kalshi_platform.fix.engine import EngineHub
+from kalshi_platform.fix.engine import EngineHub, HostAdapter
 from kalshi_platform.fix.orders import cancel_order, new_order, replace_order
 from kalshi_platform.fix.reports import Request, Router
 from kalshi_platform.fix.session import Connection, SessionState
@@ -66,13 +66,16 @@ class FixServer:
         min_heartbeat: smallest HeartBtInt accepted (Kalshi: 3).
         max_skew_s: Logon SendingTime tolerance (s).
         logon_timeout_s: time allowed for the first message (s).
+        on_logon: called with the user id after each good Logon (e.g. the sim's
+            ``Users.ensure``, which funds a new key with the starting balance).
     """
 
     def __init__(self, engine: Any, key_lookup: Callable[[str], Any], *,
                  host: str = "127.0.0.1", port: int = 0,
                  ssl_context: ssl.SSLContext | None = None, limiter: Any = None,
                  heartbeat_unit_s: float = 1.0, min_heartbeat: int = 3,
-                 max_skew_s: float = 30.0, logon_timeout_s: float = 10.0) -> None:
+                 max_skew_s: float = 30.0, logon_timeout_s: float = 10.0,
+                 on_logon: Callable[[str], None] | None = None) -> None:
         if ssl_context is None and not is_loopback(host):
             raise ValueError(f"plain TCP FIX is served on loopback only; give a TLS "
                              f"certificate and key to listen on {host}")
@@ -82,6 +85,7 @@ class FixServer:
         self.limiter = limiter
         self.heartbeat_unit_s, self.min_heartbeat = heartbeat_unit_s, min_heartbeat
         self.max_skew_s, self.logon_timeout_s = max_skew_s, logon_timeout_s
+        self.on_logon = on_logon
         self.router = Router()
         self.sessions: dict[tuple[str, str], SessionState] = {}
         self.connections: set[Connection] = set()
@@ -154,6 +158,8 @@ class FixServer:
             return None, f"unknown API key {sender}"
         if not verify_logon(key, sig, sending, seq, sender, target):
             return None, "logon signature does not verify"
+        if self.on_logon is not None:
+            self.on_logon(sender)
         return sender, None
 
     def state_for(self, user: str, target: str) -> SessionState:
@@ -255,8 +261,9 @@ def attach_to_sim(sim: Any, engine: Any, port: int, *, host: str | None = None,
                   **kw: Any) -> FixServer:
     """A :class:`FixServer` started and stopped with the sim's aiohttp app (its
     ``cleanup_ctx``; call before ``sim.start()``): logons checked against ``sim.auth``'s keys,
-    rate limit shared with REST (``sim.limiter``). ``engine``: the sim's ``EngineHub`` (or an
-    ``Exchange``/``DurableExchange``). Raises ``ValueError`` (plain TCP off loopback) or
+    rate limit shared with REST (``sim.limiter``). ``engine``: the sim's ``Trading`` (from
+    ``attach_trading``: its ``EngineHost`` is shared, a new key is funded as over REST), an
+    ``EngineHub``, or an ``Exchange``/``DurableExchange``. Raises ``ValueError`` (plain TCP off loopback) or
     OSError/ssl.SSLError (certificate files)."""
     ctx = tls_context(tls_cert, tls_key) if tls_cert else None
 
@@ -265,6 +272,9 @@ def attach_to_sim(sim: Any, engine: Any, port: int, *, host: str | None = None,
         return auth.keys.get(key_id, auth.default)
 
     limiter = sim.limiter if getattr(sim.limiter, "active", False) else None
+    if hasattr(engine, "host") and hasattr(engine, "users"):  # sim.trading.Trading
+        kw.setdefault("on_logon", engine.users.ensure)
+        engine = HostAdapter(engine.host)
     fix = FixServer(engine, lookup, host=host or sim.host, port=port, ssl_context=ctx,
                     limiter=limiter, **kw)
 

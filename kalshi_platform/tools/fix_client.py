@@ -298,3 +298,20 @@ def fix_client(
     except (ConnectionError, OSError, TimeoutError, ValueError) as e:
         print(f"fix-client: {e}", file=sys.stderr)
         raise typer.Exit(USAGE)
+
+
+def attach_sim_fix(server: Any, trading: Any, port: int, cert: Optional[Path],
+                   key: Optional[Path], fail: Any) -> Any:
+    """``sim --fix-port``: the FIX gateway on the sim's engine (``trading`` from
+    ``attach_sim_exchange``); bad options are one line through ``fail`` (exit 2)."""
+    from kalshi_platform.fix.server import attach_to_sim
+
+    if not 0 <= port <= 65535:
+        fail("--fix-port must be in 0..65535")
+    if (cert is None) != (key is None):
+        fail("give both --fix-tls-cert and --fix-tls-key (or neither)")
+    try:
+        return attach_to_sim(server, trading, port, tls_cert=str(cert) if cert else None,
+                             tls_key=str(key) if key else None)
+    except (ValueError, OSError) as e:
+        fail(f"FIX gateway: {e}")

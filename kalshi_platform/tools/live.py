@@ -485,6 +485,9 @@ def sim(
     starting_balance: int = typer.Option(0, "--starting-balance", help="Cents given to an API key on its first trading request (0 = none)."),
     wal: Optional[Path] = typer.Option(None, "--wal", help="Write-ahead log directory: every accepted command is fsynced before its answer; recovered on start."),
     liquidity: bool = typer.Option(False, "--liquidity", help="With --replay: the recorded books become resting orders of a 'market' participant that users trade against."),
+    fix_port: Optional[int] = typer.Option(None, "--fix-port", help="Also serve the FIX gateway (FIXT.1.1, Kalshi's FIX dictionary) on this port of --host (0 = any free port; implies --exchange). Plain TCP on loopback only, else give --fix-tls-cert/--fix-tls-key (docs/fix.md)."),
+    fix_tls_cert: Optional[Path] = typer.Option(None, "--fix-tls-cert", help="FIX over TLS: certificate chain (PEM)."),
+    fix_tls_key: Optional[Path] = typer.Option(None, "--fix-tls-key", help="FIX over TLS: private key (PEM)."),
     verbose: bool = _VERBOSE, metrics_port: Optional[int] = _METRICS,
 ) -> None:
     """Local Kalshi-compatible server (WS v2 + REST) replaying a recording, with fault injection."""
@@ -494,7 +497,8 @@ def sim(
     from kalshi_platform.sim.app import SimError, SimServer
 
     _setup_logging(verbose)
-    if replay is None and rest_fixtures is None and not (exchange or users or wal):
+    if replay is None and rest_fixtures is None and not (exchange or users or wal
+                                                         or fix_port is not None):
         _fail("give --replay FILE and/or --rest-fixtures DIR (or --exchange)")
     if not 0 <= port <= 65535 or speed < 0 or delay_ms < 0 or ping_interval < 0:
         _fail("--port must be in 0..65535; --speed, --delay-ms, --ping-interval >= 0")
@@ -514,10 +518,15 @@ def sim(
     except ValueError as e:
         _fail(str(e))
         return
-    if exchange or users or wal or liquidity or starting_balance:
+    fix = None
+    if exchange or users or wal or liquidity or starting_balance or fix_port is not None:
         from kalshi_platform.tools.exchange import attach_sim_exchange
 
-        attach_sim_exchange(server, users, starting_balance, wal, liquidity, _fail)
+        trading = attach_sim_exchange(server, users, starting_balance, wal, liquidity, _fail)
+        if fix_port is not None:  # the FIX gateway on the same engine (docs/fix.md)
+            from kalshi_platform.tools.fix_client import attach_sim_fix
+
+            fix = attach_sim_fix(server, trading, fix_port, fix_tls_cert, fix_tls_key, _fail)
     from kalshi_platform.config import get_settings
 
     metrics_addr = _metrics_address(get_settings(), metrics_port)
@@ -529,6 +538,8 @@ def sim(
         metrics = _sim_metrics(server, metrics_addr)
         print(f"sim: WebSocket {server.ws_url}", flush=True)
         print(f"sim: REST {server.rest_url}", flush=True)
+        if fix is not None:
+            print(f"sim: FIX {fix.host}:{fix.port}{' (TLS)' if fix.ssl else ''}", flush=True)
         print(f"sim: {len(server.known)} market(s), {len(server.data.trades)} REST trade(s)"
               + (f", faults {faults}" if faults.active else ""), flush=True)
         stop = asyncio.Event()
