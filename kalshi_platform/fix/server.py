@@ -263,8 +263,8 @@ def attach_to_sim(sim: Any, engine: Any, port: int, *, host: str | None = None,
     ``cleanup_ctx``; call before ``sim.start()``): logons checked against ``sim.auth``'s keys,
     rate limit shared with REST (``sim.limiter``). ``engine``: the sim's ``Trading`` (from
     ``attach_trading``: its ``EngineHost`` is shared, a new key is funded as over REST), an
-    ``EngineHub``, or an ``Exchange``/``DurableExchange``. Raises ``ValueError`` (plain TCP off loopback) or
-    OSError/ssl.SSLError (certificate files)."""
+    ``EngineHub``, or an ``Exchange``/``DurableExchange``. Raises ``ValueError`` (plain TCP
+    off loopback) or OSError/ssl.SSLError (certificate files)."""
     ctx = tls_context(tls_cert, tls_key) if tls_cert else None
 
     def lookup(key_id: str) -> Any:
