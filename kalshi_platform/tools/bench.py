@@ -341,3 +341,29 @@ def backtest_bench(
         render(res, console)
     if not res["checks"]["all_ok"]:
         raise typer.Exit(1)
+
+
+@bench_app.command("exchange-fix")
+def exchange_fix(
+    orders: int = typer.Option(5_000, help="NewOrderSingles sent (half resting bids, half IOC sells that take them)."),
+    rate: float = typer.Option(1_000.0, help="Orders/s in total, open loop."),
+    sessions: int = typer.Option(4, help="FIX sessions (client side in a child process)."),
+    fsync: bool = typer.Option(True, "--fsync/--no-fsync", help="WAL fsync (on: the issue's condition)."),
+    progress: bool = typer.Option(True, "--progress/--quiet", help="Stage lines on stderr."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """FIX round trip p50/p99 on loopback (NewOrderSingle -> first ExecutionReport) with the
+    WAL's fsync on and group commit (issue 13 §7; kalshi_platform/bench/exchange_fix.py)."""
+    from kalshi_platform.bench.exchange_fix import render, run_fix_bench
+
+    try:
+        with _progress(progress) as report:
+            res = run_fix_bench(orders=orders, rate=rate, sessions=sessions, fsync=fsync,
+                                progress=report)
+    except (ValueError, RuntimeError, OSError) as e:
+        _fail(str(e))
+        return
+    if as_json:
+        print(json.dumps(res, indent=2))
+    else:
+        render(res, console)
