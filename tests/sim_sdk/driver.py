@@ -24,38 +24,9 @@ from typing import Any, Callable
 import kalshi_python_sync as k
 from kalshi_python_sync.auth import KalshiAuth
 
-#: Trading calls for the next helper (issue 13 §4): the SDK places, amends and cancels under
-#: the V2 paths and reads under /portfolio/orders; the sim serves none of them yet. A real V2
-#: create response: /work/shared/data/real/kalshi/rest/fortuna_demo/orders__create_v2_taker_ioc.json
-#: (average_fee_paid, average_fill_price, client_order_id, fill_count, order_id,
-#: remaining_count, ts_ms).
+#: Trading calls the sim does not serve yet (the trading suite, ``cfg["trading"]``, runs the
+#: ones it serves: TRADING_CALLS in trading_calls.py; tests/test_sim_trading_sdk.py).
 TODO_TRADING = [
-    ("OrdersApi.create_order_v2", "POST /portfolio/events/orders"),
-    ("OrdersApi.amend_order_v2", "POST /portfolio/events/orders/{order_id}/amend"),
-    ("OrdersApi.decrease_order_v2", "POST /portfolio/events/orders/{order_id}/decrease"),
-    ("OrdersApi.cancel_order_v2", "DELETE /portfolio/events/orders/{order_id}"),
-    ("OrdersApi.batch_create_orders_v2", "POST /portfolio/events/orders/batched"),
-    ("OrdersApi.batch_cancel_orders_v2", "DELETE /portfolio/events/orders/batched"),
-    ("OrdersApi.cancel_all_orders", "DELETE /portfolio/events/orders"),
-    ("OrdersApi.get_orders", "GET /portfolio/orders"),
-    ("OrdersApi.get_order", "GET /portfolio/orders/{order_id}"),
-    ("OrdersApi.get_order_queue_position", "GET /portfolio/orders/{order_id}/queue_position"),
-    ("OrdersApi.get_order_queue_positions", "GET /portfolio/orders/queue_positions"),
-    ("PortfolioApi.get_fills", "GET /portfolio/fills"),
-    ("PortfolioApi.get_positions", "GET /portfolio/positions"),
-    ("PortfolioApi.get_balance", "GET /portfolio/balance"),
-    ("PortfolioApi.get_settlements", "GET /portfolio/settlements"),
-    ("PortfolioApi.get_portfolio_resting_order_total_value",
-     "GET /portfolio/summary/total_resting_order_value"),
-    ("OrderGroupsApi.create_order_group", "POST /portfolio/order_groups/create"),
-    ("OrderGroupsApi.get_order_groups", "GET /portfolio/order_groups"),
-    ("OrderGroupsApi.get_order_group", "GET /portfolio/order_groups/{order_group_id}"),
-    ("OrderGroupsApi.delete_order_group", "DELETE /portfolio/order_groups/{order_group_id}"),
-    ("OrderGroupsApi.reset_order_group", "PUT /portfolio/order_groups/{order_group_id}/reset"),
-    ("OrderGroupsApi.trigger_order_group",
-     "PUT /portfolio/order_groups/{order_group_id}/trigger"),
-    ("OrderGroupsApi.update_order_group_limit",
-     "PUT /portfolio/order_groups/{order_group_id}/limit"),
     ("ExchangeApi.get_user_data_timestamp", "GET /exchange/user_data_timestamp"),
     ("HistoricalApi.get_fills_historical", "GET /historical/fills"),
     ("HistoricalApi.get_historical_orders", "GET /historical/orders"),
@@ -247,7 +218,13 @@ def history_checks(x: SimpleNamespace) -> dict[str, Callable[[], Any]]:
 
 
 def calls(cfg: dict[str, Any], api: k.ApiClient) -> list[tuple[str, Callable[[], Any]]]:
-    """``(call name, check)`` in the order they run."""
+    """``(call name, check)`` in the order they run (the trading suite with
+    ``cfg["trading"]``, else the market-data suite)."""
+    if cfg.get("trading"):
+        from trading_calls import TRADING_CALLS, trading_checks
+
+        fns = trading_checks(cfg, api)
+        return [(name, fns[fn]) for name, fn in TRADING_CALLS]
     x = context(cfg, api)
     fns = {**market_checks(x), **event_checks(x), **history_checks(x)}
     return [(name, fns[fn]) for name, fn in CALLS]
