@@ -81,8 +81,13 @@ async def init_streams(js: Any, env: str, r: Retention) -> list[tuple[str, str]]
             info = await js.stream_info(cfg.name)
         except nats.js.errors.NotFoundError:
             info = None
+        except nats.js.errors.ServiceUnavailableError:
+            from kalshi_platform.feed.nats_pub import NO_JETSTREAM
+
+            raise InitError(NO_JETSTREAM) from None
         except (nats.errors.Error, TimeoutError) as e:
-            raise InitError(f"stream {cfg.name}: {e or 'no answer from JetStream'}") from None
+            raise InitError(f"stream {cfg.name}: "
+                            f"{str(e) or 'no answer from JetStream'}") from None
         try:
             if info is None:
                 await js.add_stream(cfg)
@@ -101,7 +106,10 @@ async def init_streams(js: Any, env: str, r: Retention) -> list[tuple[str, str]]
             await js.update_stream(cfg)
             out.append((cfg.name, "updated"))
         except nats.js.errors.APIError as e:
-            raise InitError(f"stream {cfg.name}: {e.description or e}") from None
+            text = e.description or "refused"
+            if "non-clustered" in text:
+                text += " (on a single server: --events-replicas 1 --book-replicas 1)"
+            raise InitError(f"stream {cfg.name}: {text}") from None
     return out
 
 

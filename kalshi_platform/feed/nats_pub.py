@@ -48,6 +48,8 @@ from kalshi_platform.ticker_plant.events import TradeEvent
 
 log = logging.getLogger(__name__)
 
+NO_JETSTREAM = "JetStream does not answer: is the server started with -js (or a jetstream block)?"
+
 
 class _Msg:
     """One message to publish and what retrying it needs."""
@@ -68,13 +70,14 @@ async def connect(servers: list[str], name: str) -> Any:
     async def quiet(e: Exception) -> None:
         log.debug("nats: %s", e)
 
-    try:
-        return await nats.connect(servers=servers, name=name, connect_timeout=2,
-                                  reconnect_time_wait=0.25, max_reconnect_attempts=-1,
-                                  dont_randomize=True, error_cb=quiet)
+    try:  # nats-py retries the first connection as long as reconnects: bound it here
+        return await asyncio.wait_for(nats.connect(
+            servers=servers, name=name, connect_timeout=2, reconnect_time_wait=0.25,
+            max_reconnect_attempts=-1, dont_randomize=True, error_cb=quiet),
+            2.0 * len(servers) + 1.0)
     except (OSError, nats.errors.Error, asyncio.TimeoutError) as e:
         raise TransportError(f"cannot connect to {','.join(servers)}: "
-                             f"{e or 'no server answered'}") from None
+                             f"{str(e) or 'no server answered'}") from None
 
 
 async def stream_last_seqs(js: Any, env: str) -> dict[str, int]:
@@ -87,8 +90,10 @@ async def stream_last_seqs(js: Any, env: str) -> dict[str, int]:
         except nats.js.errors.NotFoundError:
             raise TransportError(f"JetStream stream {name} does not exist: run "
                                  f"`kalshi-platform nats init` first") from None
+        except nats.js.errors.ServiceUnavailableError:
+            raise TransportError(NO_JETSTREAM) from None
         except (nats.errors.Error, asyncio.TimeoutError) as e:
-            raise TransportError(f"JetStream stream {name}: {e or 'no answer'}") from None
+            raise TransportError(f"JetStream stream {name}: {str(e) or 'no answer'}") from None
         out[key] = info.state.last_seq
     return out
 

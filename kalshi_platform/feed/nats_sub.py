@@ -41,7 +41,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from kalshi_platform.feed import nats_wire as w
 from kalshi_platform.feed import protocol
-from kalshi_platform.feed.nats_pub import connect
+from kalshi_platform.feed.nats_pub import connect, stream_last_seqs
 from kalshi_platform.feed.protocol import Message
 from kalshi_platform.feed.transports import TransportError
 from kalshi_platform.stream.codec import CodecError
@@ -121,6 +121,11 @@ class Client:
         o = self.options
         self._nc = await connect(o.servers, f"kalshi-subscriber-{o.shard}")
         self._js = self._nc.jetstream()
+        try:
+            await stream_last_seqs(self._js, o.env)  # the streams exist, or one clear line
+        except BaseException:
+            await self._nc.close()
+            raise
         snap = await self._last_snapshot()
         starts: dict[str, int | None] = {"book": None, "events": None}
         if snap is not None:

@@ -145,11 +145,19 @@ def writer(
             except Exception as e:  # noqa: BLE001 - reported, the exit code says it
                 console.print(f"[bold red]error:[/] closing {getattr(s, 'sink_name', s)}: {e}")
                 code = exitcodes.INTERNAL
+    _report_writer(stats, summary_json)
+    raise typer.Exit(code)
+
+
+def _report_writer(stats: dict, summary_json: Optional[Path]) -> None:
+    """The writer's final counters: one line, and the JSON file when asked."""
     line = ", ".join(f"{k} {v:,}" for k, v in stats.items() if not k.endswith("_at"))
     console.print(f"writer: {line}")
     if summary_json is not None:
-        summary_json.write_text(json.dumps(stats, indent=2) + "\n")
-    raise typer.Exit(code)
+        try:
+            summary_json.write_text(json.dumps(stats, indent=2) + "\n")
+        except OSError as e:
+            _fail(f"cannot write {summary_json}: {e.strerror or e}")
 
 
 def _register_bench() -> None:
