@@ -76,7 +76,8 @@ class PrivateFeed:
                 self.frames.append(json.loads(m.data))
 
 
-def test_buy_yes_against_recorded_liquidity_fill_position_settlement_and_plant(tmp_path):
+@pytest.mark.parametrize("wal", [False, True], ids=["memory", "wal"])
+def test_buy_yes_against_recorded_liquidity_fill_position_settlement_and_plant(tmp_path, wal):
     key, pub = make_key(tmp_path, "alice")
     users = tmp_path / "users.toml"
     users.write_text(f'[[user]]\nkey_id = "alice"\npublic_key = "{pub}"\n'
@@ -87,7 +88,8 @@ def test_buy_yes_against_recorded_liquidity_fill_position_settlement_and_plant(t
 
     async def main():
         sim = SimServer(COCKPIT, start="subscribe", ping_interval=0)
-        tr = attach_trading(sim, users=specs, liquidity=True)
+        tr = attach_trading(sim, users=specs, liquidity=True,
+                            wal_dir=tmp_path / "wal" if wal else None)
         async with sim:
             signer = Signer("alice", key)
             pub_events = InMemoryPublisher()
@@ -95,8 +97,14 @@ def test_buy_yes_against_recorded_liquidity_fill_position_settlement_and_plant(t
             client = KalshiWSClient(sim.ws_url, plant, sorted(sim.known),
                                     headers=lambda: signer.headers("GET", WS_PATH),
                                     backoff=Backoff(base_s=0.005, cap_s=0.02))
+            yes_plant = TickerPlant(use_yes_price=True)  # NO side sent on the YES scale
+            yes_client = KalshiWSClient(sim.ws_url, yes_plant, sorted(sim.known),
+                                        headers=lambda: signer.headers("GET", WS_PATH),
+                                        use_yes_price=True,
+                                        backoff=Backoff(base_s=0.005, cap_s=0.02))
             stop = asyncio.Event()
             plant_task = asyncio.create_task(client.run(stop))
+            yes_task = asyncio.create_task(yes_client.run(stop))
             mine = PrivateFeed()
             priv = asyncio.create_task(mine.run(sim.ws_url, signer.headers("GET", WS_PATH),
                                                 ["fill", "market_positions", "user_orders"]))
@@ -142,10 +150,13 @@ def test_buy_yes_against_recorded_liquidity_fill_position_settlement_and_plant(t
                             if no_size > 200 else best_no not in plant.books[t].no,
                             what="book change in the plant")
                 # independent: the plant's books are the engine's own state
-                for tk in ex.markets:
-                    snap = ex.book_snapshot(tk)
-                    assert plant.books[tk].yes == dict(snap["yes"]), tk
-                    assert plant.books[tk].no == dict(snap["no"]), tk
+                for p in (plant, yes_plant):
+                    await until(lambda: all(p.books[tk].no == dict(ex.book_snapshot(tk)["no"])
+                                            for tk in ex.markets), what="plant caught up")
+                    for tk in ex.markets:
+                        snap = ex.book_snapshot(tk)
+                        assert p.books[tk].yes == dict(snap["yes"]), tk
+                        assert p.books[tk].no == dict(snap["no"]), tk
                 # settle yes: $1 per contract
                 async with httpx.AsyncClient(base_url=sim.rest_url + "/admin") as adm:
                     for path, body in ((f"/markets/{t}/close", None),
@@ -161,7 +172,7 @@ def test_buy_yes_against_recorded_liquidity_fill_position_settlement_and_plant(t
             assert ex.check_invariants() == []
             stop.set()
             priv.cancel()
-            await asyncio.wait_for(plant_task, 10)
+            await asyncio.wait_for(asyncio.gather(plant_task, yes_task), 10)
 
     arun(main())
 
