@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -85,6 +86,15 @@ def start_servers(tmp: Path, n: int) -> tuple[str, list[subprocess.Popen]]:
     for (p, _), proc in zip(ports, procs):
         _wait_port(p, proc)
     return "nats://" + ",".join(f"127.0.0.1:{p}" for p, _ in ports), procs
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _cli(*args: str) -> list[str]:
@@ -172,12 +182,19 @@ def run_topology(name: str, rec: Path, tmp: Path, report: Callable[[str], None])
                 raise BenchError(f"{name}: writer or subscriber did not start")
             time.sleep(0.1)
         report(f"nats {name}: replaying {rec.name}")
+        srv0 = sum(_proc_cpu(p.pid) for p in procs)
+        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu0 = time.process_time()
         t0 = time.time()
         summary = run_replay(rec, store=tmp / "unused", sinks=[], publish=[url])
         t_pub = time.time()
+        plant_cpu = time.process_time() - cpu0
         total = summary["stream"]["seq"]
         for w in workers:
             w.wait(300)
+        kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        consumers_cpu = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
+        server_cpu = sum(_proc_cpu(p.pid) for p in procs) - srv0
         ws, ss = json.loads(wsum.read_text()), json.loads(ssum.read_text())
         msgs, nbytes = _book_stats(url)
         report(f"nats {name}: core publish baseline")
@@ -192,6 +209,9 @@ def run_topology(name: str, rec: Path, tmp: Path, report: Callable[[str], None])
             "writer_lost": total - ws["events"], "subscriber_lost": total - ss["events"],
             "subscriber_gaps": ss["gaps"], "redelivered": ws["redelivered"],
             "core_msgs_per_s": core, "core_events_per_s": core * per_msg,
+            "cpu_us_per_event": {"plant_and_publisher": 1e6 * plant_cpu / total,
+                                 "writer_and_subscriber": 1e6 * consumers_cpu / total,
+                                 "servers": 1e6 * server_cpu / total},
             "target": TARGETS[name],
         }
     finally:

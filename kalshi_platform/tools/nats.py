@@ -202,7 +202,9 @@ def _register_bench() -> None:
                 f"(= {r['core_events_per_s']:,.0f} ev/s)\n"
                 f"  lost: writer {r['writer_lost']}, subscriber {r['subscriber_lost']} "
                 f"(gaps {r['subscriber_gaps']}); redelivered {r['redelivered']}; target "
-                f"{r['target']:,} ev/s end to end: {ok}")
+                f"{r['target']:,} ev/s end to end: {ok}\n"
+                "  CPU µs per event: " + ", ".join(
+                    f"{k.replace('_', ' ')} {v:.1f}" for k, v in r["cpu_us_per_event"].items()))
 
 
 _register_bench()
