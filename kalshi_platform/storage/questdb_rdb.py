@@ -98,6 +98,13 @@ _NOT_A_ROW = object()
 _ROWS_PER: dict[type, Any] = {ty: t.rows_per_event for ty, t in TABLE_FOR_EVENT.items()}
 
 
+def _error_line(e: BaseException) -> str:
+    """The first line of ``e``'s message, without its class name (it reaches a user in the
+    writer's warning and its health): ``Could not flush buffer: ...: Connection refused``."""
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else "no error message"
+
+
 def _rows_of(event: Any) -> int:
     per = _ROWS_PER[type(event)]
     return 1 if per is None else per(event)
@@ -536,7 +543,7 @@ class QuestDBWriter:
             written, rejected = self._send_isolating(batch)
         except Exception as e:  # noqa: BLE001 - transient: QuestDB away, refused, 5xx, timeout
             st.flush_errors += 1
-            st.last_error = f"{type(e).__name__}: {e}".splitlines()[0]
+            st.last_error = _error_line(e)
             self._last_send_ok = False
             if st.flush_errors in (1, 10, 100) or st.flush_errors % 1000 == 0:
                 log.warning("QuestDB write failed (%s); %d rows kept, retrying with backoff",

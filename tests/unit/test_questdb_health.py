@@ -42,6 +42,7 @@ def test_refusing_then_back_up_states_and_counters(tmp_path):
         assert h.flush_errors >= 1 and h.rows_in_memory == 50 and h.rows_written == 0
         assert h.spool_rows_pending == 0 and h.rows_spooled_total == 0 and h.spool_bytes == 0
         assert "503" in h.last_error or "refused" in h.last_error
+        assert "Error:" not in h.last_error  # the message, not the client's class name
         line = status_line(TickerPlant([]), _client(), [w])
         assert "questdb retrying: 0 written" in line and "50 in memory" in line
 
