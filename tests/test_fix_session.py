@@ -207,3 +207,22 @@ def test_rate_limit_business_reject():
             c.new_order(TICKER, "1", 1, 30)
             assert tag(await report(c), P.EXEC_TYPE) == "0"
     run(body())
+
+
+def test_rt_logon_above_expected_seq_asks_resend():
+    async def body():
+        hub = make_hub()
+        async with serving(hub) as srv:
+            a = await logon(srv, "alice", target="KalshiRT")
+            await a.logout()  # the server now expects alice's message 3
+            b = FixClient("alice", rsa_key(), target="KalshiRT", reset=False, next_out=7)
+            await b.connect("127.0.0.1", srv.port)  # Logon is message 7: 3..6 are missing
+            rr = await b.expect(("2",))
+            assert (tag(rr, P.BEGIN_SEQ_NO), tag(rr, P.END_SEQ_NO)) == ("3", "0")
+            b.send(P.SEQUENCE_RESET, [(P.GAP_FILL, "Y"), (P.NEW_SEQ_NO, 7)], seq=3,
+                   poss_dup=True)
+            b.new_order(TICKER, "1", 1, 30)  # message 8, in sequence after the gap fill
+            assert tag(await report(b), P.EXEC_TYPE) == "0"
+            assert srv.sessions[("alice", "KalshiRT")].next_in == 9
+            assert not [m for m in b.received if tag(m, 35) == "3"]  # no session reject
+    run(body())

@@ -96,6 +96,7 @@ class Connection:
         self.test_sent: float | None = None
         self.waiting: dict[int, simplefix.FixMessage] = {}  # after an inbound gap
         self.resend_asked = False
+        self.waiting_logon: simplefix.FixMessage | None = None
         self.closing = False
 
     # -- I/O --------------------------------------------------------------------------------
@@ -137,6 +138,8 @@ class Connection:
         except (TimeoutError, asyncio.TimeoutError, ConnectionError, ValueError,
                 simplefix.errors.ParsingError) as e:
             log.info("fix connection ends: %s", e)
+        except Exception:  # a bug or a failed WAL: this connection ends, the server goes on
+            log.exception("fix connection failed")
         finally:
             self.closing = True
             if hb_task is not None:
@@ -154,15 +157,19 @@ class Connection:
         except (ConnectionError, asyncio.TimeoutError, TimeoutError, OSError):
             pass
 
-    def _send_raw_logout(self, why: str, st: SessionState | None = None) -> None:
-        """Logout (with Text) then close; numbered on ``st`` when bound."""
+    def _send_raw_logout(self, why: str, st: SessionState | None = None,
+                         logon: simplefix.FixMessage | None = None) -> None:
+        """Logout (with Text) then close; numbered on ``st`` when bound, else addressed back
+        to the refused ``logon``'s CompIDs."""
         m = P.new_message(P.LOGOUT)
         m.append_pair(P.TEXT, why)
         if st is not None:
             st.send(m)
         else:
-            m.append_pair(P.SENDER, P.TARGET_NR, header=True)
-            m.append_pair(P.TARGET, "UNKNOWN", header=True)
+            back = (lambda t: P.text(logon, t) or "UNKNOWN") if logon is not None else (
+                lambda t: "UNKNOWN")
+            m.append_pair(P.SENDER, back(P.TARGET), header=True)
+            m.append_pair(P.TARGET, back(P.SENDER), header=True)
             m.append_pair(P.MSG_SEQ_NUM, 1, header=True)
             m.append_pair(P.SENDING_TIME, P.utc_timestamp(time.time_ns()), header=True)
             self.write(m.encode())
@@ -178,18 +185,19 @@ class Connection:
             why = self._logon_fields(msg, target)
         if why is not None:
             log.info("fix logon refused: %s", why)
-            self._send_raw_logout(why)
+            self._send_raw_logout(why, logon=msg)
             return False
         st = self.server.state_for(user, target)
         if st.conn is not None:
-            self._send_raw_logout("session already logged on")
+            self._send_raw_logout("session already logged on", logon=msg)
             return False
         seq = P.integer(msg, P.MSG_SEQ_NUM)
         reset = P.flag(msg, P.RESET_SEQ_NUM)
         if reset:
             st.reset()
         elif seq < st.next_in:
-            self._send_raw_logout(f"MsgSeqNum too low, expecting {st.next_in} but received {seq}")
+            self._send_raw_logout(f"MsgSeqNum too low, expecting {st.next_in} but received {seq}",
+                                  logon=msg)
             return False
         st.conn, self.state = self, st
         st.use_dollars = P.flag(msg, P.USE_DOLLARS)
@@ -202,6 +210,7 @@ class Connection:
             reply.append_pair(P.RESET_SEQ_NUM, "Y")
         st.send(reply)
         if seq > st.next_in and st.rt:
+            self.waiting[seq] = self.waiting_logon = msg  # its number is used after the gap
             self._ask_resend(st)
         else:
             st.next_in = seq + 1
@@ -294,7 +303,8 @@ class Connection:
             st.send(P.new_message(P.LOGOUT))
             self.closing = True
         elif mtype == P.LOGON:
-            self.session_reject(seq, mtype, P.SR_BAD_MSGTYPE, "already logged on")
+            if msg is not self.waiting_logon:
+                self.session_reject(seq, mtype, P.SR_BAD_MSGTYPE, "already logged on")
         else:
             await self.server.on_app(st, msg, self)
 
@@ -369,5 +379,5 @@ class Connection:
                 self.test_sent = now
             elif self.test_sent is not None and now - self.test_sent > self.hb_s:
                 self._send_raw_logout("heartbeat timeout: no answer to TestRequest", st)
-                self.reader.feed_eof()  # ends run()'s read loop
+                self.writer.close()  # flushes the Logout; run()'s read loop then ends
                 return
