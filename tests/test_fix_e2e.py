@@ -2,8 +2,9 @@
 exchange (``attach_trading``, recorded liquidity of the bundled cockpit capture) and the FIX
 gateway on the same engine (``attach_to_sim``). A user with its own Ed25519 key logs on over
 FIX, buys YES at the recorded ask and gets the ExecutionReport fill; the same fill shows on
-its signed WS ``fill`` channel and the position on REST ``/portfolio/positions``; settling
-the market yes pays $1 per contract. Also the ``sim --fix-port`` command with ``fix-client``.
+its signed WS ``fill`` channel and the position on REST ``/portfolio/positions``; a plant
+subscribed to the sim shows the trade and the book change (its books equal the engine's);
+settling the market yes pays $1 per contract. Also the ``sim --fix-port`` command with ``fix-client``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ from kalshi_platform.api.auth import Signer
 from kalshi_platform.api.trading import TradingClient
 from kalshi_platform.fix import protocol as P
 from kalshi_platform.fix.server import attach_to_sim
+from kalshi_platform.ingestion.ws_client import Backoff, KalshiWSClient
 from kalshi_platform.sim.app import SimServer
 from kalshi_platform.sim.protocol import WS_PATH
 from kalshi_platform.sim.trading import UserSpec, attach_trading
+from kalshi_platform.ticker_plant.plant import TickerPlant
+from kalshi_platform.ticker_plant.publishers import InMemoryPublisher
 from kalshi_platform.tools.fix_client import FixClient
 
 P1 = 1_000_000
@@ -69,12 +73,15 @@ def test_buy_yes_over_fix_against_recorded_liquidity_fill_position_settlement(tm
             frames: list = []
             ws = asyncio.create_task(_private(sim.ws_url, signer.headers("GET", WS_PATH), frames))
             await _until(lambda: any(f.get("type") == "subscribed" for f in frames))
-            # a market subscription starts playback; wait until the liquidity is in the engine
-            async with aiohttp.ClientSession() as s, s.ws_connect(
-                    sim.ws_url, headers=signer.headers("GET", WS_PATH)) as pub_ws:
-                await pub_ws.send_json({"id": 1, "cmd": "subscribe", "params": {
-                    "channels": ["orderbook_delta"], "market_tickers": sorted(sim.known)}})
-                await asyncio.wait_for(sim.done.wait(), 30)
+            # the plant's subscription starts playback: the recorded books become liquidity
+            events = InMemoryPublisher()
+            plant = TickerPlant([events])
+            client = KalshiWSClient(sim.ws_url, plant, sorted(sim.known),
+                                    headers=lambda: signer.headers("GET", WS_PATH),
+                                    backoff=Backoff(base_s=0.005, cap_s=0.02))
+            stop = asyncio.Event()
+            plant_task = asyncio.create_task(client.run(stop))
+            await asyncio.wait_for(sim.done.wait(), 30)
             await tr.host.drained()
             ex = tr.host.exchange
             t = next(tk for tk in sorted(ex.markets) if ex.book_snapshot(tk)["no"])
@@ -105,10 +112,20 @@ def test_buy_yes_over_fix_against_recorded_liquidity_fill_position_settlement(tm
                                        (f"/markets/{t}/settle", None)):
                         r = await adm.post(path, json=body)
                         assert r.status_code == 200, r.text
+                # the plant subscribed to the sim shows the FIX trade and the book change
+                await _until(lambda: any(e.ticker == t for e in events.events["trades"]),
+                             what="trade in the plant")
+                last = [e for e in events.events["trades"] if e.ticker == t][-1]
+                assert (last.yes_price, last.count, last.taker_side) == (ask, 200, "yes")
+                await _until(lambda: plant.books[t].no == dict(ex.book_snapshot(t)["no"]),
+                             what="plant book = engine book")
+                assert plant.books[t].yes == dict(ex.book_snapshot(t)["yes"])
                 assert (await tc.balance())["balance"] - (bal0 - paid) == 200  # 2 x $1
             await c.logout()
             assert ex.check_invariants() == []
             ws.cancel()
+            stop.set()
+            await asyncio.wait_for(plant_task, 10)
 
     asyncio.run(asyncio.wait_for(main(), 90))
 
