@@ -191,3 +191,39 @@ def test_rest_cancel_reaches_the_fix_session_and_dollars_format():
             r = await report(a)
             assert (tag(r, P.EXEC_TYPE), tag(r, P.ORD_STATUS)) == ("4", "4")
     run(body())
+
+
+def test_time_in_force_day_gtd_and_max_execution_cost():
+    import datetime as dt
+    import time
+    from zoneinfo import ZoneInfo
+
+    from kalshi_platform.fix.orders import day_expiry
+
+    # DAY: the next 23:59:59.999 America/New_York, as whole seconds (rounded up)
+    t0 = int(dt.datetime(2026, 7, 1, 15, 0, tzinfo=ZoneInfo("America/New_York")).timestamp())
+    assert day_expiry(t0 * 10**9) == int(dt.datetime(
+        2026, 7, 2, 0, 0, tzinfo=ZoneInfo("America/New_York")).timestamp())
+
+    async def body():
+        hub = make_hub()
+        async with serving(hub) as srv:
+            a, b = await logon(srv, "alice"), await logon(srv, "bob")
+            a.new_order(TICKER, "1", 1, 20, tif="0")
+            oid = tag(await report(a), P.ORDER_ID)
+            assert hub.exchange.get_order(oid).expiration_ts == day_expiry(time.time_ns())
+            past = P.utc_timestamp(time.time_ns() - 3600 * 10**9)
+            a.new_order(TICKER, "1", 1, 21, tif="6", extra=[(P.EXPIRE_TIME, past)])
+            new, gone = await report(a), await report(a)  # a past GTD is IOC: nothing rests
+            assert (tag(new, P.EXEC_TYPE), tag(gone, P.EXEC_TYPE)) == ("0", "4")
+            b.new_order(TICKER, "2", 5, 60)  # asks 5 at 60c
+            await report(b)
+            # MaxExecutionCost $2.00 cannot buy 5 at 60c ($3.00): FOK killed, no fill
+            a.new_order(TICKER, "1", 5, 60, extra=[(P.MAX_EXECUTION_COST, "2.00")])
+            new, gone = await report(a), await report(a)
+            assert (tag(gone, P.EXEC_TYPE), tag(gone, P.CUM_QTY)) == ("4", "0")
+            a.new_order(TICKER, "1", 5, 60, extra=[(P.MAX_EXECUTION_COST, "3.00")])
+            new, fill = await report(a), await report(a)
+            assert (tag(fill, P.EXEC_TYPE), tag(fill, P.ORD_STATUS), tag(fill, P.CUM_QTY)) == \
+                ("F", "2", "5")
+    run(body())
