@@ -171,9 +171,9 @@ class NatsPublisher:
                 and time.monotonic() - self._win_t < self.options.window_ms / 1000):
             return
         self._send_window()
-        if self.options.snapshot_s and time.monotonic() - self._last_snap >= \
-                self.options.snapshot_s:
-            self._queue_snapshot()
+        if self.leading and self.options.snapshot_s and \
+                time.monotonic() - self._last_snap >= self.options.snapshot_s:
+            self._queue_snapshot()  # a standby's would replace the leader's
 
     def on_gap(self, first_seq: int, count: int) -> None:  # pragma: no cover - spill
         raise TransportError(f"nats publisher lost {count} events from seq {first_seq}")
@@ -289,7 +289,8 @@ class NatsPublisher:
         o, run = self.options, self.run_id
         m = _Msg(w.subject(o.env, "feed_events", None, o.shard),
                  w.encode_part(run, 0, self._last_seq, [0], [[EVENT_CODES[FeedEvent], *ev]]),
-                 {w.HDR_MSG_ID: f"{run}:takeover", w.HDR_SHARD: o.shard}, "events")
+                 {w.HDR_MSG_ID: f"{run}:takeover:{self._last_seq}", w.HDR_SHARD: o.shard},
+                 "events")
         with self._cond:
             self._built += 1
         self._put([m])
@@ -400,6 +401,10 @@ class NatsPublisher:
             await asyncio.sleep(self._pause_until - now)
         try:
             fut = await self._js.publish_async(m.subject, m.payload, headers=m.headers)
+        except nats.errors.MaxPayloadError:
+            self._fail(f"{self.url}: a {len(m.payload):,}-byte message on {m.subject} is over "
+                       f"the server's max_payload; use a smaller max_window")
+            return
         except (nats.errors.Error, OSError) as e:
             self._failure(m, e)
             return
@@ -505,6 +510,11 @@ class NatsPublisher:
                 ack = await self._js.publish(subject, payload, timeout=self.options.ack_timeout_s,
                                              headers=h)
                 break
+            except nats.errors.MaxPayloadError:  # late joiners wait for a smaller one
+                log.error("%s: a %d-byte snapshot is over the server's max_payload; not "
+                          "published (raise max_payload in the server config)", self.url,
+                          len(payload))
+                return
             except nats.js.errors.APIError as e:
                 if not isinstance(e, nats.js.errors.ServiceUnavailableError):
                     self._fail(f"{self.url}: JetStream refused a message on {subject}: {e}")
