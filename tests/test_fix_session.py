@@ -226,3 +226,22 @@ def test_rt_logon_above_expected_seq_asks_resend():
             assert srv.sessions[("alice", "KalshiRT")].next_in == 9
             assert not [m for m in b.received if tag(m, 35) == "3"]  # no session reject
     run(body())
+
+
+def test_garbled_message_is_dropped():
+    async def body():
+        hub = make_hub()
+        async with serving(hub) as srv:
+            c = await logon(srv, "alice", target="KalshiRT")
+            m = P.new_message(P.TEST_REQUEST)
+            c._header(m, c.next_out)
+            m.append_pair(P.TEST_REQ_ID, "garbled")
+            raw = m.encode()
+            c.writer.write(raw[:-4] + b"000\x01" if not raw.endswith(b"=000\x01")
+                           else raw[:-4] + b"001\x01")
+            c.next_out += 1
+            c.send(P.TEST_REQUEST, [(P.TEST_REQ_ID, "good")])
+            rr = await c.expect(("2",))  # the dropped message is a gap on KalshiRT
+            assert tag(rr, P.BEGIN_SEQ_NO) == "2"
+            assert not [x for x in c.received if tag(x, P.TEST_REQ_ID) == "garbled"]
+    run(body())
