@@ -245,3 +245,16 @@ def test_garbled_message_is_dropped():
             assert tag(rr, P.BEGIN_SEQ_NO) == "2"
             assert not [x for x in c.received if tag(x, P.TEST_REQ_ID) == "garbled"]
     run(body())
+
+
+def test_other_compids_after_logon_are_rejected_and_logged_out():
+    async def body():
+        hub = make_hub()
+        async with serving(hub) as srv:
+            c = await logon(srv, "alice")
+            c.key_id = "bob"  # messages now claim to come from bob
+            c.send(P.TEST_REQUEST, [(P.TEST_REQ_ID, "x")])
+            rj = await c.expect(("3",))
+            assert tag(rj, P.SESSION_REJECT_REASON) == "9"
+            assert "CompID" in tag(await c.expect(("5",)), P.TEXT)
+    run(body())

@@ -78,8 +78,8 @@ CXL_RESPONSE_CANCEL, CXL_RESPONSE_REPLACE = "1", "2"
 # BusinessRejectReason 380: 3 unsupported message type, 8 RATE_LIMIT_EXCEEDED (Kalshi)
 BIZ_UNSUPPORTED_TYPE, BIZ_RATE_LIMIT = "3", "8"
 # SessionRejectReason 373 (FIX): 1 required tag missing, 5 value incorrect, 6 data format,
-# 11 invalid MsgType
-SR_MISSING, SR_BAD_VALUE, SR_FORMAT, SR_BAD_MSGTYPE = "1", "5", "6", "11"
+# 9 CompID problem, 11 invalid MsgType
+SR_MISSING, SR_BAD_VALUE, SR_FORMAT, SR_COMPID, SR_BAD_MSGTYPE = "1", "5", "6", "9", "11"
 # MassCancelRequestType 530: 1 by security (Symbol), 7 all orders (of this session here)
 MASS_BY_SYMBOL, MASS_ALL = "1", "7"
 MASS_REJECTED = "0"

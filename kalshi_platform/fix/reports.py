@@ -15,6 +15,7 @@ REST get no FIX reports (Kalshi's listener sessions are not modelled).
 from __future__ import annotations
 
 import itertools
+import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,6 +24,8 @@ import simplefix
 from kalshi_platform.exchange import MONEY_SCALE, Fill, OrderUpdate, Result
 from kalshi_platform.fix import protocol as P
 from kalshi_platform.fix.orders import Tracked, tracked_from_view
+
+log = logging.getLogger(__name__)
 
 # exchange error code → OrdRejReason 103 (docs/trading-api.md §4.2)
 _ORD_REJ = {"market_not_found": P.REJ_UNKNOWN_SYMBOL, "market_closed": P.REJ_EXCHANGE_CLOSED,
@@ -143,12 +146,16 @@ class Router:
     # -- listener ---------------------------------------------------------------------------
 
     def __call__(self, cmd: Any, res: Result, ctx: Any) -> None:
-        """``EngineHub`` listener: answer a FIX request, then report the events."""
-        subject = None
-        if isinstance(ctx, Request):
-            subject = self._answer(ctx, res)
-        if res.error is None:
-            self._walk(res.events, subject)
+        """``EngineHub`` listener: answer a FIX request, then report the events. Never raises
+        (it runs inside the engine owner's publishing: a bug here must not stop the feed)."""
+        try:
+            subject = None
+            if isinstance(ctx, Request):
+                subject = self._answer(ctx, res)
+            if res.error is None:
+                self._walk(res.events, subject)
+        except Exception:
+            log.exception("fix reports failed for a result")
 
     def _answer(self, req: Request, res: Result) -> str | None:
         st = req.state

@@ -265,6 +265,11 @@ class Connection:
             self._send_raw_logout(str(e), st)
             return
         mtype = P.text(msg, P.MSG_TYPE)
+        if (P.text(msg, P.SENDER), P.text(msg, P.TARGET)) != (st.user, st.target):
+            self.session_reject(seq, mtype, P.SR_COMPID, "CompID problem: SenderCompID/"
+                                "TargetCompID differ from the Logon's")
+            self._send_raw_logout("CompID problem", st)
+            return
         if mtype == P.SEQUENCE_RESET and not P.flag(msg, P.GAP_FILL):
             st.next_in = max(st.next_in, P.integer(msg, P.NEW_SEQ_NO) or st.next_in)
             return
