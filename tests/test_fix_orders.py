@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from fix_support import TICKER, TICKER2, logon, make_hub, report, run, serving, tag
 
-from kalshi_platform.exchange import CancelOrder, CreateOrder
+from kalshi_platform.exchange import AddMarket, CancelOrder, CreateOrder, Deposit
+from kalshi_platform.fix import EngineHub
 from kalshi_platform.fix import protocol as P
 
 
@@ -227,3 +228,35 @@ def test_time_in_force_day_gtd_and_max_execution_cost():
             assert (tag(fill, P.EXEC_TYPE), tag(fill, P.ORD_STATUS), tag(fill, P.CUM_QTY)) == \
                 ("F", "2", "5")
     run(body())
+
+
+def test_orders_acked_over_fix_survive_a_restart_of_the_wal(tmp_path):
+    from kalshi_platform.exchange.wal import DurableExchange
+
+    async def body():
+        dx = DurableExchange(tmp_path / "wal")
+        hub = EngineHub(dx)
+        await hub.submit(AddMarket(ticker=TICKER))
+        for u in ("alice", "bob"):
+            await hub.submit(Deposit(user_id=u, amount=100_000))
+        acked = {}
+        async with serving(hub) as srv:
+            a, b = await logon(srv, "alice"), await logon(srv, "bob")
+            a.new_order(TICKER, "2", 3, 55)
+            r = await report(a)
+            acked[tag(r, P.ORDER_ID)] = "resting"
+            lsn_at_ack = dx.lsn
+            b.new_order(TICKER, "1", 2, 55, tif="3")
+            await report(b)
+            fill = await report(b)
+            acked[tag(fill, P.ORDER_ID)] = "executed"
+        dx.close()
+        return acked, lsn_at_ack
+
+    acked, lsn = run(body())
+    again = DurableExchange(tmp_path / "wal")
+    assert again.lsn >= lsn
+    for oid, status in acked.items():
+        assert again.exchange.get_order(oid).status == status
+    assert {p.ticker: p.position for p in again.exchange.positions("bob")}[TICKER] == 200
+    again.close()
