@@ -30,6 +30,7 @@ import msgspec
 from kalshi_platform.exchange.commands import Command
 from kalshi_platform.exchange.engine import Exchange, ExchangeConfig
 from kalshi_platform.exchange.events import Result
+from kalshi_platform.fsync import fsync_dir
 
 _HEAD = struct.Struct("<II")
 _ENC = msgspec.msgpack.Encoder()
@@ -59,14 +60,6 @@ def read_records(path: Path) -> tuple[list[tuple[int, int, object]], int]:
             break
         off = end
     return out, off
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _lsn_of(p: Path) -> int:
@@ -124,7 +117,7 @@ class DurableExchange:
         seg = segs[-1] if segs else self.path / f"wal-{self.lsn}.log"
         fd = os.open(seg, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if not segs:
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
         return fd
 
     # -- commands --------------------------------------------------------------------------
@@ -194,11 +187,11 @@ class DurableExchange:
         os.close(self._fd)
         seg = self.path / f"wal-{self.lsn}.log"
         self._fd = os.open(seg, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
         for old in list(self.path.glob("snapshot-*.pkl")) + list(self.path.glob("wal-*.log")):
             if _lsn_of(old) < self.lsn:
                 old.unlink()
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
         self.snapshot_lsn = self.lsn
 
     def close(self) -> None:

@@ -31,7 +31,8 @@ from kalshi_platform.historical.query import (FILE_COL, ROW_COL, latest_row_sql,
                                               parquet_scan_sql)
 from kalshi_platform.storage.eod_verify import (EodError, SourceChanged, arrow_reader,
                                                duckdb_connection, quote_ident, sql_str)
-from kalshi_platform.storage.hdb_writer import fsync_dir, partition_dir
+from kalshi_platform.fsync import fsync_dir
+from kalshi_platform.storage.hdb_writer import partition_dir
 from kalshi_platform.storage.schema import TABLES
 
 log = logging.getLogger("kalshi_platform.storage.eod")

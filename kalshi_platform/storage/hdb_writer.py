@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from kalshi_platform.fsync import fsync_dir
 from kalshi_platform.storage.schema import TABLES
 
 #: Rows per row group (upper bound).
@@ -74,15 +75,6 @@ def day_bounds_us(day: date) -> tuple[int, int]:
 def partition_dir(dest: str | Path, table: str, day: date) -> Path:
     """``<dest>/<table>/date=YYYY-MM-DD``."""
     return Path(dest) / table / f"date={day.isoformat()}"
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so renames/unlinks in it are durable (POSIX)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class PartitionWriter:

@@ -47,6 +47,8 @@ from typing import Literal
 
 import msgspec
 
+from kalshi_platform.fsync import fsync_dir
+
 log = logging.getLogger(__name__)
 
 MAGIC = b"KSP1"
@@ -74,19 +76,6 @@ class SpoolRecord:
 
 def _seg_name(n: int) -> str:
     return f"seg-{n:012d}.spool"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def encode_record(rows: list) -> bytes:
@@ -291,7 +280,7 @@ class Spool:
         new = not path.exists()
         self._tail_fh = open(path, "ab")
         if new and self.fsync:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir, best_effort=True)
         return self._tail_fh
 
     # -- drain -----------------------------------------------------------------------------
