@@ -14,18 +14,10 @@ For each table (one *migration* = one ``(day, table)``)::
                                   ▼
          source unchanged since the snapshot? → drop the source day → status "done"
 
-Sources (same three operations; see :class:`QuestDBSource` and :class:`EmbeddedSource`):
-
-* **QuestDB** (the hot tier): rows streamed over PG wire by ``QuestDBClient.stream_day``
-  (bounded memory; works on 8.x, which has no server-side Parquet export — field notes
-  "QuestDB facts"), counted with ``count_day``, dropped with
-  ``ALTER TABLE t DROP PARTITION LIST 'YYYY-MM-DD'`` (QuestDB docs "ALTER TABLE DROP
-  PARTITION"). After a drop the job waits until the WAL has applied it (``wal_tables()``).
-* **embedded** Parquet store: the day's files ``<store>/<table>/date=D/*.parquet``, read through
-  DuckDB ordered by ``ts`` and the dedup keys (an external sort under a memory limit, so a day
-  larger than memory still streams), one row per dedup-key tuple (the copy the ``query``
-  views keep: ``historical.query.latest_row_sql``), dropped by renaming the ``date=D``
-  directory away in one atomic ``rename`` and then deleting it.
+Sources (:mod:`.eod_sources`, same four operations ``snapshot``, ``stream``, ``drop``,
+``cleanup``): :class:`QuestDBSource` streams the day over PG wire and drops its partition;
+:class:`EmbeddedSource` reads the embedded store's ``date=D`` files through DuckDB (one row per
+dedup key) and drops the directory with one atomic rename.
 
 **Digest** (the verification checksum): row count plus the sum, mod 2**64, of DuckDB's
 ``hash()`` over *every* column of a row (so the dedup keys and the values). A sum is
