@@ -367,3 +367,27 @@ def exchange_fix(
         print(json.dumps(res, indent=2))
     else:
         render(res, console)
+
+
+@bench_app.command("exchange-rest")
+def exchange_rest(
+    orders: int = typer.Option(5_000, help="Orders sent (half resting bids, half IOC sells that take them)."),
+    rate: float = typer.Option(1_000.0, help="Orders/s in total, open loop."),
+    clients: int = typer.Option(4, help="HTTP clients, one user each (client side in a child process)."),
+    progress: bool = typer.Option(True, "--progress/--quiet", help="Stage lines on stderr."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """REST order round trip p50/p99 on loopback (POST /portfolio/events/orders -> 201) against
+    the sim's trading API with the WAL's fsync on (issue 13 §7; kalshi_platform/bench/exchange_rest.py)."""
+    from kalshi_platform.bench.exchange_rest import render, run_rest_bench
+
+    try:
+        with _progress(progress) as report:
+            res = run_rest_bench(orders=orders, rate=rate, clients=clients, progress=report)
+    except (ValueError, RuntimeError, OSError) as e:
+        _fail(str(e))
+        return
+    if as_json:
+        print(json.dumps(res, indent=2))
+    else:
+        render(res, console)
