@@ -147,28 +147,16 @@ def eod(
     try:
         if source == "embedded":
             store = store or settings.store_dir
-            if not store.is_dir():
-                _die(f"--store {store}: no such directory")
-            if store.resolve() == Path(dest).resolve():
-                _die("--dest must differ from the embedded --store")
-            src: Any = eodmod.EmbeddedSource(store)
-            control: Any = eodmod.JsonlControl(Path(dest) / eodmod.CONTROL_FILE)
+            src, control = _embedded_backend(store, Path(dest))
         else:
             client = _questdb_client(settings)
-            src = eodmod.QuestDBSource(client)
-            control = eodmod.QuestDBControl(client)
+            src, control = eodmod.QuestDBSource(client), eodmod.QuestDBControl(client)
         shown = eod_progress()  # a spinner on stderr if a terminal, None on a pipe
         job = eodmod.EodJob(src, control, dest, s3=target, drop=drop, chunk_rows=chunk_rows,
                             compression=codec, max_rows_per_file=max_rows_per_file,
                             progress=shown)
-        days = [day]
-        if date_ is None:  # the scheduled run: also retry earlier days left unfinished
-            try:
-                recs = control.records()
-            except Exception:  # noqa: BLE001 - no control table yet: nothing to retry
-                recs = {}
-            days = sorted({d for (d, t), r in recs.items() if d < day and t in names and
-                           r.status in (eodmod.FAILED, eodmod.RUNNING, eodmod.VERIFIED)}) + days
+        # the scheduled run (no --date): also retry earlier days left unfinished
+        days = _unfinished_days(control, day, names) + [day] if date_ is None else [day]
         reports = []
         try:
             with shown or nullcontext():
@@ -183,20 +171,54 @@ def eod(
     finally:
         if client is not None:
             client.close()
+    _finish_eod(reports, as_json, src if source == "embedded" else None, store, day)
+
+
+def _finish_eod(reports: list, as_json: bool, embedded: Any, store: Any, day: date) -> None:
+    """Print ``reports`` (a table each, or JSON); a note when the ``embedded`` store held no
+    row of ``day``; exit 1 (one line) when a table failed."""
+    from kalshi_platform.storage import eod as eodmod
+
     if as_json:
         out = [r.to_json() for r in reports]
         print(json.dumps(out[0] if len(out) == 1 else out, indent=2))
     else:
         for report in reports:
             _print_eod(report)
-    if source == "embedded" and all(r.status == eodmod.EMPTY for r in reports[-1].results):
-        held = ", ".join(d.isoformat() for d in src.days()) or "none"
+    if embedded is not None and all(r.status == eodmod.EMPTY for r in reports[-1].results):
+        held = ", ".join(d.isoformat() for d in embedded.days()) or "none"
         err_console.print(f"note: {store} has no rows for {day}; days it holds: {held}",
                           highlight=False, soft_wrap=True)
     failed = [(rep.day, r) for rep in reports for r in rep.failed]
     if failed:
         _die("; ".join(f"{d} {r.table}: {plain_message(r.error)}" for d, r in failed),
              code=exitcodes.INTERNAL)
+
+def _embedded_backend(store: Path, dest: Path) -> tuple[Any, Any]:
+    """``(source, control)`` of ``--source embedded``: the store's day files, the control
+    records in ``<dest>/_eod_migrations.jsonl``. Exits 2 (one line) for a missing store or a
+    ``--dest`` that is the store itself."""
+    from kalshi_platform.storage import eod as eodmod
+
+    if not store.is_dir():
+        _die(f"--store {store}: no such directory")
+    if store.resolve() == dest.resolve():
+        _die("--dest must differ from the embedded --store")
+    return eodmod.EmbeddedSource(store), eodmod.JsonlControl(dest / eodmod.CONTROL_FILE)
+
+
+def _unfinished_days(control: Any, day: date, names: list[str]) -> list[date]:
+    """Days before ``day`` whose migration of one of ``names`` is failed, running or verified
+    (not dropped) in ``control``'s records, oldest first; none when there is no control table
+    yet."""
+    from kalshi_platform.storage import eod as eodmod
+
+    try:
+        recs = control.records()
+    except Exception:  # noqa: BLE001 - no control table yet: nothing to retry
+        return []
+    return sorted({d for (d, t), r in recs.items() if d < day and t in names and
+                   r.status in (eodmod.FAILED, eodmod.RUNNING, eodmod.VERIFIED)})
 
 
 def _print_eod(rep: Any) -> None:
