@@ -215,3 +215,54 @@ def test_private_channels_only_to_the_owning_key_and_refused_without_one():
             assert tr.host.exchange.check_invariants() == []
 
     arun(main())
+
+
+def test_cli_run_against_sim_exchange_with_liquidity_and_wal(tmp_path):
+    """`sim --replay --liquidity --wal --exit-when-done` as a process and `kalshi-platform
+    run` against it: the run's books (the plant rebuilding the engine's feed) end on the
+    oracle's books of the recording; `sim-admin` reads the markets of the WAL restarted."""
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    import kalshi_platform.tools.exchange  # noqa: F401  (registers sim-admin)
+    import kalshi_platform.tools.live  # noqa: F401  (registers run, sim)
+    from conftest import REPO_ROOT
+    from oracle_compare import assert_summary_matches
+    from sim_support import start_sim_process
+    from kalshi_platform.tools.cli import app
+
+    cli = [sys.executable, "-m", "kalshi_platform"]
+    wal = tmp_path / "wal"
+    p, ws, rest = start_sim_process(cli, COCKPIT, REPO_ROOT, "--speed", "0",
+                                    "--exit-when-done", "--liquidity", "--wal", str(wal))
+    try:
+        r = CliRunner().invoke(app, ["run", "--sink", "none", "--series", "KXMLBGAME",
+                                     "--series", "KXWNBAGAME", "--ws-url", ws, "--base-url",
+                                     rest, "--exit-on-close", "--status-interval", "0",
+                                     "--summary-json", str(tmp_path / "s.json")])
+        assert r.exit_code == 0, r.output
+        assert p.wait(timeout=20) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert_summary_matches(s["markets"], replay_recorded(COCKPIT))
+    p2 = subprocess.Popen(cli + ["sim", "--exchange", "--wal", str(wal), "--port", "0"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          cwd=REPO_ROOT)
+    try:
+        line = ""
+        while not line.startswith("sim: REST "):
+            line = p2.stdout.readline()
+            assert line, p2.stderr.read()
+        r = CliRunner().invoke(app, ["sim-admin", "markets", "--base-url", line.split()[-1]])
+        assert r.exit_code == 0, r.output
+        got = json.loads(r.output)["markets"]
+        assert sorted(m["ticker"] for m in got) == sorted(s["markets"])
+        assert {m["status"] for m in got} == {"open"}
+    finally:
+        p2.kill()
+        p2.wait()

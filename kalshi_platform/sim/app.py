@@ -166,6 +166,8 @@ class SimServer:
         #: ``ticker -> OrderBook | None`` replacing the playback's books in snapshots and
         #: REST (the trading API sets it to the engine's published books; sim/trading.py)
         self.book_source: Callable[[str], OrderBook | None] | None = None
+        #: awaited after playback, before :attr:`done` is set (everything published)
+        self.before_done: list[Callable[[], Awaitable[None]]] = []
         self._auth_routes: set[str] = set()
         #: the aiohttp application (routes, ``cleanup_ctx``, sub-apps); extend before start
         self.app = web.Application(middlewares=[self._middleware])
@@ -334,6 +336,8 @@ class SimServer:
         if self.playback is not None:
             try:
                 await self.playback.run()
+                for hook in self.before_done:  # e.g. the engine's WAL flush (sim/trading.py)
+                    await hook()
             finally:
                 self.done.set()
         else:

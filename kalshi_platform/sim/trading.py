@@ -152,6 +152,7 @@ class Trading:
         sim.feed.commands["subscribe"] = lambda c, cid, p: self._subscribe(guarded, c, cid, p)
         if self.liquidity is not None:
             sim.feed.playback_sink = self.liquidity.on_frame
+        sim.before_done.append(self.host.drained)
         sim.app.on_startup.append(self._on_startup)
         sim.app.on_cleanup.append(self._on_cleanup)
 
