@@ -127,6 +127,58 @@ def _best_of(fn: Callable[[], float], repeat: int, label: str,
     return best
 
 
+def _time_raw(conf: str, chunks: list) -> float:
+    """Seconds the raw client takes for ``chunks`` (one ILP request each): ``row()`` calls
+    and flushes timed, building their arguments not."""
+    timed = 0.0
+    t0 = time.perf_counter()
+    with Sender.from_conf(conf) as s:
+        row, flush = s.row, s.flush
+        timed += time.perf_counter() - t0
+        for chunk in chunks:
+            calls = _row_args(chunk)  # not timed
+            t0 = time.perf_counter()
+            for table, symbols, columns, at in calls:
+                row(table, symbols=symbols, columns=columns, at=at)
+            flush()
+            timed += time.perf_counter() - t0
+            del calls
+        t0 = time.perf_counter()
+    return timed + time.perf_counter() - t0
+
+
+def _time_writer(conf: str, events: list, rows: int, spool_dir: Path, batch_rows: int) -> float:
+    """Seconds a :class:`QuestDBWriter` takes from construction to ``close()`` for
+    ``events``, fed as the stream's storage consumer feeds it (``publish_many`` of
+    :data:`STREAM_BATCH` events); checks that all ``rows`` were written."""
+    t0 = time.perf_counter()
+    w = QuestDBWriter(conf, spool_dir=spool_dir, batch_rows=batch_rows,
+                      queue_rows=max(batch_rows, rows + 1), spool_fsync="none")
+    for i in range(0, len(events), STREAM_BATCH):
+        w.publish_many(events[i:i + STREAM_BATCH])
+    w.close()
+    took = time.perf_counter() - t0
+    assert w.stats.rows_written == rows and w.stats.spool_depth == 0, w.stats.as_dict()
+    return took
+
+
+def _time_replay(rec: Path, conf: str, tmp: Path, sinks: list[str], run: int) -> tuple[float, int]:
+    """``(seconds, frames)`` of the ``replay`` command's own path (event stream, sink threads,
+    its GC settings) with ``sinks``: what ``--sink none`` / ``--sink questdb`` cost."""
+    from kalshi_platform.config import Settings
+    from kalshi_platform.tools.replay import run_replay
+
+    settings = Settings(questdb_ilp_conf=conf, questdb_auto_init=False,
+                        questdb_spool_dir=tmp / f"spool-{run}", store_dir=tmp / "store")
+    t0 = time.perf_counter()
+    s = run_replay(rec, store=tmp / "store", sinks=sinks, settings=settings)
+    took = time.perf_counter() - t0
+    q = s.get("questdb")
+    assert q is None or (q["spool_depth"] == 0 and
+                         q["rows_written"] == sum(s["rows_by_table"].values())), q
+    return took, s["frames"]
+
+
 def run_ilp_bench(rec: Path, *, repeat: int = 3, max_rows: int = 400_000,
                   batch_rows: int = DEFAULT_BATCH_ROWS,
                   progress: Callable[[str], None] | None = None) -> dict:
@@ -147,71 +199,25 @@ def run_ilp_bench(rec: Path, *, repeat: int = 3, max_rows: int = 400_000,
     events = col.events
     n = col.rows
     chunks = _chunks(events, batch_rows)
+    frames = [0]
+    runs = iter(range(1_000_000))
     with DiscardEndpoint() as ep, tempfile.TemporaryDirectory(prefix="kalshi-ilp-") as tmp:
         conf = ilp_conf(ep.conf)
-
-        def raw() -> float:
-            timed = 0.0
-            t0 = time.perf_counter()
-            with Sender.from_conf(conf) as s:
-                row, flush = s.row, s.flush
-                timed += time.perf_counter() - t0
-                for chunk in chunks:
-                    calls = _row_args(chunk)  # not timed
-                    t0 = time.perf_counter()
-                    for table, symbols, columns, at in calls:
-                        row(table, symbols=symbols, columns=columns, at=at)
-                    flush()
-                    timed += time.perf_counter() - t0
-                    del calls
-                t0 = time.perf_counter()
-            return timed + time.perf_counter() - t0
-
-        def writer() -> float:
-            t0 = time.perf_counter()
-            w = QuestDBWriter(ep.conf, spool_dir=Path(tmp) / "spool", batch_rows=batch_rows,
-                              queue_rows=max(batch_rows, n + 1), spool_fsync="none")
-            for i in range(0, len(events), STREAM_BATCH):  # as the stream's sink consumer
-                w.publish_many(events[i:i + STREAM_BATCH])
-            w.close()
-            took = time.perf_counter() - t0
-            assert w.stats.rows_written == n and w.stats.spool_depth == 0, w.stats.as_dict()
-            return took
-
-        raw_s = _best_of(raw, repeat, "QuestDB ILP: raw Sender.row()", progress)
-        writer_s = _best_of(writer, repeat, "QuestDB ILP: writer", progress)
+        raw_s = _best_of(lambda: _time_raw(conf, chunks), repeat,
+                         "QuestDB ILP: raw Sender.row()", progress)
+        writer_s = _best_of(lambda: _time_writer(ep.conf, events, n, Path(tmp) / "spool",
+                                                 batch_rows),
+                            repeat, "QuestDB ILP: writer", progress)
         del chunks
 
-        frames = [0]
-
-        def replay(sinks: list[str], n: int) -> float:
-            """The ``replay`` command's own path (event stream, sink threads, its GC
-            settings): what ``--sink none`` / ``--sink questdb`` cost."""
-            from kalshi_platform.config import Settings
-            from kalshi_platform.tools.replay import run_replay
-
-            settings = Settings(questdb_ilp_conf=ep.conf, questdb_auto_init=False,
-                                questdb_spool_dir=Path(tmp) / f"spool-{n}",
-                                store_dir=Path(tmp) / "store")
-            t0 = time.perf_counter()
-            s = run_replay(rec, store=Path(tmp) / "store", sinks=sinks, settings=settings)
-            took = time.perf_counter() - t0
-            frames[0] = s["frames"]
-            q = s.get("questdb")
-            assert q is None or (q["spool_depth"] == 0 and
-                                 q["rows_written"] == sum(s["rows_by_table"].values())), q
+        def replay(sinks: list[str]) -> float:
+            took, frames[0] = _time_replay(rec, ep.conf, Path(tmp), sinks, next(runs))
             return took
 
-        runs = iter(range(1_000_000))
-
-        def pipe_none() -> float:
-            return replay([], next(runs))
-
-        def pipe_qdb() -> float:
-            return replay(["questdb"], next(runs))
-
-        none_s = _best_of(pipe_none, repeat, "QuestDB ILP: pipeline --sink none", progress)
-        qdb_s = _best_of(pipe_qdb, repeat, "QuestDB ILP: pipeline --sink questdb", progress)
+        none_s = _best_of(lambda: replay([]), repeat, "QuestDB ILP: pipeline --sink none",
+                          progress)
+        qdb_s = _best_of(lambda: replay(["questdb"]), repeat,
+                         "QuestDB ILP: pipeline --sink questdb", progress)
     return {"rows": n, "batch_rows": batch_rows, "raw_s": raw_s, "writer_s": writer_s,
             "raw_rows_per_s": round(n / raw_s), "writer_rows_per_s": round(n / writer_s),
             "writer_vs_raw": round(raw_s / writer_s, 3),
