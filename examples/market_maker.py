@@ -6,7 +6,8 @@ Quotes both sides of every live market (or of ``tickers``) around the mid: a YES
 always keeps ``bid_yes + bid_no < $1`` (the YES ask above the YES bid), never crosses the
 book it sees (a YES bid below the ask, a YES ask above the bid), and stops bidding the side
 that would grow a position past ``max_position``. It requotes with ``amend`` when a quote
-moved and cancels both quotes when a book stops being live.
+moved (a BBO row where only the sizes at the top changed is skipped) and cancels both
+quotes when a book stops being live.
 
 Config (``[strategy]`` of the TOML, all optional): ``half_spread_ticks`` (1), ``size``
 contracts (5), ``skew_ticks_per_10`` (1: ticks of skew per 10 contracts held),
@@ -33,6 +34,7 @@ class MarketMaker(Strategy):
         self.max_pos = contracts(int(c.get("max_position", 50)))
         self.tickers = set(c["tickers"]) if c.get("tickers") else None
         self.quotes: dict[str, dict[str, object]] = {}
+        self.last: dict[str, tuple] = {}  # ticker -> (bid, ask, position) last quoted on
 
     def quote_prices(self, bid: int, ask: int, pos: int) -> tuple[int, int]:
         """``(yes_bid, yes_ask)`` to quote (micro-dollars) for the book's ``bid``/``ask``
@@ -53,8 +55,13 @@ class MarketMaker(Strategy):
         if bbo.state != "live" or bbo.yes_bid is None or bbo.yes_ask is None:
             self.ctx.cancel_all(tk)
             self.quotes.pop(tk, None)
+            self.last.pop(tk, None)
             return
         pos = self.ctx.position(tk)
+        key = (bbo.yes_bid, bbo.yes_ask, pos)
+        if self.last.get(tk) == key:  # only the sizes at the top moved: quotes stand
+            return
+        self.last[tk] = key
         qb, qa = self.quote_prices(bbo.yes_bid, bbo.yes_ask, pos)
         if qa >= ONE_DOLLAR or qb <= 0:
             return
@@ -79,6 +86,10 @@ class MarketMaker(Strategy):
             return
         place = self.ctx.buy_yes if key == "bid" else self.ctx.buy_no
         q[key] = place(tk, price, self.size)
+
+    def on_order(self, order) -> None:
+        if order.status.terminal:  # a quote is gone: requote at the next BBO row
+            self.last.pop(order.ticker, None)
 
     def on_stop(self) -> None:
         self.ctx.cancel_all()
