@@ -29,7 +29,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -160,6 +160,19 @@ def _naive_write(chunks, path: Path, compression: str, fsync: bool) -> None:
     os.replace(tmp, path)
 
 
+def _best_s(write: Any, source: Any, repeat: int, gen_s: float) -> float:
+    """The best of ``repeat`` timings of ``write(source())``, seconds, less ``gen_s`` (the
+    time generating the chunks takes when ``source`` makes them inside the timing)."""
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        src = source()
+        t0 = time.perf_counter()
+        write(src)
+        best = min(best, time.perf_counter() - t0 - gen_s)
+    return best
+
+
 def bench_chunk_writer(rows: int, repeat: int, *, compression: str = "zstd",
                        chunk_rows: int = CHUNK_ROWS, fsync: bool = True,
                        workdir: str | Path | None = None) -> dict:
@@ -192,24 +205,20 @@ def bench_chunk_writer(rows: int, repeat: int, *, compression: str = "zstd",
             for c in synthetic_delta_chunks(rows, chunk_rows=chunk_rows):
                 arrow_bytes += c.nbytes
             gen_s = time.perf_counter() - t0
-        best = float("inf")
-        files = []
-        for _ in range(repeat):
-            gc.collect()
-            src = chunks if pre else synthetic_delta_chunks(rows, chunk_rows=chunk_rows)
-            t0 = time.perf_counter()
+        def source():
+            return chunks if pre else synthetic_delta_chunks(rows, chunk_rows=chunk_rows)
+
+        files: list = []
+
+        def ours(src) -> None:
             w = PartitionWriter(root, TABLE, BENCH_DAY, compression=compression, fsync=fsync)
             for c in src:
                 w.write(c)
-            files = w.commit()
-            best = min(best, time.perf_counter() - t0 - gen_s)
-        base = float("inf")
-        for _ in range(repeat):
-            gc.collect()
-            src = chunks if pre else synthetic_delta_chunks(rows, chunk_rows=chunk_rows)
-            t0 = time.perf_counter()
-            _naive_write(src, root / "baseline.parquet", compression, fsync)
-            base = min(base, time.perf_counter() - t0 - gen_s)
+            files[:] = w.commit()
+
+        best = _best_s(ours, source, repeat, gen_s)
+        base = _best_s(lambda src: _naive_write(src, root / "baseline.parquet", compression,
+                                                fsync), source, repeat, gen_s)
         meta = [pq.ParquetFile(f.path).metadata for f in files]
         assert sum(m.num_rows for m in meta) == rows
         return {
