@@ -260,3 +260,32 @@ def test_manual_kill_by_signal(tmp_path):
     assert signal.getsignal(signal.SIGUSR1) is old  # restored after the run
     assert node.kill.reason == "manual (SIGUSR1)" and rep["trading_state"] == "halted"
     assert _resting_at_core(node) == []
+
+
+def test_amend_is_checked_like_an_order():
+    w = World(max_position=contracts(10), max_order_size=contracts(8))
+    o = Order("kp-1", TK, Side.YES, Action.BUY, cents(40), contracts(5),
+              status=OrderStatus.RESTING)
+    w.orders.append(o)
+    assert w.risk.check_amend(o, cents(41), contracts(5), 0) is None
+    assert w.risk.check_amend(o, cents(41), contracts(9), 1).code == "max_order_size"
+    w.pos[TK] = contracts(4)
+    assert w.risk.check_amend(o, cents(40), contracts(7), 2).code == "max_position"  # 4+5+2
+    w.risk.state = TradingState.HALTED
+    assert w.risk.check_amend(o, cents(39), contracts(5), 3).code == "halted"
+
+
+def test_venue_rejects_are_counted_and_feed_the_kill_switch(tmp_path):
+    """A post-only order that would cross is refused by the core: a venue reject with its
+    code, counted, and three of them trip the reject-spike kill switch."""
+    yes, no = book("0.40", "0.45", "10.00")
+    rec = Rec().snapshot(0, yes, no)
+    for i in range(1, 5):
+        rec.delta(100 * i, "yes", "0.4000", "1.00")
+    acts = {i: (lambda c: c.buy_yes(TK, cents(45), contracts(1), post_only=True))
+            for i in range(3)}
+    s, node, rep = _bt(tmp_path, rec, acts, kill_reject_count=3)
+    assert rep["risk_rejections"] == {"venue:post_only_cross": 3}
+    assert [r["source"] for r in rep["rejections"]] == ["venue"] * 3
+    assert node.oms.get("kp-1").status is OrderStatus.REJECTED
+    assert node.kill.reason.startswith("reject spike")
