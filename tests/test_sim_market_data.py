@@ -139,6 +139,13 @@ def test_candle_parameter_errors(q, why):
     assert s == 400 and why in body["error"]["message"]
 
 
+def test_a_one_sided_bound_says_its_bound():
+    """``min_ts`` has a lower bound only: the 400 names it (not ``[0, None]``)."""
+    sim = started(recording=SSMD_TRADE)
+    s, body = get(sim, "/markets/trades", min_ts=-1)
+    assert s == 400 and body["error"]["message"] == "min_ts must be >= 0"
+
+
 # -- markets filters and the historical tier -----------------------------------------------
 
 

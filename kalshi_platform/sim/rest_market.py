@@ -130,7 +130,8 @@ def integer(q: dict[str, list[str]], name: str, lo: int | None = None, hi: int |
     except ValueError:
         raise bad(f"{name} must be an integer") from None
     if (lo is not None and n < lo) or (hi is not None and n > hi):
-        raise bad(f"{name} must be in [{lo}, {hi}]")
+        raise bad(f"{name} must be in [{lo}, {hi}]" if lo is not None and hi is not None
+                  else f"{name} must be >= {lo}" if lo is not None else f"{name} must be <= {hi}")
     return n
 
 
