@@ -102,3 +102,27 @@ def test_write_rate_limit_answers_429():
         assert len(ex.user_orders("alice")) == codes.count(201)  # a 429 placed nothing
 
     arun(with_sim(body, rate_limit_write=3))
+
+
+def test_gtd_order_expires_without_further_commands():
+    """An order with expiration_ts rests until then; the sim's expiry loop (a Tick once it
+    is due) cancels it with no other command arriving."""
+    import time
+
+    async def body(c, ex):
+        exp = int(time.time()) + 1
+        r = await c.post("/portfolio/orders", headers=A, json={
+            "ticker": T, "side": "yes", "action": "buy", "count": 1, "yes_price": 30,
+            "expiration_ts": exp})
+        assert r.status_code == 201 and r.json()["order"]["status"] == "resting"
+        oid = r.json()["order"]["order_id"]
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 5
+        while ex.get_order(oid).status == "resting":
+            assert loop.time() < end, "GTD order not expired"
+            await asyncio.sleep(0.02)
+        assert time.time() >= exp
+        got = (await c.get(f"/portfolio/orders/{oid}", headers=A)).json()["order"]
+        assert got["status"] == "canceled" and got["expiration_time"] is not None
+
+    arun(with_sim(body))

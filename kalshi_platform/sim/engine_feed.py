@@ -143,6 +143,17 @@ class EngineHost:
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
 
+    async def expire_loop(self, every_s: float = 0.25) -> None:
+        """Run forever: apply a ``Tick`` when a GTD order's expiration has passed (the engine
+        expires orders only when a command reaches their time; docs/exchange.md)."""
+        from kalshi_platform.exchange.commands import Tick
+
+        while True:
+            await asyncio.sleep(every_s)
+            exp = self.exchange.expiry
+            if exp and exp[0][0] <= self.clock():
+                self.apply(Tick())
+
     def close(self) -> None:
         """Close the WAL file (every committed record is durable already)."""
         if self.durable is not None:

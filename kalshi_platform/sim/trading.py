@@ -23,6 +23,7 @@ Markets: every market the sim knows (recording, fixtures) is listed in the engin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import tomllib
@@ -126,6 +127,7 @@ class Trading:
             sim.playback.market_ids.get(t) if sim.playback is not None else None))
         self.users = Users(self.host, starting_balance)
         self.specs = users
+        self._expirer: asyncio.Task | None = None
         self.liquidity = None
         if liquidity:
             from kalshi_platform.sim.trading_liquidity import Liquidity
@@ -172,12 +174,15 @@ class Trading:
         if self.liquidity is not None:
             self.liquidity.setup()
         await self.host.drained()
+        self._expirer = asyncio.get_running_loop().create_task(self.host.expire_loop())
         ex = self.host.exchange
         log.info("exchange: %d market(s), %d account(s)%s", len(ex.markets), len(ex.accounts),
                  f", WAL replayed {self.host.durable.replayed} record(s)"
                  if self.host.durable is not None else "")
 
     async def _on_cleanup(self, app: web.Application) -> None:
+        if self._expirer is not None:
+            self._expirer.cancel()
         await self.host.drained()
         self.host.close()
 
