@@ -152,8 +152,9 @@ class OrderOps:
             need = acct.reserved - acct.cash
             drop_order(p, o)
             refresh(p, acct)
+            up = -(-need // 10**4)  # money units -> $0.0001, rounded up: never "$0.0000"
             return err(E.INSUFFICIENT_BALANCE, f"insufficient balance: the order needs "
-                       f"${need / 1e8:.4f} more collateral")
+                       f"${up // 10**4}.{up % 10**4:04d} more collateral")
         self.accounts[c.user_id] = acct
         m.positions[c.user_id] = p
         self._fill_in(o, c, ts)

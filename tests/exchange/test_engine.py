@@ -140,6 +140,7 @@ def test_collateral_buy_needs_cost_and_selling_held_yes_needs_none():
     ex = market(cents=1000)                                  # $10 each
     r = ex.submit(order("a", "yes", "buy", 25, 40), 1)       # $10 + fee > $10
     assert r.error.code == "insufficient_balance"
+    assert r.error.message == "insufficient balance: the order needs $0.4200 more collateral"
     assert ex.submit(order("a", "yes", "buy", 20, 40), 1).ok
     assert ex.accounts["a"].reserved == 20 * 40 * 10**6 + 336 * 10**5  # cost + taker fee bound
     ex.submit(Deposit(user_id="b", amount=100_000), 2)
