@@ -219,7 +219,7 @@ def _uncaught(e: Exception) -> tuple[int, str]:
 
         if isinstance(e, ConfigError):
             return exitcodes.USAGE, str(e)
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    text = str(e).strip().splitlines()[0] if str(e).strip() else "an unexpected failure gave no message"
     return exitcodes.INTERNAL, f"internal error: {text} (KALSHI_DEBUG=1 shows the traceback)"
 
 

@@ -100,4 +100,6 @@ def test_plain_message_and_uncaught():
     assert exitcodes.plain_message("cannot connect: refused") == "cannot connect: refused"
     code, msg = cli._uncaught(KeyError("boom"))
     assert code == exitcodes.INTERNAL == 1 and "KeyError" not in msg and "boom" in msg
+    code, msg = cli._uncaught(RuntimeError())  # no message: still no class name
+    assert code == 1 and "RuntimeError" not in msg and "gave no message" in msg
     assert (exitcodes.OK, exitcodes.USAGE) == (0, 2)
