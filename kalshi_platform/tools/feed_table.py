@@ -30,8 +30,7 @@ class MarketTable:
             for b in ev:
                 r = self._row(b.ticker)
                 r["state"] = b.state
-                if b.bbo is not None:
-                    r["bbo"] = b.bbo
+                r["bbo"] = b.bbo if b.state == "live" else None  # a stale book has no top
             return
         t = type(ev)
         if t is BBO:

@@ -119,6 +119,29 @@ def test_subscribe_table_on_an_80_column_terminal_keeps_a_long_ticker_whole():
     assert first[6].startswith("  ")  # "7.00" under a wider "ask size" header
 
 
+def test_subscribe_table_clears_the_top_of_a_book_a_snapshot_says_is_not_live():
+    """A snapshot (late join, gap repair) whose book is stale replaces the live top shown
+    before: no prices stay on screen for a book the publisher no longer trusts."""
+    from kalshi_platform.feed.protocol import BookState
+    from kalshi_platform.ticker_plant.events import BBO
+
+    class _Item:
+        def __init__(self, feed, ev):
+            self.seq, self.feed, self.event = 1, feed, ev
+
+    class _Sub:
+        gaps = 0
+
+    table = MarketTable()
+    live = BBO("T", 1, 420_000, 100, 450_000, 100, 1, None, "live")
+    table.update(_Item("bbo", live), _Sub())
+    assert table.rows["T"]["bbo"] is live
+    table.update(_Item("snapshot", [BookState("T", "stale", 1, None, None, None)]), _Sub())
+    assert table.rows["T"]["state"] == "stale" and table.rows["T"]["bbo"] is None
+    table.update(_Item("snapshot", [BookState("T", "live", 1, None, None, live)]), _Sub())
+    assert table.rows["T"]["bbo"] is live
+
+
 def test_print_table_on_a_pipe_is_unchanged_when_it_fits():
     from rich.table import Table
 
