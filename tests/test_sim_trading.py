@@ -23,7 +23,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-import kalshi_oracle
 from conftest import COCKPIT
 from oracle_compare import assert_books_match, replay_recorded
 from kalshi_platform.api.auth import Signer

@@ -18,7 +18,7 @@ from kalshi_platform.exchange import commands as C
 from kalshi_platform.fixedpoint import FixedPointError, parse_price, size_to_str
 from kalshi_platform.sim.trading_json import ms, v2_order
 from kalshi_platform.sim.trading_rest import (BadRequest, batch_cancel, batch_create,
-                                              count_of, decrease_cmd, err_body, error_response,
+                                              count_of, decrease_cmd, err_body,
                                               exchange_error, handler, ok, opt, read_json)
 
 
@@ -159,7 +159,3 @@ class OrdersV2:
              "reduced_by": size_to_str(red), "ts_ms": ts if r.ok else None,
              "error": err_body(r, None)} for oid, r, red in out]})
 
-
-def not_found(what: str) -> web.Response:
-    """404 with Kalshi's body."""
-    return error_response(404, "not_found", what)
