@@ -48,17 +48,33 @@ class Snapshot:
 
 
 class Source(Protocol):
-    """A hot tier the EOD job can migrate from."""
+    """A hot tier the EOD job can migrate from (``kind``: ``questdb`` or ``embedded``, the
+    name the report and the control records carry). ``day`` is a UTC date, ``table`` a name
+    of storage/schema.py's ``TABLES``."""
 
     kind: str
 
-    def snapshot(self, table: str, day: date) -> Snapshot: ...
+    def snapshot(self, table: str, day: date) -> Snapshot:
+        """The day's row count and change token now (0 rows for a table the source lacks).
+        Raises :class:`~kalshi_platform.storage.eod_verify.EodError` when the source cannot
+        say yet (QuestDB: its WAL not applied in time)."""
+        ...
 
-    def stream(self, table: str, day: date, chunk_rows: int) -> Iterator[pa.RecordBatch]: ...
+    def stream(self, table: str, day: date, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+        """The day's rows in the table's Arrow schema, at most ``chunk_rows`` a batch, in a
+        deterministic order (bounded memory whatever the day's size)."""
+        ...
 
-    def drop(self, table: str, day: date, snap: Snapshot) -> None: ...
+    def drop(self, table: str, day: date, snap: Snapshot) -> None:
+        """Delete the day from the source, only if it still holds what ``snap`` saw; raises
+        :class:`~kalshi_platform.storage.eod_verify.SourceChanged` (nothing dropped)
+        otherwise."""
+        ...
 
-    def cleanup(self, table: str, day: date) -> None: ...
+    def cleanup(self, table: str, day: date) -> None:
+        """Finish what an interrupted :meth:`drop` left behind (embedded: a directory renamed
+        away but not yet deleted); a no-op when there is nothing."""
+        ...
 
 
 class QuestDBSource:
