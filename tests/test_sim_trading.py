@@ -163,6 +163,11 @@ def test_buy_yes_against_recorded_liquidity_fill_position_settlement_and_plant(t
                                        (f"/markets/{t}/settle", None)):
                         r = await adm.post(path, json=body)
                         assert r.status_code == 200, r.text
+                async with httpx.AsyncClient(base_url=sim.rest_url) as pub:
+                    trades = (await pub.get("/markets/trades", params={"ticker": t})).json()
+                    assert [x["trade_id"] for x in trades["trades"]] == [tr_ev.trade_id]
+                    mkt = (await pub.get(f"/markets/{t}")).json()["market"]
+                    assert (mkt["status"], mkt["result"]) == ("finalized", "yes")
                 bal2 = (await tc.balance())["balance"]
                 assert bal2 - (bal0 - paid) == 200  # cents: 2 contracts x $1
                 sets = [x async for x in tc.settlements()]

@@ -77,6 +77,8 @@ class EngineHost:
         self.listeners: list[Callable[[Result], None]] = []
         #: called with every result as soon as it is applied (the liquidity follower)
         self.on_applied: list[Callable[[Result], None]] = []
+        #: called with ``(type, msg)`` of every public frame published (REST data upkeep)
+        self.on_public: list[Callable[[str, dict], None]] = []
         self._buf: list[bytes] = []
         self._pending: list[tuple[Result, asyncio.Future | None]] = []
         self._flusher: asyncio.Task | None = None
@@ -222,13 +224,13 @@ class EngineHost:
     def _trade(self, tr: Trade) -> None:
         self._volume[tr.ticker] = self._volume.get(tr.ticker, 0) + tr.count
         self._last_price[tr.ticker] = tr.yes_price
-        self.feed.publish("trade", {
+        self._public("trade", {
             "trade_id": tr.trade_id, "market_ticker": tr.ticker,
             "yes_price_dollars": price_to_str(tr.yes_price),
             "no_price_dollars": price_to_str(tr.no_price), "count_fp": size_to_str(tr.count),
             "taker_side": tr.taker_side, "taker_outcome_side": tr.taker_side,
             "taker_book_side": "bid" if tr.taker_side == "yes" else "ask",
-            "is_block_trade": False, "ts": tr.ts // 10**9, "ts_ms": ms(tr.ts)}, playback=False)
+            "is_block_trade": False, "ts": tr.ts // 10**9, "ts_ms": ms(tr.ts)})
 
     def _ticker(self, ticker: str) -> None:
         book = self.books.get(ticker)
@@ -264,7 +266,12 @@ class EngineHost:
                                                                                None))
         elif s.status == "settled":
             msg["settled_ts"] = s.ts // 10**9
-        self.feed.publish("market_lifecycle_v2", msg, playback=False)
+        self._public("market_lifecycle_v2", msg)
+
+    def _public(self, t: str, msg: dict) -> None:
+        self.feed.publish(t, msg, playback=False)
+        for fn in self.on_public:
+            fn(t, msg)
 
 
 def _fill_ws(f: Fill) -> dict:

@@ -155,8 +155,21 @@ class Trading:
         if self.liquidity is not None:
             sim.feed.playback_sink = self.liquidity.on_frame
         sim.before_done.append(self.host.drained)
+        self.host.on_public.append(self._rest_upkeep)
         sim.app.on_startup.append(self._on_startup)
         sim.app.on_cleanup.append(self._on_cleanup)
+
+    def _rest_upkeep(self, t: str, msg: dict) -> None:
+        """Engine trades become REST trades (``/markets/trades``), lifecycle changes move the
+        REST market's status (as the playback does for recorded ones)."""
+        from kalshi_platform.sim.market_data import trade_from_ws
+
+        if t == "trade":
+            rt = trade_from_ws(msg)
+            if rt is not None:
+                self.sim.data.add_trade(rt)
+        elif t == "market_lifecycle_v2":
+            self.sim.data.apply_lifecycle(msg["market_ticker"], msg)
 
     def _subscribe(self, inner: Any, c: Any, cid: int, params: dict) -> None:
         chans = params.get("channels")
