@@ -126,3 +126,22 @@ def test_gtd_order_expires_without_further_commands():
         assert got["status"] == "canceled" and got["expiration_time"] is not None
 
     arun(with_sim(body))
+
+
+def test_sim_trading_options_bad_input_one_line_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    import kalshi_platform.tools.exchange  # noqa: F401  (registers sim-admin)
+    import kalshi_platform.tools.live  # noqa: F401  (registers sim)
+    from kalshi_platform.tools.cli import app
+
+    bad = tmp_path / "users.toml"
+    bad.write_text('[[user]]\nkey_id = "a"\nbalance_cents = -5\n')
+    for args in (["sim", "--users", str(bad)], ["sim", "--exchange", "--liquidity"],
+                 ["sim", "--users", str(tmp_path / "missing.json")],
+                 ["sim", "--exchange", "--starting-balance", "-1"],
+                 ["sim-admin", "markets", "--base-url", "http://127.0.0.1:9/trade-api/v2"],
+                 ["sim-admin", "determine", "KX-1", "maybe"]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert len(r.output.strip().splitlines()) == 1, (args, r.output)

@@ -64,8 +64,11 @@ def load_users(path: str | Path) -> list[UserSpec]:
     try:
         text = p.read_text()
         raw = tomllib.loads(text).get("user") if p.suffix == ".toml" else json.loads(text)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"--users {p}: {e}") from None
+    except OSError as e:
+        raise ValueError(f"--users {p}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise ValueError(f"--users {p}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'}"
+                         f" ({e})") from None
     if not isinstance(raw, list):
         raise ValueError(f"--users {p}: expected a list of users ([[user]] in TOML)")
     out = []
