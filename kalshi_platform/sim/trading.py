@@ -15,6 +15,8 @@ docs/exchange.md "Trading API on the sim").
 * Durability: with ``wal_dir`` every accepted command is fsynced (group commit) before its
   answer; on start the engine recovers from the WAL.
 * ``liquidity``: recorded books become a market participant's orders (trading_liquidity.py).
+  Without it a recording's book frames, trades and tickers are not published (the
+  engine's books are the only book data; lifecycle frames still go out).
 
 Markets: every market the sim knows (recording, fixtures) is listed in the engine at start
 (cent ticks unless its market object has ``price_ranges``; the series' ``fee_type`` and
@@ -109,6 +111,13 @@ class Users:
                 self.host.apply(C.Deposit(user_id=key, amount=amount))
 
 
+def _drop_recorded_books(t: str, msg: dict) -> bool:
+    """Playback sink without ``--liquidity``: recorded books/trades/tickers are consumed."""
+    from kalshi_platform.sim.trading_liquidity import CONSUMED
+
+    return t in CONSUMED
+
+
 def _price_ranges(market: dict) -> list[tuple[int, int, int]] | None:
     pr = market.get("price_ranges")
     if not isinstance(pr, list) or not pr:
@@ -155,8 +164,10 @@ class Trading:
         sim.book_source = self.host.book_of
         guarded = sim.feed.commands["subscribe"]
         sim.feed.commands["subscribe"] = lambda c, cid, p: self._subscribe(guarded, c, cid, p)
-        if self.liquidity is not None:
-            sim.feed.playback_sink = self.liquidity.on_frame
+        # the engine is the only source of book data: recorded book frames, trades and
+        # tickers drive the follower (--liquidity) or are not published at all
+        sim.feed.playback_sink = (self.liquidity.on_frame if self.liquidity is not None
+                                  else _drop_recorded_books)
         sim.before_done.append(self.host.drained)
         self.host.on_public.append(self._rest_upkeep)
         sim.app.on_startup.append(self._on_startup)
