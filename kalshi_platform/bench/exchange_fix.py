@@ -107,8 +107,10 @@ async def _serve_and_measure(wal_dir: str, sessions: int, orders: int, rate: flo
     proc.start()
     loop = asyncio.get_running_loop()
     lsn0 = dx.lsn
+    cpu0 = time.process_time()
     try:
         res = await loop.run_in_executor(None, out.get, True, 300)
+        cpu = time.process_time() - cpu0
     finally:
         proc.join(10)
         await server.stop()
@@ -116,6 +118,7 @@ async def _serve_and_measure(wal_dir: str, sessions: int, orders: int, rate: flo
     if "error" in res:
         raise RuntimeError(res["error"])
     res["wal_records"] = dx.lsn - lsn0
+    res["server_cpu_s"] = cpu
     return res
 
 
@@ -123,7 +126,8 @@ def run_fix_bench(orders: int = 5_000, rate: float = 1_000.0, sessions: int = 4,
                   fsync: bool = True, wal_dir: str | None = None,
                   progress: Callable[[str], None] | None = None) -> dict:
     """Measure; returns ``{"orders", "rate_target", "rate_achieved", "sessions", "fsync",
-    "rtt_us": {"p50", "p90", "p99", "max"}, "wal_records"}`` (microseconds).
+    "rtt_us": {"p50", "p90", "p99", "max"}, "wal_records", "server_cpu_us_per_order"}``
+    (microseconds; the server's CPU time includes its logons and the fsync thread's share).
 
     Raises ``ValueError`` for bad arguments, ``RuntimeError`` when the client failed."""
     if orders < 1 or rate <= 0 or sessions < 2:
@@ -137,6 +141,7 @@ def run_fix_bench(orders: int = 5_000, rate: float = 1_000.0, sessions: int = 4,
     return {"orders": len(rtt), "rate_target": rate,
             "rate_achieved": round(len(rtt) / res["elapsed_s"], 1), "sessions": sessions,
             "fsync": fsync, "wal_records": res["wal_records"],
+            "server_cpu_us_per_order": round(res["server_cpu_s"] * 1e6 / max(1, len(rtt)), 1),
             "rtt_us": {k: round(_percentile(rtt, q) / 1000, 1)
                        for k, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))}}
 
@@ -147,10 +152,11 @@ def render(res: dict, console: Any) -> None:
 
     t = Table(title=f"FIX round trip (NewOrderSingle -> ExecutionReport), loopback, WAL fsync "
                     f"{'on' if res['fsync'] else 'off'}")
-    for col in ("orders", "sess", "rate", "got/s", "p50 µs", "p90 µs", "p99 µs", "max µs"):
+    for col in ("orders", "sess", "rate", "got/s", "p50 µs", "p90 µs", "p99 µs", "max µs",
+                "srv CPU µs/order"):
         t.add_column(col, justify="right")
     r = res["rtt_us"]
     t.add_row(f"{res['orders']:,}", str(res["sessions"]), f"{res['rate_target']:g}",
               f"{res['rate_achieved']:g}", f"{r['p50']:,}", f"{r['p90']:,}", f"{r['p99']:,}",
-              f"{r['max']:,}")
+              f"{r['max']:,}", f"{res['server_cpu_us_per_order']:,}")
     console.print(t, soft_wrap=True)

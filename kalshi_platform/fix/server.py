@@ -109,7 +109,7 @@ class FixServer:
         if self._server is not None:
             self._server.close()
         for c in list(self.connections):
-            c.writer.close()  # the read loop ends, the connection cleans up itself
+            c.close_transport()  # the read loop ends, the connection cleans up itself
         for _ in range(200):
             if not self.connections:
                 break

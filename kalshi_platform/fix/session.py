@@ -97,15 +97,31 @@ class Connection:
         self.waiting: dict[int, simplefix.FixMessage] = {}  # after an inbound gap
         self.resend_asked = False
         self.waiting_logon: simplefix.FixMessage | None = None
+        self._out: list[bytes] = []
         self.closing = False
 
     # -- I/O --------------------------------------------------------------------------------
 
     def write(self, raw: bytes) -> None:
-        """Queue ``raw`` on the transport (no-op once closing)."""
+        """Queue ``raw`` for the transport (no-op once closing). Messages written during one
+        event-loop step go out in one ``transport.write`` (one syscall, not one a report)."""
         if not self.closing:
-            self.writer.write(raw)
+            if not self._out:
+                asyncio.get_running_loop().call_soon(self.flush)
+            self._out.append(raw)
             self.last_out = time.monotonic()
+
+    def flush(self) -> None:
+        """Hand the queued bytes to the transport."""
+        if self._out:
+            data, self._out = b"".join(self._out), []
+            if not self.writer.is_closing():
+                self.writer.write(data)
+
+    def close_transport(self) -> None:
+        """Flush what is queued, then close (the read loop of :meth:`run` then ends)."""
+        self.flush()
+        self.writer.close()
 
     async def _next(self, timeout: float | None) -> simplefix.FixMessage | None:
         """The next parsed message, ``None`` at EOF. Raises ``TimeoutError``."""
@@ -157,7 +173,7 @@ class Connection:
             st.conn = None
             await self.server.on_disconnect(st)
         try:
-            self.writer.close()
+            self.close_transport()
             await asyncio.wait_for(self.writer.wait_closed(), 2)
         except (ConnectionError, asyncio.TimeoutError, TimeoutError, OSError):
             pass
@@ -389,5 +405,5 @@ class Connection:
                 self.test_sent = now
             elif self.test_sent is not None and now - self.test_sent > self.hb_s:
                 self._send_raw_logout("heartbeat timeout: no answer to TestRequest", st)
-                self.writer.close()  # flushes the Logout; run()'s read loop then ends
+                self.close_transport()  # the Logout goes out; run()'s read loop ends
                 return
