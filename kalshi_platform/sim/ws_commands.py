@@ -76,7 +76,7 @@ def subscribe(feed: Any, c: Any, cid: int, params: dict[str, Any]) -> None:
         feed.error(c, cid, E_CHANNELS)
         return
     for ch in channels:
-        if ch not in KNOWN_CHANNELS:
+        if not isinstance(ch, str) or ch not in KNOWN_CHANNELS:
             feed.error(c, cid, E_UNKNOWN_CHANNEL, text=f"Unknown channel name: {ch}")
             return
     tickers = _tickers(feed, c, cid, params)
@@ -119,7 +119,7 @@ def unsubscribe(feed: Any, c: Any, cid: int, params: dict[str, Any]) -> None:
         feed.error(c, cid, E_SIDS)
         return
     for sid in sids:
-        if sid not in c.subs:
+        if type(sid) is not int or sid not in c.subs:
             feed.error(c, cid, E_UNKNOWN_SID, text=f"Unknown subscription ID: {sid}")
             return
     for sid in sids:
@@ -144,7 +144,7 @@ def _one_sid(feed: Any, c: Any, cid: int, params: dict[str, Any]) -> Any:
     elif sid is None or sids is not None:  # none, several, or both forms
         feed.error(c, cid, E_ONE_SID)
         return None
-    sub = c.subs.get(sid)  # type: ignore[arg-type]
+    sub = c.subs.get(sid) if type(sid) is int else None
     if sub is None:
         feed.error(c, cid, E_UNKNOWN_SID, text=f"Unknown subscription ID: {sid}")
     return sub

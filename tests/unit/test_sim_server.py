@@ -153,6 +153,10 @@ ERROR_CASES = [
     ('{"id": 18, "cmd": "update_subscription", "params": {"sid": 1, "action": "dance", "market_tickers": ["X"]}}', 13),
     ('{"id": 19, "cmd": "subscribe", "params": {"channels": ["orderbook_delta"]}}', 14),
     ('{"id": 20, "cmd": "update_subscription", "params": {"sid": 1, "market_tickers": ["X"]}}', 15),
+    # values of the wrong JSON type (unhashable) are errors, not a dropped connection
+    ('{"id": 22, "cmd": "unsubscribe", "params": {"sids": [[1]]}}', 7),
+    ('{"id": 23, "cmd": "update_subscription", "params": {"sid": [1], "action": "add_markets", "market_tickers": ["X"]}}', 7),
+    ('{"id": 24, "cmd": "subscribe", "params": {"channels": [["ticker"]]}}', 8),
     ('{"id": 21, "cmd": "subscribe", "params": {"channels": ["orderbook_delta"], "market_tickers": ["NOPE-1"]}}', 16),
 ]
 
