@@ -62,8 +62,8 @@ def replay_peak_rss(recording: Path, sinks: str, workdir: Path, conf: str) -> di
                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
-        raise RuntimeError(f"replay for the memory bench failed ({r.returncode}): "
-                           f"{r.stderr.strip().splitlines()[-1:] or ''}")
+        last = (r.stderr.strip().splitlines() or ["no error output"])[-1]
+        raise RuntimeError(f"replay for the memory bench failed (exit {r.returncode}): {last}")
     s = json.loads(summary.read_text())
     rss = int(rss_out.read_text())
     return {"sinks": sinks, "frames": s["frames"], "markets": s["market_count"],
