@@ -153,10 +153,11 @@ def render(res: dict, console: Any) -> None:
     t = Table(title=f"FIX round trip (NewOrderSingle -> ExecutionReport), loopback, WAL fsync "
                     f"{'on' if res['fsync'] else 'off'}")
     for col in ("orders", "sess", "rate", "got/s", "p50 µs", "p90 µs", "p99 µs", "max µs",
-                "srv CPU µs/order"):
+                "CPU µs"):  # CPU: the server's CPU time per order
         t.add_column(col, justify="right")
     r = res["rtt_us"]
     t.add_row(f"{res['orders']:,}", str(res["sessions"]), f"{res['rate_target']:g}",
-              f"{res['rate_achieved']:g}", f"{r['p50']:,}", f"{r['p90']:,}", f"{r['p99']:,}",
-              f"{r['max']:,}", f"{res['server_cpu_us_per_order']:,}")
+              f"{res['rate_achieved']:.0f}", *(f"{r[k]:,.0f}" for k in ("p50", "p90", "p99",
+                                                                     "max")),
+              f"{res['server_cpu_us_per_order']:.0f}")
     console.print(t, soft_wrap=True)
