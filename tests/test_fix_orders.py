@@ -260,3 +260,28 @@ def test_orders_acked_over_fix_survive_a_restart_of_the_wal(tmp_path):
         assert again.exchange.get_order(oid).status == status
     assert {p.ticker: p.position for p in again.exchange.positions("bob")}[TICKER] == 200
     again.close()
+
+
+def test_replace_of_a_rest_order_reports_its_fills_so_far():
+    async def body():
+        hub = make_hub()
+        async with serving(hub) as srv:
+            a = await logon(srv, "alice")
+            # over REST: bob rests NO bids (YES asks at 40c and 42c); alice buys 3 YES at 45c,
+            # 2 fill at 40c and 1 at 42c... then 5 more rest at 45c
+            for p, n in ((600_000, 200), (580_000, 100)):
+                assert hub.submit_now(CreateOrder(user_id="bob", ticker=TICKER, side="no",
+                                                  action="buy", count=n, no_price=p)).ok
+            res = hub.submit_now(CreateOrder(user_id="alice", ticker=TICKER, side="yes",
+                                             action="buy", count=800, yes_price=450_000,
+                                             client_order_id="rest-1"))
+            assert res.order.fill_count == 300
+            new_cl = a.replace("rest-1", 44)
+            r = await report(a)
+            assert (tag(r, P.EXEC_TYPE), tag(r, P.CL_ORD_ID), tag(r, P.ORIG_CL_ORD_ID)) == \
+                ("5", new_cl, "rest-1")
+            assert (tag(r, P.CUM_QTY), tag(r, P.LEAVES_QTY), tag(r, P.ORDER_QTY)) == \
+                ("3", "5", "8")
+            assert tag(r, P.AVG_PX) == "40.6667"  # (2 x 40 + 1 x 42) / 3 cents
+            assert hub.exchange.get_order(res.order.order_id).yes_price == 440_000
+    run(body())

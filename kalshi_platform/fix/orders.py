@@ -151,8 +151,12 @@ def fix_side(side: str, action: str) -> str:
 
 
 def tracked_from_view(order, clordid: str) -> Tracked:
-    """A :class:`Tracked` for an order the core already knows (``OrderView``)."""
+    """A :class:`Tracked` for an order the core already knows (``OrderView``; e.g. entered
+    over REST). Its fill cost in money units (1e-8 $) equals Σ count × price in centi-contract
+    × micro-dollar units, so the YES-scale cost for AvgPx is exact."""
     tr = Tracked(order.order_id, clordid, order.ticker, fix_side(order.side, order.action),
-                 order.yes_price, order.initial_count)
+                 order.yes_price, order.fill_count + order.remaining_count)
     tr.cum = order.fill_count
+    paid = order.taker_fill_cost + order.maker_fill_cost
+    tr.cost = paid if order.side == "yes" else tr.cum * ONE - paid
     return tr

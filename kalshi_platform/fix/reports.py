@@ -96,7 +96,7 @@ class Router:
         m.append_pair(P.CUM_QTY, P.format_qty(tr.cum))
         done = exec_type in (P.EXEC_CANCELED, P.EXEC_REJECTED)
         m.append_pair(P.LEAVES_QTY, P.format_qty(0 if done else tr.leaves))
-        avg = tr.cost // tr.cum if tr.cum else 0
+        avg = (tr.cost + tr.cum // 2) // tr.cum if tr.cum else 0  # micro-dollars, rounded
         m.append_pair(P.AVG_PX, P.format_price(avg, st.use_dollars) if tr.cum else "0")
         if fill is not None:
             m.append_pair(P.LAST_QTY, P.format_qty(fill.count))
@@ -175,12 +175,14 @@ class Router:
             self.cancel_reject(st, req, order_id or req.order_id, res.error.code,
                                res.error.message)
             return None
-        tr = st.orders.get(order_id)
-        if tr is None:  # entered elsewhere (REST): start tracking it now
+        prev = self.owner.get(order_id)
+        tr = prev.orders.pop(order_id) if prev is not None else None  # (maybe another session)
+        if tr is None:  # entered over REST: tracked from now on
             tr = tracked_from_view(res.old_order or res.order, req.orig_clordid or "")
-            tr.order_id = order_id
-            st.orders[order_id] = tr
-            self.owner[order_id] = st
+        elif prev is not st:
+            prev.by_clordid.pop(tr.clordid, None)
+        st.orders[order_id] = tr
+        self.owner[order_id] = st
         st.by_clordid.pop(tr.clordid, None)
         tr.clordid = req.clordid
         st.by_clordid[tr.clordid] = order_id
