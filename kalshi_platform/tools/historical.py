@@ -107,7 +107,7 @@ def eod(
     store: Optional[Path] = typer.Option(None, help="Embedded store root for --source embedded (default: KALSHI_STORE_DIR)."),
     keep_days: Optional[int] = typer.Option(None, "--keep-days", help="Keep N local days ending at --date; older local days verified in S3 are deleted (0 = keep all) (default: KALSHI_EOD_KEEP_DAYS)."),
     chunk_rows: int = typer.Option(100_000, "--chunk-rows", help="Rows per streamed chunk."),
-    compression: Optional[str] = typer.Option(None, help="zstd or snappy (default: KALSHI_PARQUET_COMPRESSION)."),
+    compression: Optional[str] = typer.Option(None, help="Parquet codec: zstd, snappy, gzip, lz4 or none (default: KALSHI_PARQUET_COMPRESSION)."),
     max_rows_per_file: Optional[int] = typer.Option(None, "--max-rows-per-file", help="Split a day into files of at most N rows."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO."),
@@ -458,7 +458,7 @@ def _print_summary(s: Any, complete: bool) -> None:
 def bench_hdb(
     rows: int = typer.Option(2_000_000, help="Rows in the synthetic orderbook_deltas day."),
     repeat: int = typer.Option(3, help="Runs; the best is kept."),
-    compression: str = typer.Option("zstd", help="zstd or snappy."),
+    compression: str = typer.Option("zstd", help="Parquet codec: zstd, snappy, gzip, lz4 or none."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Measure the chunk → Parquet writer (rows/s) on a synthetic orderbook_deltas day grown

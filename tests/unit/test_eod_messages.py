@@ -79,3 +79,15 @@ def test_a_day_the_store_lacks_names_the_days_it_holds(store, tmp_path):
     r = invoke(["eod", "--source", "embedded", "--store", store, "--dest", tmp_path / "hdb",
                 "--date", DAY.isoformat(), "--no-drop"], COLUMNS="200", NO_COLOR="1")
     assert r.exit_code == 0 and "note:" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("command", ["eod", "bench-hdb"])
+def test_compression_help_names_every_codec_the_writer_takes(command):
+    """``--compression``'s help lists what the Parquet writer accepts (it said "zstd or
+    snappy" while gzip, lz4 and none work too)."""
+    from kalshi_platform.storage.hdb_writer import CODECS
+
+    r = invoke([command, "--help"], COLUMNS="300")
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.output.splitlines() if "--compression" in ln)
+    assert all(c in line for c in CODECS), line
