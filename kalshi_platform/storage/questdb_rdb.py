@@ -37,7 +37,9 @@ Path of a row::
 Transport: the official ``questdb`` client (``Sender.from_conf``), HTTP by default (errors come
 back per request; docs/field-notes.md "Sinks and storage"); ``tcp::`` conf strings work but a TCP
 server drops the connection on a bad row without saying which (QuestDB docs "ILP overview").
-The client's own retries are disabled (``retry_timeout=0``) so the retry policy lives here.
+The client's own retries are disabled (``retry_timeout=0``) so the retry policy lives here; the
+connection itself (schema first, one request per batch, bisecting invalid rows) is
+:mod:`kalshi_platform.storage.ilp_send`.
 """
 
 from __future__ import annotations
@@ -45,7 +47,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import warnings
 from collections import Counter, deque
 from pathlib import Path
 from typing import Any, Callable
@@ -60,6 +61,7 @@ from kalshi_platform.storage.ilp_conf import (
     ilp_conf,
     is_invalid_data_error,
 )
+from kalshi_platform.storage.ilp_send import IlpConnection
 from kalshi_platform.storage.ilp_rows import add_ilp_row
 from kalshi_platform.storage.quarantine import QuarantineFile
 from kalshi_platform.storage.questdb_health import (
@@ -70,13 +72,9 @@ from kalshi_platform.storage.questdb_health import (
     WriterStats,
     health_of,
 )
-from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLES
+from kalshi_platform.storage.schema import TABLE_FOR_EVENT
 from kalshi_platform.storage.spool import Spool, SpoolError, SpoolRecord
 from kalshi_platform.ticker_plant.events import QuarantineRecord
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from questdb import QuestDBError, Sender
 
 __all__ = ["DEFAULT_BATCH_ROWS", "DEFAULT_FLUSH_INTERVAL_S", "QuestDBWriter", "WriterError",
            "WriterHealth", "WriterStats", "add_ilp_row", "conf_batching", "ilp_conf",
@@ -166,8 +164,6 @@ class QuestDBWriter:
         except ValueError as e:
             raise WriterError(str(e)) from None
         self.close_timeout_s = close_timeout_s
-        self._sender_factory = sender_factory or Sender.from_conf
-        self._ensure_schema = ensure_schema
         try:
             self.spool = Spool(spool_dir, fsync=spool_fsync)  # type: ignore[arg-type]
         except (SpoolError, ValueError) as e:
@@ -193,7 +189,10 @@ class QuestDBWriter:
         self._inflight_from: Any = None       # SpoolRecord the in-flight batch came from
         self._building = BatchBuilder()       # the next batch, raw columns (sender thread)
         self._wake_rows = min(self.batch_rows, SLICE_ROWS)
-        self._sender = None
+        self._conn = IlpConnection(self.conf, sender_factory=sender_factory,
+                                   ensure_schema=ensure_schema,
+                                   quarantine_row=self._quarantine_row,
+                                   record_flush=self.stats.record_flush)
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="questdb-writer", daemon=True)
         self._thread.start()
@@ -300,11 +299,7 @@ class QuestDBWriter:
                                              and self._inflight_from is None):
             log.error("QuestDB writer closed with %d rows neither written nor spooled (%s)",
                       self._memory_rows(), self.stats.last_error)
-        if self._sender is not None:
-            try:
-                self._sender.close()
-            except Exception:  # noqa: BLE001 - closing a dead connection
-                pass
+        self._conn.close()
         self.spool.close()
         self._refresh()
 
@@ -501,46 +496,12 @@ class QuestDBWriter:
             self._kick.wait(self.backoff.delay(attempt))
             self._kick.clear()
 
-    def _connect(self):
-        if self._ensure_schema is not None:
-            self._ensure_schema()  # raises while QuestDB is away: retried with the batch
-            self._ensure_schema = None
-        if self._sender is None:
-            s = self._sender_factory(self.conf)
-            if hasattr(s, "establish"):
-                s.establish()
-            self._sender = s
-        return self._sender
-
-    def _drop_sender(self) -> None:
-        s, self._sender = self._sender, None
-        if s is not None:
-            try:
-                s.close()
-            except Exception:  # noqa: BLE001
-                pass
-
-    def _send_batch(self, batch: IlpBatch) -> list[Rejected]:
-        """One ILP request for ``batch``. A row the client itself cannot encode (e.g. a LONG
-        beyond 2^63) is quarantined and left out; returns those rows. Raises
-        QuestDBError/OSError when the request fails."""
-        sender = self._connect()
-        buf = sender.new_buffer()
-        refused = batch.write_to(buf)
-        for r in refused:
-            self._quarantine_row(r.table, r.record(), f"client cannot encode the row: {r.error}")
-        t0 = time.perf_counter()
-        if len(batch) > len(refused):
-            sender.flush(buf)
-        self.stats.record_flush((time.perf_counter() - t0) * 1e3)
-        return refused
-
     def _send_inflight(self) -> bool:
         batch = self._inflight
         assert batch is not None
         st = self.stats
         try:
-            written, rejected = self._send_isolating(batch)
+            written, rejected = self._conn.send(batch)
         except Exception as e:  # noqa: BLE001 - transient: QuestDB away, refused, 5xx, timeout
             st.flush_errors += 1
             st.last_error = _error_line(e)
@@ -548,7 +509,7 @@ class QuestDBWriter:
             if st.flush_errors in (1, 10, 100) or st.flush_errors % 1000 == 0:
                 log.warning("QuestDB write failed (%s); %d rows kept, retrying with backoff",
                             st.last_error, len(batch))
-            self._drop_sender()
+            self._conn.drop()
             with self._qcv:
                 self._sending = False
                 self._qcv.notify_all()
@@ -580,27 +541,6 @@ class QuestDBWriter:
             log.error("%s", e)
             self.stats.last_error = str(e)
         self.stats.spool_depth = self.spool.depth_rows
-
-    def _send_isolating(self, batch: IlpBatch) -> tuple[int, list[Rejected]]:
-        """Send ``batch``; if QuestDB rejects the data, bisect until each invalid row is
-        isolated and quarantined, sending the rest. Returns (rows written, rows rejected).
-        A transient error anywhere propagates (the whole batch is retried later; rows already
-        acknowledged are absorbed by dedup)."""
-        try:
-            rejected = self._send_batch(batch)
-            return len(batch) - len(rejected), rejected
-        except QuestDBError as e:
-            if not is_invalid_data_error(e):
-                raise
-            if len(batch) == 1:
-                ((table, values),) = batch.to_rows()
-                r = Rejected(table, values, 1, str(e))
-                self._quarantine_row(table, r.record(), str(e))
-                return 0, [r]
-        a, b = batch.split()
-        w1, r1 = self._send_isolating(a)
-        w2, r2 = self._send_isolating(b)
-        return w1 + w2, r1 + r2
 
     # -- quarantine -------------------------------------------------------------------------
 
