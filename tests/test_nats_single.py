@@ -249,3 +249,28 @@ def test_trades_dedup_by_trade_id_across_runs(server, tmp_path):
          "--summary-json", str(summary))
     assert _rows(out, "trades") == want  # raw rows: each trade once, though published twice
     assert json.loads(summary.read_text())["skipped"] >= len(want)  # the Dup copies
+
+
+def test_subscriber_watchdog_recreates_a_stalled_consumer(server):
+    """A consumer that stops delivering while its stream grows (seen with nats-py ordered
+    consumers after a node failover; simulated here by dropping the client's subscription)
+    is recreated from the next stream seq: the subscriber still sees every seq once and ends
+    with the oracle's books."""
+    import asyncio
+
+    from kalshi_platform.feed.subscriber import Subscriber
+
+    url = server.url + "?watchdog_s=0.5"
+    sub = Subscriber(url, idle_timeout=30)
+    items: list = []
+    th = _consume(sub, items)
+    client = sub.client
+    pub = _run_replay_thread(COCKPIT, url, speed=25)
+    wait_until(lambda: sum(it.feed == "deltas" for it in items) > 20, 20, "events flowing")
+    asyncio.run_coroutine_threadsafe(client._subs["book"].unsubscribe(), client._loop).result(5)
+    pub.join(30)
+    th.join(30)
+    assert client.resubscribes >= 1
+    seqs = [it.seq for it in items if it.feed not in ("end", "snapshot", "gap")]
+    assert seqs == list(range(1, 303)) and items[-1].feed == "end" and sub.gaps == 0
+    assert_books_match(sub.books, replay_recorded(COCKPIT))

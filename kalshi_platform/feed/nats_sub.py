@@ -23,6 +23,9 @@ A client follows **one run of one shard** (``?shard=``, default ``0``):
    while the shard's latest snapshot is read; if it is that run's, the client switches: the
    snapshot, then that run's windows after it (the subscriber sees a new run id).
 
+A consumer that stops moving while its stream holds more (an ordered consumer stalled after
+a node failover) is recreated from the next stream seq (``watchdog_s``).
+
 ``contiguous`` is false (the client reports gaps itself). Feeds and tickers are filtered by
 :class:`~kalshi_platform.feed.subscriber.Subscriber`; the client reads every message of the
 streams (it needs every seq of a window), in the connection's own thread.
@@ -36,6 +39,7 @@ import threading
 import time
 from typing import Any
 
+import nats.errors
 import nats.js.errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
@@ -69,6 +73,9 @@ class Client:
         self._rejected: set[str] = set()
         self._closed = False
         self.parts = 0
+        self.resubscribes = 0
+        self._subs: dict[str, Any] = {}
+        self._pos = {"book": 0, "events": 0}  # last stream seq received, per stream
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="nats-subscribe",
                                         daemon=True)
@@ -139,12 +146,56 @@ class Client:
         else:
             self._waiting_new_run = True
         for key in ("book", "events"):
-            cfg = ConsumerConfig(deliver_policy=DeliverPolicy.ALL) if starts[key] is None else \
-                ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                               opt_start_seq=starts[key])
-            await self._js.subscribe("", stream=self.names[key], ordered_consumer=True,
-                                     cb=self._on_msg, config=cfg)
+            await self._subscribe(key, starts[key])
         asyncio.ensure_future(self._watch_gaps())
+        if o.watchdog_s:
+            asyncio.ensure_future(self._watchdog())
+
+    async def _subscribe(self, key: str, start: int | None) -> None:
+        """An ordered push consumer on stream ``key`` from stream seq ``start`` (``None``:
+        from the first message)."""
+        cfg = ConsumerConfig(deliver_policy=DeliverPolicy.ALL) if start is None else \
+            ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
+
+        if start is not None:
+            self._pos[key] = max(self._pos[key], start - 1)
+
+        async def cb(m: Any, key: str = key) -> None:
+            self._pos[key] = m.metadata.sequence.stream
+            await self._on_msg(m)
+
+        self._subs[key] = await self._js.subscribe("", stream=self.names[key],
+                                                   ordered_consumer=True, cb=cb, config=cfg)
+
+    async def _watchdog(self) -> None:
+        """docs/fanout-and-scale.md saw a nats-py ordered consumer stall after a node
+        failover: one that has not moved for ``watchdog_s`` while its stream holds later
+        messages is recreated from the next stream seq (``resubscribes``)."""
+        moved = {k: (self._pos[k], time.monotonic()) for k in self._subs}
+        while True:
+            await asyncio.sleep(min(1.0, self.options.watchdog_s / 2))
+            for key in list(self._subs):
+                pos, since = moved[key]
+                now = time.monotonic()
+                if self._pos[key] != pos:
+                    moved[key] = (self._pos[key], now)
+                    continue
+                if now - since < self.options.watchdog_s:
+                    continue
+                try:
+                    last = (await self._js.stream_info(self.names[key])).state.last_seq
+                    if last <= pos:
+                        moved[key] = (pos, now)  # idle, not stalled
+                        continue
+                    try:
+                        await self._subs[key].unsubscribe()
+                    except nats.errors.Error:
+                        pass  # the stalled consumer may be gone already
+                    await self._subscribe(key, pos + 1)
+                    self.resubscribes += 1
+                except (nats.errors.Error, asyncio.TimeoutError):
+                    pass  # NATS unreachable: try again at the next check
+                moved[key] = (self._pos[key], time.monotonic())
 
     async def _last_snapshot(self) -> tuple[Message, dict[str, int]] | None:
         try:

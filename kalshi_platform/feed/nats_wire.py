@@ -76,7 +76,8 @@ class NatsOptions:
     ``lease_s`` (0: always publish; T > 0: publish only while holding the shard's lease of
     T seconds, :mod:`kalshi_platform.feed.nats_shard`).
     Subscriber: ``reorder_s`` (how long an incomplete window may wait before it is a gap, 10),
-    ``snapshot_timeout_s`` (10).
+    ``snapshot_timeout_s`` (10), ``watchdog_s`` (a consumer that has not moved this long while
+    its stream holds more is recreated from the next stream seq, 5; 0 = off).
     """
 
     env: str = "prod"
@@ -93,6 +94,7 @@ class NatsOptions:
     lease_s: float = 0.0
     reorder_s: float = 10.0
     snapshot_timeout_s: float = 10.0
+    watchdog_s: float = 5.0
     servers: list[str] = field(default_factory=list)
 
 
