@@ -33,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kalshi_platform.storage.ilp_conf import error_line
 from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLES
 
 log = logging.getLogger(__name__)
@@ -70,10 +71,6 @@ class Rejected:
             return dict(zip(TABLES[self.table].column_names, self.values))
         ev = self.event
         return ev._asdict() if hasattr(ev, "_asdict") else {"event": repr(ev)}
-
-
-def _err(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}".splitlines()[0]
 
 
 def _bisect(items: Sequence[Any], convert: Callable[[Sequence[Any]], pa.Table],
@@ -161,7 +158,7 @@ class IlpBatch:
                 continue
 
             def reject(v: tuple, err: BaseException, name=name) -> None:
-                rejected.append(Rejected(name, tuple(v), 1, _err(err)))
+                rejected.append(Rejected(name, tuple(v), 1, error_line(err)))
 
             table = _concat(_bisect(vals, t.rows_to_arrow, reject))
             if table is not None:
@@ -222,7 +219,7 @@ class IlpBatch:
 
             def reject(row: pa.Table, err: BaseException, name=name) -> None:
                 ((_, values),) = IlpBatch([(name, row)]).to_rows()
-                rejected.append(Rejected(name, values, 1, _err(err)))
+                rejected.append(Rejected(name, values, 1, error_line(err)))
 
             for frame in _without_null_bools(table):
                 if not _bisect_rows(frame, put, reject):
@@ -327,8 +324,8 @@ def _reject_event(table: str, ev: Any, err: BaseException) -> list[Rejected]:
         rows = t.rows(ev)
     except Exception as e:  # noqa: BLE001 - the event cannot become rows at all
         n = t.rows_per_event(ev) if t.rows_per_event else 1
-        return [Rejected(table, None, n, _err(e), ev)]
-    return [Rejected(table, tuple(r), 1, _err(err)) for r in rows]
+        return [Rejected(table, None, n, error_line(e), ev)]
+    return [Rejected(table, tuple(r), 1, error_line(err)) for r in rows]
 
 
 def event_rows(events: Iterable[Any]) -> tuple[list[tuple[str, tuple]], list[Rejected]]:

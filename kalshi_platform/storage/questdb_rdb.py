@@ -58,6 +58,7 @@ from kalshi_platform.storage.ilp_conf import (
     DEFAULT_FLUSH_INTERVAL_S,
     WriterError,
     conf_batching,
+    error_line,
     ilp_conf,
     is_invalid_data_error,
 )
@@ -94,13 +95,6 @@ _NOT_A_ROW = object()
 
 #: plant event type → its table's rows-per-event function (None: one row per event)
 _ROWS_PER: dict[type, Any] = {ty: t.rows_per_event for ty, t in TABLE_FOR_EVENT.items()}
-
-
-def _error_line(e: BaseException) -> str:
-    """The first line of ``e``'s message, without its class name (it reaches a user in the
-    writer's warning and its health): ``Could not flush buffer: ...: Connection refused``."""
-    lines = str(e).strip().splitlines()
-    return lines[0] if lines else "no error message"
 
 
 def _rows_of(event: Any) -> int:
@@ -504,7 +498,7 @@ class QuestDBWriter:
             written, rejected = self._conn.send(batch)
         except Exception as e:  # noqa: BLE001 - transient: QuestDB away, refused, 5xx, timeout
             st.flush_errors += 1
-            st.last_error = _error_line(e)
+            st.last_error = error_line(e)
             self._last_send_ok = False
             if st.flush_errors in (1, 10, 100) or st.flush_errors % 1000 == 0:
                 log.warning("QuestDB write failed (%s); %d rows kept, retrying with backoff",
