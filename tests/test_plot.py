@@ -205,6 +205,20 @@ def test_missing_store_is_one_line_exit_2(tmp_path):
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "no such directory" in r.output
 
 
+def test_an_unreadable_store_is_a_read_error_not_a_write_error(tmp_path, monkeypatch):
+    """A store the user may not read says so (it said "cannot write <out>"), exit 2."""
+    import kalshi_platform.historical.plot as plot_mod
+
+    def denied(root, ticker, day):
+        raise PermissionError(13, "Permission denied", str(root))
+
+    monkeypatch.setattr(plot_mod, "load_market_day", denied)
+    r = cli("--ticker", BOOK, "--date", BOOK_DAY, "--store", str(tmp_path),
+            "--out", str(tmp_path / "x.png"))
+    assert r.exit_code == 2 and r.output.strip() == f"error: cannot read {tmp_path}: " \
+        "Permission denied", r.output
+
+
 def test_without_matplotlib_it_says_how_to_install(store, tmp_path):
     code = ("import sys; sys.modules['matplotlib'] = None\n"
             "from kalshi_platform.tools.cli import main\n"

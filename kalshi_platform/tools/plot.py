@@ -41,8 +41,15 @@ def plot(
     root = store or get_settings().store_dir
     try:
         md = load_market_day(root, ticker, date)
-        d = draw_market_day(md, out, width_px=width, height_px=height)
     except (PlotError, QueryError) as e:
+        _fail(plain_message(str(e)))
+        return
+    except OSError as e:  # e.g. a store directory this user may not read
+        _fail(f"cannot read {e.filename or root}: {e.strerror or e}")
+        return
+    try:
+        d = draw_market_day(md, out, width_px=width, height_px=height)
+    except PlotError as e:
         _fail(plain_message(str(e)))
         return
     except OSError as e:
