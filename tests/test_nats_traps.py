@@ -170,3 +170,48 @@ def test_no_responders_are_retried_with_backoff_and_the_same_msg_id(server):
     assert s["duplicates"] == 0
     helper.run(nc.close())
     helper.stop()
+
+
+def test_a_window_that_never_completes_is_a_gap_after_reorder_s(server):
+    """A window whose part never arrives (seq 2 of window 1..2), while a later window is
+    complete, is reported as a gap once reorder_s has passed, and the subscriber resyncs from
+    the shard's snapshot; a part that is merely late (a retried publish) is not a gap."""
+    import nats
+
+    from kalshi_platform.feed import nats_wire as w
+    from kalshi_platform.feed import protocol
+    from kalshi_platform.feed.subscriber import Subscriber
+    from kalshi_platform.stream import codec
+
+    helper = _Loop()
+    nc = helper.run(nats.connect(server.url))
+    js = nc.jetstream()
+    helper.run(_init(js, "prod"))
+    evs = [codec.to_array(e) for e in _events(5)]
+    h = {w.HDR_SHARD: "0"}
+
+    def part(first, last, seqs, subject="kalshi.prod.deltas.X.X-1"):
+        data = w.encode_part("r1", first, last, seqs, [evs[s - 1] for s in seqs])
+        helper.run(js.publish(subject, data, headers={**h, w.HDR_MSG_ID: f"r1:{seqs[0]}"}))
+
+    sub = Subscriber(server.url + "?reorder_s=0.5", idle_timeout=20)
+    items: list = []
+    th = threading.Thread(target=lambda: items.extend(sub), daemon=True)
+    th.start()
+    part(1, 2, [1])  # seq 2 of this window is never published
+    part(3, 3, [3])
+    snap = protocol.encode_snapshot("r1", 3, [])
+    helper.run(js.publish("kalshi.prod.snapshot.0", snap, headers=h))
+    wait_until(lambda: any(it.feed == "gap" for it in items), 10, "the gap")
+    part(5, 5, [5], "kalshi.prod.deltas.X.X-2")  # window 4 is late ...
+    part(4, 4, [4])  # ... and arrives within reorder_s: no gap for it
+    end = protocol.encode_control(protocol.END, "r1", 5)
+    helper.run(js.publish("kalshi.prod.feed_events._control.0", end, headers=h))
+    th.join(20)
+    kinds = [it.feed for it in items]
+    assert kinds[0] == "gap" and items[0].event == (1, 2)
+    assert kinds[1] == "snapshot" and items[1].seq == 3
+    assert sub.gaps == 1 and kinds[-1] == "end"
+    assert [it.seq for it in items if it.feed not in ("gap", "snapshot", "end")] == [4, 5]
+    helper.run(nc.close())
+    helper.stop()

@@ -69,6 +69,7 @@ class Client:
         self._end: Message | None = None
         self._waiting_new_run = False
         self._blocked_since: float | None = None
+        self._blocked_at: int | None = None  # the next_first that is blocked
         self._adopting: dict[str, list] = {}  # run id → its parts, while its snapshot is read
         self._rejected: set[str] = set()
         self._closed = False
@@ -310,7 +311,13 @@ class Client:
                     evs[s - base] = ev
             self.out.put(Message("events", self.run_id, base, evs))
             self.next_first = last + 1
-        self._blocked_since = (self._blocked_since or time.monotonic()) if wins else None
+        # blocked: the next window is missing or partial while a later one has parts; the
+        # clock starts when that next window first blocks (a retried publish is late, not lost)
+        if len(wins) > (1 if self.next_first in wins else 0):
+            if self._blocked_at != self.next_first:
+                self._blocked_at, self._blocked_since = self.next_first, time.monotonic()
+        else:
+            self._blocked_at = self._blocked_since = None
         e = self._end
         if e is not None and self.next_first is not None and e.seq < self.next_first:
             self.out.put(e)
@@ -320,15 +327,14 @@ class Client:
     async def _watch_gaps(self) -> None:
         while True:
             await asyncio.sleep(0.25)
-            b = self._blocked_since
-            if b is None or time.monotonic() - b < self.options.reorder_s or not self._windows:
+            b, nxt = self._blocked_since, self.next_first
+            if b is None or nxt is None or time.monotonic() - b < self.options.reorder_s:
                 continue
-            later = min(self._windows)
-            if self.next_first is None or later <= self.next_first:
+            later = min((f for f in self._windows if f > nxt), default=None)
+            if later is None:
                 continue
-            self._blocked_since = None
-            self.out.put(Message("gap", self.run_id or "", self.next_first,
-                                 [later - self.next_first]))
+            self._blocked_at = self._blocked_since = None
+            self.out.put(Message("gap", self.run_id or "", nxt, [later - nxt]))
 
     async def _resync(self, min_seq: int) -> Message:
         deadline = time.monotonic() + self.options.snapshot_timeout_s
