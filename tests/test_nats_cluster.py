@@ -2,8 +2,9 @@
 publishes, restart it (issue 15 §5; docs/scale-out.md "Failover of a NATS node").
 
 Measured on this machine (2 shared cores): the leader election stalls publishing 5-8 s
-(docs/fanout-and-scale.md "Fault test"), so the whole test takes ~25-40 s: it is marked slow
-and runs with ``KALSHI_SLOW_TESTS=1`` (off by default).
+(docs/fanout-and-scale.md "Fault test"), so the whole test takes ~25-40 s. Issue 15 asks for
+it in CI, so it is part of the default run (``.ci/run`` installs nats-server); it skips with a
+reason only when nats-server is absent.
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ import pytest
 from conftest import COCKPIT, wait_until
 from nats_support import cluster, needs_nats, servers_url
 
-pytestmark = [needs_nats, pytest.mark.slow, pytest.mark.skipif(
-    not os.environ.get("KALSHI_SLOW_TESTS"), reason="slow (~30 s, a Raft leader election): "
-    "set KALSHI_SLOW_TESTS=1")]
+pytestmark = [needs_nats]
 
 CLI = [sys.executable, "-m", "kalshi_platform"]
 
