@@ -17,8 +17,6 @@ import sys
 import threading
 import time
 
-import pytest
-
 from conftest import COCKPIT, wait_until
 from nats_support import cluster, needs_nats, servers_url
 
