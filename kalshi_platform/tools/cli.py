@@ -73,7 +73,7 @@ def replay(
     file: Path = typer.Argument(..., help="Recording: JSON Lines (optionally gzip), a JSON capture, or a directory of rotated `record` files."),
     store: Optional[Path] = typer.Option(None, help="Parquet store root (default: KALSHI_STORE_DIR or ./store)."),
     sink: str = typer.Option("parquet", help="Comma-separated sinks: parquet, questdb, none."),
-    publish: str = typer.Option("", "--publish", help="Also publish the event stream to subscribers: comma-separated ipc://PATH, udp://HOST:PORT, ws://HOST:PORT (docs/feed-protocol.md)."),
+    publish: str = typer.Option("", "--publish", help="Also publish the event stream to subscribers: comma-separated ipc://PATH, udp://HOST:PORT, ws://HOST:PORT (docs/feed-protocol.md), nats://HOST:PORT[,HOST:PORT…] (JetStream, docs/scale-out.md)."),
     summary_json: Optional[Path] = typer.Option(None, "--summary-json", help="Also write the summary as JSON here."),
     speed: float = typer.Option(0.0, help="0 = as fast as possible; 1 = the recording's own pace."),
     use_yes_price: Optional[bool] = typer.Option(

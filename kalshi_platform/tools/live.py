@@ -139,7 +139,7 @@ def _print_summary(s: dict[str, Any], title: str) -> None:
     console.print(t)
 
 
-_PUBLISH = typer.Option("", "--publish", help="Also publish the event stream to subscribers: comma-separated ipc://PATH, udp://HOST:PORT, ws://HOST:PORT (docs/feed-protocol.md).")
+_PUBLISH = typer.Option("", "--publish", help="Also publish the event stream to subscribers: comma-separated ipc://PATH, udp://HOST:PORT, ws://HOST:PORT (docs/feed-protocol.md), nats://HOST:PORT[,HOST:PORT…] (JetStream, docs/scale-out.md).")
 
 
 def _feed(*, markets: List[str] | None, event: List[str] | None, series: List[str] | None,
