@@ -16,6 +16,7 @@ import shlex
 import struct
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -166,6 +167,28 @@ def test_stale_spans_end_at_the_next_live_row():
                                                       "stale", "live"]})
     assert stale_spans(t, 10) == [(2, 4), (5, 6)]
     assert stale_spans(t.slice(0, 5), 10) == [(2, 4), (5, 10)]
+
+
+@pytest.mark.parametrize("prices", [[0.0, 0.15], [0.2, 0.35], [0.0, 0.01], [0.4, 0.45],
+                                    [0.1, 0.9]])
+def test_price_tick_labels_say_their_tick_exactly(prices):
+    """Every y tick is labelled with its own price: a $0.025 step reads $0.025, not $0.03
+    (the labels had at most the decimals of the step's order of magnitude)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from kalshi_platform.historical.plot import _price_axis
+
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    _price_axis(ax, prices)
+    fig.canvas.draw()
+    shown = [(loc, t.get_text()) for loc, t in zip(ax.yaxis.get_majorticklocs(),
+                                                   ax.get_yticklabels()) if t.get_text()]
+    assert len(shown) >= 3
+    for loc, text in shown:
+        assert text.startswith("$") and Decimal(text[1:]) == Decimal(f"{loc:.6f}"), (loc, text)
 
 
 def test_the_historical_tier_plots_the_same(store, tmp_path):

@@ -332,9 +332,20 @@ def _shade(axes: Sequence[Any], spans: Sequence[tuple[int, int]]) -> None:
                        label="book not live" if i == 0 and ax is axes[0] else None)
 
 
+def _decimals_of(step: float) -> int:
+    """The decimals (2 to 6: cents to micro-dollars) that write every multiple of ``step``
+    dollars exactly: a $0.025 step needs 3 (``$0.025``, not ``$0.03``)."""
+    for d in range(2, 7):
+        scaled = step * 10**d
+        if abs(scaled - round(scaled)) < 1e-6 * max(1.0, scaled):
+            return d
+    return 6
+
+
 def _price_axis(ax: Any, prices: Sequence[float]) -> None:
     """Y range around ``prices`` (within $0-$1) and dollar tick labels with as many decimals
-    as the tick step needs (a 1-cent range gets tenths of a cent)."""
+    as the tick step needs (a 1-cent range gets tenths of a cent, a $0.025 step three
+    decimals)."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     if prices:
@@ -346,7 +357,7 @@ def _price_axis(ax: Any, prices: Sequence[float]) -> None:
     lo, hi = ax.get_ylim()
     ticks = [t for t in loc.tick_values(lo, hi)]
     step = min((b - a for a, b in zip(ticks, ticks[1:])), default=0.01)
-    decimals = max(2, min(4, math.ceil(-math.log10(step) - 1e-9)))
+    decimals = _decimals_of(step)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"${v:.{decimals}f}"))
     ax.set_ylabel("YES price")
     ax.grid(True, alpha=0.3)
