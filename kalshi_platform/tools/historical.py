@@ -313,14 +313,16 @@ def query(
             return
         show = 100 if limit is None else limit
         batches = list(take(reader, show + (1 if limit is None else 0)))
-        rows = [r for b in batches for r in b.to_pylist()]
+        # by position, not by name: ``SELECT ticker, ticker`` has two columns of one name
+        rows = [r for b in batches
+                for r in zip(*(b.column(i).to_pylist() for i in range(b.num_columns)))]
         more = limit is None and len(rows) > show
         rows = rows[:show]
         t = RichTable(title_justify="left")
         for f in reader.schema:
             (add_num_column if _numeric(f.type) else add_text_column)(t, _cell(f.name))
         for r in rows:
-            t.add_row(*(_cell(v) for v in r.values()))
+            t.add_row(*(_cell(v) for v in r))
         print_table(t, console)
         console.print(f"{len(rows):,} row(s)" + (" shown; more available (--limit N, --csv, "
                                                   "--parquet)" if more else ""))

@@ -91,6 +91,17 @@ def test_query_on_an_80_column_terminal_folds_the_ticker_and_keeps_numbers(tmp_p
         assert cell.endswith(want + " ") and not cell[: -len(want) - 1].strip(), (cell, want)
 
 
+def test_query_shows_every_column_of_a_result_with_repeated_names(tmp_path: Path):
+    """``SELECT 1 AS a, 2 AS a``: two columns named ``a``, each with its own value (rows were
+    built as dicts, so the second overwrote the first and one cell stayed empty)."""
+    store = tmp_path / "store"
+    run_replay(COCKPIT, store=store, sinks=["parquet"])
+    r = CliRunner().invoke(app, ["query", "SELECT 1 AS a, 2 AS a, 'x' AS b, 3 AS a",
+                                 "--hdb", str(store)], env={"COLUMNS": "80", "NO_COLOR": "1"})
+    assert r.exit_code == 0, r.output
+    assert [c.strip() for c in _cells(r.output, " x ")] == ["1", "2", "x", "3"]
+
+
 def test_subscribe_table_on_an_80_column_terminal_keeps_a_long_ticker_whole():
     from kalshi_platform.ticker_plant.events import BBO
 
