@@ -145,6 +145,11 @@ def test_buy_yes_against_recorded_liquidity_fill_position_settlement_and_plant(t
                                         for e in pub_events.events["trades"]), what="trade")
                 tr_ev = [e for e in pub_events.events["trades"] if e.ticker == t][-1]
                 assert (tr_ev.yes_price, tr_ev.count, tr_ev.taker_side) == (ask, 200, "yes")
+                # the engine's ticker: last price = the trade, volume 2 contracts
+                await until(lambda: any(e.ticker == t and e.price == ask
+                                        for e in pub_events.events["tickers"]), what="ticker")
+                tk_ev = [e for e in pub_events.events["tickers"] if e.ticker == t][-1]
+                assert (tk_ev.price, tk_ev.volume) == (ask, 200)
                 await until(lambda: plant.books[t].no.get(best_no) == no_size - 200
                             if no_size > 200 else best_no not in plant.books[t].no,
                             what="book change in the plant")
