@@ -1,9 +1,8 @@
-"""``kalshi-platform backtest``: a strategy on a recording through the exchange core
-(issue 14 §6; docs/trading.md).
+"""``kalshi-platform backtest`` (a strategy on a recording through the exchange core) and
+``kalshi-platform trade`` (paper on the sim, live on Kalshi) (issue 14 §6; docs/trading.md).
 
-Imports only typer and the CLI at the top; the trading layer, the exchange core and
-matplotlib are imported inside the command. ``trade --venue sim|kalshi`` is not registered
-yet: the network venues come with the sim's trading endpoints.
+Imports only typer and the CLI at the top; the trading layer, the exchange core, httpx and
+matplotlib are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -113,5 +112,100 @@ def _print_summary(rep: dict, written: list, report_dir: Optional[Path]) -> None
         if not any(str(p).endswith(".png") for p in written):
             names += " (no equity.png: matplotlib is not installed; pip install 'kalshi-platform[plot]')"
         lines.append(f"report: {names}")
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+@app.command()
+def trade(
+    strategy: str = typer.Option(..., "--strategy", help="module:Class or path/to/file.py:Class (a kalshi_platform.trading.Strategy)."),
+    venue: str = typer.Option("sim", "--venue", help="sim (the local exchange simulator: paper) or kalshi (demo unless --env prod)."),
+    markets: List[str] = typer.Option([], "--markets", help="Tickers to trade (repeatable or comma-separated)."),
+    event: Optional[str] = typer.Option(None, "--event", help="Trade every open market of this event."),
+    series: Optional[str] = typer.Option(None, "--series", help="Trade every open market of this series."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML with [strategy] and [risk] (docs/trading.md)."),
+    env: str = typer.Option("demo", "--env", help="Kalshi environment: demo (default) or prod (needs --i-understand-this-is-real-money)."),
+    real_money: bool = typer.Option(False, "--i-understand-this-is-real-money", help="Required with --venue kalshi --env prod."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="REST base URL (default: the sim on 127.0.0.1:8765, or Kalshi's for --env)."),
+    ws_url: Optional[str] = typer.Option(None, "--ws-url", help="WS URL (default: derived from --base-url)."),
+    key_id: Optional[str] = typer.Option(None, "--key-id", envvar="KALSHI_API_KEY_ID", help="API key id (the sim without --users: any name, default 'paper')."),
+    private_key: Optional[Path] = typer.Option(None, "--private-key", help="PEM private key (default KALSHI_PRIVATE_KEY_PATH; the sim without keys: a fresh key)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the strategy's ctx.random."),
+    timeout_s: float = typer.Option(5.0, "--timeout", help="Seconds before an order command's outcome is 'unknown' (reconciled)."),
+    duration_s: float = typer.Option(0.0, "--duration", help="Stop after this many seconds (0 = until Ctrl-C)."),
+    prefix: str = typer.Option("kp", "--order-prefix", help="client_order_id prefix: a restarted run with the same prefix takes its orders back."),
+) -> None:
+    """Run a strategy against the sim (paper) or Kalshi (live): signed REST orders, books
+    from the public WS, fills and order updates from the private WS, reconciliation on start
+    and every reconnect. A status line (positions, open orders, PnL, risk state) on stderr;
+    Ctrl-C cancels every open order, waits for the answers and prints a summary (exit 130);
+    SIGUSR1 trips the kill switch."""
+    import sys
+
+    from kalshi_platform.tools.exitcodes import INTERRUPTED
+    from kalshi_platform.trading.live import LiveConfigError, LiveRun, endpoints, resolve_markets
+    from kalshi_platform.trading.risk_config import RiskConfigError
+    from kalshi_platform.trading.run import StrategyLoadError, kill_on_signal, load_strategy
+    from kalshi_platform.trading.venue_rest import RestVenueConfig
+
+    if timeout_s <= 0 or duration_s < 0:
+        _fail("--timeout must be > 0 and --duration >= 0")
+    try:
+        params, risk = _config(config)
+        cls = load_strategy(strategy)
+        rest, ws = endpoints(venue, env, real_money, base_url, ws_url)
+        signer = _signer(venue, key_id, private_key)
+        tickers = resolve_markets(rest, [m for x in markets for m in x.split(",") if m],
+                                  event, series, venue)
+    except (RiskConfigError, StrategyLoadError, LiveConfigError, ValueError, ConnectionError,
+            OSError) as e:
+        _fail(str(e))
+        return
+    cfg = RestVenueConfig(rest, ws, signer, tuple(tickers), timeout_s=timeout_s,
+                          name=venue)
+    run = LiveRun(cls(params), cfg, risk, seed=seed,
+                  status=sys.stderr if sys.stderr.isatty() else None, prefix=prefix)
+    if duration_s:
+        run.venue.call_at(run.venue.now_ns() + int(duration_s * 1e9), run.venue.stop)
+    restore = kill_on_signal(run.node)
+    try:
+        rep = run.run()
+    finally:
+        restore()
+    _print_live_summary(rep, venue, rest)
+    if rep["interrupted"]:
+        raise typer.Exit(INTERRUPTED)
+
+
+def _signer(venue: str, key_id: Optional[str], private_key: Optional[Path]):
+    from kalshi_platform.api.auth import AuthError, Signer
+
+    if private_key is None and venue == "sim":
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
+        return Signer(key_id or "paper", ed25519.Ed25519PrivateKey.generate())
+    if not key_id:
+        raise ValueError("--key-id (or KALSHI_API_KEY_ID) is required with a private key")
+    try:
+        return Signer.from_pem_file(key_id, private_key)
+    except AuthError as e:
+        raise ValueError(str(e)) from None
+
+
+def _print_live_summary(rep: dict, venue: str, rest: str) -> None:
+    pnl = rep["pnl"]
+    lines = [
+        f"trade {rep['strategy']} on {venue} ({rest}), {rep['markets']} markets"
+        + (" (interrupted: open orders canceled)" if rep["interrupted"] else ""),
+        f"events {rep['events']:,}, {rep['elapsed_s']:.1f} s, reconnects {rep['reconnects']}",
+        f"orders {rep['orders']:,} ({', '.join(f'{k} {v}' for k, v in rep['orders_by_status'].items()) or 'none'}), "
+        f"fills {rep['fill_count']:,}",
+        f"PnL net ${pnl['net']} (realized ${pnl['realized']}, unrealized ${pnl['unrealized']} at the "
+        f"mid), fees ${pnl['fees']}, volume {pnl['volume']} contracts",
+        f"risk rejections: {', '.join(f'{k} {v}' for k, v in rep['risk_rejections'].items()) or 'none'}; "
+        f"trading state {rep['trading_state']}" + (f" (kill switch: {rep['kill_reason']})"
+                                                  if rep["kill_reason"] else ""),
+    ]
+    lines += [f"reconcile: {n}" for n in rep["reconcile_notes"]]
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True, markup=False)
