@@ -18,6 +18,7 @@ def test_rest_bench_shape_and_every_order_logged():
     assert 0 < res["fills"] <= 200  # IOC sells took resting bids (two sides per trade)
     r = res["rtt_us"]
     assert 0 < r["p50"] <= r["p90"] <= r["p99"] <= r["max"]
+    assert res["server_cpu_us_per_order"] > 0
 
 
 def test_rest_bench_bad_input_is_one_line_exit_2():

@@ -94,14 +94,17 @@ async def _serve_and_measure(wal_dir: str, clients: int, orders: int, rate: floa
         proc = ctx.Process(target=_client_process, args=(sim.rest_url, clients, orders, rate,
                                                          out), daemon=True)
         proc.start()
+        cpu0 = time.process_time()  # this process = the server side only
         try:
             res = await asyncio.get_running_loop().run_in_executor(None, out.get, True, 600)
         finally:
+            cpu = time.process_time() - cpu0
             proc.join(10)
         if "error" in res:
             raise RuntimeError(res["error"])
         res["wal_records"] = tr.host.durable.lsn - lsn0
         res["fills"] = sum(len(v) for v in tr.host.exchange.fills.values())
+        res["server_cpu_us"] = round(cpu / max(1, orders) * 1e6, 1)
     return res
 
 
@@ -109,7 +112,9 @@ def run_rest_bench(orders: int = 5_000, rate: float = 1_000.0, clients: int = 4,
                    wal_dir: str | None = None,
                    progress: Callable[[str], None] | None = None) -> dict:
     """Measure; returns ``{"orders", "rate_target", "rate_achieved", "clients", "fsync":
-    True, "rtt_us": {"p50", "p90", "p99", "max"}, "wal_records", "fills"}`` (microseconds).
+    True, "rtt_us": {"p50", "p90", "p99", "max"}, "wal_records", "fills",
+    "server_cpu_us_per_order"}`` (microseconds; the server's CPU time: HTTP, JSON, engine,
+    publication, WAL).
 
     Raises ``ValueError`` for bad arguments, ``RuntimeError`` when the client failed."""
     if orders < 1 or rate <= 0 or clients < 2:
@@ -123,6 +128,7 @@ def run_rest_bench(orders: int = 5_000, rate: float = 1_000.0, clients: int = 4,
     return {"orders": len(rtt), "rate_target": rate,
             "rate_achieved": round(len(rtt) / res["elapsed_s"], 1), "clients": clients,
             "fsync": True, "wal_records": res["wal_records"], "fills": res["fills"],
+            "server_cpu_us_per_order": res["server_cpu_us"],
             "rtt_us": {k: round(_percentile(rtt, q) / 1000, 1)
                        for k, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))}}
 
@@ -133,10 +139,11 @@ def render(res: dict, console: Any) -> None:
 
     t = Table(title="REST order round trip (POST /portfolio/events/orders -> 201), loopback, "
                     "WAL fsync on")
-    for col in ("orders", "clients", "rate", "got/s", "p50 µs", "p90 µs", "p99 µs", "max µs"):
+    for col in ("orders", "clients", "rate", "got/s", "p50 µs", "p90 µs", "p99 µs", "max µs",
+                "CPU µs"):
         t.add_column(col, justify="right")
     r = res["rtt_us"]
     t.add_row(f"{res['orders']:,}", str(res["clients"]), f"{res['rate_target']:g}",
               f"{res['rate_achieved']:g}", f"{r['p50']:,}", f"{r['p90']:,}", f"{r['p99']:,}",
-              f"{r['max']:,}")
+              f"{r['max']:,}", f"{res['server_cpu_us_per_order']:,}")
     console.print(t, soft_wrap=True)
