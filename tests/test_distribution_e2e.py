@@ -61,7 +61,10 @@ def test_a_sink_sleeping_2s_per_flush_does_not_stall_the_read_loop(tmp_path):
 
     plant, summary = asyncio.run(asyncio.wait_for(go(), 120))
     assert sink.flushes >= 1  # the slow flush really ran during the live run
-    assert summary["loop_max_stall_ms"] < 10, summary["loop_max_stall_ms"]
+    # a sink on the read loop would stall it by its 2,000 ms flush; 100 ms leaves room for a
+    # GC pause or a busy CI core (31 ms was seen with other jobs on both cores) while still
+    # failing for any stall the sink causes
+    assert summary["loop_max_stall_ms"] < 100, summary["loop_max_stall_ms"]
     assert_books_match(plant, replay_recorded(COCKPIT))
     # and the slow sink still got every event, in order, by the end
     rows = plant.stats.table_rows()
