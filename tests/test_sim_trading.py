@@ -275,3 +275,34 @@ def test_cli_run_against_sim_exchange_with_liquidity_and_wal(tmp_path):
     finally:
         p2.kill()
         p2.wait()
+
+
+def test_order_group_updates_frames_carry_a_contiguous_seq():
+    """``order_group_updates`` is a seq'd private channel (docs/trading-api.md §4.1, "seq
+    required"): created, reset and deleted reach the owner as frames with seq 1, 2, 3."""
+
+    async def main():
+        sim = SimServer(ping_interval=0)
+        attach_trading(sim, starting_balance=10_000)
+        async with sim:
+            async with httpx.AsyncClient(base_url=sim.rest_url) as c:
+                feed = PrivateFeed()
+                task = asyncio.create_task(feed.run(sim.ws_url, {"KALSHI-ACCESS-KEY": "alice"},
+                                                    ["order_group_updates"]))
+                await until(lambda: feed.of("subscribed"), what="subscription")
+                h = {"KALSHI-ACCESS-KEY": "alice"}
+                r = await c.post("/portfolio/order_groups/create", headers=h,
+                                 json={"contracts_limit": 5})
+                assert r.status_code == 201, r.text
+                gid = r.json()["order_group_id"]
+                assert (await c.put(f"/portfolio/order_groups/{gid}/reset", headers=h)).status_code == 200
+                assert (await c.delete(f"/portfolio/order_groups/{gid}", headers=h)).status_code == 200
+                await until(lambda: len(feed.of("order_group_updates")) >= 3, what="3 updates")
+                task.cancel()
+        frames = feed.of("order_group_updates")
+        assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
+        kinds = [f["msg"]["event_type"] for f in frames]
+        assert [k for k in kinds if k in ("created", "reset", "deleted")] == \
+            ["created", "reset", "deleted"], kinds
+
+    arun(main())

@@ -14,8 +14,9 @@ CHANNEL_OF = {
     "event_lifecycle": "market_lifecycle_v2",
     "event_fee_update": "market_lifecycle_v2",
 }
-#: channels whose frames (and acks) carry ``seq`` (§7.5, §7.7, §7.9)
-SEQ_CHANNELS = {"orderbook_delta", "trade", "market_lifecycle_v2"}
+#: channels whose frames (and acks) carry ``seq`` (docs/kalshi-api.md §7.5, §7.7, §7.9;
+#: ``order_group_updates``: docs/trading-api.md §4.1, "seq required")
+SEQ_CHANNELS = {"orderbook_delta", "trade", "market_lifecycle_v2", "order_group_updates"}
 #: channels a client may subscribe to; the ones outside CHANNEL_OF's values carry no data
 #: unless a trading API publishes on them (:meth:`MarketFeed.publish_private`)
 KNOWN_CHANNELS = {
