@@ -97,6 +97,12 @@ def _proc_cpu(pid: int) -> float:
         return 0.0
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's waited-for children so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "kalshi_platform", *args]
 
@@ -183,17 +189,20 @@ def run_topology(name: str, rec: Path, tmp: Path, report: Callable[[str], None])
             time.sleep(0.1)
         report(f"nats {name}: replaying {rec.name}")
         srv0 = sum(_proc_cpu(p.pid) for p in procs)
-        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        kids0 = _children_cpu()
+        started = [_proc_cpu(p.pid) for p in workers]  # imports, connect: not per event
         cpu0 = time.process_time()
         t0 = time.time()
         summary = run_replay(rec, store=tmp / "unused", sinks=[], publish=[url])
         t_pub = time.time()
         plant_cpu = time.process_time() - cpu0
         total = summary["stream"]["seq"]
-        for w in workers:
+        worker_cpu = []  # each worker's CPU from the replay's start to its exit
+        for w, before in zip(workers, started):
             w.wait(300)
-        kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        consumers_cpu = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
+            kids1 = _children_cpu()
+            worker_cpu.append(kids1 - kids0 - before)
+            kids0 = kids1
         server_cpu = sum(_proc_cpu(p.pid) for p in procs) - srv0
         ws, ss = json.loads(wsum.read_text()), json.loads(ssum.read_text())
         msgs, nbytes = _book_stats(url)
@@ -210,7 +219,8 @@ def run_topology(name: str, rec: Path, tmp: Path, report: Callable[[str], None])
             "subscriber_gaps": ss["gaps"], "redelivered": ws["redelivered"],
             "core_msgs_per_s": core, "core_events_per_s": core * per_msg,
             "cpu_us_per_event": {"plant_and_publisher": 1e6 * plant_cpu / total,
-                                 "writer_and_subscriber": 1e6 * consumers_cpu / total,
+                                 "writer": 1e6 * worker_cpu[0] / total,
+                                 "subscriber": 1e6 * worker_cpu[1] / total,
                                  "servers": 1e6 * server_cpu / total},
             "target": TARGETS[name],
         }

