@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["escape_for_log", "one_line", "sink_failures_line"]
+__all__ = ["error_line", "escape_for_log", "one_line", "sink_failures_line"]
 
 _NAMED = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _MARK = "..."
@@ -84,14 +84,18 @@ def one_line(text: Any, limit: int = 300) -> str:
 
 
 def error_line(err: BaseException, limit: int = 500) -> str:
-    """An exception as ``"OSError: [Errno 28] No space left on device"``: its class and
-    message on one escaped line (:func:`one_line`), as a failed sink is reported."""
-    return one_line(f"{type(err).__name__}: {err}", limit)
+    """An exception as the one line a user reads: its message, without its class name
+    (``"[Errno 28] No space left on device"``), on one escaped line (:func:`one_line`); an
+    exception with an empty message gives ``"an error without a message"``. Used for failed
+    sinks, the QuestDB writer's warnings, health and quarantine records (issue 12 §7: no
+    exception class names reach users)."""
+    text = str(err).strip()
+    return one_line(text if text else "an error without a message", limit)
 
 
 def sink_failures_line(failures: dict[str, str]) -> str:
-    """``{"parquet": "OSError: [Errno 28] No space left on device"}`` → the one line a
-    command prints before exiting 1: ``sink parquet failed: OSError: [Errno 28] No space left
-    on device`` (several sinks joined with ``; ``, in the dict's order). ``""`` if none."""
+    """``{"parquet": "[Errno 28] No space left on device"}`` → the one line a command prints
+    before exiting 1: ``sink parquet failed: [Errno 28] No space left on device`` (several
+    sinks joined with ``; ``, in the dict's order). ``""`` if none."""
     return "; ".join(f"sink {one_line(name, 60)} failed: {one_line(err)}"
                      for name, err in failures.items())

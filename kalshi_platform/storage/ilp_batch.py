@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalshi_platform.storage.ilp_conf import error_line
+from kalshi_platform.logfmt import error_line
 from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLES
 
 log = logging.getLogger(__name__)

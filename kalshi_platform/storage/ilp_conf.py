@@ -29,13 +29,6 @@ class WriterError(RuntimeError):
     """The writer cannot start (bad conf string, unusable spool directory)."""
 
 
-def error_line(e: BaseException) -> str:
-    """The first line of ``e``'s message, without its class name (what the writer's warnings,
-    health and quarantine records say): ``Could not flush buffer: ...: Connection refused``."""
-    lines = str(e).strip().splitlines()
-    return lines[0] if lines else "an error without a message"
-
-
 def is_invalid_data_error(err: BaseException) -> bool:
     """True when QuestDB rejected the request's *data* (HTTP 400 ``code: invalid``): resending
     it unchanged would fail again. Everything else (refused, timeout, 5xx) is transient."""

@@ -51,6 +51,7 @@ from collections import Counter, deque
 from pathlib import Path
 from typing import Any, Callable
 
+from kalshi_platform.logfmt import error_line
 from kalshi_platform.retry import Backoff
 from kalshi_platform.storage.ilp_batch import BatchBuilder, IlpBatch, Rejected, event_rows
 from kalshi_platform.storage.ilp_conf import (
@@ -58,7 +59,6 @@ from kalshi_platform.storage.ilp_conf import (
     DEFAULT_FLUSH_INTERVAL_S,
     WriterError,
     conf_batching,
-    error_line,
     ilp_conf,
     is_invalid_data_error,
 )

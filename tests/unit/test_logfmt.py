@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import COCKPIT
-from kalshi_platform.logfmt import escape_for_log, one_line, sink_failures_line
+from kalshi_platform.logfmt import error_line, escape_for_log, one_line, sink_failures_line
 
 
 def _inert(s: str) -> bool:
@@ -84,3 +84,13 @@ def test_sink_failures_line():
     two = sink_failures_line({"parquet": "OSError: x", "questdb": "WriterError: y\nmore"})
     assert two == "sink parquet failed: OSError: x; sink questdb failed: WriterError: y more"
     assert "\n" not in two
+
+
+def test_error_line_names_no_class():
+    import errno
+
+    err = OSError(errno.ENOSPC, "No space left on device")
+    assert error_line(err) == "[Errno 28] No space left on device"
+    assert error_line(ValueError("bad\n  row")) == "bad row"
+    assert error_line(RuntimeError()) == "an error without a message"
+    assert "KeyError" not in error_line(KeyError("x"))

@@ -279,9 +279,9 @@ def test_failing_sink_is_marked_failed_and_others_go_on():
         assert len(pub.events["trades"]) == 1 and "quarantine" not in pub.events
         assert len(pub.events["orderbook_deltas"]) == 1
         (fe,) = [e for e in pub.events["feed_events"] if e.kind == "sink_failed"]
-        assert isinstance(fe, FeedEvent) and fe.detail == "exploding: ValueError: boom"
+        assert isinstance(fe, FeedEvent) and fe.detail == "exploding: boom"
     assert plant.stats.quarantined == 0 and plant.stats.sink_failures == 1
-    assert plant.sink_failures == {"exploding": "ValueError: boom"}
+    assert plant.sink_failures == {"exploding": "boom"}
     seen = bad.seen
     plant.process(json.dumps(delta(3)))
     assert bad.seen == seen  # a failed sink gets nothing more

@@ -132,7 +132,7 @@ def test_sink_oserror_is_isolated_not_reported_as_a_read_error(tmp_path):
     plant = TickerPlant([Full()])
     feed(p, plant)
     assert plant.books[T].state == LIVE and plant.books[T].yes == {400_000: 1100}
-    assert plant.sink_failures == {"full": "OSError: [Errno 28] No space left on device"}
+    assert plant.sink_failures == {"full": "[Errno 28] No space left on device"}
     assert plant.stats.quarantined == 0
 
 

@@ -35,7 +35,7 @@ from kalshi_platform.ticker_plant.plant import TickerPlant
 from kalshi_platform.tools.cli import app
 from kalshi_platform.tools.sinks import build_sinks
 
-ENOSPC_TEXT = f"OSError: [Errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}"
+ENOSPC_TEXT = f"[Errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}"
 FAILED = {"parquet": ENOSPC_TEXT}
 ONE_LINE = f"error: sink parquet failed: {ENOSPC_TEXT}"
 
