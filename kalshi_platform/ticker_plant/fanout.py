@@ -1,8 +1,8 @@
 """The plant's fan-out to its publishers, with every publisher isolated from the others.
 
 A publisher (a storage sink, a transport) that raises is *marked failed*: it gets no further
-events, its error is kept as one line (``failures``: sink name → ``"OSError: [Errno 28] No
-space left on device"``), and the plant is told so that it can count it and emit a
+events, its error is kept as one line (``failures``: sink name → ``"[Errno 28] No space
+left on device"``, :func:`kalshi_platform.logfmt.error_line`), and the plant is told so that it can count it and emit a
 ``feed_events`` row. The books and the other publishers go on; the exception never reaches
 the plant's frame handling, so a valid frame is never turned into a quarantine record after
 some sinks already took it. ``close()`` still closes a failed publisher (a Parquet store that
