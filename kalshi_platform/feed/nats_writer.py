@@ -10,7 +10,8 @@ A fetch loop per consumer decodes each PART and hands its events to every sink
 (:class:`~kalshi_platform.storage.parquet_store.ParquetStore`,
 :class:`~kalshi_platform.storage.questdb_rdb.QuestDBWriter`). Every ``flush_s`` seconds (or
 ``flush_events`` events) the sinks are flushed: the Parquet files are renamed into place
-(fsynced), the QuestDB writer's flush returned True (rows in QuestDB or its durable spool).
+(fsynced), the QuestDB writer's flush returned True with nothing left in its spool (rows
+in QuestDB; a flush blocks the loop for at most the QuestDB writer's close timeout).
 Only then is every message whose events went into that flush acked, one by one: AckAll
 would be wrong here, since a writer's ack of a later message would also ack what a crashed
 (or another) writer was delivered and never made durable: a restarted writer gets the newer
@@ -74,7 +75,14 @@ class NatsWriter:
             (``None``: run until :meth:`stop`).
 
     Counters: ``messages``, ``events``, ``skipped`` (dup parts, snapshots, END), ``flushes``,
-    ``acks``, ``redelivered`` (messages delivered more than once).
+    ``acks``, ``redelivered`` (messages delivered more than once), ``unacked_flushes``
+    (flushes after which a sink had not stored every row: nothing acked).
+
+    Durable means, per sink: ``flush()`` did not return False and, for a sink with
+    ``stats.spool_depth`` (the QuestDB writer), nothing is left in its spool: rows spooled
+    while QuestDB is away are durable on this host only, while JetStream keeps them for any
+    writer, so the messages stay unacked until QuestDB took the rows (the QuestDB flush
+    returned OK: issue 15 §3).
     """
 
     def __init__(self, url: str, sinks: list[Any], *, durable: str = "writer",
@@ -91,6 +99,7 @@ class NatsWriter:
         self.ack_wait_s = ack_wait_s
         self.messages = self.events = self.skipped = self.flushes = self.acks = 0
         self.redelivered = 0
+        self.unacked_flushes = 0  # flushes after which a sink still held rows: no acks
         self.first_msg_at: float | None = None  # epoch s of the first message
         self.last_flush_at: float | None = None  # epoch s of the last flush that acked
         self._unflushed = 0
@@ -105,6 +114,7 @@ class NatsWriter:
     def stats(self) -> dict[str, Any]:
         return {"messages": self.messages, "events": self.events, "skipped": self.skipped,
                 "flushes": self.flushes, "acks": self.acks, "redelivered": self.redelivered,
+                "unacked_flushes": self.unacked_flushes,
                 "first_msg_at": self.first_msg_at, "last_flush_at": self.last_flush_at}
 
     async def run(self) -> dict[str, Any]:
@@ -270,9 +280,15 @@ class NatsWriter:
                 except Exception as e:
                     raise WriterError(f"sink {getattr(s, 'sink_name', type(s).__name__)} "
                                       f"could not flush: {e}") from None
-                if ok is False:
-                    log.warning("writer: sink %s not durable yet; acking later",
-                                getattr(s, "sink_name", type(s).__name__))
+                spooled = getattr(getattr(s, "stats", None), "spool_depth", 0)
+                if ok is False or spooled:
+                    # QuestDB away: its writer kept the rows in memory or its disk spool.
+                    # Not acked: JetStream keeps (and after ack_wait redelivers) them until
+                    # the rows are in the database; the copies are absorbed by dedup keys
+                    self.unacked_flushes += 1
+                    log.warning("writer: sink %s has not stored every row yet (%s rows "
+                                "spooled); acking later", getattr(s, "sink_name",
+                                                                  type(s).__name__), spooled)
                     return
             self.flushes += 1
             self._unflushed = 0
