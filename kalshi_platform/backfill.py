@@ -49,6 +49,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from kalshi_platform.api.models import Market, Trade
 from kalshi_platform.api.rest import NotFoundError, RestClient
+from kalshi_platform.fsync import fsync_dir
 from kalshi_platform.ticker_plant.events import TradeEvent
 
 log = logging.getLogger(__name__)
@@ -329,11 +330,7 @@ class Checkpoint:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
-        dfd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsync_dir(self.path.parent)
 
     @property
     def complete(self) -> bool:

@@ -1,5 +1,6 @@
 """Durability helpers shared by every writer that renames or creates files (the exchange WAL,
-the QuestDB spool, the Parquet partition writer): only the standard library.
+the QuestDB spool, the Parquet partition writer, the backfill checkpoint): only the
+standard library.
 
 POSIX makes a rename, create or unlink durable only once the directory holding it is fsynced
 (``fsync(2)``: "Calling fsync() does not necessarily ensure that the entry in the directory

@@ -48,6 +48,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from kalshi_platform.fsync import fsync_dir
 from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLES, Table, floor_divide
 from kalshi_platform.ticker_plant.events import QuarantineRecord
 
@@ -366,11 +367,7 @@ class ParquetStore:
             self._file_no -= 1
             raise
         if self.fsync:  # make the rename itself durable
-            dfd = os.open(d, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            fsync_dir(d)
         self.rows_written[t.name] += rows.num_rows
         self.files_written += 1
         self.bytes_written += final.stat().st_size
