@@ -20,12 +20,9 @@ import tempfile
 import time
 from typing import Any, Callable
 
+from kalshi_platform.bench.roundtrip import rtt_summary_us
+
 TICKER = "KXBENCH-FIX"
-
-
-def _percentile(xs: list[int], q: float) -> int:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(q * len(s)))] if s else 0
 
 
 async def _client_main(port: int, pem: bytes, sessions: int, orders: int, rate: float) -> dict:
@@ -142,8 +139,7 @@ def run_fix_bench(orders: int = 5_000, rate: float = 1_000.0, sessions: int = 4,
             "rate_achieved": round(len(rtt) / res["elapsed_s"], 1), "sessions": sessions,
             "fsync": fsync, "wal_records": res["wal_records"],
             "server_cpu_us_per_order": round(res["server_cpu_s"] * 1e6 / max(1, len(rtt)), 1),
-            "rtt_us": {k: round(_percentile(rtt, q) / 1000, 1)
-                       for k, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))}}
+            "rtt_us": rtt_summary_us(rtt)}
 
 
 def render(res: dict, console: Any) -> None:

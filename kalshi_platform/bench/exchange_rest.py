@@ -21,12 +21,9 @@ import tempfile
 import time
 from typing import Any, Callable
 
+from kalshi_platform.bench.roundtrip import rtt_summary_us
+
 TICKER = "KXBENCH-REST"
-
-
-def _percentile(xs: list[int], q: float) -> int:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(q * len(s)))] if s else 0
 
 
 async def _client_main(rest_url: str, clients: int, orders: int, rate: float) -> dict:
@@ -129,8 +126,7 @@ def run_rest_bench(orders: int = 5_000, rate: float = 1_000.0, clients: int = 4,
             "rate_achieved": round(len(rtt) / res["elapsed_s"], 1), "clients": clients,
             "fsync": True, "wal_records": res["wal_records"], "fills": res["fills"],
             "server_cpu_us_per_order": res["server_cpu_us"],
-            "rtt_us": {k: round(_percentile(rtt, q) / 1000, 1)
-                       for k, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))}}
+            "rtt_us": rtt_summary_us(rtt)}
 
 
 def render(res: dict, console: Any) -> None:
