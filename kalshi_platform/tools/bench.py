@@ -59,18 +59,12 @@ def bench(
         _fail("--frames must be >= 1000 and --repeat >= 1")
     if source is not None and not source.is_file():
         _fail(f"{source}: no such file")
-    try:
-        with _progress(progress) as report:
-            result = run_bench(frames=frames, repeat=repeat, source=source, ilp=questdb,
-                               hdb_rows=max(hdb_rows, 0), progress=report,
-                               memory_markets=max(memory_markets, 0))
-    except FileNotFoundError as e:
-        _fail(str(e))
-        return
-    if as_json:
-        print(json.dumps(result, indent=2))
-        return
-    _print_bench(result)
+    _run_and_show(lambda report: run_bench(frames=frames, repeat=repeat, source=source,
+                                           ilp=questdb, hdb_rows=max(hdb_rows, 0),
+                                           progress=report,
+                                           memory_markets=max(memory_markets, 0)),
+                  lambda result, _console: _print_bench(result), progress=progress,
+                  as_json=as_json, errors=(FileNotFoundError,), checked=False)
 
 
 @contextmanager
@@ -91,6 +85,28 @@ def _progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
     def line(msg: str) -> None:
         print(f"bench: {msg} [{time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
     yield line
+
+
+def _run_and_show(run: Callable[[Callable[[str], None] | None], dict],
+                  render: Callable[[dict, object], None], *, progress: bool, as_json: bool,
+                  errors: tuple[type[Exception], ...] = (ValueError,),
+                  checked: bool = True) -> None:
+    """The body every measuring subcommand shares: ``run(report)`` under :func:`_progress`
+    (``report``: the stage callback or None), one ``error:`` line (exit 2) for ``errors``,
+    then the result as JSON (``--json``) or ``render(result, console)``; with ``checked``,
+    exit 1 when ``result["checks"]["all_ok"]`` is false."""
+    try:
+        with _progress(progress) as report:
+            res = run(report)
+    except errors as e:
+        _fail(str(e))
+        return
+    if as_json:
+        print(json.dumps(res, indent=2))
+    else:
+        render(res, console)
+    if checked and not res["checks"]["all_ok"]:
+        raise typer.Exit(1)
 
 
 def _ratio(x: float | None) -> str:
@@ -302,18 +318,9 @@ def exchange(
     disagree on the trades."""
     from kalshi_platform.bench.exchange import render, run_exchange_bench
 
-    try:
-        with _progress(progress) as report:
-            res = run_exchange_bench(ops=ops, repeat=repeat, seed=seed, progress=report)
-    except ValueError as e:
-        _fail(str(e))
-        return
-    if as_json:
-        print(json.dumps(res, indent=2))
-    else:
-        render(res, console)
-    if not res["checks"]["all_ok"]:
-        raise typer.Exit(1)
+    _run_and_show(lambda report: run_exchange_bench(ops=ops, repeat=repeat, seed=seed,
+                                                    progress=report),
+                  render, progress=progress, as_json=as_json)
 
 
 @bench_app.command("backtest")
@@ -328,19 +335,9 @@ def backtest_bench(
     the ticker plant alone on the same recording (issue 14 §8; kalshi_platform/bench/backtest.py)."""
     from kalshi_platform.bench.backtest import render, run_backtest_bench
 
-    try:
-        with _progress(progress) as report:
-            res = run_backtest_bench(frames=frames, copies=copies, repeat=repeat,
-                                     progress=report)
-    except ValueError as e:
-        _fail(str(e))
-        return
-    if as_json:
-        print(json.dumps(res, indent=2))
-    else:
-        render(res, console)
-    if not res["checks"]["all_ok"]:
-        raise typer.Exit(1)
+    _run_and_show(lambda report: run_backtest_bench(frames=frames, copies=copies,
+                                                    repeat=repeat, progress=report),
+                  render, progress=progress, as_json=as_json)
 
 
 @bench_app.command("exchange-fix")
@@ -356,17 +353,10 @@ def exchange_fix(
     WAL's fsync on and group commit (issue 13 §7; kalshi_platform/bench/exchange_fix.py)."""
     from kalshi_platform.bench.exchange_fix import render, run_fix_bench
 
-    try:
-        with _progress(progress) as report:
-            res = run_fix_bench(orders=orders, rate=rate, sessions=sessions, fsync=fsync,
-                                progress=report)
-    except (ValueError, RuntimeError, OSError) as e:
-        _fail(str(e))
-        return
-    if as_json:
-        print(json.dumps(res, indent=2))
-    else:
-        render(res, console)
+    _run_and_show(lambda report: run_fix_bench(orders=orders, rate=rate, sessions=sessions,
+                                               fsync=fsync, progress=report),
+                  render, progress=progress, as_json=as_json,
+                  errors=(ValueError, RuntimeError, OSError), checked=False)
 
 
 @bench_app.command("exchange-rest")
@@ -381,13 +371,7 @@ def exchange_rest(
     the sim's trading API with the WAL's fsync on (issue 13 §7; kalshi_platform/bench/exchange_rest.py)."""
     from kalshi_platform.bench.exchange_rest import render, run_rest_bench
 
-    try:
-        with _progress(progress) as report:
-            res = run_rest_bench(orders=orders, rate=rate, clients=clients, progress=report)
-    except (ValueError, RuntimeError, OSError) as e:
-        _fail(str(e))
-        return
-    if as_json:
-        print(json.dumps(res, indent=2))
-    else:
-        render(res, console)
+    _run_and_show(lambda report: run_rest_bench(orders=orders, rate=rate, clients=clients,
+                                                progress=report),
+                  render, progress=progress, as_json=as_json,
+                  errors=(ValueError, RuntimeError, OSError), checked=False)
