@@ -133,6 +133,7 @@ class NatsPublisher:
         self.leading = not o.lease_s  # publish windows (the consumer thread reads it)
         self._takeover = False  # set by the loop: the consumer thread announces it
         self.withheld = 0  # events not published while standby
+        self.fenced = 0  # messages dropped unacked when the lease was lost
         self._handoff: deque = deque()  # consumer thread → loop (see _put)
         self._wake_posted = False
         # loop-thread state
@@ -222,7 +223,7 @@ class NatsPublisher:
                 "unacked": self._built, "duplicates": self.duplicates,
                 "retries": dict(self.retries), "max_stall_s": round(self.max_stall_s, 3),
                 "snapshots": self.snapshots, "failed": self._failed,
-                "leading": self.leading, "withheld": self.withheld,
+                "leading": self.leading, "withheld": self.withheld, "fenced": self.fenced,
                 "lease": None if self.lease is None else {
                     "renewals": self.lease.renewals, "takeovers": self.lease.takeovers,
                     "lost": self.lease.lost, "took_over_from": self.lease.took_over_from}}
@@ -297,9 +298,15 @@ class NatsPublisher:
                  w.encode_part(run, 0, self._last_seq, [0], [[EVENT_CODES[FeedEvent], *ev]]),
                  {w.HDR_MSG_ID: f"{run}:takeover:{self._last_seq}", w.HDR_SHARD: o.shard},
                  "events")
+        # the same marker without events on the BOOK stream: each stream is ordered on its
+        # own, so a writer fences the previous holder's later book parts by this one
+        book = _Msg(w.subject(o.env, "deltas", None, o.shard),
+                    w.encode_part(run, 0, self._last_seq, [], []),
+                    {w.HDR_MSG_ID: f"{run}:takeover-book:{self._last_seq}", w.HDR_SHARD: o.shard},
+                    "book")
         with self._cond:
-            self._built += 1
-        self._put([m])
+            self._built += 2
+        self._put([m, book])
         self._queue_snapshot()
         log.warning("%s: shard %s: this plant (run %s) publishes now%s", self.url, o.shard,
                     run, f" (took over from {prev})" if prev else "")
@@ -316,7 +323,27 @@ class NatsPublisher:
                 log.error("%s: shard %s: lease lost; not publishing any more", self.url,
                           self.options.shard)
                 self.leading = False
+                self._drop_unacked()
             await asyncio.sleep(self.options.lease_s / 3)
+
+    def _drop_unacked(self) -> None:
+        """(loop thread) The lease is lost: windows built but not stored are dropped, not
+        retried (a retry could land after a standby's takeover; the writer fences what
+        still does, docs/scale-out.md "Fencing"). Counted in ``fenced``."""
+        n = len(self._inflight) + len(self._retry)
+        self._inflight.clear()
+        self._retry.clear()
+        kept: deque = deque()
+        for item in self._queue:
+            if isinstance(item, list):
+                n += len(item)
+            else:
+                kept.append(item)
+        self._queue = kept
+        self.fenced += n
+        self._changed.set()
+        self._slot.set()
+        self._release(n)
 
     def _subject(self, key: tuple) -> str:
         s = self._subjects.get(key)
@@ -406,7 +433,10 @@ class NatsPublisher:
                 await self._wake.wait()
                 continue
             item = self._queue.popleft()
-            if isinstance(item, list):
+            if isinstance(item, list) and not self.leading:  # built before the lease was lost
+                self.fenced += len(item)
+                self._release(len(item))
+            elif isinstance(item, list):
                 for m in item:
                     await self._send(m)
             elif item[0] == "snap":

@@ -247,6 +247,8 @@ class Client:
         self.parts += 1
         if part.first == 0:  # a takeover marker, outside the window chain
             nxt = self.next_first
+            if not part.seqs:
+                return  # its copy on the BOOK stream (for the writer's fence)
             if part.run_id == self.run_id and nxt is not None and part.last >= nxt:
                 # the run we follow withheld windows while fenced: resync now
                 self.out.put(Message("gap", part.run_id, nxt, [part.last - nxt + 1]))

@@ -76,7 +76,8 @@ class NatsWriter:
 
     Counters: ``messages``, ``events``, ``skipped`` (dup parts, snapshots, END), ``flushes``,
     ``acks``, ``redelivered`` (messages delivered more than once), ``unacked_flushes``
-    (flushes after which a sink had not stored every row: nothing acked).
+    (flushes after which a sink had not stored every row: nothing acked), ``fenced`` (parts
+    of a previous lease holder after a takeover, see :meth:`_take`: not stored).
 
     Durable means, per sink: ``flush()`` did not return False and, for a sink with
     ``stats.spool_depth`` (the QuestDB writer), nothing is left in its spool: rows spooled
@@ -100,6 +101,8 @@ class NatsWriter:
         self.messages = self.events = self.skipped = self.flushes = self.acks = 0
         self.redelivered = 0
         self.unacked_flushes = 0  # flushes after which a sink still held rows: no acks
+        self.fenced = 0  # parts of a previous lease holder after a takeover: not stored
+        self._runs: dict[tuple, dict[str, bool]] = {}  # (stream, shard) → run → fenced
         self.first_msg_at: float | None = None  # epoch s of the first message
         self.last_flush_at: float | None = None  # epoch s of the last flush that acked
         self._unflushed = 0
@@ -114,7 +117,7 @@ class NatsWriter:
     def stats(self) -> dict[str, Any]:
         return {"messages": self.messages, "events": self.events, "skipped": self.skipped,
                 "flushes": self.flushes, "acks": self.acks, "redelivered": self.redelivered,
-                "unacked_flushes": self.unacked_flushes,
+                "unacked_flushes": self.unacked_flushes, "fenced": self.fenced,
                 "first_msg_at": self.first_msg_at, "last_flush_at": self.last_flush_at}
 
     async def run(self) -> dict[str, Any]:
@@ -202,7 +205,7 @@ class NatsWriter:
                             await asyncio.sleep(0.1)
                         continue
                     taken += 1
-                    self._take(m, events)
+                    self._take(m, events, key)
                 if taken:
                     asked = max(0, asked - taken)
                     self._to_sinks(events)
@@ -213,9 +216,15 @@ class NatsWriter:
             except nats.errors.Error:
                 pass
 
-    def _take(self, m: Any, events: list) -> None:
-        """Count message ``m`` as unacked and append its events (none for a dup part, a
-        snapshot, END or an unreadable payload) to ``events``."""
+    def _take(self, m: Any, events: list, key: str = "book") -> None:
+        """Count message ``m`` (of stream ``key``) as unacked and append its events (none for
+        a dup part, a snapshot, END, an unreadable payload or a fenced part) to ``events``.
+
+        Fencing (docs/scale-out.md "Fencing"): a takeover marker (a PART with ``first`` 0)
+        of run R for shard K fences every other run this writer has seen on that stream and
+        shard: their later parts (the previous lease holder's late or retried publishes) are
+        counted in ``fenced``, acked and not stored. A run first seen after the marker (a new
+        plant) is not fenced; R's own parts never are."""
         if not self.messages:
             self.first_msg_at = time.time()
         self.messages += 1
@@ -223,14 +232,26 @@ class NatsWriter:
         if _delivered(m) > 1:
             self.redelivered += 1
         data = m.data
+        headers = m.headers or {}
         try:
-            if w.kind_of(data) != w.PART or (m.headers or {}).get(w.HDR_DUP):
+            if w.kind_of(data) != w.PART or headers.get(w.HDR_DUP):
                 self.skipped += 1
                 return
-            _, evs = w.decode_part(data)
+            part, evs = w.decode_part(data)
         except CodecError as e:
             log.warning("writer: skipping a message on %s: %s", m.subject, e)
             self.skipped += 1
+            return
+        fk = (key, headers.get(w.HDR_SHARD))
+        runs = self._runs.get(fk)
+        if runs is None:
+            runs = self._runs[fk] = {}
+        run = part.run_id
+        if part.first == 0:  # a takeover marker: every other run seen here is fenced
+            for r in runs:
+                runs[r] = r != run
+        elif runs.setdefault(run, False):
+            self.fenced += 1  # a previous holder's part stored after the takeover
             return
         events.extend(evs)
 
