@@ -44,13 +44,11 @@ def rfc3339(ts_ns: int) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def order_json(v: OrderView) -> dict:
-    """Kalshi ``Order`` JSON of a view."""
+def order_amounts_json(v: OrderView) -> dict:
+    """An order's counts (``*_count_fp``, contracts as fixed-point strings) and its taker/maker
+    fill cost and fees (``*_dollars``, 6 decimals): the keys Kalshi's REST ``Order`` and WS
+    ``user_order`` share (docs/trading-api.md §4.1)."""
     return {
-        "order_id": v.order_id, "user_id": v.user_id, "client_order_id": v.client_order_id or "",
-        "ticker": v.ticker, "side": v.side, "action": v.action, "type": v.type,
-        "status": v.status, "yes_price": v.yes_price // 10_000, "no_price": v.no_price // 10_000,
-        "yes_price_dollars": price_to_str(v.yes_price), "no_price_dollars": price_to_str(v.no_price),
         "fill_count_fp": size_to_str(v.fill_count),
         "remaining_count_fp": size_to_str(v.remaining_count),
         "initial_count_fp": size_to_str(v.initial_count),
@@ -58,6 +56,17 @@ def order_json(v: OrderView) -> dict:
         "maker_fill_cost_dollars": money_to_str(v.maker_fill_cost),
         "taker_fees_dollars": money_to_str(v.taker_fees),
         "maker_fees_dollars": money_to_str(v.maker_fees),
+    }
+
+
+def order_json(v: OrderView) -> dict:
+    """Kalshi ``Order`` JSON of a view."""
+    return {
+        "order_id": v.order_id, "user_id": v.user_id, "client_order_id": v.client_order_id or "",
+        "ticker": v.ticker, "side": v.side, "action": v.action, "type": v.type,
+        "status": v.status, "yes_price": v.yes_price // 10_000, "no_price": v.no_price // 10_000,
+        "yes_price_dollars": price_to_str(v.yes_price), "no_price_dollars": price_to_str(v.no_price),
+        **order_amounts_json(v),
         "expiration_time": rfc3339(v.expiration_ts * 10**9) if v.expiration_ts else None,
         "created_time": rfc3339(v.created_ts), "last_update_time": rfc3339(v.last_update_ts),
         "self_trade_prevention_type": v.self_trade_prevention_type,

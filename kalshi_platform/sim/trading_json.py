@@ -13,8 +13,9 @@ Units in: engine units (µ$ prices, centi-contracts, 1e-8 $ money, UTC ns).
 from __future__ import annotations
 
 from kalshi_platform.exchange.events import OrderView, PositionUpdate, SettlementRecord
-from kalshi_platform.exchange.views import (fill_json, money_to_str, order_json, position_json,
-                                            rfc3339, settlement_json)
+from kalshi_platform.exchange.views import (fill_json, money_to_str, order_amounts_json,
+                                            order_json, position_json, rfc3339,
+                                            settlement_json)
 from kalshi_platform.fixedpoint import price_to_str, size_to_str
 
 MONEY_PER_CENT = 10**6
@@ -123,11 +124,5 @@ def user_order_ws(v: OrderView) -> dict:
             "outcome_side": "yes" if bid else "no", "book_side": "bid" if bid else "ask",
             "client_order_id": v.client_order_id or "",
             "yes_price_dollars": price_to_str(v.yes_price),
-            "fill_count_fp": size_to_str(v.fill_count),
-            "remaining_count_fp": size_to_str(v.remaining_count),
-            "initial_count_fp": size_to_str(v.initial_count),
-            "taker_fill_cost_dollars": money_to_str(v.taker_fill_cost),
-            "maker_fill_cost_dollars": money_to_str(v.maker_fill_cost),
-            "taker_fees_dollars": money_to_str(v.taker_fees),
-            "maker_fees_dollars": money_to_str(v.maker_fees),
+            **order_amounts_json(v),
             "created_time": rfc3339(v.created_ts), "last_update_time": rfc3339(v.last_update_ts)}
