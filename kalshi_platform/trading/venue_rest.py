@@ -34,11 +34,11 @@ import asyncio
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
-from kalshi_platform.trading.model import Order, OrderReport, VenueState
+from kalshi_platform.trading.model import Fill, Order, OrderReport, VenueState, is_bid
 from kalshi_platform.trading.venue import Venue, VenueListener
 from kalshi_platform.trading.venue_wire import (fill_of, report_of_order, report_of_v2,
                                                 state_of)
@@ -113,6 +113,8 @@ class RestVenue(Venue):
         self._stop: Optional[asyncio.Event] = None
         self._stop_requested = False
         self._early: list[Callable[[], None]] = []
+        self._ours: dict[str, tuple] = {}  # client_order_id -> (side, action) as we sent it
+        self._cid_of: dict[str, str] = {}  # venue order id -> client_order_id
         self._tasks: set[asyncio.Task] = set()
         self._http = None
         self._sync = None
@@ -137,6 +139,7 @@ class RestVenue(Venue):
         self._on_loop(arm)
 
     def submit(self, order: Order) -> None:
+        self._ours[order.client_order_id] = (order.side, order.action)
         self._on_loop(lambda: self._spawn(self._create(order)))
 
     def cancel(self, order: Order) -> None:
@@ -149,6 +152,11 @@ class RestVenue(Venue):
     def running(self) -> bool:
         """True while :meth:`run`'s loop is up."""
         return self._loop is not None and not self._loop.is_closed()
+
+    @property
+    def in_flight(self) -> int:
+        """Commands sent and not answered yet."""
+        return len(self._tasks)
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run ``fn()`` on the venue's loop (any thread): where the node may be touched."""
@@ -275,9 +283,13 @@ class RestVenue(Venue):
         lst = self.listener
         try:
             if t == "fill":
-                lst.on_fill(fill_of(msg))
+                lst.on_fill(self._as_ours(fill_of(msg)))
             elif t == "user_order":
-                lst.on_order_report(report_of_order(msg))
+                cid = msg.get("client_order_id") or self._cid_of.get(msg.get("order_id"))
+                if cid and msg.get("order_id"):
+                    self._cid_of[msg["order_id"]] = cid
+                mine = self._ours.get(cid) if cid else None
+                lst.on_order_report(report_of_order(msg, side=mine[0] if mine else None))
             elif t == "subscribed":
                 if msg.get("channel") == "user_orders":
                     self.private_connected.set()
@@ -286,6 +298,15 @@ class RestVenue(Venue):
                 log.warning("%s private WS error: %s", self.name, msg.get("msg") or msg)
         except (KeyError, ValueError) as e:
             log.warning("%s: malformed %s message skipped (%s)", self.name, t, e)
+
+    def _as_ours(self, f: Fill) -> Fill:
+        """A fill of an order we placed, in the terms we placed it (the venue's V2 book side
+        turns buy-NO into sell-YES: same YES-equivalent count and YES price)."""
+        cid = self._cid_of.get(f.venue_order_id)
+        mine = self._ours.get(cid) if cid else None
+        if mine is None or (f.side, f.action) == mine or is_bid(*mine) != f.is_bid:
+            return f
+        return replace(f, side=mine[0], action=mine[1])
 
     # -- commands --------------------------------------------------------------------------
 
@@ -336,6 +357,8 @@ class RestVenue(Venue):
         body = _order_body(o)
         status, data = await self._write("POST", V2, body)
         if status in (200, 201):
+            if data.get("order_id"):
+                self._cid_of[str(data["order_id"])] = o.client_order_id
             self._report(report_of_v2(data, "accepted", o.client_order_id, o.count))
         else:
             self._report(self._failure("rejected", o, status, data))
@@ -358,6 +381,8 @@ class RestVenue(Venue):
                 "count": size_to_str(count)}
         status, data = await self._write("POST", f"{V2}/{o.venue_order_id}/amend", body)
         if status in (200, 201):
+            if data.get("order_id"):
+                self._cid_of[str(data["order_id"])] = o.client_order_id
             self._report(report_of_v2(data, "update", o.client_order_id, count, price))
         else:
             self._report(self._failure("amend_rejected", o, status, data))

@@ -58,17 +58,22 @@ def _count(order: dict) -> int:
     return parse_size(order.get("initial_count_fp") or "0") or filled
 
 
-def _side_price(order: dict) -> int:
+def _side_price(order: dict, side: Side | None = None) -> int:
+    """The order's price on ``side``'s scale (default: the venue's ``side`` of the order)."""
     yes = parse_price(order["yes_price_dollars"])
-    return yes if order["side"] == "yes" else ONE_DOLLAR - yes
+    s = side.value if side is not None else order["side"]
+    return yes if s == "yes" else ONE_DOLLAR - yes
 
 
-def report_of_order(order: dict, kind: str = "update") -> OrderReport:
-    """A WS ``user_order`` msg or a V1 ``Order`` → an ``update`` :class:`OrderReport`."""
+def report_of_order(order: dict, kind: str = "update", side: Side | None = None) -> OrderReport:
+    """A WS ``user_order`` msg or a V1 ``Order`` → an ``update`` :class:`OrderReport`, its
+    price on ``side``'s scale: the side *we* placed the order on. (A V2 venue keeps only the
+    book side: our buy-NO comes back as a sell-YES at the same YES price.)"""
     return OrderReport(kind, order.get("client_order_id") or None, str(order["order_id"]),
                        venue_status=order["status"],
                        filled=parse_size(order.get("fill_count_fp") or "0"),
-                       count=_count(order), price=_side_price(order), ts_ns=_ts_ns(order))
+                       count=_count(order), price=_side_price(order, side),
+                       ts_ns=_ts_ns(order))
 
 
 def report_of_v2(answer: dict, kind: str, client_order_id: str, count: int,
