@@ -1,0 +1,181 @@
+"""Paper trading on the sim: kill switch, reconciliation on restart, unknown outcomes, the
+``trade`` CLI with each example strategy (issue 14 Acceptance "Risk", "Reconciliation", §7).
+
+The sim runs in-process on a thread (``sim --replay FILE --liquidity --speed 0``); the
+engine's own order table (``Exchange.user_orders``) and positions are the independent view
+of what the venue holds.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import COCKPIT, REPO_ROOT, wait_until
+from paper_support import NodeThread, SimThread, signer
+from kalshi_platform.trading import Strategy, contracts
+from kalshi_platform.trading.model import OrderStatus, TradingState
+from kalshi_platform.trading.risk_config import risk_config_from_dict
+
+pytestmark = pytest.mark.skipif(not COCKPIT.is_file(), reason="bundled recording missing")
+TICK = 10_000
+RISK = risk_config_from_dict({"max_orders_per_s": 200})  # speed 0: the recording in < 1 s
+
+
+class _Quoter(Strategy):
+    """Once per market: a YES bid and a NO bid ``behind`` ticks behind the touch."""
+
+    def on_start(self) -> None:
+        self.behind = int(self.config.get("behind", 10))
+        self.done: set[str] = set()
+
+    def on_bbo(self, bbo) -> None:
+        if bbo.state != "live" or bbo.yes_bid is None or bbo.yes_ask is None \
+                or bbo.ticker in self.done or self.ctx.open_orders(bbo.ticker):
+            return
+        self.done.add(bbo.ticker)
+        b = self.behind * TICK
+        self.ctx.buy_yes(bbo.ticker, max(bbo.yes_bid - b, TICK), contracts(1))
+        self.ctx.buy_no(bbo.ticker, max(1_000_000 - bbo.yes_ask - b, TICK), contracts(1))
+
+
+def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kalshi_platform", *args], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _tickers(sim) -> list[str]:
+    return sorted(sim.call(lambda: list(sim.exchange.markets)))
+
+
+def test_kill_switch_cancels_every_open_order_on_the_sim_in_one_round_trip_and_halts():
+    with SimThread(COCKPIT) as sim:
+        tickers = _tickers(sim)
+        with NodeThread(sim, _Quoter(), tickers, key=signer("alice"), risk=RISK) as nt:
+            wait_until(sim.replay_done, 30, "replay done")
+            wait_until(lambda: len(sim.resting("alice")) == 2 * len(tickers), 20,
+                       "every quote resting at the sim")
+            wait_until(lambda: nt.on_loop(lambda: nt.venue.in_flight == 0 and all(
+                o.status is OrderStatus.RESTING for o in nt.node.oms.open_orders())), 10,
+                "every quote acknowledged")
+
+            def kill():
+                n = len(nt.node.oms.open_orders())
+                nt.node.ctx.kill("manual (test)")
+                # every cancel is on the wire before the first answer: one round trip
+                return n, nt.venue.in_flight, nt.node.risk.state
+
+            n, sent, state = nt.on_loop(kill)
+            assert n == 2 * len(tickers) and sent == n and state is TradingState.HALTED
+            wait_until(lambda: sim.resting("alice") == [], 10, "no resting order at the sim")
+            wait_until(lambda: nt.on_loop(lambda: not nt.node.oms.open_orders()), 10,
+                       "every order canceled in the node")
+
+            def after():  # halted: a new order is refused by risk, nothing reaches the sim
+                o = nt.node.ctx.buy_yes(tickers[0], TICK, contracts(1))
+                return o.status, o.reason
+
+            status, reason = nt.on_loop(after)
+            assert status is OrderStatus.REJECTED and "halt" in reason.lower()
+            assert sim.resting("alice") == []
+            assert nt.node.kill.reason == "manual (test)"
+
+
+class _PositionAndQuote(Strategy):
+    """On the first two-sided BBO of ``ticker``: buy 2 YES at the ask (IOC) and rest a YES
+    bid 5 ticks below the bid; never again once it holds a position or an open order (so a
+    restarted copy that reconciled must place nothing)."""
+
+    def on_start(self) -> None:
+        self.ticker = self.config["ticker"]
+        self.placed = 0
+
+    def on_bbo(self, bbo) -> None:
+        if bbo.ticker != self.ticker or bbo.state != "live" or bbo.yes_ask is None \
+                or bbo.yes_bid is None:
+            return
+        if self.ctx.position(self.ticker) or self.ctx.open_orders(self.ticker) or self.placed:
+            return
+        self.placed += 2
+        self.ctx.buy_yes(self.ticker, bbo.yes_ask, contracts(2), tif="immediate_or_cancel")
+        self.ctx.buy_yes(self.ticker, max(bbo.yes_bid - 5 * TICK, TICK), contracts(1))
+
+
+def test_restart_mid_run_picks_up_open_orders_and_position_nothing_doubled():
+    with SimThread(COCKPIT) as sim:
+        tickers = _tickers(sim)
+        tk = tickers[0]
+        key = signer("alice")
+        first = NodeThread(sim, _PositionAndQuote({"ticker": tk}), tickers, key=key,
+                           risk=RISK, cancel_on_stop=False)  # a crash: nothing canceled
+        with first:
+            wait_until(lambda: len(sim.resting("alice")) == 1 and nt_pos(sim, tk) == 200, 30,
+                       "position and resting order at the sim")
+            wait_until(lambda: first.on_loop(lambda: len(first.node.fills) >= 1
+                                             and first.venue.in_flight == 0), 10)
+        venue_orders = sim.resting("alice")
+        fills_at_sim = sim.call(lambda: len(sim.exchange.fills.get("alice", ())))
+        strat = _PositionAndQuote({"ticker": tk})
+        with NodeThread(sim, strat, tickers, key=key, risk=RISK) as second:
+            n = second.node
+            # reconciled on start (and again after the private WS subscribed)
+            assert n.portfolio.pos(tk) == 200
+            opened = second.on_loop(lambda: [(o.venue_order_id, o.client_order_id, o.remaining,
+                                              o.external) for o in n.oms.open_orders()])
+            assert opened == [(venue_orders[0].order_id, venue_orders[0].client_order_id, 100,
+                               False)]
+            wait_until(lambda: second.on_loop(lambda: n.books.books.get(tk) is not None
+                                              and n.books.books[tk].bbo is not None), 20,
+                       "the restarted strategy sees the market")
+            assert strat.placed == 0  # it saw its position and order: placed nothing
+            assert second.on_loop(lambda: len(n.fills)) == fills_at_sim  # not doubled
+            assert not n.reconcile_notes  # our position agrees with the venue's
+            nxt = second.on_loop(lambda: n.ctx.buy_yes(tk, TICK, contracts(1)))
+            assert int(nxt.client_order_id.split("-")[-1]) > \
+                int(venue_orders[0].client_order_id.split("-")[-1])  # ids continue
+            wait_until(lambda: len(sim.resting("alice")) == 2, 10, "new order at the sim")
+        # the second run canceled all on stop: its own order and the imported one
+        assert sim.resting("alice") == []
+        assert nt_pos(sim, tk) == 200
+
+
+def nt_pos(sim, ticker: str) -> int:
+    """The engine's position of alice in ``ticker`` (centi-contracts)."""
+    return sim.call(lambda: next((p.position for p in sim.exchange.positions("alice")
+                                  if p.ticker == ticker), 0))
+
+
+@pytest.mark.parametrize("spec,config", [
+    ("examples.market_maker:MarketMaker", "examples/market_maker.toml"),
+    ("examples.taker:Taker", None)], ids=["market_maker", "taker"])
+def test_examples_run_in_paper_through_the_trade_cli(spec, config):
+    """``kalshi-platform trade --venue sim`` with each example for a short run: exit 0, the
+    summary, and every open order canceled at the sim at the end."""
+    with SimThread(COCKPIT) as sim:
+        args = ["trade", "--strategy", spec, "--venue", "sim", "--base-url", sim.rest_url,
+                "--key-id", "bob", "--duration", "2"]
+        if config:
+            args += ["--config", config]
+        res = _cli(*args)
+        assert res.returncode == 0, res.stderr
+        out = res.stdout
+        assert f"trade {spec.split(':')[1]} on sim" in out
+        assert "12 markets" in out and "PnL net $" in out
+        ev = int(out.split("events ")[1].split(" ")[0].rstrip(",").replace(",", ""))
+        assert ev > 100  # it saw the replayed books
+        assert sim.resting("bob") == []
+        orders = sim.call(lambda: list(sim.exchange.user_orders("bob", None, None)))
+        assert orders, "the strategy placed no order on the sim"
+
+
+def test_trade_cli_bad_input_is_one_line_exit_2():
+    base = ["trade", "--strategy", "examples.taker:Taker"]
+    res = _cli(*base, "--venue", "kalshi", "--env", "prod", "--markets", "X")
+    assert res.returncode == 2 and "--i-understand-this-is-real-money" in res.stderr
+    res = _cli(*base, "--venue", "nyse")
+    assert res.returncode == 2 and "--venue must be sim or kalshi" in res.stderr
+    res = _cli(*base, "--venue", "sim", "--base-url", "http://127.0.0.1:9/trade-api/v2")
+    assert res.returncode == 2 and "cannot reach" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
