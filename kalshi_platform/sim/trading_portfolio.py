@@ -20,9 +20,9 @@ from kalshi_platform.exchange.views import money_to_str
 from kalshi_platform.fixedpoint import size_to_str
 from kalshi_platform.sim.trading_json import (balance_full, event_positions, fill_full,
                                               position_full, settlement_full)
-from kalshi_platform.sim.trading_rest import (BadRequest, count_of, error_response,
-                                              exchange_error, handler, ok, opt, page,
-                                              read_json, ts_filter)
+from kalshi_platform.sim.trading_rest import (BadRequest, answer, count_of, error_response,
+                                              exchange_error, handler, newest_page, ok, opt,
+                                              page, read_json, ts_filter)
 
 
 class Portfolio:
@@ -54,13 +54,11 @@ class Portfolio:
     async def fills(self, request: web.Request, user: str) -> web.Response:
         """``GET /portfolio/fills`` (ticker, order_id, min_ts, max_ts, limit, cursor)."""
         q = request.query
-        lo, hi = ts_filter(q)
+        window = ts_filter(q)
         tk, oid = q.get("ticker") or None, q.get("order_id") or None
-        rows = [f for f in self.host.exchange.fills.get(user, ())
-                if (tk is None or f.ticker == tk) and (oid is None or f.order_id == oid)
-                and (lo is None or f.ts >= lo) and (hi is None or f.ts <= hi)]
-        rows.reverse()
-        chunk, cursor = page(rows, q, max_limit=1000)
+        rows = (f for f in self.host.exchange.fills.get(user, ())
+                if (tk is None or f.ticker == tk) and (oid is None or f.order_id == oid))
+        chunk, cursor = newest_page(rows, q, window, lambda f: f.ts)
         return ok({"fills": [fill_full(f) for f in chunk], "cursor": cursor})
 
     @handler
@@ -89,13 +87,11 @@ class Portfolio:
     async def settlements(self, request: web.Request, user: str) -> web.Response:
         """``GET /portfolio/settlements`` (ticker, event_ticker, min_ts, max_ts, cursor)."""
         q = request.query
-        lo, hi = ts_filter(q)
+        window = ts_filter(q)
         tk, ev = q.get("ticker") or None, q.get("event_ticker") or None
-        rows = [s for s in self.host.exchange.settlements.get(user, ())
-                if (tk is None or s.ticker == tk) and (ev is None or s.event_ticker == ev)
-                and (lo is None or s.settled_ts >= lo) and (hi is None or s.settled_ts <= hi)]
-        rows.reverse()
-        chunk, cursor = page(rows, q)
+        rows = (s for s in self.host.exchange.settlements.get(user, ())
+                if (tk is None or s.ticker == tk) and (ev is None or s.event_ticker == ev))
+        chunk, cursor = newest_page(rows, q, window, lambda s: s.settled_ts)
         return ok({"settlements": [settlement_full(s) for s in chunk], "cursor": cursor})
 
     @handler
@@ -159,19 +155,17 @@ class Portfolio:
         """``POST /portfolio/order_groups/create`` (contracts_limit(_fp)) → 201 id."""
         body = await read_json(request)
         gid = str(uuid.uuid4())
-        res = await self.host.submit(C.CreateOrderGroup(
+        cmd = C.CreateOrderGroup(
             user_id=user, order_group_id=gid, contracts_limit=count_of(body, "contracts_limit"),
-            is_auto_cancel_enabled=opt(body, "is_auto_cancel_enabled", bool, True)))
-        if res.error:
-            return exchange_error(res.error)
-        return ok({"order_group_id": gid, "subaccount": 0, "exchange_index": 0}, 201)
+            is_auto_cancel_enabled=opt(body, "is_auto_cancel_enabled", bool, True))
+        return await answer(self.host, cmd, lambda res: {"order_group_id": gid, "subaccount": 0,
+                                                         "exchange_index": 0}, 201)
 
     async def _action(self, request: web.Request, user: str, action: str,
                       limit: int | None = None) -> web.Response:
-        res = await self.host.submit(C.OrderGroupAction(
+        return await answer(self.host, C.OrderGroupAction(
             user_id=user, order_group_id=request.match_info["group_id"], action=action,
-            contracts_limit=limit))
-        return exchange_error(res.error) if res.error else ok({})
+            contracts_limit=limit), lambda res: {})
 
     @handler
     async def delete_group(self, request: web.Request, user: str) -> web.Response:

@@ -11,7 +11,7 @@ durable (WAL fsynced) before the answer is sent. Errors are Kalshi's body ``{"er
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import orjson
 from aiohttp import web
@@ -132,13 +132,20 @@ def create_cmd(user: str, body: dict) -> C.CreateOrder:
         client_order_id=opt(body, "client_order_id", str),
         time_in_force=opt(body, "time_in_force", str, C.GTC),
         expiration_ts=opt(body, "expiration_ts", int),
-        buy_max_cost=opt(body, "buy_max_cost", int),
-        post_only=opt(body, "post_only", bool, False),
-        reduce_only=opt(body, "reduce_only", bool, False),
-        self_trade_prevention_type=opt(body, "self_trade_prevention_type", str),
-        order_group_id=opt(body, "order_group_id", str),
-        cancel_order_on_pause=opt(body, "cancel_order_on_pause", bool, False),
-        subaccount=opt(body, "subaccount", int, 0))
+        buy_max_cost=opt(body, "buy_max_cost", int), **order_options(body))
+
+
+def order_options(body: dict) -> dict:
+    """The optional flags a V1 and a V2 create body share, as CreateOrder keywords:
+    ``post_only``, ``reduce_only``, ``cancel_order_on_pause`` (bool, default False),
+    ``self_trade_prevention_type``, ``order_group_id`` (str or None), ``subaccount`` (int,
+    default 0); BadRequest on a wrong type (docs/trading-api.md §4.1)."""
+    return dict(post_only=opt(body, "post_only", bool, False),
+                reduce_only=opt(body, "reduce_only", bool, False),
+                self_trade_prevention_type=opt(body, "self_trade_prevention_type", str),
+                order_group_id=opt(body, "order_group_id", str),
+                cancel_order_on_pause=opt(body, "cancel_order_on_pause", bool, False),
+                subaccount=opt(body, "subaccount", int, 0))
 
 
 def page(items: list, query: Any, default_limit: int = 100, max_limit: int = 1000,
@@ -159,6 +166,17 @@ def page(items: list, query: Any, default_limit: int = 100, max_limit: int = 100
     return chunk, (str(nxt) if nxt < len(items) else "")
 
 
+def newest_page(rows: Iterable, query: Any, window: tuple[int | None, int | None],
+                ts_of: Callable[[Any], int]) -> tuple[list, str]:
+    """``rows`` (oldest first) whose ``ts_of(row)`` (UTC ns) lies in ``window`` (``(lo, hi)``
+    from :func:`ts_filter`, inclusive, None = open), newest first, as one :func:`page`."""
+    lo, hi = window
+    out = [r for r in rows
+           if (lo is None or ts_of(r) >= lo) and (hi is None or ts_of(r) <= hi)]
+    out.reverse()
+    return page(out, query)
+
+
 def ts_filter(query: Any) -> tuple[int | None, int | None]:
     """``min_ts``/``max_ts`` (UTC s) → ns bounds."""
     try:
@@ -167,6 +185,16 @@ def ts_filter(query: Any) -> tuple[int | None, int | None]:
     except ValueError:
         raise BadRequest("min_ts and max_ts must be integer Unix seconds") from None
     return lo, hi
+
+
+async def answer(host: Any, cmd: Any, body: Callable[[Any], Any],
+                 status: int = 200) -> web.Response:
+    """Submit ``cmd`` to ``host`` (durable before it returns) and answer: the engine's refusal
+    as Kalshi's error body, else ``body(result)`` as JSON with ``status``."""
+    res = await host.submit(cmd)
+    if res.error:
+        return exchange_error(res.error)
+    return ok(body(res), status)
 
 
 def handler(fn: Callable) -> Callable:
@@ -204,26 +232,22 @@ class OrdersV1:
     @handler
     async def create(self, request: web.Request, user: str) -> web.Response:
         """``POST /portfolio/orders`` → 201 ``{"order"}``."""
-        res = await self.host.submit(create_cmd(user, await read_json(request)))
-        if res.error:
-            return exchange_error(res.error)
-        return ok({"order": order_full(res.order)}, 201)
+        return await answer(self.host, create_cmd(user, await read_json(request)),
+                            lambda res: {"order": order_full(res.order)}, 201)
 
     @handler
     async def list(self, request: web.Request, user: str) -> web.Response:
         """``GET /portfolio/orders`` (ticker, event_ticker, status, min_ts, max_ts, limit,
         cursor), newest first."""
         q = request.query
-        lo, hi = ts_filter(q)
+        window = ts_filter(q)
         status = q.get("status") or None
         if status not in (None, "resting", "canceled", "executed"):
             raise BadRequest("status must be resting, canceled or executed")
         ev = q.get("event_ticker") or None
-        rows = [v for v in self.host.exchange.user_orders(user, q.get("ticker") or None, status)
-                if (ev is None or self.event_of(v.ticker) == ev)
-                and (lo is None or v.created_ts >= lo) and (hi is None or v.created_ts <= hi)]
-        rows.reverse()
-        chunk, cursor = page(rows, q, max_limit=1000)
+        rows = (v for v in self.host.exchange.user_orders(user, q.get("ticker") or None, status)
+                if ev is None or self.event_of(v.ticker) == ev)
+        chunk, cursor = newest_page(rows, q, window, lambda v: v.created_ts)
         return ok({"orders": [order_full(v) for v in chunk], "cursor": cursor})
 
     @handler
@@ -239,12 +263,11 @@ class OrdersV1:
         """``DELETE /portfolio/orders/{order_id}`` → the zeroed order and ``reduced_by``."""
         oid = request.match_info["order_id"]
         before = self.host.exchange.get_order(oid, user)
-        res = await self.host.submit(C.CancelOrder(user_id=user, order_id=oid))
-        if res.error:
-            return exchange_error(res.error)
         reduced = before.remaining_count if before is not None else 0
-        return ok({"order": order_full(res.order), "reduced_by": reduced // 100,
-                   "reduced_by_fp": size_to_str(reduced)})
+        return await answer(self.host, C.CancelOrder(user_id=user, order_id=oid),
+                            lambda res: {"order": order_full(res.order),
+                                         "reduced_by": reduced // 100,
+                                         "reduced_by_fp": size_to_str(reduced)})
 
     @handler
     async def amend(self, request: web.Request, user: str) -> web.Response:
@@ -254,23 +277,20 @@ class OrdersV1:
             if not isinstance(body.get(f), str):
                 raise BadRequest(f"{f} is required")
         yes, no = price_of(body)
-        res = await self.host.submit(C.AmendOrder(
+        cmd = C.AmendOrder(
             user_id=user, order_id=request.match_info["order_id"], ticker=body["ticker"],
             side=body["side"], action=body["action"], yes_price=yes, no_price=no,
             count=count_of(body, required=False),
-            updated_client_order_id=opt(body, "updated_client_order_id", str)))
-        if res.error:
-            return exchange_error(res.error)
-        return ok({"old_order": order_full(res.old_order), "order": order_full(res.order)})
+            updated_client_order_id=opt(body, "updated_client_order_id", str))
+        return await answer(self.host, cmd, lambda res: {"old_order": order_full(res.old_order),
+                                                         "order": order_full(res.order)})
 
     @handler
     async def decrease(self, request: web.Request, user: str) -> web.Response:
         """``POST …/{order_id}/decrease`` (exactly one of reduce_by(_fp), reduce_to(_fp))."""
         body = await read_json(request)
-        res = await self.host.submit(decrease_cmd(user, request.match_info["order_id"], body))
-        if res.error:
-            return exchange_error(res.error)
-        return ok({"order": order_full(res.order)})
+        return await answer(self.host, decrease_cmd(user, request.match_info["order_id"], body),
+                            lambda res: {"order": order_full(res.order)})
 
     @handler
     async def batch_create(self, request: web.Request, user: str) -> web.Response:

@@ -17,9 +17,10 @@ from aiohttp import web
 from kalshi_platform.exchange import commands as C
 from kalshi_platform.fixedpoint import FixedPointError, parse_price, size_to_str
 from kalshi_platform.sim.trading_json import ms, v2_order
-from kalshi_platform.sim.trading_rest import (BadRequest, batch_cancel, batch_create,
+from kalshi_platform.sim.trading_rest import (BadRequest, answer, batch_cancel, batch_create,
                                               count_of, decrease_cmd, err_body,
-                                              exchange_error, handler, ok, opt, read_json)
+                                              exchange_error, handler, ok, opt,
+                                              order_options, read_json)
 
 
 def _book_side(body: dict) -> str:
@@ -52,13 +53,7 @@ def create_v2_cmd(user: str, body: dict) -> C.CreateOrder:
         user_id=user, ticker=body["ticker"], side="yes", action=_book_side(body),
         count=count_of(body), yes_price=_price(body),
         client_order_id=opt(body, "client_order_id", str), time_in_force=tif,
-        expiration_ts=opt(body, "expiration_time", int),
-        post_only=opt(body, "post_only", bool, False),
-        reduce_only=opt(body, "reduce_only", bool, False),
-        self_trade_prevention_type=opt(body, "self_trade_prevention_type", str),
-        order_group_id=opt(body, "order_group_id", str),
-        cancel_order_on_pause=opt(body, "cancel_order_on_pause", bool, False),
-        subaccount=opt(body, "subaccount", int, 0))
+        expiration_ts=opt(body, "expiration_time", int), **order_options(body))
 
 
 class OrdersV2:
@@ -80,10 +75,8 @@ class OrdersV2:
     @handler
     async def create(self, request: web.Request, user: str) -> web.Response:
         """``POST /portfolio/events/orders`` → 201 ``CreateOrderV2Response``."""
-        res = await self.host.submit(create_v2_cmd(user, await read_json(request)))
-        if res.error:
-            return exchange_error(res.error)
-        return ok(v2_order(res.order, self.host.exchange.ts), 201)
+        return await answer(self.host, create_v2_cmd(user, await read_json(request)),
+                            lambda res: v2_order(res.order, self.host.exchange.ts), 201)
 
     @handler
     async def amend(self, request: web.Request, user: str) -> web.Response:
@@ -91,39 +84,35 @@ class OrdersV2:
         body = await read_json(request)
         if not isinstance(body.get("ticker"), str):
             raise BadRequest("ticker is required")
-        res = await self.host.submit(C.AmendOrder(
+        cmd = C.AmendOrder(
             user_id=user, order_id=request.match_info["order_id"], ticker=body["ticker"],
             side="yes", action=_book_side(body), yes_price=_price(body),
             count=count_of(body, required=False),
-            updated_client_order_id=opt(body, "updated_client_order_id", str)))
-        if res.error:
-            return exchange_error(res.error)
-        return ok(v2_order(res.order, self.host.exchange.ts))
+            updated_client_order_id=opt(body, "updated_client_order_id", str))
+        return await answer(self.host, cmd, lambda res: v2_order(res.order, self.host.exchange.ts))
 
     @handler
     async def decrease(self, request: web.Request, user: str) -> web.Response:
         """``POST …/{order_id}/decrease`` → ``{order_id, client_order_id, remaining_count,
         ts_ms}``."""
         body = await read_json(request)
-        res = await self.host.submit(decrease_cmd(user, request.match_info["order_id"], body))
-        if res.error:
-            return exchange_error(res.error)
-        v = res.order
-        return ok({"order_id": v.order_id, "client_order_id": v.client_order_id or "",
-                   "remaining_count": size_to_str(v.remaining_count),
-                   "ts_ms": ms(self.host.exchange.ts)})
+        return await answer(self.host, decrease_cmd(user, request.match_info["order_id"], body),
+                            lambda res: {"order_id": res.order.order_id,
+                                         "client_order_id": res.order.client_order_id or "",
+                                         "remaining_count": size_to_str(res.order.remaining_count),
+                                         "ts_ms": ms(self.host.exchange.ts)})
 
     @handler
     async def cancel(self, request: web.Request, user: str) -> web.Response:
         """``DELETE …/{order_id}`` → ``{order_id, client_order_id, reduced_by, ts_ms}``."""
         oid = request.match_info["order_id"]
         before = self.host.exchange.get_order(oid, user)
-        res = await self.host.submit(C.CancelOrder(user_id=user, order_id=oid))
-        if res.error:
-            return exchange_error(res.error)
-        return ok({"order_id": oid, "client_order_id": res.order.client_order_id or "",
-                   "reduced_by": size_to_str(before.remaining_count if before else 0),
-                   "ts_ms": ms(self.host.exchange.ts)})
+        return await answer(self.host, C.CancelOrder(user_id=user, order_id=oid),
+                            lambda res: {"order_id": oid,
+                                         "client_order_id": res.order.client_order_id or "",
+                                         "reduced_by": size_to_str(before.remaining_count
+                                                                   if before else 0),
+                                         "ts_ms": ms(self.host.exchange.ts)})
 
     @handler
     async def cancel_all(self, request: web.Request, user: str) -> web.StreamResponse:
