@@ -51,6 +51,17 @@ from kalshi_platform.feed.transports import TransportError
 from kalshi_platform.stream.codec import CodecError
 
 
+def _stream_seq(m: Any) -> int:
+    """The stream seq of a delivered message, from its ack subject
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ns>.<pending>``
+    (nats-server 2.9 without a domain; other forms through nats-py's ``metadata``, a
+    dataclass of every field: the dearer path on every message)."""
+    tokens = m.reply.split(".")
+    if len(tokens) == 9:
+        return int(tokens[5])
+    return m.metadata.sequence.stream
+
+
 class Client:
     """See the module docstring. Raises :class:`TransportError` for a bad URL or when no
     server answers."""
@@ -162,7 +173,7 @@ class Client:
             self._pos[key] = max(self._pos[key], start - 1)
 
         async def cb(m: Any, key: str = key) -> None:
-            self._pos[key] = m.metadata.sequence.stream
+            self._pos[key] = _stream_seq(m)
             await self._on_msg(m)
 
         self._subs[key] = await self._js.subscribe("", stream=self.names[key],

@@ -129,6 +129,15 @@ def writer(
             loop.add_signal_handler(sig, w.stop)
         return await w.run()
 
+    # The writer holds up to a store batch of event tuples (their cycle-free containers are
+    # what the collector scans over and over): a young generation of 50k objects and the
+    # startup objects frozen cut decoding from 1.17 to 0.78 µs an event (measured here,
+    # 219k events kept). Cycles are still collected, only less often.
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
     code = exitcodes.OK
     try:
         stats = asyncio.run(go())
