@@ -137,3 +137,17 @@ def wait_until(cond, timeout: float = 15.0, what: str = "condition") -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached in {timeout} s")
         time.sleep(0.001)
+
+
+async def until(cond, timeout: float = 10.0, what: str = "condition") -> None:
+    """:func:`wait_until` for a test body on an event loop: poll ``cond()`` between loop
+    turns (the servers under test run on the same loop), bounded, failing the test after
+    ``timeout`` s."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() > end:
+            raise AssertionError(f"{what} not reached in {timeout} s")
+        await asyncio.sleep(0.002)

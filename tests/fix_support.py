@@ -70,14 +70,3 @@ async def report(c: FixClient, timeout: float = 5.0):
 def run(coro):
     """Run an async test body."""
     return asyncio.run(asyncio.wait_for(coro, 60))
-
-
-async def until(cond, timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll ``cond()`` on the loop until true; fail the test after ``timeout`` s."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout} s")
-        await asyncio.sleep(0.002)

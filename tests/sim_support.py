@@ -1,5 +1,6 @@
 """Test support: the local Kalshi-compatible server on its own event loop in a thread, for
-tests that drive a CLI (CliRunner) from the test thread."""
+tests that drive a CLI (CliRunner) from the test thread; the sim as a process; Ed25519 key
+files for the sim's signed users."""
 
 from __future__ import annotations
 
@@ -7,7 +8,31 @@ import asyncio
 import threading
 from contextlib import contextmanager
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from kalshi_platform.sim.app import SimServer
+
+
+def public_key_file(tmp_path, name: str) -> tuple[ed25519.Ed25519PrivateKey, str]:
+    """A new Ed25519 key and the path of its public key (PEM, ``<tmp_path>/<name>.pub.pem``),
+    as a sim user's key file (``UserSpec``)."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    pub = tmp_path / f"{name}.pub.pem"
+    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+    return key, str(pub)
+
+
+def private_key_file(tmp_path, name: str = "key"):
+    """A new Ed25519 key and the path (``<tmp_path>/<name>.pem``) of its unencrypted PKCS#8
+    PEM, as a client's ``private_key_pem``."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = tmp_path / f"{name}.pem"
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    return key, pem
 
 
 @contextmanager

@@ -18,10 +18,10 @@ import sys
 import aiohttp
 import httpx
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from fix_support import report, tag
+from sim_support import public_key_file
 
-from conftest import COCKPIT
+from conftest import COCKPIT, until
 from kalshi_platform.api.auth import Signer
 from kalshi_platform.api.trading import TradingClient
 from kalshi_platform.fix import protocol as P
@@ -37,23 +37,6 @@ from kalshi_platform.tools.fix_client import FixClient
 P1 = 1_000_000
 
 
-def _key(tmp_path, name):
-    key = ed25519.Ed25519PrivateKey.generate()
-    pub = tmp_path / f"{name}.pub.pem"
-    pub.write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    return key, str(pub)
-
-
-async def _until(cond, timeout=10.0, what="condition"):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError(f"{what} not reached in {timeout} s")
-        await asyncio.sleep(0.002)
-
-
 async def _private(url, headers, frames):
     async with aiohttp.ClientSession() as s, s.ws_connect(url, headers=headers) as ws:
         await ws.send_json({"id": 1, "cmd": "subscribe", "params": {"channels": ["fill"]}})
@@ -62,7 +45,7 @@ async def _private(url, headers, frames):
 
 
 def test_buy_yes_over_fix_against_recorded_liquidity_fill_position_settlement(tmp_path):
-    key, pub = _key(tmp_path, "alice")
+    key, pub = public_key_file(tmp_path, "alice")
 
     async def main():
         sim = SimServer(COCKPIT, start="subscribe", ping_interval=0)
@@ -72,7 +55,7 @@ def test_buy_yes_over_fix_against_recorded_liquidity_fill_position_settlement(tm
             signer = Signer("alice", key)
             frames: list = []
             ws = asyncio.create_task(_private(sim.ws_url, signer.headers("GET", WS_PATH), frames))
-            await _until(lambda: any(f.get("type") == "subscribed" for f in frames))
+            await until(lambda: any(f.get("type") == "subscribed" for f in frames))
             # the plant's subscription starts playback: the recorded books become liquidity
             events = InMemoryPublisher()
             plant = TickerPlant([events])
@@ -98,7 +81,7 @@ def test_buy_yes_over_fix_against_recorded_liquidity_fill_position_settlement(tm
                 assert (tag(fill, P.LAST_QTY), tag(fill, P.LAST_PX)) == \
                     ("2", P.format_price(ask, True))
                 oid = tag(fill, P.ORDER_ID)
-                await _until(lambda: any(f.get("type") == "fill" for f in frames), what="WS fill")
+                await until(lambda: any(f.get("type") == "fill" for f in frames), what="WS fill")
                 f = next(x for x in frames if x.get("type") == "fill")["msg"]
                 assert (f["order_id"], f["trade_id"], f["count_fp"]) == \
                     (oid, tag(fill, P.TRD_MATCH_ID), "2.00")
@@ -113,11 +96,11 @@ def test_buy_yes_over_fix_against_recorded_liquidity_fill_position_settlement(tm
                         r = await adm.post(path, json=body)
                         assert r.status_code == 200, r.text
                 # the plant subscribed to the sim shows the FIX trade and the book change
-                await _until(lambda: any(e.ticker == t for e in events.events["trades"]),
+                await until(lambda: any(e.ticker == t for e in events.events["trades"]),
                              what="trade in the plant")
                 last = [e for e in events.events["trades"] if e.ticker == t][-1]
                 assert (last.yes_price, last.count, last.taker_side) == (ask, 200, "yes")
-                await _until(lambda: plant.books[t].no == dict(ex.book_snapshot(t)["no"]),
+                await until(lambda: plant.books[t].no == dict(ex.book_snapshot(t)["no"]),
                              what="plant book = engine book")
                 assert plant.books[t].yes == dict(ex.book_snapshot(t)["yes"])
                 assert (await tc.balance())["balance"] - (bal0 - paid) == 200  # 2 x $1
@@ -132,7 +115,7 @@ def test_buy_yes_over_fix_against_recorded_liquidity_fill_position_settlement(tm
 
 def test_sim_fix_port_and_fix_client_cli(tmp_path):
     """``sim --exchange --fix-port 0`` + ``fix-client``: an order rests, the report prints."""
-    key, pub = _key(tmp_path, "bob")
+    key, pub = public_key_file(tmp_path, "bob")
     pem = tmp_path / "bob.pem"
     pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                       serialization.PrivateFormat.PKCS8,

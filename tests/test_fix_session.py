@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fix_support import TICKER, logon, make_hub, report, rsa_key, run, serving, tag, until
+from fix_support import TICKER, logon, make_hub, report, rsa_key, run, serving, tag
 
+from conftest import until
 from kalshi_platform.fix import protocol as P
 from kalshi_platform.fix.auth import prehash, sign_logon, verify_logon
 from kalshi_platform.sim.limits import RateLimiter

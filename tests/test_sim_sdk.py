@@ -23,13 +23,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import kalshi_oracle as oracle
 from conftest import COCKPIT, REPO_ROOT, wait_until
 from oracle_compare import oracle_ladders
-from sim_support import sim_thread
+from sim_support import private_key_file, sim_thread
 
 SDK_VERSION = "3.34.0"
 REST = REPO_ROOT / "data" / "rest"
@@ -123,11 +121,7 @@ def _fixture_trades() -> list[dict]:
 
 def test_official_sdk_validates_every_market_data_call(tmp_path):
     vpy = _sdk_venv()
-    key = ed25519.Ed25519PrivateKey.generate()
-    pem = tmp_path / "key.pem"
-    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
+    key, pem = private_key_file(tmp_path)
     ref = oracle.replay(COCKPIT)
     ladders = oracle_ladders(ref)
     fixtures = _fixture_markets()

@@ -20,11 +20,10 @@ import json
 import aiohttp
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from conftest import COCKPIT
+from conftest import COCKPIT, until
 from oracle_compare import assert_books_match, replay_recorded
+from sim_support import public_key_file
 from kalshi_platform.api.auth import Signer
 from kalshi_platform.api.trading import TradingClient
 from kalshi_platform.ingestion.ws_client import Backoff, KalshiWSClient
@@ -39,24 +38,6 @@ P1 = 1_000_000
 
 def arun(coro, timeout: float = 60.0):
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-async def until(cond, timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll ``cond`` on the event loop until true (bounded)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError(f"{what} not reached in {timeout} s")
-        await asyncio.sleep(0.002)
-
-
-def make_key(tmp_path, name: str) -> tuple[ed25519.Ed25519PrivateKey, str]:
-    key = ed25519.Ed25519PrivateKey.generate()
-    pub = tmp_path / f"{name}.pub.pem"
-    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
-    return key, str(pub)
 
 
 class PrivateFeed:
@@ -77,7 +58,7 @@ class PrivateFeed:
 
 @pytest.mark.parametrize("wal", [False, True], ids=["memory", "wal"])
 def test_buy_yes_against_recorded_liquidity_fill_position_settlement_and_plant(tmp_path, wal):
-    key, pub = make_key(tmp_path, "alice")
+    key, pub = public_key_file(tmp_path, "alice")
     users = tmp_path / "users.toml"
     users.write_text(f'[[user]]\nkey_id = "alice"\npublic_key = "{pub}"\n'
                      f'balance_cents = 100000\n')

@@ -17,11 +17,9 @@ import subprocess
 import threading
 from decimal import Decimal
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
 from conftest import COCKPIT, wait_until
 from oracle_compare import oracle_ladders, replay_recorded
+from sim_support import private_key_file
 from test_sim_sdk import DRIVER, _sdk_venv
 from kalshi_platform.fixedpoint import price_to_str, size_to_str
 from kalshi_platform.sim.app import SimServer
@@ -44,11 +42,7 @@ def run_sim(box: dict, ready: threading.Event, stop: threading.Event, **kw) -> N
 
 def test_official_sdk_validates_every_trading_call(tmp_path):
     vpy = _sdk_venv()
-    key = ed25519.Ed25519PrivateKey.generate()
-    pem = tmp_path / "key.pem"
-    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
+    key, pem = private_key_file(tmp_path)
     box: dict = {}
     ready, stop = threading.Event(), threading.Event()
     th = threading.Thread(target=run_sim, args=(box, ready, stop),
