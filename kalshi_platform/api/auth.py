@@ -211,12 +211,8 @@ class Signer:
     def sign(self, ts_ms: int, method: str, path: str) -> str:
         """Base64 signature of :func:`signing_message` ``(ts_ms, method, path)``: RSA-PSS
         SHA-256 / MGF1 SHA-256 / salt 32 bytes for RSA keys, Ed25519 otherwise (§2.3)."""
-        msg = signing_message(ts_ms, method, path)
-        if isinstance(self._key, rsa.RSAPrivateKey):
-            sig = self._key.sign(msg, _PSS, hashes.SHA256())
-        else:
-            sig = self._key.sign(msg)
-        return base64.b64encode(sig).decode("ascii")
+        return base64.b64encode(sign_bytes(self._key, signing_message(ts_ms, method, path))
+                                ).decode("ascii")
 
     def headers(self, method: str, path: str, ts_ms: int | None = None) -> dict[str, str]:
         """The three ``KALSHI-ACCESS-*`` headers for one request; ``ts_ms`` defaults to now
@@ -253,6 +249,25 @@ def verify_signature(public_key: PublicKey, signature_b64: str, ts_ms: int, meth
         msg = signing_message(ts_ms, method, path)
     except ValueError:
         return False
+    return verify_bytes(public_key, sig, msg)
+
+
+def sign_bytes(private_key: PrivateKey, msg: bytes) -> bytes:
+    """The raw signature of ``msg`` in Kalshi's scheme (§2.3): RSA-PSS SHA-256 / MGF1 SHA-256 /
+    salt = digest length for an RSA key, plain Ed25519 for an Ed25519 key. Shared by REST
+    request signing and the FIX logon (kalshi_platform/fix/auth.py). Raises
+    :class:`AuthError` for another key type."""
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        return private_key.sign(msg, _PSS, hashes.SHA256())
+    if isinstance(private_key, ed25519.Ed25519PrivateKey):
+        return private_key.sign(msg)
+    raise AuthError(f"unsupported private key type {type(private_key).__name__}")
+
+
+def verify_bytes(public_key: PublicKey, sig: bytes, msg: bytes) -> bool:
+    """``True`` iff ``sig`` (raw bytes) signs ``msg`` under ``public_key`` in the scheme of
+    :func:`sign_bytes`; ``False`` for a wrong signature. Raises :class:`AuthError` when
+    ``public_key`` is not an RSA/Ed25519 public key."""
     try:
         if isinstance(public_key, rsa.RSAPublicKey):
             public_key.verify(sig, msg, _PSS, hashes.SHA256())

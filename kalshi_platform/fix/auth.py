@@ -12,11 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from kalshi_platform.api.auth import AuthError, sign_bytes, verify_bytes
 
-_PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
 SOH = "\x01"
 
 
@@ -30,13 +27,10 @@ def sign_logon(private_key, sending_time: str, seq: int, sender: str, target: st
 
     ``private_key``: an RSA or Ed25519 private key (``api.auth.load_private_key``). Raises
     ``TypeError`` for another key type."""
-    msg = prehash(sending_time, "A", seq, sender, target)
-    if isinstance(private_key, rsa.RSAPrivateKey):
-        sig = private_key.sign(msg, _PSS, hashes.SHA256())
-    elif isinstance(private_key, ed25519.Ed25519PrivateKey):
-        sig = private_key.sign(msg)
-    else:
-        raise TypeError("FIX logon keys are RSA or Ed25519")
+    try:
+        sig = sign_bytes(private_key, prehash(sending_time, "A", seq, sender, target))
+    except AuthError:
+        raise TypeError("FIX logon keys are RSA or Ed25519") from None
     return base64.b64encode(sig).decode()
 
 
@@ -48,14 +42,7 @@ def verify_logon(public_key, signature_b64: str, sending_time: str, seq: int | s
         sig = base64.b64decode(signature_b64, validate=True)
     except (binascii.Error, ValueError):
         return False
-    msg = prehash(sending_time, "A", seq, sender, target)
     try:
-        if isinstance(public_key, rsa.RSAPublicKey):
-            public_key.verify(sig, msg, _PSS, hashes.SHA256())
-        elif isinstance(public_key, ed25519.Ed25519PublicKey):
-            public_key.verify(sig, msg)
-        else:
-            return False
-    except InvalidSignature:
+        return verify_bytes(public_key, sig, prehash(sending_time, "A", seq, sender, target))
+    except AuthError:
         return False
-    return True
