@@ -86,8 +86,8 @@ class NodeThread:
     (``node.start`` there too, so every callback is on the venue's loop)."""
 
     def __init__(self, sim: SimThread, strategy, tickers, *, key: Signer, risk=None,
-                 cancel_on_stop: bool = True) -> None:
-        cfg = RestVenueConfig(sim.rest_url, sim.ws_url, key, tuple(tickers), timeout_s=5.0)
+                 cancel_on_stop: bool = True, timeout_s: float = 5.0) -> None:
+        cfg = RestVenueConfig(sim.rest_url, sim.ws_url, key, tuple(tickers), timeout_s=timeout_s)
         self.venue = RestVenue(cfg, before_close=self._close)
         self.node = TradingNode(strategy, self.venue, risk)
         self.cancel_on_stop = cancel_on_stop
@@ -107,16 +107,21 @@ class NodeThread:
     def on_loop(self, fn, timeout: float = 10.0):
         """Run ``fn()`` on the venue's loop (where the node lives) and return its value."""
         out: list = []
+        err: list = []
         done = threading.Event()
 
         def go():
             try:
                 out.append(fn())
+            except BaseException as e:  # re-raised on the test's thread
+                err.append(e)
             finally:
                 done.set()
 
         self.venue.call_soon(go)
         assert done.wait(timeout), "venue loop did not run the call"
+        if err:
+            raise err[0]
         return out[0]
 
     def __enter__(self) -> "NodeThread":

@@ -179,3 +179,37 @@ def test_trade_cli_bad_input_is_one_line_exit_2():
     res = _cli(*base, "--venue", "sim", "--base-url", "http://127.0.0.1:9/trade-api/v2")
     assert res.returncode == 2 and "cannot reach" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_timeout_is_unknown_blocks_the_order_until_reconciliation():
+    """A create whose answer does not come within the venue's timeout (the sim delays every
+    REST answer by 1 s, the venue gives up after 0.3 s): ``unknown``, the order is blocked
+    (a cancel is not sent). Reconciliation from the portfolio endpoints then agrees with the
+    engine: an order the sim holds is linked and unblocked (and cancels), one it never got
+    (here aiohttp drops the request whose client went away) is rejected, "not at the venue"."""
+    with SimThread(COCKPIT) as sim:
+        tickers = _tickers(sim)
+        tk = tickers[0]
+        with NodeThread(sim, Strategy(), tickers, key=signer("alice"), risk=RISK,
+                        timeout_s=0.3) as nt:
+            wait_until(sim.replay_done, 30, "replay done")
+            wait_until(lambda: nt.on_loop(lambda: nt.node.ctx.bbo(tk) is not None), 20,
+                       "the market's book live in the node")
+            sim.call(lambda: setattr(sim.sim.faults, "delay_s", 1.0))  # slow REST answers
+            o = nt.on_loop(lambda: nt.node.ctx.buy_yes(tk, TICK, contracts(1)))
+            wait_until(lambda: nt.on_loop(lambda: bool(o.blocked) or o.status.terminal), 10,
+                       "order blocked")
+            assert o.status is OrderStatus.PENDING_NEW and o.blocked, (o.status, o.reason)
+            assert nt.on_loop(lambda: nt.node.ctx.cancel(o)) is False  # blocked: not sent
+            sim.call(lambda: setattr(sim.sim.faults, "delay_s", 0.0))
+            wait_until(lambda: nt.on_loop(lambda: nt.venue.in_flight == 0), 10)
+            nt.on_loop(nt.node.reconcile)
+            at_sim = sim.call(lambda: list(sim.exchange.user_orders("alice", None, None)))
+            if at_sim:
+                assert (o.venue_order_id, o.status, o.blocked) == (
+                    at_sim[0].order_id, OrderStatus.RESTING, "")
+                assert nt.on_loop(lambda: nt.node.ctx.cancel(o)) is True
+                wait_until(lambda: sim.resting("alice") == [], 10, "canceled at the sim")
+            else:
+                assert o.status is OrderStatus.REJECTED and "not at the venue" in o.reason
+            assert len(nt.node.oms.orders) == 1  # no second order was ever placed
