@@ -213,3 +213,36 @@ def test_timeout_is_unknown_blocks_the_order_until_reconciliation():
             else:
                 assert o.status is OrderStatus.REJECTED and "not at the venue" in o.reason
             assert len(nt.node.oms.orders) == 1  # no second order was ever placed
+
+
+def test_trade_cli_ctrl_c_cancels_all_prints_summary_exit_130(tmp_path):
+    """SIGINT to a running ``trade``: every open order canceled at the sim, the summary
+    printed, exit 130."""
+    import signal
+
+    strat = tmp_path / "quoter.py"
+    strat.write_text("from kalshi_platform.trading import Strategy, contracts\n"
+                     "class Q(Strategy):\n"
+                     "    def on_start(self):\n        self.done = set()\n"
+                     "    def on_bbo(self, b):\n"
+                     "        if b.state != 'live' or b.yes_bid is None or b.ticker in self.done:\n"
+                     "            return\n"
+                     "        self.done.add(b.ticker)\n"
+                     "        self.ctx.buy_yes(b.ticker, max(b.yes_bid - 100000, 10000), contracts(1))\n")
+    risk = tmp_path / "risk.toml"
+    risk.write_text("[risk]\nmax_orders_per_s = 100\n")
+    with SimThread(COCKPIT) as sim:
+        p = subprocess.Popen([sys.executable, "-m", "kalshi_platform", "trade", "--strategy",
+                              f"{strat}:Q", "--venue", "sim", "--base-url", sim.rest_url,
+                              "--key-id", "carol", "--config", str(risk)], cwd=REPO_ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_until(lambda: len(sim.resting("carol")) == 12, 30, "12 bids resting")
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        assert p.returncode == 130, err
+        assert "(interrupted: open orders canceled)" in out and "canceled 12" in out
+        assert sim.resting("carol") == []
