@@ -23,7 +23,7 @@ import pickle
 import struct
 import zlib
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import msgspec
 
@@ -202,28 +202,47 @@ class DurableExchange:
 
 
 class GroupCommitter:
-    """Async group commit over a :class:`DurableExchange` for a server's event loop.
+    """Async group commit over a :class:`DurableExchange` for a server's event loop (the FIX
+    EngineHub, the sim's EngineHost).
 
     ``await submit(cmd, ts)`` applies the command at once (the loop is the single writer),
     queues its record and resolves when the batch holding it is fsynced; while one fsync runs
-    in a worker thread the next commands accumulate into the next batch."""
+    in a worker thread the next commands accumulate into the next batch. ``on_durable(item)``
+    is called for every queued item once its batch is fsynced, in queue order (before its
+    future resolves); ``on_failed(error)`` once for a batch whose commit raised OSError (its
+    futures get the error)."""
 
-    def __init__(self, durable: DurableExchange) -> None:
+    def __init__(self, durable: DurableExchange,
+                 on_durable: Callable[[Any], None] | None = None,
+                 on_failed: Callable[[OSError], None] | None = None) -> None:
         self.durable = durable
+        self.on_durable = on_durable
+        self.on_failed = on_failed
         self._buf: list[bytes] = []
-        self._waiters: list[asyncio.Future] = []
+        self._waiters: list[tuple[Any, asyncio.Future | None]] = []
         self._flusher: asyncio.Task | None = None
 
     async def submit(self, cmd, ts: int) -> Result:
         """Apply ``cmd``; return its result once durable. Raises OSError if the log failed."""
         results, rec = self.durable.apply(((cmd, ts),))
         fut = asyncio.get_running_loop().create_future()
-        self._buf.append(rec)
-        self._waiters.append(fut)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+        self.queue(rec, results[0], fut)
         await fut
         return results[0]
+
+    def queue(self, rec: bytes, item: Any = None, fut: asyncio.Future | None = None) -> None:
+        """Queue ``rec`` (a record the caller applied with ``durable.apply``) for the next
+        batch; once it is fsynced, ``on_durable(item)`` is called and ``fut`` (if any)
+        resolves. Call on the running loop."""
+        self._buf.append(rec)
+        self._waiters.append((item, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def drained(self) -> None:
+        """Wait until every queued record is durable (and handed to ``on_durable``)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
 
     async def _flush(self) -> None:
         while self._buf:
@@ -232,9 +251,15 @@ class GroupCommitter:
             try:
                 await asyncio.to_thread(self.durable.commit, buf)
             except OSError as e:
-                for w in waiters:
-                    w.set_exception(e)
+                if self.on_failed is not None:
+                    self.on_failed(e)
+                for _, fut in waiters:
+                    if fut is not None and not fut.done():
+                        fut.set_exception(e)
                 continue
-            for w in waiters:
-                w.set_result(None)
+            for item, fut in waiters:
+                if self.on_durable is not None:
+                    self.on_durable(item)
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
         self.durable.maybe_snapshot()

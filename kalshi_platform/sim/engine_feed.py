@@ -62,11 +62,15 @@ class EngineHost:
         self.clock = clock
         self.market_id_of = market_id_of
         self.durable = None
+        self._committer = None
         if wal_dir is not None:
-            from kalshi_platform.exchange.wal import DurableExchange
+            from kalshi_platform.exchange.wal import DurableExchange, GroupCommitter
 
             self.durable = DurableExchange(wal_dir, config)
             self.exchange: Exchange = self.durable.exchange
+            self._committer = GroupCommitter(
+                self.durable, on_durable=self._publish,
+                on_failed=lambda e: log.error("write-ahead log failed: %s", e))
         else:
             self.exchange = Exchange(config)
         #: ticker -> the book as published (snapshots and REST render from it)
@@ -79,9 +83,6 @@ class EngineHost:
         self.on_applied: list[Callable[[Result], None]] = []
         #: called with ``(type, msg)`` of every public frame published (REST data upkeep)
         self.on_public: list[Callable[[str, dict], None]] = []
-        self._buf: list[bytes] = []
-        self._pending: list[tuple[Result, asyncio.Future | None]] = []
-        self._flusher: asyncio.Task | None = None
         self._last: dict[str, tuple] = {}  # ticker -> the last ticker msg's (bid, ask, ...)
         self._last_price: dict[str, int] = {}
         self._volume: dict[str, int] = {}
@@ -114,36 +115,15 @@ class EngineHost:
             return res
         results, rec = self.durable.apply(((cmd, ts),))
         res = results[0]
-        self._buf.append(rec)
-        self._pending.append((res, fut))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        self._committer.queue(rec, res, fut)  # published once durable (group commit)
         for fn in self.on_applied:
             fn(res)
         return res
 
-    async def _flush(self) -> None:
-        while self._buf:
-            buf, pending = b"".join(self._buf), self._pending
-            self._buf, self._pending = [], []
-            try:
-                await asyncio.to_thread(self.durable.commit, buf)
-            except OSError as e:
-                log.error("write-ahead log failed: %s", e)
-                for _, fut in pending:
-                    if fut is not None and not fut.done():
-                        fut.set_exception(e)
-                continue
-            for res, fut in pending:
-                self._publish(res)
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
-        self.durable.maybe_snapshot()
-
     async def drained(self) -> None:
         """Wait until every applied command is durable and published."""
-        while self._flusher is not None and not self._flusher.done():
-            await asyncio.shield(self._flusher)
+        if self._committer is not None:
+            await self._committer.drained()
 
     async def expire_loop(self, every_s: float = 0.25) -> None:
         """Run forever: apply a ``Tick`` when a GTD order's expiration has passed (the engine

@@ -85,6 +85,40 @@ def test_group_committer_acks_after_durable_append(tmp_path):
     assert digest(DurableExchange(tmp_path).exchange) == digest(replay(cmds))
 
 
+def test_group_committer_hands_over_in_order_once_durable_and_reports_a_failed_commit(tmp_path):
+    """``on_durable`` sees every result in apply order before its ack (the sim publishes from
+    it), a record queued without a future too; a failed commit goes to ``on_failed`` once and
+    to its waiter, and its items are not handed over."""
+    import pytest
+
+    cmds = commands(6, 120)
+    dx = DurableExchange(tmp_path)
+    seen, failed = [], []
+    gc = GroupCommitter(dx, on_durable=seen.append, on_failed=failed.append)
+
+    async def one(cmd, ts):
+        res = await gc.submit(cmd, ts)
+        assert any(r is res for r in seen)  # handed over before the ack
+        return res
+
+    async def main():
+        results = await asyncio.gather(*(one(c, ts) for c, ts in cmds[:100]))
+        assert [id(r) for r in seen] == [id(r) for r in results]
+        _, rec = dx.apply([cmds[100]])
+        gc.queue(rec, "no future")
+        await gc.drained()
+        assert seen[-1] == "no future" and dx.lsn == 101
+        os.close(dx._fd)  # the disk goes away under the log
+        with pytest.raises(OSError):
+            await gc.submit(*cmds[101])
+        await gc.drained()
+
+    asyncio.run(main())
+    assert len(seen) == 101 and len(failed) == 1 and isinstance(failed[0], OSError)
+    re = DurableExchange(tmp_path)
+    assert re.lsn == 101 and digest(re.exchange) == digest(replay(cmds[:101]))
+
+
 def _read_acks(proc, want: int, deadline: float) -> list[dict]:
     acks = []
     while len(acks) < want and time.monotonic() < deadline:
