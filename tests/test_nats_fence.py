@@ -9,7 +9,6 @@ and the bundled real recording; skipped without the binary.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys

@@ -6,7 +6,6 @@ skipped without the binary."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import pytest

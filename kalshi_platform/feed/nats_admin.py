@@ -82,7 +82,7 @@ async def init_streams(js: Any, env: str, r: Retention) -> list[tuple[str, str]]
         except nats.js.errors.NotFoundError:
             info = None
         except nats.js.errors.ServiceUnavailableError:
-            from kalshi_platform.feed.nats_pub import NO_JETSTREAM
+            from kalshi_platform.feed.nats_conn import NO_JETSTREAM
 
             raise InitError(NO_JETSTREAM) from None
         except (nats.errors.Error, TimeoutError) as e:

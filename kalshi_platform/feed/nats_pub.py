@@ -36,22 +36,19 @@ import time
 from collections import deque
 from typing import Any, Sequence
 
-import msgspec
-import nats
 import nats.errors
 import nats.js.errors
 
 from kalshi_platform.feed import nats_wire as w
 from kalshi_platform.feed import protocol
 from kalshi_platform.feed.books import BookMirror
+from kalshi_platform.feed.nats_conn import connect, parse_ack, stream_last_seqs
 from kalshi_platform.feed.transports import TransportError
 from kalshi_platform.stream.codec import EVENT_CODES, FEED_OF
 from kalshi_platform.ticker_plant.events import TradeEvent
 
 log = logging.getLogger(__name__)
 
-_ack_decoder = msgspec.json.Decoder(dict)
-NO_JETSTREAM = "JetStream does not answer: is the server started with -js (or a jetstream block)?"
 
 
 class _Msg:
@@ -65,40 +62,6 @@ class _Msg:
         self.trade = trade
         self.attempts = 0
         self.sent_at = 0.0
-
-
-async def connect(servers: list[str], name: str) -> Any:
-    """A nats-py connection to ``servers`` that reconnects forever (0.25 s apart). Raises
-    :class:`TransportError` when no server answers the first time."""
-    async def quiet(e: Exception) -> None:
-        log.debug("nats: %s", e)
-
-    try:  # nats-py retries the first connection as long as reconnects: bound it here
-        return await asyncio.wait_for(nats.connect(
-            servers=servers, name=name, connect_timeout=2, reconnect_time_wait=0.25,
-            max_reconnect_attempts=-1, dont_randomize=True, error_cb=quiet),
-            2.0 * len(servers) + 1.0)
-    except (OSError, nats.errors.Error, asyncio.TimeoutError) as e:
-        raise TransportError(f"cannot connect to {','.join(servers)}: "
-                             f"{str(e) or 'no server answered'}") from None
-
-
-async def stream_last_seqs(js: Any, env: str) -> dict[str, int]:
-    """``{"book": last seq, "events": last seq}`` of ``env``'s streams. Raises
-    :class:`TransportError` when one is missing (``nats init`` creates them)."""
-    out = {}
-    for key, name in w.stream_names(env).items():
-        try:
-            info = await js.stream_info(name)
-        except nats.js.errors.NotFoundError:
-            raise TransportError(f"JetStream stream {name} does not exist: run "
-                                 f"`kalshi-platform nats init` first") from None
-        except nats.js.errors.ServiceUnavailableError:
-            raise TransportError(NO_JETSTREAM) from None
-        except (nats.errors.Error, asyncio.TimeoutError) as e:
-            raise TransportError(f"JetStream stream {name}: {str(e) or 'no answer'}") from None
-        out[key] = info.state.last_seq
-    return out
 
 
 class NatsPublisher:
@@ -488,19 +451,10 @@ class NatsPublisher:
             return
         self._changed.set()
         self._slot.set()
-        hdr = msg.headers
-        if hdr and hdr.get("Status") == "503":
-            self._failure(m, nats.js.errors.NoStreamResponseError())
-            return
         try:
-            resp = _ack_decoder.decode(msg.data)
-            err = resp.get("error")
-            if err is not None:
-                self._failure(m, nats.js.errors.APIError.from_error(err))
-                return
-            seq, dup = int(resp["seq"]), bool(resp.get("duplicate", False))
-        except (msgspec.DecodeError, AttributeError, KeyError, TypeError, ValueError) as e:
-            self._failure(m, e)  # not an ack: retried (counted as "other")
+            seq, dup = parse_ack(msg)
+        except (nats.errors.Error, ValueError) as e:  # retried (see _failure)
+            self._failure(m, e)
             return
         self._acked(m, seq, dup)
 

@@ -45,7 +45,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from kalshi_platform.feed import nats_wire as w
 from kalshi_platform.feed import protocol
-from kalshi_platform.feed.nats_pub import connect, stream_last_seqs
+from kalshi_platform.feed.nats_conn import connect, stream_last_seqs
 from kalshi_platform.feed.protocol import Message
 from kalshi_platform.feed.transports import TransportError
 from kalshi_platform.stream.codec import CodecError

@@ -41,7 +41,7 @@ import nats.js.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from kalshi_platform.feed import nats_wire as w
-from kalshi_platform.feed.nats_pub import connect
+from kalshi_platform.feed.nats_conn import connect
 from kalshi_platform.stream.codec import CodecError
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class NatsWriter:
 
     async def _consumer(self, js: Any, key: str) -> tuple[str, str]:
         """Create the durable consumer of stream ``key`` if missing; ``(stream, name)``."""
-        from kalshi_platform.feed.nats_pub import stream_last_seqs
+        from kalshi_platform.feed.nats_conn import stream_last_seqs
 
         await stream_last_seqs(js, self.options.env)  # both streams exist, or a clear error
         stream = w.stream_names(self.options.env)[key]

@@ -47,7 +47,7 @@ def nats_init(
     import asyncio
 
     from kalshi_platform.feed import nats_admin, nats_wire
-    from kalshi_platform.feed.nats_pub import connect
+    from kalshi_platform.feed.nats_conn import connect
     from kalshi_platform.feed.transports import TransportError
 
     _setup_logging(verbose)
