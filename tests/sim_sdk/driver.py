@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import kalshi_python_sync as k
 from kalshi_python_sync.auth import KalshiAuth
+from checks import CheckFailed, check
 
 #: Trading calls the sim does not serve yet (the trading suite, ``cfg["trading"]``, runs the
 #: ones it serves: TRADING_CALLS in trading_calls.py; tests/test_sim_trading_sdk.py).
@@ -32,15 +33,6 @@ TODO_TRADING = [
     ("HistoricalApi.get_historical_orders", "GET /historical/orders"),
     ("HistoricalApi.get_historical_positions", "GET /historical/positions"),
 ]
-
-
-class CheckFailed(Exception):
-    """A response validated but its content is wrong."""
-
-
-def check(cond: bool, what: str) -> None:
-    if not cond:
-        raise CheckFailed(what)
 
 
 def client(cfg: dict[str, Any]) -> k.ApiClient:

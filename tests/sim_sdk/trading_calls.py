@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 import kalshi_python_sync as k
+from checks import check
 
 TRADING_CALLS = [
     ("OrdersApi.create_order_v2 (taker IOC)", "create_taker"),
@@ -32,15 +33,6 @@ TRADING_CALLS = [
     ("PortfolioApi.get_balance / get_portfolio_resting_order_total_value", "balance"),
     ("PortfolioApi.get_settlements", "settlements"),
 ]
-
-
-class CheckFailed(Exception):
-    """A response validated but its content is wrong."""
-
-
-def check(cond: bool, what: str) -> None:
-    if not cond:
-        raise CheckFailed(what)
 
 
 def _admin(cfg: dict, path: str, body: dict | None = None) -> None:
