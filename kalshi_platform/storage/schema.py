@@ -483,3 +483,28 @@ TABLES: dict[str, Table] = {
 #: plant event type → table (the plant's own map, events.TABLE_OF, must name the same tables)
 TABLE_FOR_EVENT: dict[type, Table] = {t.event: t for t in TABLES.values()}
 assert {e: t.name for e, t in TABLE_FOR_EVENT.items()} == TABLE_OF, "events.TABLE_OF out of sync"
+
+
+# -- tables declared outside the plant (issue 14 §4: trading history) -----------------------
+
+
+def register_table(name: str, columns: str, dedup_keys: tuple[str, ...], event: type,
+                   rows: Callable[[Any], list[tuple]], columnar_spec: str) -> Table:
+    """Register a table whose rows are not plant events (kalshi_platform/trading/tables.py:
+    ``orders``, ``positions``, ``pnl``) with the sinks: ``columns`` ``"name:kind, ..."`` as in
+    :data:`TABLES`, ``dedup_keys`` (including ``ts``), ``event`` the NamedTuple type whose
+    instances are published like plant events, ``rows`` and ``columnar_spec`` as for the plant
+    tables (:class:`_Columnar`). Sinks see the tables registered before they are created (the
+    QuestDB writer: before its module is imported). Idempotent for the same ``name`` and
+    ``event``; raises ValueError for a name or event type taken by another table."""
+    old = TABLES.get(name)
+    if old is not None:
+        if old.event is not event:
+            raise ValueError(f"table {name!r} is already registered")
+        return old
+    if event in TABLE_FOR_EVENT:
+        raise ValueError(f"{event.__name__} already has table {TABLE_FOR_EVENT[event].name!r}")
+    t = Table(name, _cols(columns), tuple(dedup_keys), event, rows, _Columnar(event, columnar_spec))
+    TABLES[name] = t
+    TABLE_FOR_EVENT[event] = t
+    return t
