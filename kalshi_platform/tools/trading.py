@@ -134,6 +134,7 @@ def trade(
     timeout_s: float = typer.Option(5.0, "--timeout", help="Seconds before an order command's outcome is 'unknown' (reconciled)."),
     duration_s: float = typer.Option(0.0, "--duration", help="Stop after this many seconds (0 = until Ctrl-C)."),
     prefix: str = typer.Option("kp", "--order-prefix", help="client_order_id prefix: a restarted run with the same prefix takes its orders back."),
+    store: Optional[Path] = typer.Option(None, "--store", help="At the end, write the orders, fills, positions and pnl tables into this Parquet store (the market-data store's layout)."),
 ) -> None:
     """Run a strategy against the sim (paper) or Kalshi (live): signed REST orders, books
     from the public WS, fills and order updates from the private WS, reconciliation on start
@@ -173,8 +174,30 @@ def trade(
     finally:
         restore()
     _print_live_summary(rep, venue, rest)
+    if store is not None:
+        _write_store(run.node, store, prefix)
     if rep["interrupted"]:
         raise typer.Exit(INTERRUPTED)
+
+
+def _write_store(node, root: Path, prefix: str) -> None:
+    """The run's trading tables into the Parquet store at ``root`` (docs/trading.md "Tables")."""
+    import time
+
+    from kalshi_platform.trading.tables import records, register_storage_tables
+
+    register_storage_tables()
+    from kalshi_platform.storage.parquet_store import ParquetStore, StoreError
+
+    try:
+        st = ParquetStore(root, f"trade-{prefix}-{time.time_ns() // 10**9}")
+        for r in records(node, time.time_ns()):
+            st.publish(r)
+        st.close()
+    except (StoreError, OSError) as e:
+        _fail(f"cannot write the store {root}: {e}")
+    console.print(f"tables: orders, fills, positions, pnl written to {root}", highlight=False,
+                  markup=False)
 
 
 def _signer(venue: str, key_id: Optional[str], private_key: Optional[Path]):

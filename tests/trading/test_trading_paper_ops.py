@@ -150,12 +150,14 @@ def nt_pos(sim, ticker: str) -> int:
 @pytest.mark.parametrize("spec,config", [
     ("examples.market_maker:MarketMaker", "examples/market_maker.toml"),
     ("examples.taker:Taker", None)], ids=["market_maker", "taker"])
-def test_examples_run_in_paper_through_the_trade_cli(spec, config):
+def test_examples_run_in_paper_through_the_trade_cli(spec, config, tmp_path):
     """``kalshi-platform trade --venue sim`` with each example for a short run: exit 0, the
-    summary, and every open order canceled at the sim at the end."""
+    summary, every open order canceled at the sim at the end, and the ``orders`` table in the
+    Parquet store (``--store``) holds every order the sim got from this key."""
+    pq = pytest.importorskip("pyarrow.parquet")
     with SimThread(COCKPIT) as sim:
         args = ["trade", "--strategy", spec, "--venue", "sim", "--base-url", sim.rest_url,
-                "--key-id", "bob", "--duration", "2"]
+                "--key-id", "bob", "--duration", "2", "--store", str(tmp_path / "store")]
         if config:
             args += ["--config", config]
         res = _cli(*args)
@@ -168,6 +170,12 @@ def test_examples_run_in_paper_through_the_trade_cli(spec, config):
         assert sim.resting("bob") == []
         orders = sim.call(lambda: list(sim.exchange.user_orders("bob", None, None)))
         assert orders, "the strategy placed no order on the sim"
+        files = sorted((tmp_path / "store" / "orders").glob("date=*/*.parquet"))
+        rows = [r for f in files for r in pq.read_table(f).to_pylist()]
+        assert {r["venue_order_id"] for r in rows if r["venue_order_id"]} == \
+            {o.order_id for o in orders}
+        assert all(r["status"] in ("canceled", "filled") for r in rows
+                   if r["venue_order_id"])  # nothing left open
 
 
 def test_trade_cli_bad_input_is_one_line_exit_2():
