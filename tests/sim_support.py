@@ -14,6 +14,19 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from kalshi_platform.sim.app import SimServer
 
 
+async def settle_market(rest_url: str, ticker: str, result: str = "yes") -> None:
+    """Close, determine (``result``) and settle ``ticker`` over the sim's ``/admin`` REST;
+    every step must answer 200."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=rest_url + "/admin") as adm:
+        for path, body in ((f"/markets/{ticker}/close", None),
+                           (f"/markets/{ticker}/determine", {"result": result}),
+                           (f"/markets/{ticker}/settle", None)):
+            r = await adm.post(path, json=body)
+            assert r.status_code == 200, r.text
+
+
 def public_key_file(tmp_path, name: str) -> tuple[ed25519.Ed25519PrivateKey, str]:
     """A new Ed25519 key and the path of its public key (PEM, ``<tmp_path>/<name>.pub.pem``),
     as a sim user's key file (``UserSpec``)."""

@@ -19,7 +19,7 @@ import aiohttp
 import httpx
 from cryptography.hazmat.primitives import serialization
 from fix_support import report, tag
-from sim_support import public_key_file
+from sim_support import public_key_file, settle_market
 
 from conftest import COCKPIT, until
 from kalshi_platform.api.auth import Signer
@@ -89,12 +89,7 @@ def test_buy_yes_over_fix_against_recorded_liquidity_fill_position_settlement(tm
                 assert [(p["ticker"], p["position_fp"]) for p in pos["market_positions"]] == \
                     [(t, "2.00")]
                 paid = bal0 - (await tc.balance())["balance"]
-                async with httpx.AsyncClient(base_url=sim.rest_url + "/admin") as adm:
-                    for path, body in ((f"/markets/{t}/close", None),
-                                       (f"/markets/{t}/determine", {"result": "yes"}),
-                                       (f"/markets/{t}/settle", None)):
-                        r = await adm.post(path, json=body)
-                        assert r.status_code == 200, r.text
+                await settle_market(sim.rest_url, t, "yes")
                 # the plant subscribed to the sim shows the FIX trade and the book change
                 await until(lambda: any(e.ticker == t for e in events.events["trades"]),
                              what="trade in the plant")

@@ -23,7 +23,7 @@ import pytest
 
 from conftest import COCKPIT, until
 from oracle_compare import assert_books_match, replay_recorded
-from sim_support import public_key_file
+from sim_support import public_key_file, settle_market
 from kalshi_platform.api.auth import Signer
 from kalshi_platform.api.trading import TradingClient
 from kalshi_platform.ingestion.ws_client import Backoff, KalshiWSClient
@@ -143,12 +143,7 @@ def test_buy_yes_against_recorded_liquidity_fill_position_settlement_and_plant(t
                         assert p.books[tk].yes == dict(snap["yes"]), tk
                         assert p.books[tk].no == dict(snap["no"]), tk
                 # settle yes: $1 per contract
-                async with httpx.AsyncClient(base_url=sim.rest_url + "/admin") as adm:
-                    for path, body in ((f"/markets/{t}/close", None),
-                                       (f"/markets/{t}/determine", {"result": "yes"}),
-                                       (f"/markets/{t}/settle", None)):
-                        r = await adm.post(path, json=body)
-                        assert r.status_code == 200, r.text
+                await settle_market(sim.rest_url, t, "yes")
                 async with httpx.AsyncClient(base_url=sim.rest_url) as pub:
                     trades = (await pub.get("/markets/trades", params={"ticker": t})).json()
                     assert [x["trade_id"] for x in trades["trades"]] == [tr_ev.trade_id]
