@@ -1,5 +1,5 @@
-"""One interface for every venue: backtest now; the sim and Kalshi over the network later
-(issue 14 §5; docs/trading.md "Venues").
+"""One interface for every venue: ``backtest`` (backtest.py), ``sim`` and ``kalshi``
+(venue_rest.py) (issue 14 §5; docs/trading.md "Architecture", "Paper and live").
 
 A venue carries our commands to an exchange and brings back, in order, through a
 :class:`VenueListener`: market events (the plant's normalized events with their stream
@@ -9,7 +9,8 @@ and the timers. Everything is in the plant's integer units (:mod:`.model`); a ne
 translates Kalshi's JSON at its edge (``kalshi_platform.exchange.views`` has the sim's
 forms), so no wire format reaches the trading node.
 
-What a network venue (``sim``, ``kalshi``) must add behind the same methods:
+What a network venue (``sim``, ``kalshi``: :class:`~.venue_rest.RestVenue`) adds behind the
+same methods:
 * ``submit``/``cancel``/``amend`` send REST (or FIX) requests asynchronously and report each
   answer as an :class:`~.model.OrderReport`; a timeout or a 5xx is ``kind="unknown"``
   (the order is blocked until :meth:`Venue.state` reconciles it);
