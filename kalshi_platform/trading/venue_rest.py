@@ -239,6 +239,8 @@ class RestVenue(Venue):
                 t.cancel()
             await asyncio.gather(priv, pub, return_exceptions=True)
             await self._http.aclose()
+            if self._sync is not None:
+                self._sync.close()
 
     async def _drain(self) -> None:
         """Await the commands in flight, then give the WS ``close_grace_s`` for their

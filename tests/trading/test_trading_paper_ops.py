@@ -254,3 +254,38 @@ def test_trade_cli_ctrl_c_cancels_all_prints_summary_exit_130(tmp_path):
         assert p.returncode == 130, err
         assert "(interrupted: open orders canceled)" in out and "canceled 12" in out
         assert sim.resting("carol") == []
+
+
+def test_kalshi_venue_is_the_same_code_demo_by_default(tmp_path):
+    """``--venue kalshi`` is the sim's code with Kalshi's URLs: demo unless --env prod (with
+    the confirmation); pointed at the sim with --base-url it trades there the same way."""
+    from kalshi_platform.trading.live import LiveConfigError, endpoints
+
+    assert endpoints("kalshi", "demo", False, None, None) == (
+        "https://external-api.demo.kalshi.co/trade-api/v2",
+        "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2")
+    with pytest.raises(LiveConfigError, match="real money"):
+        endpoints("kalshi", "prod", False, None, None)
+    assert endpoints("kalshi", "prod", True, None, None)[0] == \
+        "https://external-api.kalshi.com/trade-api/v2"
+    assert endpoints("sim", "demo", False, "http://127.0.0.1:5/trade-api/v2", None)[1] == \
+        "ws://127.0.0.1:5/trade-api/ws/v2"
+    with SimThread(COCKPIT) as sim:
+        tk = _tickers(sim)[0]
+        res = _cli("trade", "--strategy", "examples.taker:Taker", "--venue", "kalshi",
+                   "--base-url", sim.rest_url, "--markets", tk, "--key-id", "dave",
+                   "--private-key", _pem(tmp_path / "dave.pem"), "--duration", "1")
+        assert res.returncode == 0, res.stderr
+        assert f"trade Taker on kalshi ({sim.rest_url}), 1 markets" in res.stdout
+        assert sim.resting("dave") == []
+
+
+def _pem(path) -> str:
+    """A throwaway Ed25519 private key file (the sim without --users takes any key)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    path.write_bytes(ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return str(path)
