@@ -289,3 +289,40 @@ def _pem(path) -> str:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
     return str(path)
+
+
+def test_private_ws_reconnect_reconciles_a_fill_missed_while_down():
+    """The sim drops the venue's private connection (a TCP abort, like a network fault) and,
+    in the same engine step, alice trades from elsewhere (an IOC entered at the engine, e.g.
+    on the website): its fill frame goes nowhere. The venue reconnects, the node reconciles:
+    the order is imported as external, the fill is counted once, the position matches."""
+    from kalshi_platform.exchange import commands as C
+
+    with SimThread(COCKPIT) as sim:
+        tickers = _tickers(sim)
+        tk = tickers[0]
+        with NodeThread(sim, Strategy(), tickers, key=signer("alice"), risk=RISK) as nt:
+            wait_until(sim.replay_done, 30, "replay done")
+            before = nt.venue.reconnects
+
+            def drop_and_trade():
+                for c in list(sim.sim.feed.conns):
+                    if c.key_id == "alice" and any(s.channel == "fill" for s in c.subs.values()):
+                        c.transport.abort()
+                best_no = sim.exchange.book_snapshot(tk)["no"][0][0]
+                res = sim.trading.host.apply(C.CreateOrder(
+                    user_id="alice", ticker=tk, side="yes", action="buy", count=200,
+                    yes_price=1_000_000 - best_no, client_order_id="web-1",
+                    time_in_force="immediate_or_cancel"))
+                return res.ok, res.order.order_id
+
+            ok, oid = sim.call(drop_and_trade)
+            assert ok
+            wait_until(lambda: nt.venue.reconnects > before, 10, "private WS reconnected")
+            wait_until(lambda: nt.on_loop(lambda: nt.node.portfolio.pos(tk)) == 200, 10,
+                       "the missed fill counted by reconciliation")
+            n = nt.node
+            assert [f.venue_order_id for f in n.fills] == [oid]  # once
+            o = n.oms.by_venue(oid)
+            assert o is not None and o.external and o.client_order_id == "web-1"
+            assert nt_pos(sim, tk) == 200
