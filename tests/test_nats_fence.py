@@ -101,3 +101,44 @@ def test_a_zombie_holder_publishing_after_the_takeover_is_not_stored(tmp_path):
     finally:
         helper.stop()
         server.stop()
+
+
+def test_a_holder_that_loses_its_lease_drops_its_unstored_windows(tmp_path):
+    """A's BOOK publishes fail (the stream is gone: no responders, retried with the same msg
+    id); meanwhile another plant takes the shard's lease. A's next renew is refused: it stops
+    publishing and drops what it has not had stored, so when the stream is back none of its
+    windows lands after the takeover (without the drop, its retries would)."""
+    import nats
+
+    from kalshi_platform.feed import nats_wire
+    from kalshi_platform.feed.nats_pub import NatsPublisher
+
+    server = Server(tmp_path / "js").start()
+    helper = _Loop()
+    try:
+        nc = helper.run(nats.connect(server.url))
+        js = nc.jetstream()
+        helper.run(_init(js, "prod"))
+        a = NatsPublisher(server.url + "?lease_s=1.5&backoff_s=0.05&backoff_max_s=0.2",
+                          "run-a")
+        wait_until(lambda: (a.on_idle(), a.leading)[1], 10, "A leading")
+        book = nats_wire.stream_names("prod")["book"]
+        helper.run(js.delete_stream(book))
+        a.on_batch(1, _events(100))
+        wait_until(lambda: a.retries["no_responders"] >= 3, 10, "A retrying")
+
+        async def steal():
+            kv = await js.key_value("KALSHI_PROD_SHARDS")
+            await kv.put("shard-0", json.dumps({"holder": "run-b", "ttl_s": 1.5}).encode())
+
+        helper.run(steal())
+        wait_until(lambda: not a.leading and a.stats()["unacked"] == 0, 10,
+                   "A fenced, its unstored windows dropped")
+        assert a.stats()["fenced"] > 0 and a.stats()["lease"]["lost"] == 1
+        helper.run(_init(js, "prod"))  # the stream is back
+        a.close()
+        assert helper.run(js.stream_info(book)).state.messages == 0
+        helper.run(nc.close())
+    finally:
+        helper.stop()
+        server.stop()

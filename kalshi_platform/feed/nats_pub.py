@@ -425,6 +425,10 @@ class NatsPublisher:
         while len(self._inflight) >= self.options.max_inflight:
             self._slot.clear()
             await self._slot.wait()
+        if not self.leading:  # the lease was lost while this one waited: dropped
+            self.fenced += 1
+            self._release(1)
+            return
         self._next_token += 1
         token = str(self._next_token)
         try:
@@ -493,6 +497,10 @@ class NatsPublisher:
             return
         else:
             self.retries["other"] += 1
+        if not self.leading:  # not retried once the lease is lost (see _drop_unacked)
+            self.fenced += 1
+            self._release(1)
+            return
         m.attempts += 1
         o = self.options
         self._backoff = min(o.backoff_max_s, self._backoff * 2 if self._backoff else o.backoff_s)

@@ -82,6 +82,7 @@ class Client:
         self._blocked_since: float | None = None
         self._blocked_at: int | None = None  # the next_first that is blocked
         self._adopting: dict[str, list] = {}  # run id → its parts, while its snapshot is read
+        self._adopted_end: dict[str, Message] = {}  # run id → its END, while adopting
         self._rejected: set[str] = set()
         self._closed = False
         self.parts = 0
@@ -248,6 +249,8 @@ class Client:
                 msg = protocol.decode(data)
                 if msg.run_id == self.run_id:
                     self._end = msg
+                elif msg.run_id in self._adopting:  # a run being switched to ended already
+                    self._adopted_end[msg.run_id] = msg
             else:
                 return
         except (CodecError, protocol.ProtocolError):
@@ -299,7 +302,7 @@ class Client:
             snap = await self._last_snapshot()
             if snap is not None and snap[0].run_id == run:
                 kept = self._adopting.pop(run, [])
-                self._windows, self._end = {}, None
+                self._windows, self._end = {}, self._adopted_end.pop(run, None)
                 self._load(snap[0])
                 for part, events in kept:
                     if part.last > snap[0].seq:
@@ -308,6 +311,7 @@ class Client:
                 return
             await asyncio.sleep(0.1)
         self._adopting.pop(run, None)
+        self._adopted_end.pop(run, None)
         self._rejected.add(run)  # an old run, or one without a snapshot: not followed
 
     def _hand_out(self) -> None:
