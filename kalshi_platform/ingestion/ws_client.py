@@ -43,6 +43,10 @@ Subscriptions per connection: ``market_lifecycle_v2`` (no market filter, §7.4),
 :meth:`KalshiWSClient.add_markets` / :meth:`~KalshiWSClient.remove_markets`
 (``update_subscription`` ``add_markets``/``delete_markets``, no reconnect). Per-connection
 bookkeeping (commands in flight, sids, pending resyncs) is :mod:`.ws_session`.
+
+Modules: the handshake, URLs and errors are :mod:`.ws_connect`, subscriptions and resyncs
+:mod:`.ws_subscriptions`, frame handling :mod:`.ws_frames`; this module is the client (the
+connection loop, one session, the writer and the watchdog) and re-exports their names.
 """
 
 from __future__ import annotations
@@ -54,26 +58,26 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 from urllib.parse import urlparse
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
-from kalshi_platform.api.errors import error_text
-from kalshi_platform.ingestion.feed_api import BOOK_LIVE, FrameTap, PlantAPI
-from kalshi_platform.ingestion.messages import (
-    DecodeError,
-    ErrorFrame,
-    Ok,
-    OrderbookDelta,
-    OrderbookSnapshot,
-    Subscribed,
-    Unsubscribed,
-    decode_json,
+from kalshi_platform.ingestion.feed_api import FrameTap, PlantAPI
+from kalshi_platform.ingestion.ws_connect import (
+    MAX_SIZE,
+    WS_URLS,
+    FeedAuthError,
+    FeedConnectError,
+    FeedError,
+    _describe,
+    open_connection,
 )
-from kalshi_platform.ingestion.ws_session import (
-    MAX_SUBSCRIBE_RETRIES,
-    PendingResync,
-    Session,
-    Subscription,
+from kalshi_platform.ingestion.ws_frames import FramesMixin
+from kalshi_platform.ingestion.ws_session import Session
+from kalshi_platform.ingestion.ws_subscriptions import (
+    DEFAULT_CHANNELS,
+    UNFILTERED,
+    FeedSubscribeError,
+    SubscriptionsMixin,
 )
 from kalshi_platform.retry import Backoff
 
@@ -82,33 +86,6 @@ __all__ = ["WS_URLS", "DEFAULT_CHANNELS", "UNFILTERED", "MAX_SIZE", "FeedError",
            "ClientStats", "KalshiWSClient"]
 
 log = logging.getLogger(__name__)
-
-#: Kalshi WebSocket URLs by environment (docs/kalshi-api.md §1)
-WS_URLS = {
-    "prod": "wss://external-api-ws.kalshi.com/trade-api/ws/v2",
-    "demo": "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2",
-}
-#: channels subscribed by default (issue #4 item 3)
-DEFAULT_CHANNELS = ("orderbook_delta", "ticker", "trade", "market_lifecycle_v2")
-#: channels that take no market filter (docs/kalshi-api.md §7.4)
-UNFILTERED = frozenset({"market_lifecycle_v2", "multivariate_market_lifecycle"})
-MAX_SIZE = 64 << 20
-
-
-class FeedError(RuntimeError):
-    """The feed cannot run; the message is one line meant for the user."""
-
-
-class FeedAuthError(FeedError):
-    """The server rejected the handshake's credentials (HTTP 401/403)."""
-
-
-class FeedConnectError(FeedError):
-    """No connection could be made before the first success (``connect_attempts`` tries)."""
-
-
-class FeedSubscribeError(FeedError):
-    """The server rejected the initial subscription (e.g. error 16, unknown market)."""
 
 
 @dataclass
@@ -134,7 +111,7 @@ class _Stale(Exception):
     pass
 
 
-class KalshiWSClient:
+class KalshiWSClient(SubscriptionsMixin, FramesMixin):
     """One Kalshi WebSocket connection (re-established forever) feeding a ticker plant.
 
     Args:
@@ -236,41 +213,6 @@ class KalshiWSClient:
         if not main.cancelled() and main.exception() is not None:
             raise main.exception()  # type: ignore[misc]
 
-    async def add_markets(self, tickers: Iterable[str]) -> list[str]:
-        """Add markets to every market-filtered subscription without reconnecting
-        (``update_subscription`` ``add_markets``, docs/kalshi-api.md §7.2). Returns the tickers that
-        were new. Takes effect on the next connection if none is up."""
-        new = [t for t in dict.fromkeys(tickers) if t not in self.tickers]
-        if not new:
-            return []
-        had = bool(self.tickers)
-        self.tickers.extend(new)
-        s = self._sess
-        if s is not None and self.connected:
-            if not had:  # nothing market-filtered was subscribed yet
-                self._subscribe_markets(s, new)
-            else:
-                for sub in list(s.subs.values()):
-                    if sub.tickers is not None:
-                        s.update_markets(sub.sid, new, "add_markets")
-        return new
-
-    async def remove_markets(self, tickers: Iterable[str]) -> list[str]:
-        """Remove markets from every market-filtered subscription (``delete_markets``) and drop
-        their books from the plant. Returns the tickers that were subscribed."""
-        gone = [t for t in dict.fromkeys(tickers) if t in self.tickers]
-        if not gone:
-            return []
-        self.tickers = [t for t in self.tickers if t not in gone]
-        s = self._sess
-        if s is not None and self.connected:
-            for sub in list(s.subs.values()):
-                if sub.tickers is not None:
-                    s.update_markets(sub.sid, gone, "delete_markets")
-        for t in gone:
-            self.plant.remove_market(t)
-        return gone
-
     # -- connection loop -------------------------------------------------------------------
 
     async def _main(self) -> None:
@@ -309,24 +251,11 @@ class KalshiWSClient:
             await asyncio.sleep(delay)
 
     async def _connect(self) -> ClientConnection:
-        hdrs = dict(self.headers()) if self.headers is not None else None
-        try:
-            return await connect(self.url, additional_headers=hdrs, max_size=self.max_size,
-                                 open_timeout=self.open_timeout, ping_interval=self.ping_interval,
-                                 ping_timeout=self.ping_interval, close_timeout=2.0)
-        except InvalidStatus as e:
-            code = e.response.status_code
-            why = error_text(e.response.body)
-            if code in (401, 403):
-                raise FeedAuthError(
-                    f"{self.url} rejected the credentials (HTTP {code}"
-                    f"{': ' + why if why else ''}); check KALSHI_API_KEY_ID "
-                    "and KALSHI_PRIVATE_KEY_PATH") from None
-            if code == 404 and not self._ever_connected:
-                raise FeedConnectError(f"{self.url}: HTTP 404, not a Kalshi WebSocket URL") from None
-            raise
-        except InvalidURI as e:
-            raise FeedConnectError(f"invalid WebSocket URL {self.url!r}: {e}") from None
+        hdrs = self.headers() if self.headers is not None else None
+        return await open_connection(self.url, hdrs, max_size=self.max_size,
+                                     open_timeout=self.open_timeout,
+                                     ping_interval=self.ping_interval,
+                                     ever_connected=self._ever_connected)
 
     async def _session(self, ws: ClientConnection) -> tuple[bool, bool]:
         """Run one connection; returns ``(received_data, closed_cleanly_by_server)``."""
@@ -431,196 +360,3 @@ class KalshiWSClient:
                     log.warning("no snapshot for sid %s within %ss; resubscribing", sid,
                                 self.resync_timeout)
                     self._resubscribe(s, sid)
-
-    # -- subscriptions ---------------------------------------------------------------------
-
-    def _subscribe_all(self, s: Session) -> None:
-        unfiltered = [c for c in self.channels if c in UNFILTERED]
-        if unfiltered:
-            s.initial.add(s.send("subscribe", {"channels": unfiltered}))
-        if self.tickers:
-            self._subscribe_markets(s, self.tickers, initial=True)
-
-    def _subscribe_markets(self, s: Session, tickers: list[str], initial: bool = False,
-                           channels: Iterable[str] | None = None) -> None:
-        chans = [c for c in (channels or self.channels) if c not in UNFILTERED]
-        other = [c for c in chans if c != "orderbook_delta"]
-        ids = []
-        if other:
-            ids.append(s.send("subscribe", {"channels": other, "market_tickers": list(tickers)}))
-        if "orderbook_delta" in chans:
-            ids.append(s.send("subscribe", {"channels": ["orderbook_delta"],
-                                            "market_tickers": list(tickers),
-                                            "use_yes_price": self.use_yes_price}))
-        if initial:
-            s.initial.update(ids)
-
-    def _resubscribe(self, s: Session, sid: int) -> None:
-        """Fallback resync: unsubscribe ``sid`` and subscribe its channel again."""
-        s.resyncs.pop(sid, None)
-        sub = s.subs.pop(sid, None)
-        if sub is None:
-            return
-        self.stats.resync_fallbacks += 1
-        s.send("unsubscribe", {"sids": [sid]})
-        if sub.tickers:
-            self._subscribe_markets(s, sorted(sub.tickers), channels=[sub.channel])
-
-    def _on_gap(self, sid: int, tickers: list[str]) -> None:
-        """The plant's resync callback: a seq gap on ``sid`` left ``tickers`` stale.
-
-        The plant has already emitted its ``resync`` feed event; the taps get the matching
-        marker first (whether or not a command is sent) so a replay emits the same row."""
-        for tap in self.taps:
-            tap.event("resync", self._cur_ns, sid, ",".join(tickers))
-        s = self._sess
-        if s is None or not self.connected:
-            return
-        sub = s.subs.get(sid)
-        if sub is None or sub.channel != "orderbook_delta":
-            return
-        state = self.plant.book_state
-        want = set(tickers)
-        want.update(t for t in (sub.tickers or ()) if state(t) != BOOK_LIVE)
-        pending = s.resyncs.get(sid)
-        if pending is not None and want <= pending.tickers:
-            return  # the snapshots already asked for supersede everything before them
-        self.stats.resyncs += 1
-        cid = s.update_markets(sid, sorted(want), "get_snapshot")
-        s.resyncs[sid] = PendingResync(cid, want, time.monotonic() + self.resync_timeout)
-        log.info("gap on sid %s: get_snapshot for %d market(s)", sid, len(want))
-
-    # -- frames ----------------------------------------------------------------------------
-
-    def _on_raw(self, s: Session, raw: str | bytes) -> None:
-        """One frame: taps, decode, plant, session bookkeeping; then the plant's events of
-        this frame go to its stream consumers (``commit``: queue appends, no I/O)."""
-        try:
-            self._handle_raw(s, raw)
-        finally:
-            self.plant.commit()
-            obs = self._frame_observer
-            if obs is not None:
-                obs(time.time_ns() - self._cur_ns)
-
-    def set_frame_observer(self, fn: Callable[[int], None] | None) -> None:
-        """Call ``fn(ns)`` after every frame with the time from its receipt to its events
-        handed to the plant's stream (``commit``), in ns; ``None`` removes it. Used by the
-        ``kalshi_processing_latency_seconds`` histogram (kalshi_platform/metrics.py)."""
-        self._frame_observer = fn
-
-    def _handle_raw(self, s: Session, raw: str | bytes) -> None:
-        ns = time.time_ns()
-        self._cur_ns = ns
-        self._last_frame = time.monotonic()
-        st = self.stats
-        st.frames += 1
-        st.bytes += len(raw)
-        st.last_frame_ns = ns
-        for tap in self.taps:
-            tap.frame(raw, ns)
-        try:
-            f = decode_json(raw)
-        except DecodeError:
-            self.plant.process(raw, ns)  # quarantined there, with the exact text
-            return
-        self.plant.process_frame(f, ns, raw)
-        tf = type(f)
-        if tf is OrderbookDelta:
-            return
-        if tf is OrderbookSnapshot:
-            s.snapshot_arrived(f.sid, f.msg.market_ticker)  # type: ignore[arg-type]
-        elif tf is Subscribed:
-            self._on_subscribed(s, f)
-        elif tf is Ok:
-            cmd = s.pending.pop(f.id, None) if f.id is not None else None
-            if cmd is not None and f.sid in s.subs and isinstance(f.msg, dict):
-                mt = f.msg.get("market_tickers")
-                if isinstance(mt, list) and s.subs[f.sid].tickers is not None:
-                    s.subs[f.sid].tickers = set(mt)
-        elif tf is Unsubscribed:
-            if f.id is not None:
-                s.pending.pop(f.id, None)
-            if f.sid is not None:
-                s.subs.pop(f.sid, None)
-                s.resyncs.pop(f.sid, None)
-        elif tf is ErrorFrame:
-            self._on_error(s, f)
-
-    def _on_subscribed(self, s: Session, f: Subscribed) -> None:
-        channel, sid = f.channel_sid
-        cmd = s.pending.get(f.id) if f.id is not None else None
-        if sid is None or channel is None:
-            return
-        params = (cmd or {}).get("params") or {}
-        tickers = params.get("market_tickers")
-        s.subs[sid] = Subscription(sid, channel, None if channel in UNFILTERED or not tickers
-                           else set(tickers))
-        if channel == "orderbook_delta":
-            self.plant.set_use_yes_price(sid, bool(params.get("use_yes_price",
-                                                              self.use_yes_price)))
-        sub = s.subs[sid]
-        if sub.tickers is not None:  # add/remove_markets may have run while this was in flight
-            want = set(self.tickers)
-            for action, ts in (("add_markets", want - sub.tickers),
-                               ("delete_markets", sub.tickers - want)):
-                if ts:
-                    s.update_markets(sid, sorted(ts), action)
-        if f.id is not None and s.acked(f.id, channel):  # type: ignore[arg-type]
-            self._ever_subscribed = True
-
-    def _on_error(self, s: Session, f: ErrorFrame) -> None:
-        self.stats.errors += 1
-        m = f.msg or {}
-        text = f"kalshi error {error_text(m)}"
-        cmd = s.pending.pop(f.id, None) if f.id is not None else None
-        if cmd is None:
-            log.warning("%s", text)
-            return
-        s.awaiting.pop(f.id, None)  # type: ignore[arg-type]
-        name = cmd.get("cmd")
-        params = cmd.get("params") or {}
-        if name == "subscribe":
-            if not self._ever_subscribed:
-                self._fatal = FeedSubscribeError(f"subscription rejected: {text}")
-                return
-            bad = m.get("market_ticker")
-            log.warning("subscribe failed: %s", text)
-            cmd_tickers = params.get("market_tickers") or []
-            if isinstance(bad, str) and bad in cmd_tickers:
-                if bad in self.tickers:
-                    self.tickers.remove(bad)
-                rest = [t for t in cmd_tickers if t != bad]
-                if rest:
-                    self._subscribe_markets(s, rest, channels=params.get("channels"))
-            elif s.subscribe_retries < MAX_SUBSCRIBE_RETRIES:
-                # no market named (17 internal, 18 timeout, ...): retry the same command a few
-                # times on this connection, backing off; beyond that the next reconnect does
-                s.subscribe_retries += 1
-                asyncio.get_running_loop().call_later(
-                    self.backoff.delay(s.subscribe_retries),
-                    lambda: self._sess is s and self.connected and s.send("subscribe", params))
-            return
-        if name == "update_subscription" and params.get("action") == "get_snapshot":
-            sid = (params.get("sids") or [None])[0]
-            log.warning("get_snapshot failed (%s); resubscribing sid %s", text, sid)
-            if sid is not None:
-                self._resubscribe(s, sid)
-            return
-        log.warning("%s (command %s)", text, name)
-
-
-def _describe(e: BaseException) -> str:
-    """One line for a connection failure."""
-    if isinstance(e, TimeoutError):
-        return "timed out"
-    if isinstance(e, ConnectionClosed):
-        rcvd = e.rcvd
-        return f"code {rcvd.code} {rcvd.reason}".strip() if rcvd else "no close frame"
-    if isinstance(e, InvalidStatus):
-        return f"HTTP {e.response.status_code}"
-    if isinstance(e, InvalidHandshake):
-        return f"handshake failed: {e}"
-    if isinstance(e, OSError):
-        return e.strerror or str(e) or type(e).__name__
-    return f"{type(e).__name__}: {e}"
