@@ -350,10 +350,13 @@ class RestVenue(Venue):
             return OrderReport("unknown", o.client_order_id, o.venue_order_id,
                                reason=f"{what}: {err.get('message', '')}".rstrip(": "),
                                ts_ns=now)
+        code = err.get("code") or f"http_{status}"
         details = err.get("details")
-        vid = details if isinstance(details, str) and details else o.venue_order_id
+        # a duplicate client_order_id names the first order (the ack a retry missed)
+        vid = (details if code == "order_already_exists" and isinstance(details, str)
+               and details else o.venue_order_id)
         return OrderReport(kind, o.client_order_id, vid, reason=err.get("message", ""),
-                           code=err.get("code", f"http_{status}"), ts_ns=now)
+                           code=code, ts_ns=now)
 
     async def _create(self, o: Order) -> None:
         body = _order_body(o)

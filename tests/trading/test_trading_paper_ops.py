@@ -326,3 +326,24 @@ def test_private_ws_reconnect_reconciles_a_fill_missed_while_down():
             o = n.oms.by_venue(oid)
             assert o is not None and o.external and o.client_order_id == "web-1"
             assert nt_pos(sim, tk) == 200
+
+
+def test_retry_after_unknown_is_idempotent_over_rest():
+    """An order the sim holds but whose outcome we lost (blocked) is retried with the same
+    client_order_id: the sim answers 409 order_already_exists with the first order's id, the
+    node reconciles and unblocks it; the sim holds one order, not two."""
+    with SimThread(COCKPIT) as sim:
+        tickers = _tickers(sim)
+        tk = tickers[0]
+        with NodeThread(sim, Strategy(), tickers, key=signer("alice"), risk=RISK) as nt:
+            wait_until(sim.replay_done, 30, "replay done")
+            wait_until(lambda: nt.on_loop(lambda: nt.node.ctx.bbo(tk) is not None), 20)
+            o = nt.on_loop(lambda: nt.node.ctx.buy_yes(tk, TICK, contracts(1)))
+            wait_until(lambda: o.status is OrderStatus.RESTING, 10, "acknowledged")
+            vid = o.venue_order_id
+            nt.on_loop(lambda: nt.node.oms.block(o, "answer lost (test)"))
+            assert nt.on_loop(lambda: nt.node.ctx.retry(o)) is True
+            wait_until(lambda: nt.on_loop(lambda: not o.blocked), 10, "reconciled")
+            assert (o.venue_order_id, o.status) == (vid, OrderStatus.RESTING)
+            assert [v.order_id for v in sim.resting("alice")] == [vid]
+            assert nt.node.rejections == []  # the duplicate answer is no reject
