@@ -481,7 +481,7 @@ def sim(
     rate_limit_read: float = typer.Option(0.0, "--rate-limit-read", help="REST GETs/s per API key (or client address) before 429, as Kalshi's read bucket (Basic: 20); 0 = unlimited."),
     rate_limit_write: float = typer.Option(0.0, "--rate-limit-write", help="REST writes/s (POST/PUT/DELETE) per API key before 429 (Kalshi Basic: 10); 0 = unlimited."),
     exchange: bool = typer.Option(False, "--exchange", help="Serve Kalshi's trading API (orders, fills, positions, /admin) from the matching engine (implied by --users, --wal, --liquidity, --starting-balance; docs/exchange.md)."),
-    users: Optional[Path] = typer.Option(None, "--users", help="Trading users: TOML [[user]] (or JSON list) of key_id, public_key (PEM path), balance_cents."),
+    users: Optional[Path] = typer.Option(None, "--users", help="Trading users: TOML \\[\\[user]] (or JSON list) of key_id, public_key (PEM path), balance_cents."),
     starting_balance: int = typer.Option(0, "--starting-balance", help="Cents given to an API key on its first trading request (0 = none)."),
     wal: Optional[Path] = typer.Option(None, "--wal", help="Write-ahead log directory: every accepted command is fsynced before its answer; recovered on start."),
     liquidity: bool = typer.Option(False, "--liquidity", help="With --replay: the recorded books become resting orders of a 'market' participant that users trade against."),
