@@ -58,7 +58,7 @@ def _split(v: str | None) -> tuple[str, ...] | None:
 
 @app.command()
 def board(
-    url: str = typer.Argument(..., help="The publisher: ipc://PATH, udp://HOST:PORT or ws://HOST:PORT."),
+    url: str = typer.Argument(..., help="The publisher: ipc://PATH, udp://HOST:PORT, ws://HOST:PORT or nats://HOST:PORT[,HOST:PORT…] (JetStream, docs/scale-out.md)."),
     tickers: Optional[str] = typer.Option(None, "--tickers", help="Comma-separated market tickers to subscribe to, exactly (default: all)."),
     filter_: Optional[str] = typer.Option(None, "--filter", help="Show tickers containing this text, or matching this glob (* ? [...]); comma-separated for several; case-insensitive."),
     sort: str = typer.Option("updates", "--sort", help="Row order: " + ", ".join(SORTS) + " (updates: busiest first)."),

@@ -30,7 +30,7 @@ def _split(v: str | None) -> list[str] | None:
 
 @app.command()
 def subscribe(
-    url: str = typer.Argument(..., help="The publisher: ipc://PATH, udp://HOST:PORT or ws://HOST:PORT."),
+    url: str = typer.Argument(..., help="The publisher: ipc://PATH, udp://HOST:PORT, ws://HOST:PORT or nats://HOST:PORT[,HOST:PORT…] (JetStream, docs/scale-out.md)."),
     feed: Optional[str] = typer.Option(None, "--feed", help=_FEEDS_HELP),
     tickers: Optional[str] = typer.Option(None, "--tickers", help="Comma-separated market tickers (default: all)."),
     jsonl: Optional[str] = typer.Option(None, "--jsonl", help="Write one JSON object per event to PATH ('-' = stdout) instead of the table."),
