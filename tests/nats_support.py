@@ -9,39 +9,18 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+
+from kalshi_platform.bench.nats import free_port, wait_port
 
 NATS_SERVER = shutil.which("nats-server") or (
     "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None)
 
 needs_nats = pytest.mark.skipif(NATS_SERVER is None, reason="nats-server not installed "
                                 "(apt-get install nats-server; .ci/run installs it)")
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"nats-server exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)  # polling a port that is coming up
-    raise AssertionError(f"nats-server not listening on {port} after {timeout} s")
 
 
 class Server:
@@ -58,7 +37,7 @@ class Server:
             NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                      stderr=open(self.log, "ab"))
-        _wait_port(self.port, self.proc)
+        wait_port(self.port, self.proc)
         return self
 
     def kill9(self) -> None:

@@ -41,7 +41,8 @@ class BenchError(RuntimeError):
     """The bench cannot run (no nats-server, a process that failed): one line."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (bound then released)."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -49,7 +50,9 @@ def _free_port() -> int:
     return port
 
 
-def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 15) -> None:
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 15) -> None:
+    """Poll until ``proc`` (a nats-server) listens on 127.0.0.1:``port``; raises
+    :class:`BenchError` if it exits first or after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -68,7 +71,7 @@ def start_servers(tmp: Path, n: int) -> tuple[str, list[subprocess.Popen]]:
     binary = shutil.which(NATS_SERVER) or "/usr/sbin/nats-server"
     if not Path(binary).exists():
         raise BenchError("nats-server not installed (apt-get install nats-server)")
-    ports = [(_free_port(), _free_port()) for _ in range(n)]
+    ports = [(free_port(), free_port()) for _ in range(n)]
     procs = []
     for i, (p, r) in enumerate(ports):
         store = tmp / f"js{i}"
@@ -84,7 +87,7 @@ def start_servers(tmp: Path, n: int) -> tuple[str, list[subprocess.Popen]]:
         procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL))
     for (p, _), proc in zip(ports, procs):
-        _wait_port(p, proc)
+        wait_port(p, proc)
     return "nats://" + ",".join(f"127.0.0.1:{p}" for p, _ in ports), procs
 
 
