@@ -34,19 +34,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kalshi_platform.logfmt import error_line
-from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLES
+from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLE_LISTENERS, TABLES
 
 log = logging.getLogger(__name__)
 
 #: per table: the SYMBOL columns (``symbol`` and ``enum`` kinds), sent as ILP symbols
-SYMBOLS: dict[str, list[str]] = {
-    name: [c.name for c in t.columns if c.kind in ("symbol", "enum")]
-    for name, t in TABLES.items()}
-
+SYMBOLS: dict[str, list[str]] = {}
 #: per table: indices of its timestamp columns (Arrow ``timestamp[us]`` → int µs for rows)
-_TS_COLS: dict[str, list[int]] = {
-    name: [i for i, c in enumerate(t.columns) if c.kind == "timestamp"]
-    for name, t in TABLES.items()}
+_TS_COLS: dict[str, list[int]] = {}
+
+
+def _index_table(t: Any) -> None:
+    SYMBOLS[t.name] = [c.name for c in t.columns if c.kind in ("symbol", "enum")]
+    _TS_COLS[t.name] = [i for i, c in enumerate(t.columns) if c.kind == "timestamp"]
+
+
+for _t in TABLES.values():
+    _index_table(_t)
+TABLE_LISTENERS.append(_index_table)  # tables registered later (trading tables) too
 
 _I64 = pa.int64()
 

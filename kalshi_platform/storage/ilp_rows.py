@@ -11,7 +11,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from kalshi_platform.storage.schema import TABLES, Table
+from kalshi_platform.storage.schema import TABLE_LISTENERS, TABLES, Table
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -55,6 +55,8 @@ def _compile_row_fn(table: str, plan: _Plan) -> Callable[[Any, tuple], None]:
 
 _ROW_FNS: dict[str, Callable[[Any, tuple], None]] = {
     name: _compile_row_fn(name, _plan(t)) for name, t in TABLES.items()}
+# tables registered after this import (trading tables) get their row function too
+TABLE_LISTENERS.append(lambda t: _ROW_FNS.__setitem__(t.name, _compile_row_fn(t.name, _plan(t))))
 
 
 def add_ilp_row(buf: Any, table: str, values: tuple) -> None:

@@ -73,7 +73,7 @@ from kalshi_platform.storage.questdb_health import (
     WriterStats,
     health_of,
 )
-from kalshi_platform.storage.schema import TABLE_FOR_EVENT
+from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLE_LISTENERS
 from kalshi_platform.storage.spool import Spool, SpoolError, SpoolRecord
 from kalshi_platform.ticker_plant.events import QuarantineRecord
 
@@ -95,6 +95,7 @@ _NOT_A_ROW = object()
 
 #: plant event type → its table's rows-per-event function (None: one row per event)
 _ROWS_PER: dict[type, Any] = {ty: t.rows_per_event for ty, t in TABLE_FOR_EVENT.items()}
+TABLE_LISTENERS.append(lambda t: _ROWS_PER.__setitem__(t.event, t.rows_per_event))
 
 
 def _rows_of(event: Any) -> int:

@@ -494,8 +494,8 @@ def register_table(name: str, columns: str, dedup_keys: tuple[str, ...], event: 
     ``orders``, ``positions``, ``pnl``) with the sinks: ``columns`` ``"name:kind, ..."`` as in
     :data:`TABLES`, ``dedup_keys`` (including ``ts``), ``event`` the NamedTuple type whose
     instances are published like plant events, ``rows`` and ``columnar_spec`` as for the plant
-    tables (:class:`_Columnar`). Sinks see the tables registered before they are created (the
-    QuestDB writer: before its module is imported). Idempotent for the same ``name`` and
+    tables (:class:`_Columnar`). Sinks see the tables registered before they are created;
+    modules with per-table lookups are told through :data:`TABLE_LISTENERS`. Idempotent for the same ``name`` and
     ``event``; raises ValueError for a name or event type taken by another table."""
     old = TABLES.get(name)
     if old is not None:
@@ -507,4 +507,12 @@ def register_table(name: str, columns: str, dedup_keys: tuple[str, ...], event: 
     t = Table(name, _cols(columns), tuple(dedup_keys), event, rows, _Columnar(event, columnar_spec))
     TABLES[name] = t
     TABLE_FOR_EVENT[event] = t
+    for listener in TABLE_LISTENERS:
+        listener(t)
     return t
+
+
+#: called with each table :func:`register_table` adds, so that modules which keep per-table
+#: lookups built at import (the QuestDB writer's rows-per-event and timestamp-column maps) see
+#: tables registered after they were imported
+TABLE_LISTENERS: list[Callable[[Table], None]] = []

@@ -115,3 +115,39 @@ print(json.dumps({'same': same, 'errs': errs}))
     assert got["same"] is True
     assert len(got["errs"]) == 2 and "already registered" in got["errs"][0]
     assert "already has table" in got["errs"][1]
+
+
+def test_tables_registered_after_the_questdb_modules_were_imported():
+    """The QuestDB writer's per-table lookups (rows per event, symbol and timestamp columns,
+    ILP row functions) are built at import; tables registered later reach them through
+    ``schema.TABLE_LISTENERS``. Without that the writer would skip the trading rows (its
+    rows-per-event map would not know their event types)."""
+    code = """
+import json, sys
+sys.path[:0] = ['tests', '.']
+from kalshi_platform.storage import ilp_batch, ilp_rows, questdb_rdb  # imported first
+from conftest import COCKPIT
+from examples.taker import Taker
+from kalshi_platform.trading.run import run_backtest
+from kalshi_platform.trading.tables import records, register_storage_tables
+tables = register_storage_tables()
+_, node = run_backtest(Taker({}), COCKPIT)
+recs = records(node, node.venue.now_ns())
+batch, bad = ilp_batch.IlpBatch.from_events(recs)
+
+class Buf:
+    def __init__(self): self.rows = []
+    def row(self, table, **kw): self.rows.append(table)
+
+buf = Buf()
+for table, values in batch.to_rows():
+    ilp_rows.add_ilp_row(buf, table, values)
+print(json.dumps({'bad': len(bad), 'rows': batch.rows_by_table(), 'lines': len(buf.rows),
+                  'counted': sum(questdb_rdb._rows_of(r) for r in recs)}))
+"""
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["bad"] == 0 and got["rows"]["orders"] >= 4 and got["rows"]["pnl"] >= 2
+    assert got["lines"] == sum(got["rows"].values()) == got["counted"]
