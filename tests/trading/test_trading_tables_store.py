@@ -5,7 +5,7 @@ our fills as ``fills`` rows) go through the same Parquet store as market data, a
 the QuestDB writer's ILP batches, with DDL carrying the dedup keys. The oracle is the trading
 node of the same backtest (its orders, fills, positions and PnL). Registration changes the
 process-wide table list, so each check runs in a fresh interpreter (the rest of the suite
-keeps the plant's tables only; the QuestDB modules also read the list when imported)."""
+keeps the plant's tables only)."""
 
 from __future__ import annotations
 
