@@ -10,7 +10,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich import box
@@ -59,7 +59,7 @@ def bench(
         _fail("--frames must be >= 1000 and --repeat >= 1")
     if source is not None and not source.is_file():
         _fail(f"{source}: no such file")
-    _run_and_show(lambda report: run_bench(frames=frames, repeat=repeat, source=source,
+    run_and_show(lambda report: run_bench(frames=frames, repeat=repeat, source=source,
                                            ilp=questdb, hdb_rows=max(hdb_rows, 0),
                                            progress=report,
                                            memory_markets=max(memory_markets, 0)),
@@ -87,10 +87,10 @@ def _progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
     yield line
 
 
-def _run_and_show(run: Callable[[Callable[[str], None] | None], dict],
-                  render: Callable[[dict, object], None], *, progress: bool, as_json: bool,
-                  errors: tuple[type[Exception], ...] = (ValueError,),
-                  checked: bool = True) -> None:
+def run_and_show(run: Callable[[Callable[[str], None] | None], Any],
+                 render: Callable[[Any, object], None], *, progress: bool, as_json: bool,
+                 errors: tuple[type[Exception], ...] = (ValueError,),
+                 checked: bool = True) -> None:
     """The body every measuring subcommand shares: ``run(report)`` under :func:`_progress`
     (``report``: the stage callback or None), one ``error:`` line (exit 2) for ``errors``,
     then the result as JSON (``--json``) or ``render(result, console)``; with ``checked``,
@@ -318,7 +318,7 @@ def exchange(
     disagree on the trades."""
     from kalshi_platform.bench.exchange import render, run_exchange_bench
 
-    _run_and_show(lambda report: run_exchange_bench(ops=ops, repeat=repeat, seed=seed,
+    run_and_show(lambda report: run_exchange_bench(ops=ops, repeat=repeat, seed=seed,
                                                     progress=report),
                   render, progress=progress, as_json=as_json)
 
@@ -335,7 +335,7 @@ def backtest_bench(
     the ticker plant alone on the same recording (issue 14 §8; kalshi_platform/bench/backtest.py)."""
     from kalshi_platform.bench.backtest import render, run_backtest_bench
 
-    _run_and_show(lambda report: run_backtest_bench(frames=frames, copies=copies,
+    run_and_show(lambda report: run_backtest_bench(frames=frames, copies=copies,
                                                     repeat=repeat, progress=report),
                   render, progress=progress, as_json=as_json)
 
@@ -353,7 +353,7 @@ def exchange_fix(
     WAL's fsync on and group commit (issue 13 §7; kalshi_platform/bench/exchange_fix.py)."""
     from kalshi_platform.bench.exchange_fix import render, run_fix_bench
 
-    _run_and_show(lambda report: run_fix_bench(orders=orders, rate=rate, sessions=sessions,
+    run_and_show(lambda report: run_fix_bench(orders=orders, rate=rate, sessions=sessions,
                                                fsync=fsync, progress=report),
                   render, progress=progress, as_json=as_json,
                   errors=(ValueError, RuntimeError, OSError), checked=False)
@@ -371,7 +371,7 @@ def exchange_rest(
     the sim's trading API with the WAL's fsync on (issue 13 §7; kalshi_platform/bench/exchange_rest.py)."""
     from kalshi_platform.bench.exchange_rest import render, run_rest_bench
 
-    _run_and_show(lambda report: run_rest_bench(orders=orders, rate=rate, clients=clients,
+    run_and_show(lambda report: run_rest_bench(orders=orders, rate=rate, clients=clients,
                                                 progress=report),
                   render, progress=progress, as_json=as_json,
                   errors=(ValueError, RuntimeError, OSError), checked=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import signal
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -183,37 +183,34 @@ def _register_bench() -> None:
     ) -> None:
         """Events/s from plant to JetStream to writer to Parquet, and to a subscriber, on
         one node and a 3-node loopback cluster, beside core NATS publish (same run)."""
-        import sys
-
         from kalshi_platform.bench.nats import BenchError, run
+        from kalshi_platform.tools.bench import run_and_show
 
         tops = [t.strip() for t in topology.split(",") if t.strip()]
         if not tops or set(tops) - {"single", "cluster"}:
             _fail("--topology: single and/or cluster")
-        try:
-            res = run(frames, copies, tops, report=lambda s: print(f"bench: {s}",
-                                                                   file=sys.stderr))
-        except BenchError as e:
-            _fail(str(e))
-            return
-        if as_json:
-            print(json.dumps(res, indent=2))
-            return
-        for r in res:
-            e2e = min(r["writer_per_s"], r["subscriber_per_s"])
-            ok = "ok" if e2e >= r["target"] and not r["writer_lost"] else "missed"
-            console.print(
-                f"{r['topology']} (R{r['replicas']}): {r['events']:,} events in "
-                f"{r['messages']:,} messages ({r['events_per_message']} per message)\n"
-                f"  publish {r['publish_per_s']:,.0f} ev/s | writer→Parquet "
-                f"{r['writer_per_s']:,.0f} ev/s | subscriber {r['subscriber_per_s']:,.0f} ev/s"
-                f" | core NATS publish {r['core_msgs_per_s']:,.0f} msg/s "
-                f"(= {r['core_events_per_s']:,.0f} ev/s)\n"
-                f"  lost: writer {r['writer_lost']}, subscriber {r['subscriber_lost']} "
-                f"(gaps {r['subscriber_gaps']}); redelivered {r['redelivered']}; target "
-                f"{r['target']:,} ev/s end to end: {ok}\n"
-                "  CPU µs per event: " + ", ".join(
-                    f"{k.replace('_', ' ')} {v:.1f}" for k, v in r["cpu_us_per_event"].items()))
+        run_and_show(lambda report: run(frames, copies, tops, report=report),
+                      _print_bench_nats, progress=True, as_json=as_json, errors=(BenchError,),
+                      checked=False)
 
+
+def _print_bench_nats(res: list[dict], out: Any) -> None:
+    """One paragraph per topology: rates, core NATS publish, losses, target, CPU per event."""
+    for r in res:
+        e2e = min(r["writer_per_s"], r["subscriber_per_s"])
+        ok = "ok" if e2e >= r["target"] and not r["writer_lost"] else "missed"
+        out.print(
+            f"{r['topology']} (R{r['replicas']}): {r['events']:,} events in "
+            f"{r['messages']:,} messages ({r['events_per_message']} per message)\n"
+            f"  publish {r['publish_per_s']:,.0f} ev/s | writer→Parquet "
+            f"{r['writer_per_s']:,.0f} ev/s | subscriber {r['subscriber_per_s']:,.0f} ev/s"
+            f" | core NATS publish {r['core_msgs_per_s']:,.0f} msg/s "
+            f"(= {r['core_events_per_s']:,.0f} ev/s)\n"
+            f"  lost: writer {r['writer_lost']}, subscriber {r['subscriber_lost']} "
+            f"(gaps {r['subscriber_gaps']}); redelivered {r['redelivered']}; target "
+            f"{r['target']:,} ev/s end to end: {ok}\n"
+            "  CPU µs per event: " + ", ".join(
+                f"{k.replace('_', ' ')} {v:.1f}" for k, v in r["cpu_us_per_event"].items()),
+            soft_wrap=True)
 
 _register_bench()
