@@ -64,14 +64,14 @@ class BacktestConfig:
 
 
 class _Driver:
-    """What recording.feed drives: the plant, then the backtest's per-frame step."""
+    """What recording.feed drives: the plant, then the backtest's per-frame step.
+    ``frame_step(frame, recv_ns, raw)`` handles a decoded frame whole (plant included: the
+    hot path, one call per frame); ``after(recv_ns)`` runs after the other entry points."""
 
-    def __init__(self, plant: TickerPlant, after: Callable[[Optional[int]], None]) -> None:
+    def __init__(self, plant: TickerPlant, frame_step: Callable[..., None],
+                 after: Callable[[Optional[int]], None]) -> None:
         self._plant, self._after = plant, after
-
-    def process_frame(self, frame, recv_ns=None, raw=None) -> None:
-        self._plant.process_frame(frame, recv_ns, raw)
-        self._after(recv_ns)
+        self.process_frame = frame_step
 
     def process(self, payload, recv_ns=None, raw=None) -> None:
         self._plant.process(payload, recv_ns, raw)
@@ -91,13 +91,12 @@ class _Stopped(Exception):
 
 
 class _Collect:
-    """A plant publisher that keeps the events of the current frame."""
+    """A plant publisher that keeps the events of the current frame in ``events`` (always
+    the same list: ``publish`` is its ``append``, bound once; the frame step empties it)."""
 
     def __init__(self) -> None:
         self.events: list = []
-
-    def publish(self, event) -> None:
-        self.events.append(event)
+        self.publish = self.events.append
 
     def flush(self) -> None:
         pass
@@ -133,11 +132,17 @@ class BacktestVenue(Venue):
         self._feed_lat = self.cfg.feed_latency_ns
         self._early: list[tuple[int, Callable[[], None]]] = []  # scheduled before the clock ran
         self.unknown_settle: list[str] = []  # --settle tickers the recording never listed
+        self._events = self._collect.events
+        self._plant_frame = self.plant.process_frame
+        self._delta = self.follower.delta
+        self._on_market: Callable[[int, object], None] = lambda _seq, _ev: None
+        self._known: set[str] = set()  # tickers seen listed at the core (never unlisted)
 
     # -- Venue API ------------------------------------------------------------------------
 
     def start(self, listener: VenueListener) -> None:
         self.listener = listener
+        self._on_market = listener.on_market
         if self.cfg.user_id not in self.core.accounts:
             self.core.submit(C.Deposit(user_id=self.cfg.user_id, amount=self.cfg.deposit_cents), 0)
             for u in (MARKET_USER, TAKER_USER):
@@ -177,8 +182,9 @@ class BacktestVenue(Venue):
     def run(self) -> None:
         """Replay the whole recording, then settle (``settle``) and drain what is due."""
         self._stopped = False
+        self._events.clear()  # what an interrupted run left
         try:
-            feed(self.path, _Driver(self.plant, self._after_frame))
+            feed(self.path, _Driver(self.plant, self._frame, self._after_frame))
         except _Stopped:
             pass
         end = self.clock.now + self.cfg.order_latency_ns * 2 + self.cfg.feed_latency_ns
@@ -207,17 +213,25 @@ class BacktestVenue(Venue):
 
     # -- the recording ---------------------------------------------------------------------
 
+    def _frame(self, frame, recv_ns: Optional[int] = None, raw=None) -> None:
+        """One recorded frame through the plant, then :meth:`_after_frame` (the hot path:
+        one call per frame)."""
+        self._plant_frame(frame, recv_ns, raw)
+        self._after_frame(recv_ns)
+
     def _after_frame(self, recv_ns: Optional[int]) -> None:
         """One recorded frame was decoded: the core follows it, the strategy sees it."""
         if self._stopped:
             raise _Stopped
         self.frames += 1
-        evs = self._collect.events
-        if not evs:
+        events = self._events
+        if not events:
             return
-        self._collect.events = []
+        evs = events[:]
+        events.clear()
         t = recv_ns if recv_ns is not None else evs[0][1] if type(evs[0][1]) is int else None
-        clock, heap = self.clock, self.clock.heap
+        clock = self.clock
+        heap = clock.heap
         if t is not None and t > clock.now:
             if not self._timed:
                 self._start_clock(t)
@@ -225,9 +239,12 @@ class BacktestVenue(Venue):
                 clock.run_until(t - 1)
             clock.now = t
         now = clock.now
-        follow = self._follow
-        for ev in evs:
-            follow(ev)
+        known = self._known
+        for ev in evs:  # a recorded delta of a listed market straight to the follower
+            if type(ev) is DeltaEvent and ev.ticker in known:
+                self._delta(ev.ticker, ev.side, ev.price, ev.delta)
+            else:
+                self._follow(ev)
         first = self.seq + 1
         n = len(evs)
         self.events += n
@@ -235,7 +252,7 @@ class BacktestVenue(Venue):
         if self._feed_lat == 0 and not (heap and heap[0][0] <= now):
             # what scheduling each event at now would do, without the heap: nothing else is
             # due before them, and what the strategy sends runs after them (run_until below)
-            on_market = self.listener.on_market
+            on_market = self._on_market
             if n == 1:
                 on_market(first, evs[0])
             else:
@@ -261,8 +278,7 @@ class BacktestVenue(Venue):
         """Make the core follow one recorded event (at the clock's now)."""
         t = type(ev)
         if t is DeltaEvent:
-            if ev.ticker not in self.core.markets:
-                self._listed(ev.ticker)
+            self._listed(ev.ticker)
             self.follower.delta(ev.ticker, ev.side, ev.price, ev.delta)
         elif t is SnapshotEvent:
             self._listed(ev.ticker)
@@ -278,10 +294,15 @@ class BacktestVenue(Venue):
                 self.settle(ev.ticker, ev.result)
 
     def _listed(self, ticker: str) -> None:
+        """List ``ticker`` at the core unless it is there (``_known`` remembers it is)."""
+        if ticker in self._known:
+            return
         if ticker not in self.core.markets:
             self.core.submit(C.AddMarket(ticker=ticker, event_ticker=event_of(ticker),
                                          price_ranges=[tuple(r) for r in self.cfg.price_ranges]),
                              self.clock.now)
+        if ticker in self.core.markets:
+            self._known.add(ticker)
 
     # -- the core --------------------------------------------------------------------------
 

@@ -61,22 +61,44 @@ MARKET_DEPOSIT_CENTS = 10**15
 
 class _Level:
     """One recorded level: ``recorded`` size, ``deficit`` taken by us, ``credit`` taken by a
-    replayed trade, the market's orders ``[order_id, remaining]`` oldest first, and
-    ``tail``: size that joined the level after its newest real order and is not in the core
-    yet (it is behind every order there, so nothing can trade with it before it is placed:
-    see :meth:`Follower.prepare`)."""
+    replayed trade, the market's orders ``[order_id, remaining]`` oldest first (``rest``:
+    their remaining sizes summed), and ``tail``: size that joined the level after its newest
+    real order and is not in the core yet (it is behind every order there, so nothing can
+    trade with it before it is placed: see :meth:`Follower.prepare`)."""
 
-    __slots__ = ("recorded", "deficit", "credit", "orders", "tail")
+    __slots__ = ("recorded", "deficit", "credit", "orders", "tail", "rest")
 
     def __init__(self) -> None:
         self.recorded = 0
         self.deficit = 0
         self.credit = 0
         self.tail = 0
+        self.rest = 0
         self.orders: deque[list] = deque()
 
     def resting(self) -> int:
-        return sum(o[1] for o in self.orders)
+        """Size of the market's orders in the core at this level."""
+        return self.rest
+
+
+#: ``_Side.watch`` when every level is kept in the core: every price is watched
+_ALL = -(1 << 62)
+
+
+class _Side:
+    """One side of one market: the recorded ``ladder`` (price → size, the side's own
+    scale), its materialized ``levels`` (price → :class:`_Level`, also in
+    ``Follower.levels``), ``cross``: the lowest price there that crosses a resting order of
+    ours (``P1 + 1``: none), ``watch``: the lowest price whose recorded change must reach
+    the core (``cross`` with lazy levels, every price without)."""
+
+    __slots__ = ("ladder", "levels", "cross", "watch")
+
+    def __init__(self, cross: int, lazy: bool) -> None:
+        self.ladder: dict[int, int] = {}
+        self.levels: dict[int, _Level] = {}
+        self.cross = cross
+        self.watch = cross if lazy else _ALL
 
 
 class Follower:
@@ -85,13 +107,14 @@ class Follower:
     ``submit(cmd) -> Result`` is the exchange core's ``submit`` at the current time;
     ``route(result)`` hands every result on (our fills and order updates in it); ``lazy``
     (default) keeps only the levels that matter in the core (module docstring).
+    ``levels``: ``(ticker, side, price)`` → :class:`_Level` of the materialized levels.
     ``stats``: orders added/reduced/canceled, replayed trades, ``off_grid`` (recorded prices
     the market's tick grid refuses), ``refused``, ``materialized`` levels."""
 
     def __init__(self, submit: Callable[[object], Result],
                  route: Callable[[Result], None], lazy: bool = True) -> None:
         self._submit, self._route, self.lazy = submit, route, lazy
-        self.recorded: dict[str, dict[str, dict[int, int]]] = {}
+        self._sides: dict[str, dict[str, _Side]] = {"yes": {}, "no": {}}
         self.levels: dict[tuple[str, str, int], _Level] = {}
         self._by_ticker: dict[str, set[tuple[str, str, int]]] = {}
         self._where: dict[str, tuple[str, str, int]] = {}
@@ -101,19 +124,28 @@ class Follower:
         self.stats = {"adds": 0, "reduces": 0, "cancels": 0, "off_grid": 0, "refused": 0,
                       "trades": 0, "materialized": 0}
 
-    def _ladders(self, ticker: str) -> dict[str, dict[int, int]]:
-        r = self.recorded.get(ticker)
-        if r is None:
-            r = self.recorded[ticker] = {"yes": {}, "no": {}}
-        return r
+    def _side(self, ticker: str, side: str) -> _Side:
+        """``side``'s state in ``ticker`` (created empty, crossing what we rest there)."""
+        s = self._sides[side].get(ticker)
+        if s is None:
+            bid, ask = self._best.get(ticker, (-1, P1 + 1))
+            s = self._sides[side][ticker] = _Side(ask if side == "yes" else P1 - bid,
+                                                  self.lazy)
+        return s
+
+    def ladder(self, ticker: str, side: str) -> dict[int, int]:
+        """The recorded bid ladder of ``side`` (yes | no) in ``ticker``: price (the side's
+        own scale, micro-dollars) → size (centi-contracts)."""
+        return self._side(ticker, side).ladder
 
     # -- recorded events -------------------------------------------------------------------
 
     def snapshot(self, ticker: str, yes: list, no: list) -> None:
         """A recorded snapshot: the ladders replaced, materialized levels set to them (their
         deficits and credits forgotten)."""
-        lad = self._ladders(ticker)
-        lad["yes"], lad["no"] = dict(yes), dict(no)
+        ys, ns = self._side(ticker, "yes"), self._side(ticker, "no")
+        ys.ladder, ns.ladder = dict(yes), dict(no)
+        lad = {"yes": ys.ladder, "no": ns.ladder}
         keys = set(self._by_ticker.get(ticker, ()))
         if not self.lazy:
             keys |= {(ticker, s, p) for s in ("yes", "no") for p in lad[s]}
@@ -124,10 +156,11 @@ class Follower:
 
     def delta(self, ticker: str, side: str, price: int, delta: int) -> None:
         """A recorded delta (signed size change at ``price`` on ``side``'s own scale)."""
-        r = self.recorded.get(ticker)
-        ladder = (r if r is not None else self._ladders(ticker))[side]
-        key = (ticker, side, price)
-        lv = self.levels.get(key)
+        s = self._sides[side].get(ticker)
+        if s is None:
+            s = self._side(ticker, side)
+        ladder = s.ladder
+        lv = s.levels.get(price)
         if lv is not None and delta < 0 and lv.credit:
             used = min(-delta, lv.credit)
             lv.credit -= used
@@ -140,14 +173,16 @@ class Follower:
             delta += used
             if not delta:
                 return
-        q = max(ladder.get(price, 0) + delta, 0)
-        if q:
+        q = ladder.get(price, 0) + delta
+        if q > 0:
             ladder[price] = q
         else:
+            q = 0
             ladder.pop(price, None)
-        if lv is not None or not self.lazy or (ticker in self._best
-                                               and self._crosses_ours(ticker, side, price)):
-            self._set(key, q)
+        if lv is not None:
+            self._retarget((ticker, side, price), s, lv, q)
+        elif price >= s.watch:
+            self._set((ticker, side, price), q)
 
     def trade(self, ticker: str, yes_price: int, count: int, taker_side: str | None) -> None:
         """A recorded trade: replayed by :data:`TAKER_USER` (see the module docstring);
@@ -170,8 +205,8 @@ class Follower:
 
     def clear(self, ticker: str) -> None:
         """The recorded book is not trustworthy: cancel all the market's orders there."""
-        lad = self._ladders(ticker)
-        lad["yes"], lad["no"] = {}, {}
+        self._side(ticker, "yes").ladder = {}
+        self._side(ticker, "no").ladder = {}
         for key in list(self._by_ticker.get(ticker, ())):
             self._set(key, 0, reset=True)
 
@@ -180,9 +215,10 @@ class Follower:
     def prepare(self, ticker: str, is_bid: bool, yes_price: int, own_level: bool = True) -> None:
         """Before an order (ours, or a replayed trade) at YES price ``yes_price`` reaches the
         core: materialize its own level (``own_level``) and every opposite level it crosses."""
-        lad = self._ladders(ticker)
-        if is_bid:
-            cross = [("no", q) for q in lad["no"] if P1 - q <= yes_price]
+        lad = {"yes": self._side(ticker, "yes").ladder, "no": self._side(ticker, "no").ladder}
+        if is_bid:  # NO bids at or above $1 - yes_price
+            lim = P1 - yes_price
+            cross = [("no", q) for q in lad["no"] if q >= lim]
             own = ("yes", yes_price)
         else:
             cross = [("yes", p) for p in lad["yes"] if p >= yes_price]
@@ -206,20 +242,26 @@ class Follower:
             return
         bids = [y for b, y in mine.values() if b]
         asks = [y for b, y in mine.values() if not b]
-        self._best[ticker] = (max(bids) if bids else -1, min(asks) if asks else P1 + 1)
+        bid = max(bids) if bids else -1
+        ask = min(asks) if asks else P1 + 1
+        self._best[ticker] = (bid, ask)
+        # a YES bid at p crosses our asks at or below p; a NO bid at q our bids at or
+        # above $1 - q
+        for s, cross in ((self._side(ticker, "yes"), ask), (self._side(ticker, "no"), P1 - bid)):
+            s.cross = cross
+            if self.lazy:
+                s.watch = cross
 
     def _crosses_ours(self, ticker: str, side: str, price: int) -> bool:
-        best = self._best.get(ticker)
-        if best is None:
-            return False
-        if side == "yes":  # a YES bid at price crosses our asks at or below it
-            return best[1] <= price
-        return best[0] >= P1 - price
+        return price >= self._side(ticker, side).cross
 
     def _crossing_ours(self, ticker: str) -> list[tuple[str, str, int]]:
-        lad = self._ladders(ticker)
-        return [(ticker, s, p) for s in ("yes", "no") for p in lad[s]
-                if (ticker, s, p) not in self.levels and self._crosses_ours(ticker, s, p)]
+        out = []
+        for side in ("yes", "no"):
+            s = self._side(ticker, side)
+            out += [(ticker, side, p) for p in s.ladder
+                    if (ticker, side, p) not in self.levels and p >= s.cross]
+        return out
 
     def on_fill(self, f: XFill) -> None:
         """A fill of one of the market's orders (from any result): its level's deficit
@@ -230,10 +272,14 @@ class Follower:
         lv = self.levels[key]
         for o in lv.orders:
             if o[0] == f.order_id:
-                o[1] -= f.count
-                if o[1] <= 0:
+                left = o[1] - f.count
+                if left <= 0:
+                    lv.rest -= o[1]
                     lv.orders.remove(o)
                     del self._where[f.order_id]
+                else:
+                    lv.rest -= f.count
+                o[1] = left
                 break
         if self._trading:
             lv.credit += f.count
@@ -243,20 +289,31 @@ class Follower:
     # -- keeping the book at the target ----------------------------------------------------
 
     def _set(self, key: tuple[str, str, int], recorded: int, reset: bool = False) -> None:
+        """Level ``key`` (materialized if needed) follows ``recorded`` size."""
         lv = self.levels.get(key)
+        s = self._side(key[0], key[1])
         if lv is None:
-            lv = self.levels[key] = _Level()
+            lv = self.levels[key] = s.levels[key[2]] = _Level()
             self._by_ticker.setdefault(key[0], set()).add(key)
             self.stats["materialized"] += 1
+        self._retarget(key, s, lv, recorded, reset)
+
+    def _retarget(self, key: tuple[str, str, int], s: _Side, lv: _Level, recorded: int,
+                  reset: bool = False) -> None:
+        """The materialized level ``lv`` (``key``, on side ``s``) follows ``recorded``:
+        the market shows ``recorded − deficit − credit`` there (never below 0)."""
         lv.recorded = recorded
-        lv.deficit = 0 if reset else min(lv.deficit, recorded)
         if reset:
-            lv.credit = 0
-        have = lv.resting() + lv.tail
-        target = max(recorded - lv.deficit - lv.credit, 0)
+            lv.deficit = lv.credit = 0
+        elif lv.deficit > recorded:
+            lv.deficit = recorded
+        have = lv.rest + lv.tail
+        target = recorded - lv.deficit - lv.credit
+        if target < 0:
+            target = 0
         if target > have:
             lv.tail += target - have  # joins at the back: kept as a number until needed
-            if not self.lazy or self._crosses_ours(*key):
+            if key[2] >= s.watch:  # every level kept, or it crosses an order of ours
                 self._flush(key, lv)
         elif target < have:
             cut = min(lv.tail, have - target)  # newest first: the tail goes first
@@ -282,6 +339,7 @@ class Follower:
         o = res.order     # fills are counted here, from the result, not by on_fill)
         if o.status == "resting" and o.remaining_count:
             lv.orders.append([o.order_id, o.remaining_count])
+            lv.rest += o.remaining_count
             self._where[o.order_id] = key
         if o.fill_count:
             lv.deficit = min(lv.deficit + o.fill_count, lv.recorded)
@@ -292,6 +350,7 @@ class Follower:
             if rem <= qty:
                 res = self._submit(C.CancelOrder(user_id=MARKET_USER, order_id=oid))
                 lv.orders.pop()
+                lv.rest -= rem
                 del self._where[oid]
                 qty -= rem
                 self.stats["cancels"] += 1
@@ -299,6 +358,7 @@ class Follower:
                 res = self._submit(C.DecreaseOrder(user_id=MARKET_USER, order_id=oid,
                                                    reduce_by=qty))
                 lv.orders[-1][1] = rem - qty
+                lv.rest -= qty
                 qty = 0
                 self.stats["reduces"] += 1
             self._route(res)
