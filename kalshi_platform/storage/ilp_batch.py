@@ -246,16 +246,16 @@ def _without_null_bools(table: pa.Table) -> list[pa.Table]:
 
 
 class BatchBuilder:
-    """Accumulates the next batch's events as *raw* Arrow batches (:meth:`Table.read_events`:
-    one C pass over the events, no kernel call, so the GIL is taken once and briefly, and the
-    Python events can be freed at once); :meth:`build` runs the unit kernels
-    (:meth:`Table.finish`) once per table. A group ``read_events`` refuses goes through
-    :meth:`Table.to_arrow` (the row path) at once, rejected events isolated.
+    """Accumulates the next batch's events as Arrow batches (:meth:`Table.read_events`: one
+    C pass over the events, unit conversions included, no kernel call, so the GIL is taken
+    once and briefly, and the Python events can be freed at once); :meth:`build` joins
+    them per table. A group ``read_events`` refuses goes through :meth:`Table.to_arrow`
+    (the row path) at once, rejected events isolated.
 
     ``rows``: table rows held."""
 
     def __init__(self) -> None:
-        self._items: dict[str, list[tuple[bool, Any]]] = {}  # table -> [(raw?, batch/table)]
+        self._items: dict[str, list[pa.Table]] = {}  # table -> its rows, in order
         self.rows = 0
 
     def __len__(self) -> int:
@@ -268,37 +268,23 @@ class BatchBuilder:
             t = TABLE_FOR_EVENT[ty]
             items = self._items.setdefault(t.name, [])
             try:
-                raw = t.read_events(evs)
+                done = pa.Table.from_batches([t.read_events(evs).data])
             except Exception:  # noqa: BLE001 - refused as it is: the row path decides
                 def reject(ev: Any, err: BaseException, t=t) -> None:
                     rejected.extend(_reject_event(t.name, ev, err))
 
                 done = _concat(_bisect(evs, t.to_arrow, reject))
-                if done is not None:
-                    items.append((False, done))
-                    self.rows += done.num_rows
-                continue
-            items.append((True, raw))
-            self.rows += raw.num_rows
+                if done is None:
+                    continue
+            items.append(done)
+            self.rows += done.num_rows
         return rejected
 
     def build(self) -> IlpBatch:
         """The rows added so far as one batch (and the builder empty again)."""
         parts = []
         for name, items in self._items.items():
-            t = TABLES[name]
-            pieces: list[pa.Table] = []
-            run: list[pa.RecordBatch] = []
-            for is_raw, obj in items + [(False, None)]:
-                if is_raw:
-                    run.append(obj)
-                    continue
-                if run:
-                    pieces.append(t.finish(pa.Table.from_batches(run)))
-                    run = []
-                if obj is not None:
-                    pieces.append(obj)
-            table = _concat(pieces)
+            table = _concat(items)
             if table is not None:
                 parts.append((name, table))
         self._items, self.rows = {}, 0

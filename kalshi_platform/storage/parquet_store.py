@@ -13,15 +13,18 @@ see a partial file; dataset discovery ignores dot-files).
 
 The buffer is columnar (issue 11 §1). ``publish`` only appends the plant's event (a
 reference to its NamedTuple) to its table's pending list. Every ``CHUNK_ROWS`` rows the
-pending events are read in one C pass into a raw Arrow batch, their fields in plant units
-(:meth:`~kalshi_platform.storage.schema.Table.read_events`), and freed; a write finishes a
-table's raw batches in one go with Arrow kernels (µs, dollars, contracts, BBO mid and spread:
-:meth:`~kalshi_platform.storage.schema.Table.finish`). Values, files and file bytes are the
-same as from the row mapping ``Table.rows``. Why this shape, measured on a 491k-frame replay
-with the store on its own consumer thread: per-column ``array`` appends cost ~480 ns a row of
-Python on that thread against ~200 ns for the C pass; kernels run per chunk make the thread
-give up and wait for the GIL (up to the 5 ms switch interval) a dozen times a chunk; and
-events held until a write keep ~250k GC-tracked tuples alive per table (NamedTuples are never
+pending events are read in one C pass into Arrow columns, unit conversions included (µs,
+dollars, contracts, BBO mid and spread: :meth:`~kalshi_platform.storage.schema.Table.
+read_events`), and freed. Values are the same as from the row mapping ``Table.rows``. Once a
+batch holds ``ROW_GROUP_ROWS`` rows not yet written, they are written ahead as a row group of
+the batch's hidden tmp file (:mod:`~kalshi_platform.storage.parquet_ahead`: the encoding and
+compression run with the GIL released, beside the plant, instead of all at the end); a
+smaller batch is written whole when it completes. Why this shape, measured on replays with
+the store on its own consumer thread: per-column ``array`` appends cost ~480 ns a row of
+Python on that thread against ~70-200 ns for the C pass; every call that lets go of the GIL
+(an Arrow kernel, a file write) makes the thread wait to get it back (up to the 5 ms switch
+interval while the plant runs), so the conversions are done in C, not by kernels; and events
+held until a write keep ~250k GC-tracked tuples alive per table (NamedTuples are never
 untracked), which slows the plant's own garbage collections.
 
 Files are named by ``writer_id`` and a counter, so a writer with a deterministic id (a replay
@@ -49,14 +52,15 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from kalshi_platform.fsync import fsync_dir
-from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLES, Table, floor_divide
+from kalshi_platform.storage.parquet_ahead import ROW_GROUP_ROWS, BatchFiles
+from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLES, Chunk, Table, floor_divide
 from kalshi_platform.ticker_plant.events import QuarantineRecord
 
 log = logging.getLogger(__name__)
 
 _DAY_US = 86_400_000_000
 QUARANTINE_DIR = "_quarantine"
-#: rows of pending events read into a raw Arrow batch at a time: bounds the events held per
+#: rows of pending events read into Arrow columns at a time: bounds the events held per
 #: table (measured: 2k-64k rows cost the same within noise; 16k was the best of those runs)
 CHUNK_ROWS = 16_384
 
@@ -75,58 +79,67 @@ def _day_str(day: int) -> str:
 
 
 class _TableBuffer:
-    """One table's buffered rows: ``chunks`` in arrival order, ``chunk_rows`` rows in all
-    (raw ``pa.RecordBatch`` es of :meth:`Table.read_events`, or ``pa.Table`` s of
-    ``t.arrow_schema()``: rows the row path converted, or kept after a failed write), then
+    """One table's buffered rows: ``chunks`` (:class:`~kalshi_platform.storage.schema.Chunk`
+    s of ``t.arrow_schema()`` rows: :meth:`Table.read_events` output, rows the row path
+    converted, rows written ahead or kept after a failed write) in arrival order,
+    ``chunk_rows`` rows in all, then
     ``events`` (plant events not yet read, making ``pending_rows`` rows; counted only for
     tables with ``rows_per_event``, the others make one row each). ``len()`` is every
     buffered row."""
 
-    __slots__ = ("table", "chunks", "chunk_rows", "events", "pending_rows")
+    __slots__ = ("table", "chunks", "chunk_rows", "events", "pending_rows", "ahead",
+                 "ahead_chunks", "ahead_rows")
 
     def __init__(self, table: Table) -> None:
         self.table = table
-        self.chunks: list[pa.RecordBatch | pa.Table] = []
+        self.chunks: list[Chunk] = []
         self.chunk_rows = 0
         self.events: list[Any] = []
         self.pending_rows = 0
+        #: the batch's write-ahead files (None: off for this batch after a failure); the
+        #: first ``ahead_chunks`` chunks (``ahead_rows`` rows) are in them
+        self.ahead: BatchFiles | None = None
+        self.ahead_chunks = 0
+        self.ahead_rows = 0
 
     def __len__(self) -> int:
         pending = len(self.events) if self.table.rows_per_event is None else self.pending_rows
         return self.chunk_rows + pending
 
 
-def _finished(t: Table, chunks: list) -> pa.Table:
-    """The buffered ``chunks`` (see :class:`_TableBuffer`) as one table of
-    ``t.arrow_schema()``, in order: each run of raw batches is finished in one go
-    (:meth:`Table.finish`, one call per kernel for the whole run). Every column is one
-    contiguous chunk, so the Parquet writer makes the same pages, the same file bytes, as
-    from arrays built in one go (the copy costs ~4 ms for 250k rows)."""
-    parts: list[pa.Table] = []
-    raw: list[pa.RecordBatch] = []
-    for c in [*chunks, None]:
-        if isinstance(c, pa.RecordBatch):
-            raw.append(c)
-            continue
-        if raw:
-            parts.append(t.finish(pa.Table.from_batches(raw).combine_chunks()))
-            raw = []
-        if c is not None:
-            parts.append(c)
-    return pa.concat_tables(parts).combine_chunks()
+def _finished(chunks: list[Chunk], combine: bool = True) -> Chunk:
+    """The buffered ``chunks`` (see :class:`_TableBuffer`) as one chunk holding a
+    ``pa.Table``, rows in order. ``combine``: every column one contiguous array (the Parquet
+    writer then makes one run of pages, as from arrays built in one go; ~4 ms for 250k
+    rows); without it the columns stay chunked (the same values)."""
+    data = pa.concat_tables([c.data if isinstance(c.data, pa.Table)
+                             else pa.Table.from_batches([c.data]) for c in chunks])
+    ranges = [c.ts_us for c in chunks if c.ts_us is not None]
+    ts = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else None
+    return Chunk(data.combine_chunks() if combine else data, ts)
 
 
-def _split_by_day(data: pa.Table) -> list[tuple[int, pa.Table]]:
-    """``data`` split by the UTC day of ``ts`` (days since the epoch): ``[(day, rows of that
-    day in their order)]``, days ascending. One pass (min/max) when all rows share a day."""
+def _chunk_of(data: pa.Table) -> Chunk:
+    """A table of rows made another way (the row path) as a chunk: its ts range from Arrow
+    kernels (``TypeError`` for a null ts: never written silently)."""
     ts = data.column("ts").cast(pa.int64())
     if ts.null_count:  # to_arrow never lets a null ts through; never write one silently
         raise TypeError(f"{ts.null_count} rows without ts")
     mm = pc.min_max(ts)
-    lo, hi = mm["min"].as_py() // _DAY_US, mm["max"].as_py() // _DAY_US
+    return Chunk(data, None if not len(ts) else (mm["min"].as_py(), mm["max"].as_py()))
+
+
+def _split_by_day(chunk: Chunk) -> list[tuple[int, pa.Table]]:
+    """The chunk's rows split by the UTC day of ``ts`` (days since the epoch): ``[(day, rows
+    of that day in their order)]``, days ascending. No kernel call when all rows share a
+    day (known from the chunk's ts range)."""
+    data = chunk.data
+    if chunk.ts_us is None:
+        return []
+    lo, hi = chunk.ts_us[0] // _DAY_US, chunk.ts_us[1] // _DAY_US
     if lo == hi:
         return [(lo, data)]
-    days = floor_divide(ts, _DAY_US)
+    days = floor_divide(data.column("ts").cast(pa.int64()), _DAY_US)
     return [(d, data.filter(pc.equal(days, d))) for d in sorted(pc.unique(days).to_pylist())]
 
 
@@ -147,7 +160,8 @@ class ParquetStore:
         fsync: fsync each file before the rename (durability over speed).
 
     Counters: ``rows_written`` (per table), ``files_written``, ``bytes_written``,
-    ``quarantined``, ``write_seconds`` (finishing the columns and writing the files). Raises :class:`StoreError` if ``root`` is not writable.
+    ``quarantined``, ``write_seconds`` (joining the chunks and writing the files). Raises
+    :class:`StoreError` if ``root`` is not writable.
     """
 
     #: the name a failure is reported under (``--sink parquet``)
@@ -175,6 +189,8 @@ class ParquetStore:
         # one-row-per-event tables: pending events by event type (the publish hot path);
         # every table: its converted chunks (see _TableBuffer)
         self._tb = {name: _TableBuffer(t) for name, t in TABLES.items()}
+        for b in self._tb.values():
+            self._reset_ahead(b)
         self._pending = {t.event: self._tb[t.name].events for t in TABLES.values()
                          if t.rows_per_event is None}
         self._limit: dict[type, int] = {}  # pending rows at which a table converts
@@ -247,13 +263,16 @@ class ParquetStore:
         ``batch_rows`` rows are buffered; then raise the error of an event the row mapping
         rejected, if any (where the row-by-row buffer raised it at that event's publish)."""
         rejected = self._read_pending(t)
-        if self._tb[t.name].chunk_rows >= self.batch_rows:
+        b = self._tb[t.name]
+        if b.chunk_rows >= self.batch_rows:
             self._flush_table(t)
+        elif b.ahead is not None and b.chunk_rows - b.ahead_rows >= ROW_GROUP_ROWS:
+            self._write_ahead(t)
         if rejected is not None:
             raise rejected
 
     def _read_pending(self, t: Table) -> BaseException | None:
-        """Read ``t``'s pending events into a raw Arrow chunk (:meth:`Table.read_events`: one
+        """Read ``t``'s pending events into an Arrow chunk (:meth:`Table.read_events`: one
         C pass, no kernel call; the events are freed). A batch it refuses goes through the
         row path, event by event: an event ``rows()`` rejects (a ``None`` price) is dropped
         and its error returned, as the row-by-row buffer never took it; an error building
@@ -263,7 +282,7 @@ class ParquetStore:
         rejected = None
         if b.events:
             try:
-                chunk: pa.RecordBatch | pa.Table = t.read_events(b.events)
+                chunk = t.read_events(b.events)
             except Exception as e:
                 log.debug("parquet store: %s: %d events through the row path (%s: %s)",
                           t.name, len(b.events), type(e).__name__, e)
@@ -273,9 +292,9 @@ class ParquetStore:
                         rows.extend(t.rows(ev))
                     except Exception as bad:
                         rejected = rejected or bad
-                chunk = t.rows_to_arrow(rows)
+                chunk = _chunk_of(t.rows_to_arrow(rows))
             b.chunks.append(chunk)
-            b.chunk_rows += chunk.num_rows
+            b.chunk_rows += chunk.data.num_rows
             b.events.clear()
             b.pending_rows = 0
         self._set_limit(t)
@@ -329,20 +348,98 @@ class ParquetStore:
         its error is raised after the others were (see :meth:`_read_pending`)."""
         rejected = self._read_pending(t)
         b = self._tb[t.name]
-        if b.chunk_rows:
+        if b.chunk_rows and b.ahead:  # row groups written ahead: the rest, then rename
+            if b.ahead_chunks < len(b.chunks):
+                self._write_ahead(t)
+            if b.ahead is not None:
+                self._finish_ahead(t)
+        self._reset_ahead(b)
+        if b.chunk_rows:  # a small batch, or the write-ahead failed: one file per day
             t0 = time.perf_counter()
-            groups = _split_by_day(_finished(t, b.chunks))
+            groups = _split_by_day(_finished(b.chunks))
             self.write_seconds += time.perf_counter() - t0
             try:
                 while groups:
                     self._write_file(t, _day_str(groups[0][0]), groups[0][1])
                     groups.pop(0)
             finally:
-                b.chunks = [g for _, g in groups]
-                b.chunk_rows = sum(g.num_rows for g in b.chunks)
+                b.chunks = [_chunk_of(g) for _, g in groups]
+                b.chunk_rows = sum(g.num_rows for _, g in groups)
                 self._set_limit(t)
         if rejected is not None:
             raise rejected
+
+    def _reset_ahead(self, b: _TableBuffer) -> None:
+        """A fresh write-ahead for ``b``'s next batch (its rows are all in ``chunks``)."""
+        if b.ahead is not None:
+            b.ahead.abort()
+        t = b.table
+        b.ahead = BatchFiles(self.root / t.name, t.arrow_schema(), self._tmp_name,
+                             {"compression": self.compression,
+                              "use_dictionary": _dictionary_columns(t)}, self.fsync)
+        b.ahead_chunks = b.ahead_rows = 0
+
+    def _tmp_name(self) -> str:
+        return f".{self.writer_id}-{self._file_no:06d}.parquet.tmp"
+
+    def _write_ahead(self, t: Table) -> None:
+        """Write ``t``'s chunks not yet written ahead as row groups of the batch's tmp files
+        (:mod:`~kalshi_platform.storage.parquet_ahead`; they become one finished table in the
+        buffer). A failure turns the write-ahead off for this batch (logged): the rows are
+        still buffered, and completing the batch writes them one file per day and raises
+        what that raises."""
+        b = self._tb[t.name]
+        if b.ahead is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            done = _finished(b.chunks[b.ahead_chunks:], combine=False)
+            b.chunks[b.ahead_chunks:] = [done]
+            b.ahead_chunks = len(b.chunks)
+            b.ahead_rows = b.chunk_rows
+            b.ahead.write([(_day_str(d), g) for d, g in _split_by_day(done)])
+        except Exception as e:
+            log.warning("parquet store: writing %s ahead failed (%s: %s); the batch is kept "
+                        "and written when complete", t.name, type(e).__name__, e)
+            self._abort_ahead(b)
+        self.write_seconds += time.perf_counter() - t0
+
+    def _abort_ahead(self, b: _TableBuffer) -> None:
+        if b.ahead is not None:
+            b.ahead.abort()
+        b.ahead = None
+
+    def _finish_ahead(self, t: Table) -> None:
+        """Rename the batch's written-ahead files into place, days ascending, each the next
+        file of this writer; the buffer is emptied. On a failure the rows of the days not
+        renamed stay buffered (the caller writes them) and the failure is logged."""
+        b = self._tb[t.name]
+        ahead = b.ahead
+        assert ahead is not None
+        t0 = time.perf_counter()
+        done: set[str] = set()
+        try:
+            for date in ahead.dates():
+                final, rows = ahead.finish(date, f"{self.writer_id}-{self._file_no:06d}.parquet")
+                self._file_no += 1
+                self._count_file(t, final, rows)
+                done.add(date)
+        except Exception as e:
+            log.warning("parquet store: finishing %s failed (%s: %s); writing the rest again",
+                        t.name, type(e).__name__, e)
+            self._abort_ahead(b)
+            rest = [g for d, g in _split_by_day(_finished(b.chunks))
+                    if _day_str(d) not in done]  # the rows of the days not in place
+            b.chunks = [_chunk_of(g) for g in rest]
+            b.chunk_rows = sum(g.num_rows for g in rest)
+        else:
+            b.chunks, b.chunk_rows = [], 0
+        self.write_seconds += time.perf_counter() - t0
+
+    def _count_file(self, t: Table, final: Path, rows: int) -> None:
+        self.rows_written[t.name] += rows
+        self.files_written += 1
+        self.bytes_written += final.stat().st_size
 
     def _write_file(self, t: Table, date: str, rows: pa.Table) -> None:
         """Write ``rows`` (an Arrow table of ``t.arrow_schema()``, one UTC day) as the next
@@ -368,9 +465,7 @@ class ParquetStore:
             raise
         if self.fsync:  # make the rename itself durable
             fsync_dir(d)
-        self.rows_written[t.name] += rows.num_rows
-        self.files_written += 1
-        self.bytes_written += final.stat().st_size
+        self._count_file(t, final, rows.num_rows)
         self.write_seconds += time.perf_counter() - t0
 
     def _write_quarantine(self, rec: QuarantineRecord) -> None:

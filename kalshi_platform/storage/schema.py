@@ -25,29 +25,30 @@ book's state: a ``stale``/``syncing`` row with null prices marks where a book st
 trustworthy; docs/plant-contract.md); ``fills`` is an extra table for the private fill
 channel.
 
-Two conversions of the same mapping: ``Table.rows(event)`` (row tuples, the QuestDB writer's
-ILP rows) and the columnar one, the Parquet store's (``Table.read_events``: one C pass reads a
-batch of NamedTuples into raw Arrow columns; ``Table.finish``: Arrow kernels do the unit
-conversions on many such batches at once; ``Table.to_arrow``: both). They give the same values bit for bit: µs are floor divisions of ns, a
-price or size is ``float64(units) / float64(scale)`` as Python's ``int / int`` is (both
-correctly rounded; Arrow refuses an integer beyond 2^53 instead of rounding it), and a batch
-the columnar path does not take as it is (a ``None`` where ``rows`` would fail, an odd type, a
-huge value) is converted through ``rows`` instead, so it fails or succeeds exactly as before.
-One input is not caught: a Python ``float`` in an integer field (the plant contract says int;
-``ingestion/units.py`` only makes ints) is truncated by Arrow's converter, where ``rows``
-would have divided the float.
+Two conversions of the same mapping: ``Table.rows(event)`` (row tuples: the QuestDB writer's
+spool rows and reference) and the columnar one (``Table.read_events``: one C pass,
+:mod:`kalshi_platform.storage._columns`, reads a batch of NamedTuples into Arrow columns with
+the unit conversions done; ``Table.to_arrow``: the same as a table). They give the same values
+bit for bit: µs are floor divisions of ns, a price or size is ``float64(units) /
+float64(scale)`` as Python's ``int / int`` is (both correctly rounded; the C pass refuses an
+integer beyond 2^53 instead of rounding it), and a batch the columnar path does not take as it
+is (a ``None`` where ``rows`` would fail, an odd type such as a ``float`` or a ``bool`` in an
+integer field, a huge value) is converted through ``rows`` instead, so it fails or succeeds
+exactly as before.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from kalshi_platform.fixedpoint import PRICE_SCALE, SIZE_SCALE
+from kalshi_platform.storage import _columns
 from kalshi_platform.ticker_plant.events import (
     BBO,
     DeltaEvent,
@@ -107,8 +108,8 @@ class Table:
     """A table: ``columns`` in order, designated timestamp ``ts``, ``PARTITION BY DAY``,
     ``dedup_keys`` (must include ``ts``; a replay or re-run upserts instead of doubling),
     the plant ``event`` type it stores, ``rows(event) -> list[tuple]`` in column order, and
-    its columnar twin ``columnar`` (:meth:`read_events`, :meth:`finish`, :meth:`to_arrow`:
-    the same rows, built column by column). ``rows_per_event``: how many rows an event
+    its columnar twin ``columnar`` (:meth:`read_events`, :meth:`to_arrow`: the same rows,
+    built column by column). ``rows_per_event``: how many rows an event
     makes (``None``: exactly one)."""
 
     name: str
@@ -138,43 +139,36 @@ class Table:
 
     def arrow_schema(self) -> pa.Schema:
         """Arrow schema of the table (Parquet files are written with exactly this)."""
+        return self._arrow_schema
+
+    @functools.cached_property
+    def _arrow_schema(self) -> pa.Schema:
         return pa.schema([pa.field(c.name, _ARROW[c.kind]) for c in self.columns])
 
-    def read_events(self, events: Sequence[Any]) -> pa.RecordBatch:
-        """Step 1 of the columnar path: ``events`` (this table's plant events, in order) as a
-        raw batch, one row per table row, the event fields in plant units (int64 ns, µ$,
-        centi-contracts; strings; bools): :meth:`raw_schema`. One C pass over the Python
-        objects and no kernel call (a kernel call lets go of the GIL, and on a busy
-        process getting it back can take the 5 ms switch interval: kernels run in
-        :meth:`finish`, once per write).
-        Raises (``_Refused``, ``pa.ArrowInvalid``, ``TypeError``, ``OverflowError``) for a
-        batch it does not take as it is; :meth:`rows` then decides (see :meth:`to_arrow`)."""
-        return self.columnar.read(events)
-
-    def raw_schema(self) -> pa.Schema:
-        """Schema of :meth:`read_events` batches."""
-        return self.columnar.raw_schema
-
-    def finish(self, raw: pa.RecordBatch | pa.Table) -> pa.Table:
-        """Step 2: raw rows (:meth:`read_events` output, or several concatenated) as a table
-        of :meth:`arrow_schema` (µs floor-divided from ns, prices and sizes scaled to
-        float64, BBO mid and spread). Vectorised; a column Arrow refuses (a value beyond
-        2^53 or an int64 overflow in mid) is computed per value in Python, as ``rows`` does."""
-        return pa.Table.from_arrays(self.columnar.finish(raw), schema=self.arrow_schema())
+    def read_events(self, events: Sequence[Any]) -> Chunk:
+        """``events`` (this table's plant events, in order) as a :class:`Chunk` of
+        :meth:`arrow_schema` rows, the values ``rows()`` gives: one C pass over the Python
+        objects, unit conversions included (µs, dollars, contracts, BBO mid and spread), and
+        no kernel call (a kernel call lets go of the GIL, and on a busy process getting it
+        back can take the 5 ms switch interval).
+        Raises (``TypeError``, ``ValueError``, ``OverflowError``) for a batch it does not
+        take as it is (a ``None`` where ``rows`` would fail, an odd type, a value beyond
+        int64 or 2^53); :meth:`rows` then decides (see :meth:`to_arrow`)."""
+        return self.columnar.read(events, self.arrow_schema())
 
     def to_arrow(self, events: Sequence[Any]) -> pa.Table:
         """``events`` as one Arrow table of :meth:`arrow_schema`: the rows ``rows()`` gives
-        for each event, in order (:meth:`read_events` then :meth:`finish`). A batch the
-        columnar path refuses goes through :meth:`rows_to_arrow` (same values; its error, if
-        any, is the row path's: ``TypeError`` for a ``None`` price, ``OverflowError`` or
+        for each event, in order (:meth:`read_events`). A batch the columnar path refuses
+        goes through :meth:`rows_to_arrow` (same values; its error, if any, is the row
+        path's: ``TypeError`` for a ``None`` price, ``OverflowError`` or
         ``pa.ArrowInvalid`` for a value the column cannot hold)."""
         try:
-            raw = self.read_events(events)
+            chunk = self.read_events(events)
         except Exception as e:  # refused: the row path decides (and raises as it always did)
             log.debug("%s: %d events through the row path (%s: %s)", self.name, len(events),
                       type(e).__name__, e)
             return self.rows_to_arrow([r for ev in events for r in self.rows(ev)])
-        return self.finish(raw)
+        return pa.Table.from_batches([chunk.data])
 
     def rows_to_arrow(self, rows: Sequence[tuple]) -> pa.Table:
         """Row tuples (``rows()`` output) as an Arrow table of :meth:`arrow_schema`."""
@@ -249,16 +243,13 @@ def _feed_rows(e: FeedEvent) -> list[tuple]:
     return [(e.ts_ns // 1000, e.kind, e.sid, e.expected_seq, e.got_seq, e.detail)]
 
 
-# -- columnar conversion (Table.read_events / finish / to_arrow) ---------------------------
+# -- columnar conversion (Table.read_events / to_arrow) -------------------------------------
 
 _I64 = pa.int64()
 _F64 = pa.float64()
 _STR = pa.string()
+_BOOL = pa.bool_()
 _TS = _ARROW["timestamp"]
-
-
-class _Refused(ValueError):
-    """The columnar path does not take this batch as it is; the row path converts it."""
 
 
 def floor_divide(a: pa.Array, k: int) -> pa.Array:
@@ -272,143 +263,102 @@ def floor_divide(a: pa.Array, k: int) -> pa.Array:
     return pc.subtract(q, pc.cast(low, _I64))
 
 
-def _scaled(a: pa.Array, scale: int) -> pa.Array:
-    """int64 units → float64 ``units / scale``, as Python's ``int / int``: the safe cast
-    refuses |units| > 2^53 (``pa.ArrowInvalid``); below, both operands are exact doubles and
-    IEEE division rounds the exact quotient, as Python does."""
-    return pc.divide(a.cast(_F64), float(scale))
-
-
-def _py_scaled(scale: int, a: pa.Array) -> pa.Array:
-    return pa.array([None if v is None else v / scale for v in a.to_pylist()], _F64)
-
-
-def _py_pair(fn: Callable[[int, int], float], b: pa.Array, a: pa.Array) -> pa.Array:
-    return pa.array([None if x is None or y is None else fn(x, y)
-                     for x, y in zip(b.to_pylist(), a.to_pylist())], _F64)
-
-
-def _same(a: pa.Array) -> pa.Array:
-    return a
-
-
-#: op → (Arrow type of the raw field(s) it reads, vectorised function, exact per-value
-#: function for a column the vectorised one refuses, or None). ``!`` marks a field ``rows``
-#: needs non-null (it computes with it unguarded): a null there is refused at read time.
-_OPS: dict[str, tuple[pa.DataType, Callable[..., pa.Array], Callable[..., pa.Array] | None]] = {
-    "str": (_STR, _same, None),
-    "i64": (_I64, _same, None),
-    "bool": (pa.bool_(), _same, None),
-    "us": (_I64, lambda a: floor_divide(a, 1000).cast(_TS), None),
-    "p": (_I64, lambda a: _scaled(a, PRICE_SCALE), lambda a: _py_scaled(PRICE_SCALE, a)),
-    "q": (_I64, lambda a: _scaled(a, SIZE_SCALE), lambda a: _py_scaled(SIZE_SCALE, a)),
+#: op → (type of the raw field(s) it reads, C op code and divisor of
+#: :func:`kalshi_platform.storage._columns.read`). ``!`` marks a field ``rows`` needs
+#: non-null (it computes with it unguarded): a null there is refused.
+_OPS: dict[str, tuple[str, str, int]] = {
+    "str": ("str", "s", 0),
+    "i64": ("int", "q", 0),
+    "bool": ("bool", "b", 0),
+    "us": ("int", "u", 1000),                  # ns → µs, floor division
+    "p": ("int", "f", PRICE_SCALE),            # µ$ → $
+    "q": ("int", "f", SIZE_SCALE),             # centi-contracts → contracts
     # BBO (yes_bid, yes_ask) → mid, spread; null unless both sides are present
-    "mid": (_I64, lambda b, a: _scaled(pc.add_checked(b, a), 2 * PRICE_SCALE),
-            lambda b, a: _py_pair(lambda x, y: (x + y) / (2 * PRICE_SCALE), b, a)),
-    "spread": (_I64, lambda b, a: _scaled(pc.subtract_checked(a, b), PRICE_SCALE),
-               lambda b, a: _py_pair(lambda x, y: (y - x) / PRICE_SCALE, b, a)),
+    "mid": ("int", "m", 2 * PRICE_SCALE),
+    "spread": ("int", "d", PRICE_SCALE),
 }
+
+
+class Chunk(NamedTuple):
+    """Rows of one table as Arrow: ``data`` (a ``pa.RecordBatch`` or ``pa.Table`` of the
+    table's :meth:`Table.arrow_schema`) and ``ts_us``, the ``(min, max)`` of its ``ts``
+    column in µs (``None`` when it has no rows)."""
+
+    data: Any
+    ts_us: tuple[int, int] | None
 
 
 class _Columnar:
     """A table's columnar conversion, from ``spec``: per column, in order,
-    ``op[!]:field[+field]`` over the raw fields (ops in :data:`_OPS`).
+    ``op[!]:field[+field]`` over the raw fields (ops in :data:`_OPS`), done by one C pass
+    over the events (:mod:`kalshi_platform.storage._columns`).
 
-    ``fields``: the raw fields, in order (default: the NamedTuple ``event``'s own fields,
-    read in one C pass through a struct of exactly those fields, so every one must be used);
-    ``reader``: a custom ``events -> pa.RecordBatch`` of :attr:`raw_schema` (snapshots,
-    which make one raw row per level)."""
+    ``fields``: the raw fields, in order (default: the NamedTuple ``event``'s own fields;
+    every one must be used); ``reader``: a custom ``events -> list of tuples of fields``
+    (snapshots, which make one raw row per level)."""
 
     def __init__(self, event: type, spec: str, fields: tuple[str, ...] | None = None,
-                 reader: Callable[[Sequence[Any]], pa.RecordBatch] | None = None) -> None:
+                 reader: Callable[[Sequence[Any]], list[tuple]] | None = None) -> None:
         fields = fields or event._fields
-        self.ops: list[tuple[str, list[str]]] = []
-        types: dict[str, pa.DataType] = {}
-        strict: set[str] = set()
+        types: dict[str, str] = {}
+        ops = []
         for item in spec.split(","):
             op, src = item.strip().split(":")
-            if op.endswith("!"):
-                op = op[:-1]
-                strict.update(src.split("+"))
-            for f in src.split("+"):
-                if types.setdefault(f, _OPS[op][0]) != _OPS[op][0]:
+            strict = op.endswith("!")
+            op = op.rstrip("!")
+            kind, code, k = _OPS[op]
+            srcs = src.split("+")
+            for f in srcs:
+                if types.setdefault(f, kind) != kind:
                     raise ValueError(f"{event.__name__}.{f}: read as two types")
-            self.ops.append((op, src.split("+")))
+            idx = [fields.index(f) for f in srcs] + [-1]
+            ops.append((code, idx[0], idx[1], strict, k))
         if set(types) != set(fields):
             raise ValueError(f"{event.__name__}: the spec must read every raw field")
-        self.raw_schema = pa.schema([(f, types[f]) for f in fields])
-        self._struct = pa.struct(list(self.raw_schema))
-        self._strict = [i for i, f in enumerate(fields) if f in strict]
+        self._ops = tuple(ops)
+        self._width = len(fields)
         self._reader = reader
 
-    def read(self, events: Sequence[Any]) -> pa.RecordBatch:
-        """Events → raw batch (see :meth:`Table.read_events`)."""
-        if self._reader is not None:
-            raw = self._reader(events)
-        else:
-            raw = pa.RecordBatch.from_struct_array(pa.array(events, type=self._struct))
-        for i in self._strict:
-            if raw.column(i).null_count:
-                raise _Refused(f"null {self.raw_schema.names[i]}")
-        return raw
-
-    def finish(self, raw: pa.RecordBatch | pa.Table) -> list[pa.Array]:
-        """Raw rows → one array per column (see :meth:`Table.finish`)."""
-        out = []
-        for op, fields in self.ops:
-            _, fast, exact = _OPS[op]
-            args = [raw.column(f) for f in fields]
-            try:
-                out.append(fast(*args))
-            except pa.ArrowInvalid:
-                if exact is None:
-                    raise
-                out.append(exact(*args))
-        return out
+    def read(self, events: Sequence[Any], schema: pa.Schema) -> Chunk:
+        """Events → a chunk of ``schema`` (see :meth:`Table.read_events`)."""
+        rows = events if self._reader is None else self._reader(events)
+        n = len(rows)
+        arrays = []
+        ts = None
+        for f, (nulls, valid, *bufs) in zip(schema, _columns.read(rows, self._width,
+                                                                   self._ops)):
+            if len(bufs) == 3:  # int64 columns carry (min, max)
+                lo, hi = bufs[1:]
+                bufs = bufs[:1]
+                if f.name == "ts" and lo is not None:
+                    ts = (lo, hi)
+            vb = None if valid is None else pa.py_buffer(valid)
+            arrays.append(pa.Array.from_buffers(f.type, n, [vb, *map(pa.py_buffer, bufs)],
+                                                null_count=nulls))
+        return Chunk(pa.RecordBatch.from_arrays(arrays, schema=schema), ts)
 
 
-def _read_snapshots(events: Sequence[SnapshotEvent]) -> pa.RecordBatch:
-    """Snapshot events → raw level rows (yes levels, then no levels; an empty book is one row
-    with null side/price/size), schema :data:`_SNAPSHOT_RAW`."""
-    tk: list = []
-    ts: list = []
-    sid: list = []
-    seq: list = []
-    side: list = []
-    price: list = []
-    size: list = []
-    recv: list = []
-    empty = 0
+def _read_snapshots(events: Sequence[SnapshotEvent]) -> list[tuple]:
+    """Snapshot events → raw level rows ``(ticker, ts_ns, sid, seq, side, price, size,
+    recv_ns)`` (yes levels, then no levels; an empty book is one row with null
+    side/price/size). Raises ValueError for a level with a null price or size (``rows()``
+    raises TypeError for it)."""
+    out: list[tuple] = []
     for ticker, ts_ns, s, q, yes, no, r in events:
-        n = len(yes) + len(no)
-        if n == 0:
-            n, empty = 1, empty + 1
-            side.append(None)
-            price.append(None)
-            size.append(None)
+        if not yes and not no:
+            out.append((ticker, ts_ns, s, q, None, None, None, r))
+            continue
         for levels, name in ((yes, "yes"), (no, "no")):
-            if levels:
-                side += [name] * len(levels)
-                ps, qs = zip(*levels)
-                price += ps
-                size += qs
-        tk += [ticker] * n
-        ts += [ts_ns] * n
-        sid += [s] * n
-        seq += [q] * n
-        recv += [r] * n
-    p_units, q_units = pa.array(price, _I64), pa.array(size, _I64)
-    if p_units.null_count != empty or q_units.null_count != empty:
-        raise _Refused("null level")  # rows() raises TypeError for it
-    return pa.RecordBatch.from_arrays(
-        [pa.array(tk, _STR), pa.array(ts, _I64), pa.array(sid, _I64), pa.array(seq, _I64),
-         pa.array(side, _STR), p_units, q_units, pa.array(recv, _I64)], schema=_SNAPSHOT_RAW)
+            for p, z in levels:
+                if p is None or z is None:
+                    raise ValueError("null level")
+                out.append((ticker, ts_ns, s, q, name, p, z, r))
+    return out
 
 
 _SNAPSHOT_SPEC = ("str:ticker, us!:ts_ns, i64:sid, i64:seq, str:side, p:price, q:size,"
                   " us:recv_ns")
 _SNAPSHOT_FIELDS = ("ticker", "ts_ns", "sid", "seq", "side", "price", "size", "recv_ns")
-_SNAPSHOT_RAW = _Columnar(SnapshotEvent, _SNAPSHOT_SPEC, _SNAPSHOT_FIELDS).raw_schema
 
 
 def _snapshot_rows_per_event(e: SnapshotEvent) -> int:

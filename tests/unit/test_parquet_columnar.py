@@ -102,8 +102,32 @@ def edge_events() -> dict[str, list]:
 
 def test_every_table_is_declared_columnar():
     for t in TABLES.values():
-        assert t.raw_schema().names and t.finish(t.read_events([])).num_rows == 0
+        empty = t.read_events([])
+        assert empty.data.schema == t.arrow_schema() and empty.data.num_rows == 0
+        assert empty.ts_us is None
         assert TABLE_FOR_EVENT[t.event] is t
+
+
+def test_the_c_read_gives_the_ts_range_and_refuses_what_it_does_not_take():
+    """``read_events`` (the C pass) reports the µs range of ``ts``; a float, a bool or a
+    str subclass where it wants an int or a str is refused (the row path then decides:
+    ``to_arrow`` gives ``rows()``' values, e.g. the float divided as ``rows`` divides it)."""
+    t = TABLES["orderbook_deltas"]
+    evs = [DeltaEvent("A", NS + 1_999, 1, 1, "yes", 10_000, 1, None),
+           DeltaEvent("A", -1_500, 1, 2, "no", 10_000, 1, None)]
+    assert t.read_events(evs).ts_us == (-2, NS // 1000 + 1)
+
+    class Side(str):
+        pass
+
+    odd = [evs[0]._replace(price=10_000.5), evs[0]._replace(delta=True),
+           evs[0]._replace(side=Side("yes")), evs[0]._replace(ticker=b"A"),
+           evs[0]._replace(recv_ns=2**63)]
+    for e in odd:
+        with pytest.raises((TypeError, ValueError, OverflowError)):
+            t.read_events([e])
+    for e in odd[:3]:
+        assert_same(t.to_arrow([e]), row_path("orderbook_deltas", [e]))
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))

@@ -1,0 +1,318 @@
+/* Plant events (tuples) -> a storage table's Arrow column buffers, unit conversions
+ * included, in one C pass (kalshi_platform/storage/schema.py, _Columnar).
+ *
+ * read(events, width, ops) -> list, one entry per output column.
+ *   events: list or tuple of tuples of exactly `width` items.
+ *   ops: one (code, a, b, strict, k) per output column, reading tuple item a (and b):
+ *     's'  str as UTF-8                 -> (nulls, validity, offsets int32, chars)
+ *     'b'  bool                         -> (nulls, validity, bitmap)
+ *     'q'  int64                        -> (nulls, validity, int64 data, lo, hi)
+ *     'u'  floor(a / k), int64          -> (nulls, validity, int64 data, lo, hi)
+ *     'f'  a / k as float64             -> (nulls, validity, float64 data)
+ *     'm'  (a + b) / k as float64       -> same; null unless both are present
+ *     'd'  (b - a) / k as float64       -> same; null unless both are present
+ *   strict: a None in a (or b) is refused. lo/hi: min/max of the values (None if none).
+ * validity is an Arrow validity bitmap (bit set = value present) as bytes, or None when
+ * the column has no null; buffers are little-endian bytes, for pyarrow.Array.from_buffers.
+ *
+ * Values are those of Python on the same ints: floor division; int / int true division,
+ * taken only where both operands are exact doubles (|x| <= 2^53; then the IEEE quotient is
+ * Python's correctly rounded one). Taken: None, an exact int within int64, True/False, an
+ * exact str encodable as UTF-8. Anything else (another type, a bigger int, a strict None)
+ * raises TypeError, OverflowError, ValueError or UnicodeEncodeError: the caller then
+ * converts the batch through its row mapping.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define EXACT (INT64_C(1) << 53)
+
+typedef struct {
+    char code;
+    Py_ssize_t a, b;
+    int strict;
+    int64_t k;
+    Py_ssize_t nulls;
+    PyObject *validity; /* bytes, created at the first null */
+    PyObject *data;     /* bytes: values / bitmap / int32 offsets */
+    char *chars;        /* 's': PyMem UTF-8 data */
+    Py_ssize_t len, cap;
+    int64_t lo, hi;
+    int seen;
+} Col;
+
+static PyObject *zeroed_bytes(Py_ssize_t n) {
+    PyObject *b = PyBytes_FromStringAndSize(NULL, n);
+    if (b != NULL)
+        memset(PyBytes_AS_STRING(b), 0, (size_t)n);
+    return b;
+}
+
+static int col_init(Col *c, PyObject *op, Py_ssize_t width, Py_ssize_t n) {
+    const char *code;
+    long long k;
+    if (!PyArg_ParseTuple(op, "snnpL:op", &code, &c->a, &c->b, &c->strict, &k))
+        return -1;
+    c->code = code[0];
+    c->k = (int64_t)k;
+    int two = c->code == 'm' || c->code == 'd';
+    if (c->a < 0 || c->a >= width || (two && (c->b < 0 || c->b >= width))) {
+        PyErr_SetString(PyExc_ValueError, "op field index out of range");
+        return -1;
+    }
+    if (strchr("ufmd", c->code) != NULL && c->k <= 0) {
+        PyErr_SetString(PyExc_ValueError, "op divisor must be > 0");
+        return -1;
+    }
+    Py_ssize_t size;
+    switch (c->code) {
+    case 's': size = (n + 1) * 4; break;
+    case 'b': size = (n + 7) / 8; break;
+    case 'q': case 'u': case 'f': case 'm': case 'd': size = n * 8; break;
+    default:
+        PyErr_Format(PyExc_ValueError, "unknown op %c", c->code);
+        return -1;
+    }
+    c->data = zeroed_bytes(size);
+    return c->data == NULL ? -1 : 0;
+}
+
+static void col_free(Col *c) {
+    Py_CLEAR(c->validity);
+    Py_CLEAR(c->data);
+    PyMem_Free(c->chars);
+    c->chars = NULL;
+}
+
+static int set_null(Col *c, Py_ssize_t i, Py_ssize_t n) {
+    if (c->strict) {
+        PyErr_SetString(PyExc_ValueError, "null in a non-null field");
+        return -1;
+    }
+    if (c->validity == NULL) { /* every row before i was valid */
+        c->validity = zeroed_bytes((n + 7) / 8);
+        if (c->validity == NULL)
+            return -1;
+        unsigned char *v = (unsigned char *)PyBytes_AS_STRING(c->validity);
+        for (Py_ssize_t r = 0; r < i; r++)
+            v[r >> 3] |= (unsigned char)(1u << (r & 7));
+    }
+    c->nulls++;
+    return 0;
+}
+
+static int get_int(PyObject *v, int64_t *out) {
+    if (!PyLong_CheckExact(v)) {
+        PyErr_Format(PyExc_TypeError, "not an int: %.50s", Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow) {
+        PyErr_SetString(PyExc_OverflowError, "int beyond int64");
+        return -1;
+    }
+    if (x == -1 && PyErr_Occurred())
+        return -1;
+    *out = (int64_t)x;
+    return 0;
+}
+
+static int put_str(Col *c, PyObject *v) {
+    if (!PyUnicode_CheckExact(v)) {
+        PyErr_Format(PyExc_TypeError, "not a str: %.50s", Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    Py_ssize_t size;
+    const char *s = PyUnicode_AsUTF8AndSize(v, &size);
+    if (s == NULL)
+        return -1;
+    if (size > INT32_MAX - c->len) {
+        PyErr_SetString(PyExc_OverflowError, "string column over 2 GiB");
+        return -1;
+    }
+    if (c->len + size > c->cap) {
+        Py_ssize_t cap = c->cap ? c->cap : 4096;
+        while (cap < c->len + size)
+            cap *= 2;
+        char *p = PyMem_Realloc(c->chars, (size_t)cap);
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        c->chars = p;
+        c->cap = cap;
+    }
+    memcpy(c->chars + c->len, s, (size_t)size);
+    c->len += size;
+    return 0;
+}
+
+static int put_double(Col *c, Py_ssize_t i, int64_t num) {
+    if (num > EXACT || num < -EXACT) {
+        PyErr_SetString(PyExc_ValueError, "value beyond 2^53");
+        return -1;
+    }
+    double y = (double)num / (double)c->k;
+    memcpy(PyBytes_AS_STRING(c->data) + 8 * i, &y, 8);
+    return 0;
+}
+
+static void put_int(Col *c, Py_ssize_t i, int64_t y) {
+    memcpy(PyBytes_AS_STRING(c->data) + 8 * i, &y, 8);
+    if (!c->seen || y < c->lo)
+        c->lo = y;
+    if (!c->seen || y > c->hi)
+        c->hi = y;
+    c->seen = 1;
+}
+
+/* Column c's value of row i from tuple ev: 1 null, 0 value, -1 error. */
+static int col_put(Col *c, PyObject *ev, Py_ssize_t i) {
+    PyObject *v = PyTuple_GET_ITEM(ev, c->a);
+    PyObject *w = (c->code == 'm' || c->code == 'd') ? PyTuple_GET_ITEM(ev, c->b) : NULL;
+    if (v == Py_None || w == Py_None)
+        return 1;
+    int64_t x, y;
+    switch (c->code) {
+    case 's':
+        return put_str(c, v);
+    case 'b':
+        if (v != Py_True && v != Py_False) {
+            PyErr_Format(PyExc_TypeError, "not a bool: %.50s", Py_TYPE(v)->tp_name);
+            return -1;
+        }
+        if (v == Py_True)
+            PyBytes_AS_STRING(c->data)[i >> 3] |= (char)(1u << (i & 7));
+        return 0;
+    case 'q':
+        if (get_int(v, &x) < 0)
+            return -1;
+        put_int(c, i, x);
+        return 0;
+    case 'u':
+        if (get_int(v, &x) < 0)
+            return -1;
+        y = x / c->k;
+        if (x % c->k != 0 && x < 0)
+            y -= 1; /* C truncates toward zero; Python floors */
+        put_int(c, i, y);
+        return 0;
+    case 'f':
+        if (get_int(v, &x) < 0)
+            return -1;
+        return put_double(c, i, x);
+    default: /* 'm', 'd' */
+        if (get_int(v, &x) < 0 || get_int(w, &y) < 0)
+            return -1;
+        if (x > EXACT || x < -EXACT || y > EXACT || y < -EXACT) {
+            PyErr_SetString(PyExc_ValueError, "value beyond 2^53");
+            return -1;
+        }
+        return put_double(c, i, c->code == 'm' ? x + y : y - x);
+    }
+}
+
+static PyObject *col_result(Col *c) {
+    PyObject *validity = c->validity ? c->validity : Py_None;
+    if (c->code == 's') {
+        PyObject *chars = PyBytes_FromStringAndSize(c->chars ? c->chars : "", c->len);
+        if (chars == NULL)
+            return NULL;
+        PyObject *r = Py_BuildValue("(nOOO)", c->nulls, validity, c->data, chars);
+        Py_DECREF(chars);
+        return r;
+    }
+    if (c->code == 'q' || c->code == 'u') {
+        if (!c->seen)
+            return Py_BuildValue("(nOOOO)", c->nulls, validity, c->data, Py_None, Py_None);
+        return Py_BuildValue("(nOOLL)", c->nulls, validity, c->data, (long long)c->lo,
+                             (long long)c->hi);
+    }
+    return Py_BuildValue("(nOO)", c->nulls, validity, c->data);
+}
+
+static int fill(Col *cols, Py_ssize_t ncols, Py_ssize_t width, PyObject *seq) {
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *ev = items[i];
+        if (!PyTuple_Check(ev) || PyTuple_GET_SIZE(ev) != width) {
+            PyErr_Format(PyExc_TypeError, "event %zd is not a tuple of %zd fields", i, width);
+            return -1;
+        }
+        for (Py_ssize_t f = 0; f < ncols; f++) {
+            Col *c = &cols[f];
+            int r = col_put(c, ev, i);
+            if (r < 0 || (r == 1 && set_null(c, i, n) < 0))
+                return -1;
+            if (r == 0 && c->validity != NULL)
+                PyBytes_AS_STRING(c->validity)[i >> 3] |= (char)(1u << (i & 7));
+            if (c->code == 's') {
+                int32_t end = (int32_t)c->len;
+                memcpy(PyBytes_AS_STRING(c->data) + 4 * (i + 1), &end, 4);
+            }
+        }
+    }
+    return 0;
+}
+
+static PyObject *columns_read(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *events, *ops;
+    Py_ssize_t width;
+    if (!PyArg_ParseTuple(args, "OnO!:read", &events, &width, &PyTuple_Type, &ops))
+        return NULL;
+    PyObject *seq = PySequence_Fast(events, "events must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t ncols = PyTuple_GET_SIZE(ops);
+    Col *cols = PyMem_Calloc(ncols ? (size_t)ncols : 1, sizeof(Col));
+    PyObject *out = NULL;
+    if (cols == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t f = 0; f < ncols; f++)
+        if (col_init(&cols[f], PyTuple_GET_ITEM(ops, f), width, n) < 0)
+            goto done;
+    if (fill(cols, ncols, width, seq) < 0)
+        goto done;
+    out = PyList_New(ncols);
+    if (out == NULL)
+        goto done;
+    for (Py_ssize_t f = 0; f < ncols; f++) {
+        PyObject *r = col_result(&cols[f]);
+        if (r == NULL) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyList_SET_ITEM(out, f, r);
+    }
+done:
+    if (cols != NULL) {
+        for (Py_ssize_t f = 0; f < ncols; f++)
+            col_free(&cols[f]);
+        PyMem_Free(cols);
+    }
+    Py_DECREF(seq);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"read", columns_read, METH_VARARGS,
+     "read(events, width, ops) -> per output column (null_count, validity, buffers...): "
+     "see the module source."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_columns",
+    "Plant events (tuples) -> a storage table's Arrow column buffers in one C pass.", -1,
+    methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__columns(void) { return PyModule_Create(&module); }
