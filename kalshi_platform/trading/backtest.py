@@ -86,6 +86,12 @@ class _Driver:
         self._after(kw.get("ts_ns"))
 
 
+#: ``BacktestVenue._frame``'s frame when the plant already took it
+_DECODED = object()
+#: ``BacktestVenue._route``'s ``skip`` for "no order update at all"
+_EVERY = object()
+
+
 class _Stopped(Exception):
     """Raised out of the recording reader when the venue was asked to stop."""
 
@@ -123,9 +129,8 @@ class BacktestVenue(Venue):
         self.plant = TickerPlant([self._collect], use_yes_price=bool(meta.use_yes_price))
         self.follower = Follower(self._core_submit, self._route_now, self.cfg.lazy_levels)
         self.listener: Optional[VenueListener] = None
-        self.seq = 0
+        self.seq = 0  # the stream seq of the last recorded event (= events so far)
         self.frames = 0
-        self.events = 0
         self._stopped = False
         self._lose_answers = 0
         self._timed = False
@@ -134,7 +139,7 @@ class BacktestVenue(Venue):
         self.unknown_settle: list[str] = []  # --settle tickers the recording never listed
         self._events = self._collect.events
         self._plant_frame = self.plant.process_frame
-        self._delta = self.follower.delta
+        self._delta = self.follower.delta_event
         self._on_market: Callable[[int, object], None] = lambda _seq, _ev: None
         self._known: set[str] = set()  # tickers seen listed at the core (never unlisted)
 
@@ -147,6 +152,11 @@ class BacktestVenue(Venue):
             self.core.submit(C.Deposit(user_id=self.cfg.user_id, amount=self.cfg.deposit_cents), 0)
             for u in (MARKET_USER, TAKER_USER):
                 self.core.submit(C.Deposit(user_id=u, amount=MARKET_DEPOSIT_CENTS), 0)
+
+    @property
+    def events(self) -> int:
+        """Recorded events handed on so far (each one gets the next stream seq)."""
+        return self.seq
 
     def now_ns(self) -> int:
         return self.clock.now
@@ -214,21 +224,17 @@ class BacktestVenue(Venue):
     # -- the recording ---------------------------------------------------------------------
 
     def _frame(self, frame, recv_ns: Optional[int] = None, raw=None) -> None:
-        """One recorded frame through the plant, then :meth:`_after_frame` (the hot path:
-        one call per frame)."""
-        self._plant_frame(frame, recv_ns, raw)
-        self._after_frame(recv_ns)
-
-    def _after_frame(self, recv_ns: Optional[int]) -> None:
-        """One recorded frame was decoded: the core follows it, the strategy sees it."""
+        """One recorded frame (a decoded struct) through the plant, then the backtest's
+        step (the hot path: one call per frame from the reader). ``frame`` is
+        :data:`_DECODED` when the plant already took it (:meth:`_after_frame`)."""
+        if frame is not _DECODED:
+            self._plant_frame(frame, recv_ns, raw)
         if self._stopped:
             raise _Stopped
         self.frames += 1
-        events = self._events
-        if not events:
+        evs = self._events  # emptied at the end: nothing the step calls feeds the plant
+        if not evs:
             return
-        evs = events[:]
-        events.clear()
         t = recv_ns if recv_ns is not None else evs[0][1] if type(evs[0][1]) is int else None
         clock = self.clock
         heap = clock.heap
@@ -241,13 +247,12 @@ class BacktestVenue(Venue):
         now = clock.now
         known = self._known
         for ev in evs:  # a recorded delta of a listed market straight to the follower
-            if type(ev) is DeltaEvent and ev.ticker in known:
-                self._delta(ev.ticker, ev.side, ev.price, ev.delta)
+            if type(ev) is DeltaEvent and ev[0] in known:
+                self._delta(ev)
             else:
                 self._follow(ev)
         first = self.seq + 1
         n = len(evs)
-        self.events += n
         self.seq += n
         if self._feed_lat == 0 and not (heap and heap[0][0] <= now):
             # what scheduling each event at now would do, without the heap: nothing else is
@@ -262,8 +267,13 @@ class BacktestVenue(Venue):
             at = now + self._feed_lat
             for seq, ev in enumerate(evs, first):
                 clock.at(at, lambda s=seq, e=ev: self.listener.on_market(s, e))
+        evs.clear()
         if heap and heap[0][0] <= now:
             clock.run_until(now)
+
+    def _after_frame(self, recv_ns: Optional[int]) -> None:
+        """The plant took a frame by another entry point: the backtest's step."""
+        self._frame(_DECODED, recv_ns)
 
     def _start_clock(self, t: int) -> None:
         """The clock starts at the first recorded time: what was scheduled before it
@@ -279,7 +289,7 @@ class BacktestVenue(Venue):
         t = type(ev)
         if t is DeltaEvent:
             self._listed(ev.ticker)
-            self.follower.delta(ev.ticker, ev.side, ev.price, ev.delta)
+            self.follower.delta_event(ev)
         elif t is SnapshotEvent:
             self._listed(ev.ticker)
             self.follower.snapshot(ev.ticker, ev.yes, ev.no)
@@ -312,10 +322,13 @@ class BacktestVenue(Venue):
     def _route_now(self, res: Result) -> None:
         self._route(res, self.clock.now)
 
-    def _route(self, res: Result, now: int) -> None:
+    def _route(self, res: Result, now: int, skip: object = None, tracked: bool = False) -> None:
         """Hand a result's events on: the market's fills to the follower, ours back to the
-        strategy ``order_latency_ns`` later."""
-        self._track(res)
+        strategy ``order_latency_ns`` later; not the update of order id ``skip`` (the
+        answer carries it; :data:`_EVERY`: no update, the answer was lost). ``tracked``:
+        :meth:`_track` already saw ``res``."""
+        if not tracked:
+            self._track(res)
         uid, back = self.cfg.user_id, now + self.cfg.order_latency_ns
         for e in res.events:
             t = type(e)
@@ -324,7 +337,8 @@ class BacktestVenue(Venue):
                     self.follower.on_fill(e)
                 elif e.user_id == uid:
                     self.clock.at(back, lambda f=_fill(e): self.listener.on_fill(f))
-            elif t is OrderUpdate and e.order.user_id == uid:
+            elif (t is OrderUpdate and e.order.user_id == uid and skip is not _EVERY
+                  and e.order.order_id != skip):
                 r = _report("update", e.order, now)
                 self.clock.at(back, lambda r=r: self.listener.on_order_report(r))
             elif t is SettlementRecord and e.user_id == uid:
@@ -340,18 +354,20 @@ class BacktestVenue(Venue):
                 self.follower.note_ours(v.ticker, v.order_id, (v.side == "yes") == (
                     v.action == "buy"), v.yes_price, v.status == "resting")
 
-    def _answer(self, order: Order, report: OrderReport, res: Result | None) -> None:
+    def _answer(self, order: Order, report: OrderReport, res: Result | None,
+                skip: object = None) -> None:
+        """The answer to a command of ours back ``order_latency_ns`` later, then the rest of
+        ``res`` (already tracked; ``skip`` as in :meth:`_route`)."""
         now = self.clock.now
         if self._lose_answers:
             self._lose_answers -= 1
             report = OrderReport("unknown", order.client_order_id, None,
                                  reason="no answer (timeout)", ts_ns=now)
-            res = Result(events=[e for e in (res.events if res else [])
-                                 if not (type(e) is OrderUpdate)])
+            skip = _EVERY
         back = now + self.cfg.order_latency_ns
         self.clock.at(back, lambda: self.listener.on_order_report(report))
         if res is not None:
-            self._route(res, now)
+            self._route(res, now, skip, tracked=True)
 
     def _arrive_new(self, o: Order) -> None:
         is_yes = o.side is Side.YES
@@ -393,10 +409,7 @@ class BacktestVenue(Venue):
         now = self.clock.now
         self._track(res)
         if res.ok:
-            final = _report("update", res.order, now)
-            res = Result(events=[e for e in res.events if type(e) is not OrderUpdate
-                                 or e.order.order_id != o.venue_order_id])
-            self._answer(o, final, res)
+            self._answer(o, _report("update", res.order, now), res, o.venue_order_id)
             return
         e = res.error
         cur = self.core.get_order(o.venue_order_id) if o.venue_order_id else None

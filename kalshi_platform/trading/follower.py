@@ -49,6 +49,7 @@ from typing import Callable
 from kalshi_platform.exchange import commands as C
 from kalshi_platform.exchange.events import Fill as XFill
 from kalshi_platform.exchange.events import Result
+from kalshi_platform.ticker_plant.events import DeltaEvent
 
 P1 = 1_000_000  # $1 in micro-dollars
 
@@ -115,6 +116,8 @@ class Follower:
                  route: Callable[[Result], None], lazy: bool = True) -> None:
         self._submit, self._route, self.lazy = submit, route, lazy
         self._sides: dict[str, dict[str, _Side]] = {"yes": {}, "no": {}}
+        #: ticker → {"yes": ladder, "no": ladder}: the recorded ladders (the sides' own dicts)
+        self.recorded: dict[str, dict[str, dict[int, int]]] = {}
         self.levels: dict[tuple[str, str, int], _Level] = {}
         self._by_ticker: dict[str, set[tuple[str, str, int]]] = {}
         self._where: dict[str, tuple[str, str, int]] = {}
@@ -125,18 +128,16 @@ class Follower:
                       "trades": 0, "materialized": 0}
 
     def _side(self, ticker: str, side: str) -> _Side:
-        """``side``'s state in ``ticker`` (created empty, crossing what we rest there)."""
+        """``side``'s state in ``ticker`` (both sides created empty, crossing what we rest
+        there)."""
         s = self._sides[side].get(ticker)
         if s is None:
             bid, ask = self._best.get(ticker, (-1, P1 + 1))
-            s = self._sides[side][ticker] = _Side(ask if side == "yes" else P1 - bid,
-                                                  self.lazy)
+            ys = self._sides["yes"][ticker] = _Side(ask, self.lazy)
+            ns = self._sides["no"][ticker] = _Side(P1 - bid, self.lazy)
+            self.recorded[ticker] = {"yes": ys.ladder, "no": ns.ladder}
+            s = ys if side == "yes" else ns
         return s
-
-    def ladder(self, ticker: str, side: str) -> dict[int, int]:
-        """The recorded bid ladder of ``side`` (yes | no) in ``ticker``: price (the side's
-        own scale, micro-dollars) → size (centi-contracts)."""
-        return self._side(ticker, side).ladder
 
     # -- recorded events -------------------------------------------------------------------
 
@@ -144,8 +145,11 @@ class Follower:
         """A recorded snapshot: the ladders replaced, materialized levels set to them (their
         deficits and credits forgotten)."""
         ys, ns = self._side(ticker, "yes"), self._side(ticker, "no")
-        ys.ladder, ns.ladder = dict(yes), dict(no)
-        lad = {"yes": ys.ladder, "no": ns.ladder}
+        ys.ladder.clear()
+        ys.ladder.update(yes)
+        ns.ladder.clear()
+        ns.ladder.update(no)
+        lad = self.recorded[ticker]
         keys = set(self._by_ticker.get(ticker, ()))
         if not self.lazy:
             keys |= {(ticker, s, p) for s in ("yes", "no") for p in lad[s]}
@@ -156,6 +160,12 @@ class Follower:
 
     def delta(self, ticker: str, side: str, price: int, delta: int) -> None:
         """A recorded delta (signed size change at ``price`` on ``side``'s own scale)."""
+        self.delta_event((ticker, None, None, None, side, price, delta, None))
+
+    def delta_event(self, ev: DeltaEvent) -> None:
+        """A recorded :class:`~kalshi_platform.ticker_plant.events.DeltaEvent` (or a tuple
+        of its fields): as :meth:`delta`, the backtest's hot path."""
+        ticker, _ts, _sid, _seq, side, price, delta, _recv = ev
         s = self._sides[side].get(ticker)
         if s is None:
             s = self._side(ticker, side)
@@ -205,8 +215,8 @@ class Follower:
 
     def clear(self, ticker: str) -> None:
         """The recorded book is not trustworthy: cancel all the market's orders there."""
-        self._side(ticker, "yes").ladder = {}
-        self._side(ticker, "no").ladder = {}
+        self._side(ticker, "yes").ladder.clear()
+        self._side(ticker, "no").ladder.clear()
         for key in list(self._by_ticker.get(ticker, ())):
             self._set(key, 0, reset=True)
 
@@ -215,15 +225,16 @@ class Follower:
     def prepare(self, ticker: str, is_bid: bool, yes_price: int, own_level: bool = True) -> None:
         """Before an order (ours, or a replayed trade) at YES price ``yes_price`` reaches the
         core: materialize its own level (``own_level``) and every opposite level it crosses."""
-        lad = {"yes": self._side(ticker, "yes").ladder, "no": self._side(ticker, "no").ladder}
+        self._side(ticker, "yes")
+        lad = self.recorded[ticker]
         if is_bid:  # NO bids at or above $1 - yes_price
-            lim = P1 - yes_price
-            cross = [("no", q) for q in lad["no"] if q >= lim]
-            own = ("yes", yes_price)
-        else:
-            cross = [("yes", p) for p in lad["yes"] if p >= yes_price]
-            own = ("no", P1 - yes_price)
-        for side, price in sorted(cross) + ([own] if own_level else []):
+            other, lim, own = "no", P1 - yes_price, ("yes", yes_price)
+        else:  # YES bids at or above yes_price
+            other, lim, own = "yes", yes_price, ("no", P1 - yes_price)
+        ladder = lad[other]
+        cross = (sorted((other, p) for p in ladder if p >= lim)
+                 if ladder and max(ladder) >= lim else [])
+        for side, price in cross + ([own] if own_level else []):
             key = (ticker, side, price)
             lv = self.levels.get(key)
             if lv is None:

@@ -44,6 +44,7 @@ class TradingNode:
                  seed: int = 0, prefix: str = "kp", recorder: Any = None) -> None:
         self.strategy, self.venue = strategy, venue
         self.books = BookMirror()
+        self._apply = self.books.apply
         self.portfolio = Portfolio()
         self.oms = OrderManager(prefix, on_change=self._order_changed)
         self.risk = RiskEngine(risk or RiskConfig(), position=self.portfolio.pos,
@@ -203,9 +204,14 @@ class TradingNode:
         """A market event: local books, kill-switch watch, strategy callbacks."""
         if self._kill_request:
             self._take_kill_request()
-        self.books.apply(seq, ev)
+        self._apply(seq, ev)
         t = type(ev)
-        if t is BBO:
+        if t is DeltaEvent or t is SnapshotEvent:
+            if self._wants_book:
+                b = self.books.books.get(ev.ticker)
+                if b is not None:
+                    self.strategy.on_book(b)
+        elif t is BBO:
             if ev.state != "live":
                 self.kill.on_book_state(ev.ticker, ev.state, self._traded(ev.ticker))
             elif self.risk.cfg.daily_loss_limit and self.portfolio.pos(ev.ticker):
@@ -213,11 +219,6 @@ class TradingNode:
             if self.recorder is not None:
                 self.recorder.on_market(self, ev.ts_ns)
             self.strategy.on_bbo(ev)
-        elif t is DeltaEvent or t is SnapshotEvent:
-            if self._wants_book:
-                b = self.books.books.get(ev.ticker)
-                if b is not None:
-                    self.strategy.on_book(b)
         elif t is TradeEvent:
             self.strategy.on_trade(ev)
 

@@ -47,8 +47,10 @@ class Recorder:
 
     def on_market(self, node: "TradingNode", ts: int) -> None:
         """Sample on a BBO row when holding something, at most once per ``sample_ns``."""
-        if (self._last is None or ts - self._last >= self.sample_ns) and any(
-                p.pos for p in node.portfolio.positions.values()):
+        if self._last is not None and ts - self._last < self.sample_ns:
+            return
+        positions = node.portfolio.positions
+        if positions and any(p.pos for p in positions.values()):
             self._sample(node, ts)
 
 
