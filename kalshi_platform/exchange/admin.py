@@ -23,6 +23,9 @@ from kalshi_platform.exchange.ledger import Account
 from kalshi_platform.exchange.market import CLOSED, DETERMINED, OPEN, RESULTS, SETTLED, Market
 
 CENT_MONEY = 10**6
+#: the most money (1e-8 $: $10^22) deposited in all; the C core keeps an account's cash in
+#: 128 bits (the backtest funds its market participant with $10^13)
+MAX_MONEY = 10**30
 
 
 class AdminOps:
@@ -49,6 +52,9 @@ class AdminOps:
         if a is None:
             a = self.accounts[c.user_id] = Account(c.user_id)
         money = c.amount * CENT_MONEY
+        if self.deposits + money > MAX_MONEY:
+            return Result(error=err(E.INVALID_PARAMETER, "deposit too large: the exchange "
+                                    f"holds at most ${MAX_MONEY // 10**8:,} in all"))
         if a.available + money < 0:
             return Result(error=err(E.INSUFFICIENT_BALANCE, "withdrawal exceeds the available "
                                     "balance"))

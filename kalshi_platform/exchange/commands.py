@@ -14,6 +14,7 @@ like Kalshi's fields. Field names follow Kalshi's ``CreateOrderRequest`` and fri
 
 from __future__ import annotations
 
+import re
 from typing import Optional, Union
 
 import msgspec
@@ -24,6 +25,8 @@ FOK = "fill_or_kill"
 TIME_IN_FORCE = (GTC, IOC, FOK)
 STP_TAKER = "taker_at_cross"
 STP_MAKER = "maker"
+#: Kalshi's ClOrdID rule (docs/trading-api.md §4.2): at most 64 of ``[-\w:+=/]``
+CLIENT_ID = re.compile(r"[\-\w:+=/]{1,64}")
 
 
 class _Cmd(msgspec.Struct, kw_only=True, tag_field="cmd", omit_defaults=True):

@@ -13,11 +13,12 @@ from __future__ import annotations
 from kalshi_platform.exchange import commands as C
 from kalshi_platform.exchange import errors as E
 from kalshi_platform.exchange.book import Order
-from kalshi_platform.exchange.errors import ExchangeError, err
+from kalshi_platform.exchange.commands import CLIENT_ID
+from kalshi_platform.exchange.errors import ExchangeError, err, reject
 from kalshi_platform.exchange.events import Result
 from kalshi_platform.exchange.ledger import add_order, drop_order, refresh
-from kalshi_platform.exchange.orders import CLIENT_ID, clone
 from kalshi_platform.exchange.views import order_view
+from kalshi_platform.fixedpoint import MAX_SIZE
 
 
 class EditOps:
@@ -26,35 +27,10 @@ class EditOps:
     def _resting_order(self, user_id: str, order_id: str) -> Order | ExchangeError:
         o = self.orders.get(order_id)
         if o is None or o.user_id != user_id:
-            return err(E.ORDER_NOT_FOUND, f"no order {order_id!r}", 404)
+            return reject("order_not_found", order_id)
         if o.status != "resting":
-            return err(E.ORDER_NOT_RESTING, f"order {order_id} is {o.status}, not resting")
+            return reject("order_not_resting", order_id, o.status)
         return o
-
-    def _cancel_cmd(self, c: C.CancelOrder, ts: int) -> Result:
-        o = self._resting_order(c.user_id, c.order_id)
-        if isinstance(o, ExchangeError):
-            return Result(error=o)
-        v = self._cancel_resting(o, ts)
-        return Result(order=v if v is not None else order_view(o))
-
-    def _cancel_resting(self, o: Order, ts: int):
-        """Take a resting order off the book and release its collateral (cancel = reduce to
-        zero: the view shows remaining 0, status canceled). Returns the view of its
-        user_orders event (None with events off)."""
-        m = self.markets[o.ticker]
-        m.book.remove(o)
-        self._emit_delta(m, o.is_bid, o.price, -o.remaining, ts)
-        p = m.positions[o.user_id]
-        acct = self.accounts[o.user_id]
-        drop_order(p, o)
-        refresh(p, acct)
-        acct.open_orders -= 1
-        o.status = "canceled"
-        o.updated_ts = ts
-        if o.group_id is not None:
-            self.groups[o.group_id].orders.pop(o.order_id, None)
-        return self._emit_order(o)
 
     def _decrease_cmd(self, c: C.DecreaseOrder, ts: int) -> Result:
         o = self._resting_order(c.user_id, c.order_id)
@@ -81,13 +57,11 @@ class EditOps:
     def _reduce(self, o: Order, new_rem: int, ts: int) -> None:
         """Shrink a resting order in place (it keeps its place in the queue)."""
         m = self.markets[o.ticker]
-        lv = (m.book.bids if o.is_bid else m.book.asks)[o.price]
         d = o.remaining - new_rem
-        lv.qty -= d
         p = m.positions[o.user_id]
         drop_order(p, o)
-        o.remaining = new_rem
-        add_order(p, o, m.taker_fee)
+        m.book.reduce(o, new_rem)
+        add_order(p, o, m)
         refresh(p, self.accounts[o.user_id])
         o.updated_ts = ts
         self._emit_delta(m, o.is_bid, o.price, -d, ts)
@@ -101,9 +75,9 @@ class EditOps:
             return price
         new_rem = o.remaining
         if c.count is not None:
-            if type(c.count) is not int or c.count <= o.filled:
+            if type(c.count) is not int or not o.filled < c.count <= MAX_SIZE:
                 return err(E.INVALID_COUNT, f"count is the max fillable and must exceed the "
-                           f"{o.filled} already filled")
+                           f"{o.filled} already filled (at most {MAX_SIZE})")
             new_rem = c.count - o.filled
         u = c.updated_client_order_id
         if u is not None and (type(u) is not str or not CLIENT_ID.fullmatch(u)):
@@ -143,14 +117,18 @@ class EditOps:
         if o.post_only and self._crosses(m, o.is_bid, price):
             return err(E.POST_ONLY_CROSS, "post_only order would cross the book")
         p, acct = m.positions[o.user_id], self.accounts[o.user_id]
-        n = clone(o)
+        n = o.copy()
         n.price, n.remaining = price, new_rem
         drop_order(p, o)
-        add_order(p, n, m.taker_fee)
+        try:
+            add_order(p, n, m)
+        except OverflowError:  # open-order sums beyond int64: more than any account
+            add_order(p, o, m)
+            return reject("too_large", new_rem)
         refresh(p, acct)
         if acct.cash < acct.reserved:
             drop_order(p, n)
-            add_order(p, o, m.taker_fee)
+            add_order(p, o, m)
             refresh(p, acct)
             return err(E.INSUFFICIENT_BALANCE, "insufficient balance for the amended order")
         o.w = 0

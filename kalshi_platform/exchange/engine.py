@@ -3,31 +3,31 @@
 Deterministic: the state after a sequence of ``submit(cmd, ts)`` calls depends only on the
 commands and their timestamps (UTC ns, passed in; no wall clock, no randomness, ids from
 counters), which is what lets the WAL rebuild it by replay. Single writer: one owner thread
-or task calls ``submit``; nothing here takes a lock. Order entry, matching and fills live in
-orders.py, cancel/decrease/amend/batches in edits.py, admin and order-group commands in
-admin.py (all mixed in); this module holds the state, the dispatch, expiry and the read-only
-queries the REST/WS/FIX layers serve.
+or task calls ``submit``; nothing here takes a lock. The C core (``_core.Core``, the base
+class: ``_core.c``) holds the state order entry touches and does the dispatch (``submit``),
+order entry, cancel, matching, fills and events; decrease/amend/batches live in edits.py,
+admin and order-group commands in admin.py (mixed in); this module holds the set-up, expiry,
+pickling and the read-only queries the REST/WS/FIX layers serve.
 """
 
 from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from typing import Optional
 
 from kalshi_platform.exchange import commands as C
+from kalshi_platform.exchange._core import Core
 from kalshi_platform.exchange.admin import AdminOps
-from kalshi_platform.exchange.book import Order
 from kalshi_platform.exchange.edits import EditOps
 from kalshi_platform.exchange.errors import ORDER_NOT_FOUND, err
-from kalshi_platform.exchange.events import (BookDelta, Fill, OrderUpdate, OrderView,
-                                             PositionUpdate, Result, SettlementRecord)
+from kalshi_platform.exchange.events import OrderView, PositionUpdate, Result, SettlementRecord
 from kalshi_platform.exchange.fees import FeeConfig
-from kalshi_platform.exchange.groups import Group
 from kalshi_platform.exchange.ledger import Account, reserve_of
-from kalshi_platform.exchange.market import Market
-from kalshi_platform.exchange.orders import OrderOps
 from kalshi_platform.exchange.views import order_view
+
+#: the C core's attributes (not in the instance __dict__): what a pickle must carry besides it
+_CORE_STATE = ("markets", "accounts", "orders", "client_ids", "groups", "fills", "expiry",
+               "next_order", "next_trade", "fees_collected", "rounding_collected", "ts")
 
 
 @dataclass(frozen=True)
@@ -43,34 +43,33 @@ class ExchangeConfig:
     keep_history: bool = True
 
 
-class Exchange(OrderOps, EditOps, AdminOps):
+class Exchange(Core, EditOps, AdminOps):
     """All markets, accounts, orders and groups of one exchange (one writer).
 
-    ``submit`` never raises for bad input: a refused command returns ``Result(error=...)``
-    and changes nothing."""
+    ``submit(cmd, ts) -> Result`` (the C core's) applies one command at UTC time ``ts`` (ns;
+    an earlier ts than the last is taken as the last, so time never runs backwards). Expired
+    GTD orders are canceled first (their updates lead the result's events). It never raises
+    for bad input: a refused command returns ``Result(error=...)`` and changes nothing;
+    TypeError only for a non-command object or a non-integer ts.
+
+    State (C core attributes): ``markets`` ticker → Market, ``accounts`` user → Account,
+    ``orders`` order_id → Order, ``client_ids`` (user, client_order_id) → order_id,
+    ``groups``, ``fills``/``settlements`` per user (with ``keep_history``), ``expiry`` (heap
+    of (ns, n, order_id)), counters ``next_order``/``next_trade``, ``fees_collected``/
+    ``rounding_collected`` (money), ``ts`` (the last command's time)."""
 
     def __init__(self, config: ExchangeConfig | None = None) -> None:
         self.cfg = config or ExchangeConfig()
-        self.markets: dict[str, Market] = {}
-        self.accounts: dict[str, Account] = {}
-        self.orders: dict[str, Order] = {}
-        self.client_ids: dict[tuple[str, str], str] = {}
-        self.groups: dict[str, Group] = {}
-        self.expiry: list[tuple[int, int, str]] = []
-        self.next_order = 0
-        self.next_trade = 0
-        self.fees_collected = 0
-        self.rounding_collected = 0
         self.void_adjustment = 0
         self.deposits = 0
-        self.ts = 0
-        self.fills: dict[str, list[Fill]] = {}
         self.settlements: dict[str, list[SettlementRecord]] = {}
-        self._ev: Optional[list] = None
-        self._view: Optional[OrderView] = None
+        self._configure()
+
+    def _configure(self) -> None:
         self._precision = self.cfg.fees.balance_precision
         self._history = self.cfg.keep_history
-        self._touched: set[str] = set()
+        self._events = self.cfg.events
+        self._max_open_orders = self.cfg.max_open_orders
         self._handlers = {
             C.CreateOrder: self._create_cmd, C.CancelOrder: self._cancel_cmd,
             C.AmendOrder: self._amend_cmd, C.DecreaseOrder: self._decrease_cmd,
@@ -84,73 +83,27 @@ class Exchange(OrderOps, EditOps, AdminOps):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        del state["_handlers"]
+        state.update({k: getattr(self, k) for k in _CORE_STATE})
         return state
 
     def __setstate__(self, state: dict) -> None:
-        fresh = Exchange(state["cfg"])
+        for k in _CORE_STATE:
+            setattr(self, k, state.pop(k))
         self.__dict__.update(state)
-        self._handlers = {k: getattr(self, v.__name__) for k, v in fresh._handlers.items()}
+        self._configure()
         for m in self.markets.values():  # fee closures are rebuilt, not pickled
             m.restore_fees(self.cfg.fees)
-
-    # -- dispatch ---------------------------------------------------------------------------
-
-    def submit(self, cmd, ts: int) -> Result:
-        """Apply one command at UTC time ``ts`` (ns; an earlier ts than the last is taken as
-        the last, so time never runs backwards). Expired GTD orders are canceled first (their
-        updates lead the result's events). Raises TypeError only for a non-command object."""
-        handler = self._handlers.get(type(cmd))
-        if handler is None:
-            raise TypeError(f"not an exchange command: {type(cmd).__name__}")
-        if type(ts) is not int:
-            raise TypeError(f"ts must be integer UTC nanoseconds, got {ts!r}")
-        if ts > self.ts:
-            self.ts = ts
-        ts = self.ts
-        ev = self._ev = [] if self.cfg.events else None
-        if self.expiry and self.expiry[0][0] <= ts:
-            self._expire(ts)
-        res = handler(cmd, ts)
-        if self._touched:
-            self._check_groups(ts)
-        if ev is not None:
-            res.events = ev
-        self._ev = None
-        return res
 
     def _tick(self, cmd: C.Tick, ts: int) -> Result:
         return Result()
 
     def _expire(self, ts: int) -> None:
+        """Cancel the GTD orders whose expiry is at or before ``ts`` (called by submit)."""
         while self.expiry and self.expiry[0][0] <= ts:
             _, _, oid = heapq.heappop(self.expiry)
             o = self.orders[oid]
             if o.status == "resting":
                 self._cancel_resting(o, ts)
-
-    # -- events (only when cfg.events) ------------------------------------------------------
-
-    def _emit_order(self, o: Order) -> OrderView | None:
-        """Append a user_orders event; returns the view it built (None with events off)."""
-        if self._ev is not None:
-            v = order_view(o)
-            self._ev.append(OrderUpdate(v))
-            return v
-        return None
-
-    def _emit_delta(self, m: Market, is_bid: bool, price: int, delta: int, ts: int) -> None:
-        m.seq += 1
-        if self._ev is not None:
-            self._ev.append(BookDelta(m.ticker, m.seq, "yes" if is_bid else "no",
-                                      price if is_bid else 1_000_000 - price, delta, ts))
-
-    def _emit_position(self, m: Market, user_id: str, ts: int) -> None:
-        p = m.positions[user_id]
-        p.updated_ts = ts
-        if self._ev is not None:
-            self._ev.append(PositionUpdate(user_id, m.ticker, p.pos, p.cost, p.realized, p.fees,
-                                           p.volume, ts, p.traded))
 
     # -- queries (read-only; for the REST/WS/FIX layers) -----------------------------------
 
@@ -241,11 +194,7 @@ class Exchange(OrderOps, EditOps, AdminOps):
                 if p.reserve != reserve_of(p):
                     bad.append(f"{m.ticker}/{u}: reserve {p.reserve} != {reserve_of(p)}")
                 reserved[u] = reserved.get(u, 0) + p.reserve
-            for side in (m.book.bids, m.book.asks):
-                for price, lv in side.items():
-                    live = [o for o in lv.orders if not o.dead]
-                    if lv.qty != sum(o.remaining for o in live) or lv.live != len(live):
-                        bad.append(f"{m.ticker}@{price}: level totals wrong")
+            bad.extend(f"{m.ticker}: {v}" for v in m.book.check())
         for u, a in self.accounts.items():
             if a.reserved != reserved.get(u, 0):
                 bad.append(f"{u}: reserved {a.reserved} != {reserved.get(u, 0)}")

@@ -93,6 +93,33 @@ def fee_functions(fee_type: str, multiplier: str | Fraction,
             _quadratic(cfg.maker_coefficient * mult if maker else Fraction(0), cfg.fee_rounding))
 
 
+def fee_params(fee_type: str, multiplier: str | Fraction,
+               cfg: FeeConfig = FeeConfig()) -> tuple[tuple, tuple]:
+    """``(taker, maker)`` as the C core computes them (``_core.c`` ``fee_of``): each
+    ``(kind, num, den, unit)``: kind 0 no fee, 1 quadratic (``ceil(num·C·P·(1e6−P) / den) ·
+    unit``), 2 flat (``ceil(num·C / den) · unit``), 3 too large for int64 (the C core calls
+    the fee_functions closure). The same formula and rounding as :func:`fee_functions`
+    (which validates the arguments: call it first)."""
+    mult = Fraction(multiplier)
+    if fee_type == "flat":
+        f = _params(2, cfg.flat_fee_per_contract * mult * 1_000_000, cfg.fee_rounding)
+        return f, f
+    maker = fee_type == "quadratic_with_maker_fees" or (
+        fee_type == "quadratic_with_combo_maker_fees" and cfg.combo_has_maker_fees)
+    return (_params(1, cfg.taker_coefficient * mult / 1_000_000, cfg.fee_rounding),
+            _params(1, cfg.maker_coefficient * mult / 1_000_000 if maker else Fraction(0),
+                    cfg.fee_rounding))
+
+
+def _params(kind: int, coef: Fraction, unit: int) -> tuple[int, int, int, int]:
+    num, den = coef.numerator, coef.denominator * unit
+    if num == 0:
+        return (0, 0, 1, unit)
+    if max(num, den, unit) >= 2**62:
+        return (3, 0, 1, unit)
+    return (kind, num, den, unit)
+
+
 def floor_to(amount: int, precision: int) -> int:
     """``amount`` (money units) floored to a multiple of ``precision`` (towards −∞: a debit
     rounds up in size, a credit down)."""

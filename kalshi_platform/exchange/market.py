@@ -8,8 +8,9 @@ ticker touch its book, seq and positions (accounts are shared per user, docs/exc
 
 from __future__ import annotations
 
-from kalshi_platform.exchange.book import P1, Book
-from kalshi_platform.exchange.fees import FeeConfig, fee_functions
+from kalshi_platform.exchange._core import MarketBase
+from kalshi_platform.exchange.book import P1
+from kalshi_platform.exchange.fees import FeeConfig, fee_functions, fee_params
 from kalshi_platform.exchange.ledger import Position
 
 OPEN, CLOSED, DETERMINED, SETTLED = "open", "closed", "determined", "settled"
@@ -33,13 +34,15 @@ def check_price_ranges(ranges) -> list[tuple[int, int, int]]:
     return out
 
 
-class Market:
-    """State of one market. ``escrow`` (money) is $1 per open YES/NO pair; ``seq`` the last
-    orderbook_delta seq; ``positions`` user_id → Position."""
+class Market(MarketBase):
+    """State of one market. From the C core (MarketBase): ``ticker``, ``status``, ``book``,
+    ``positions`` (user_id → Position), ``seq`` (the last orderbook_delta seq), ``escrow``
+    (money: $1 per open YES/NO pair), ``taker_fee``/``maker_fee`` (fees.fee_functions) and
+    ``valid_price``; here: the series/event, the tick grid, the fee settings and the result."""
 
-    __slots__ = ("ticker", "event_ticker", "series_ticker", "price_ranges", "fee_type",
-                 "fee_multiplier", "taker_fee", "maker_fee", "book", "status", "result",
-                 "seq", "escrow", "positions", "_valid")
+    __slots__ = ("event_ticker", "series_ticker", "price_ranges", "fee_type",
+                 "fee_multiplier", "result")
+    _CORE = ("ticker", "status", "positions", "book", "seq", "escrow")
 
     def __init__(self, ticker: str, event_ticker: str, series_ticker: str, price_ranges,
                  fee_type: str, fee_multiplier: str, fees: FeeConfig) -> None:
@@ -47,39 +50,25 @@ class Market:
         self.event_ticker = event_ticker
         self.series_ticker = series_ticker
         self.price_ranges = check_price_ranges(price_ranges)
+        self._set_ranges(self.price_ranges)
         self.fee_type = fee_type
         self.fee_multiplier = fee_multiplier
-        self.taker_fee, self.maker_fee = fee_functions(fee_type, fee_multiplier, fees)
-        self.book = Book()
-        self.status = OPEN
+        self.restore_fees(fees)
         self.result: str | None = None
-        self.seq = 0
-        self.escrow = 0
-        self.positions: dict[str, Position] = {}
-        self._valid: dict[int, bool] = {}
 
     def __getstate__(self) -> dict:
-        return {k: getattr(self, k) for k in self.__slots__ if k not in ("taker_fee", "maker_fee")}
+        return {k: getattr(self, k) for k in self.__slots__ + self._CORE}
 
     def __setstate__(self, state: dict) -> None:
         for k, v in state.items():
             setattr(self, k, v)
+        self._set_ranges(self.price_ranges)
 
     def restore_fees(self, fees: FeeConfig) -> None:
-        """Rebuild the fee functions (they are closures, not pickled) after a snapshot load."""
-        self.taker_fee, self.maker_fee = fee_functions(self.fee_type, self.fee_multiplier, fees)
-
-    def valid_price(self, price: int) -> bool:
-        """True when YES price ``price`` (micro-dollars) is strictly inside (0, $1) and on a
-        tick of ``price_ranges`` (the NO price $1 − p is then valid too for symmetric grids;
-        the YES scale is what is checked)."""
-        ok = self._valid.get(price)
-        if ok is None:
-            ok = 0 < price < P1 and any(s <= price <= e and (price - s) % st == 0
-                                        for s, e, st in self.price_ranges)
-            if len(self._valid) < 100_000:
-                self._valid[price] = ok
-        return ok
+        """(Re)build the fee functions and the C core's fee parameters (they are not pickled:
+        a snapshot load calls this). Raises ValueError for a bad fee_type or multiplier."""
+        taker, maker = fee_functions(self.fee_type, self.fee_multiplier, fees)
+        self._set_fees(taker, maker, *fee_params(self.fee_type, self.fee_multiplier, fees))
 
     def position(self, user_id: str) -> Position:
         """The user's position (created flat on first use)."""

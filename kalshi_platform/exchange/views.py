@@ -1,6 +1,7 @@
 """Public views of engine state and their Kalshi JSON forms (docs/trading-api.md §4.1).
 
-``order_view`` snapshots an internal order as events.OrderView. The ``*_json`` helpers turn
+``order_view`` (the C core's) snapshots an internal order as events.OrderView, positionally
+in its field order; ``remaining_count`` is 0 unless the order rests. The ``*_json`` helpers turn
 views/events into Kalshi's wire dicts: prices as ``*_dollars`` strings and legacy cents,
 counts as ``*_fp`` strings, times as RFC 3339 — what the REST/WS layers serve.
 """
@@ -9,20 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from kalshi_platform.exchange.book import P1, Order
+from kalshi_platform.exchange import _core
 from kalshi_platform.exchange.events import Fill, OrderView, PositionUpdate, SettlementRecord
 from kalshi_platform.fixedpoint import price_to_str, size_to_str
 
-
-def order_view(o: Order) -> OrderView:
-    """The order as Kalshi's ``Order`` (internal units; positional for speed, in the field
-    order of events.OrderView)."""
-    status = o.status
-    return OrderView(
-        o.order_id, o.user_id, o.client_order_id, o.ticker, o.side, o.action, "limit", status,
-        o.price, P1 - o.price, o.initial, o.filled, o.remaining if status == "resting" else 0,
-        o.taker_fill_cost, o.maker_fill_cost, o.taker_fees, o.maker_fees, o.expiration_ts,
-        o.created_ts, o.updated_ts, o.stp, o.group_id, o.post_only, o.reduce_only, o.tif)
+#: ``order_view(order) -> OrderView`` (the C core's)
+order_view = _core.order_view
 
 
 def money_to_str(units: int) -> str:

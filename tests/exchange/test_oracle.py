@@ -78,14 +78,10 @@ def engine_codes(res):
 def engine_book(ex):
     out = []
     for t, m in ex.markets.items():
-        for is_bid in (True, False):
-            levels = m.book.bids if is_bid else m.book.asks
-            i = 0
-            for price, _ in m.book.levels(is_bid):
-                for o in levels[price].orders:
-                    if not o.dead:
-                        out.append((t, is_bid, i, o.order_id, o.price, o.remaining))
-                        i += 1
+        index = {True: 0, False: 0}
+        for o in m.book.resting():  # bids then asks, best level first, queue order
+            out.append((t, o.is_bid, index[o.is_bid], o.order_id, o.price, o.remaining))
+            index[o.is_bid] += 1
     return sorted(out)
 
 
