@@ -4,7 +4,8 @@ Three stages, each timed for ours and for :mod:`kalshi_platform.bench.baseline` 
 input, best of ``repeat`` runs (the machines are noisy: compare ratios, not absolutes):
 
 * ``decode``   — recording lines → typed messages with fixed-point numbers
-  (ours: msgspec ``decode_lines`` + integer units; baseline: stdlib ``json`` + ``Decimal``);
+  (ours: the compiled delta decoder, msgspec + integer units for the other frames; baseline:
+  stdlib ``json`` + ``Decimal``);
 * ``book``     — pre-decoded snapshots/deltas → books and BBO
   (ours: :class:`OrderBook` with tracked best, BBO read on change; baseline: ``SortedDict``
   ladders of ``Decimal`` with the BBO recomputed after every update);
@@ -42,14 +43,12 @@ import msgspec
 from kalshi_platform.bench import baseline
 from kalshi_platform.bench.synth import write_synthetic_recording
 from kalshi_platform.fixedpoint import price_to_decimal, size_to_decimal
-from kalshi_platform.ingestion.messages import (
-    OrderbookDelta,
-    OrderbookSnapshot,
-)
-from kalshi_platform.ingestion.units import delta_units, snapshot_units
-from kalshi_platform.ingestion.recording import _ENVELOPES, detect_envelope, feed
+from kalshi_platform.ingestion.messages import OrderbookSnapshot, decode_frame
+from kalshi_platform.ingestion.units import snapshot_units
+from kalshi_platform.ingestion.recording import _ENVELOPES, _KIND_CODE, detect_envelope, feed
 from kalshi_platform.config import Settings
 from kalshi_platform.stream.sinks import plant_outputs
+from kalshi_platform.ingestion._delta import decode_line
 from kalshi_platform.ticker_plant.order_book import OrderBook
 from kalshi_platform.ticker_plant.plant import TickerPlant
 from kalshi_platform.tools.replay import replay_gc
@@ -139,16 +138,18 @@ def _read_lines(path: Path) -> list[bytes]:
 
 
 def _our_decode(lines: list[bytes]) -> int:
+    """Each line as replay decodes it: a delta by the compiled decoder (envelope included),
+    anything else by its msgspec envelope decoder, snapshots converted to integer units."""
     kind = detect_envelope(lines[0])
-    dec = _ENVELOPES[kind]
+    dec = _ENVELOPES.get(kind, _ENVELOPES["bare"])
+    code = _KIND_CODE.get(kind, 0)
     n = 0
-    buf = b"\n".join(lines)
-    for env in dec.decode_lines(buf):
-        f = env.frame if kind == "cockpit" else env
-        if type(f) is OrderbookDelta:
-            delta_units(f.msg)
-        elif type(f) is OrderbookSnapshot:
-            snapshot_units(f.msg)
+    for line in lines:
+        if decode_line(line, 0, len(line), code) is None:
+            env = dec.decode(line)
+            f = env.frame if kind == "cockpit" else env
+            if type(f) is OrderbookSnapshot:
+                snapshot_units(f.msg)
         n += 1
     return n
 
@@ -168,9 +169,8 @@ def _book_ops(lines: list[bytes]) -> tuple[list, list]:
             d = baseline.decode_frame(frame)
             base.append((0, d["ticker"], d["yes"], d["no"]))
         elif t == "orderbook_delta":
-            f = msgspec.convert(frame, OrderbookDelta)
-            side, price, delta, _ = delta_units(f.msg)
-            ours.append((1, f.msg.market_ticker, side, price, delta))
+            f = decode_frame(frame)
+            ours.append((1, f.market_ticker, f.side, f.price, f.delta))
             d = baseline.decode_frame(frame)
             base.append((1, d["ticker"], d["side"], d["price"], d["delta"]))
     return ours, base

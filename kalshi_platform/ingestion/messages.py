@@ -3,10 +3,11 @@
 Source: docs/kalshi-api.md §7 (AsyncAPI 2026-05 plus later changes) and the real captures in
 ``shared/data/real/kalshi/ws``.
 
-Each frame type is a :class:`msgspec.Struct` whose fields mirror the wire exactly (so a reader
-of Kalshi's docs recognises them), decoded straight from the frame's bytes by msgspec — the
-decoder is the plant's bottleneck (docs/field-notes.md "Performance"), and msgspec's typed decoding
-skips the intermediate dict. Both wire eras share one struct per type:
+``orderbook_delta`` frames, nearly all of a feed, are decoded by the compiled delta decoder
+(:mod:`kalshi_platform.ingestion._delta`, docs/field-notes.md "Performance") straight into an
+:class:`OrderbookDelta` of fixed-point integers, every value range-checked. Every other frame
+type is a :class:`msgspec.Struct` whose fields mirror the wire exactly (so a reader of Kalshi's
+docs recognises them), decoded from the frame's bytes by msgspec. Both wire eras share one type:
 
 * current (since 2026-03-12): fixed-point strings ``*_dollars`` (prices) and ``*_fp`` (counts),
   snapshots as ``yes_dollars_fp`` / ``no_dollars_fp``, deltas as ``price_dollars`` + ``delta_fp``;
@@ -14,24 +15,26 @@ skips the intermediate dict. Both wire eras share one struct per type:
   (``count``, ``delta``), snapshots as ``yes``/``no`` (``[[cents, count]]``) or
   ``yes_dollars``/``no_dollars`` (``[["0.080", 300]]``).
 
-The ``*_units`` helpers of :mod:`kalshi_platform.ingestion.units` turn wire values into the
-plant's fixed-point integers and range-check them. Envelope counters (``sid``, ``seq``), event
-times and tickers are bounded here, in the struct types, so msgspec rejects them while decoding.
+The ``*_units`` helpers of :mod:`kalshi_platform.ingestion.units` turn the other types' wire
+values into the plant's fixed-point integers and range-check them. Envelope counters (``sid``,
+``seq``), event times and tickers are bounded here, in the struct types, so msgspec rejects
+them while decoding.
 
 Unknown message types decode to :class:`Unknown`; unknown fields are ignored. A frame that is
 not JSON, lacks a required key or has a wrongly typed field raises :class:`DecodeError`, and so
-do the ``*_units`` helpers for bad numbers (``""`` where a price is required, ``"abc"``); the
-plant turns either into a quarantine record.
+do the delta decoder and the ``*_units`` helpers for bad numbers (``""`` where a price is
+required, ``"abc"``); the plant turns either into a quarantine record.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, NamedTuple, Union
 
 import msgspec
 import orjson
 
+from kalshi_platform.ingestion._delta import decode as _decode_delta
 
 
 class DecodeError(ValueError):
@@ -48,16 +51,6 @@ class DecodeError(ValueError):
         self.msg_type = msg_type
         self.sid = sid
         self.seq = seq
-
-
-class RawNeeded(Exception):
-    """Raised by the plant instead of quarantining when a frame was handed over with
-    ``raw=NEED_RAW``: the caller (a fast bulk decoder that did not keep each line) must hand
-    the same frame again with its exact source text. Raised before any state changes."""
-
-
-#: placeholder for ``raw`` meaning "the caller can supply the exact text on request"
-NEED_RAW = object()
 
 
 # -- value ranges (the plant's input contract; docs/plant-contract.md) --------------------
@@ -99,28 +92,29 @@ class Frame(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
 # -- order book (docs/kalshi-api.md §7.5) --------------------------------------------------------
 
 
-class DeltaBody(_Body):
-    """``orderbook_delta.msg``: signed change at one price level of one side's bid ladder."""
+class OrderbookDelta(NamedTuple):
+    """``orderbook_delta`` frame, decoded and range-checked by the compiled delta decoder
+    (:mod:`kalshi_platform.ingestion._delta`; both wire eras: ``price_dollars``/``delta_fp``
+    strings or legacy integer ``price`` cents / ``delta`` contracts): a signed change at one
+    price level of one side's bid ladder.
 
-    market_ticker: TickerStr
-    side: str  # "yes" | "no"
-    price_dollars: str | None = None
-    delta_fp: str | None = None
-    price: int | None = None  # legacy integer cents
-    delta: int | None = None  # legacy integer contracts
-    ts_ms: EpochMs | None = None
-    ts: str | EpochS | None = None  # RFC3339 (deprecated)
-    # ``market_id`` (a UUID string on every delta) is deliberately not declared: nothing reads
-    # it, and msgspec skips an undeclared key without building a string (~9 % of a delta's
-    # decode, measured); a snapshot's ``market_id`` is kept (the book records it)
-    client_order_id: str | None = None
-    subaccount: int | None = None
+    ``sid``/``seq`` in [1, 2^63) or ``None``; ``market_ticker`` 1..128 characters; ``side``
+    ``"yes"``/``"no"`` (on the wire's scale, see ``use_yes_price``); ``price`` µ$ in (0, 1) $;
+    ``delta`` c-contracts, non-zero, within ±10^10 contracts; ``ts_ns`` exchange time in ns
+    (from ``ts_ms``, else ``ts``) or ``None`` when the frame carries none."""
 
+    sid: int | None
+    seq: int | None
+    market_ticker: str
+    side: str
+    price: int
+    delta: int
+    ts_ns: int | None
 
-class OrderbookDelta(Frame, tag="orderbook_delta"):
-    """``orderbook_delta`` frame; see :class:`DeltaBody`."""
-
-    msg: DeltaBody
+    @property
+    def type(self) -> str:
+        """The wire ``type``: ``"orderbook_delta"``."""
+        return "orderbook_delta"
 
 
 class SnapshotBody(_Body):
@@ -290,10 +284,13 @@ class Unknown:
         return "unknown"
 
 
-AnyFrame = Union[OrderbookDelta, OrderbookSnapshot, Ticker, Trade, MarketLifecycle,
+#: every frame type msgspec decodes (an ``orderbook_delta`` is decoded by the compiled decoder
+#: first, see :func:`decode_json`)
+AnyFrame = Union[OrderbookSnapshot, Ticker, Trade, MarketLifecycle,
                  MultivariateMarketLifecycle, EventLifecycle, EventFeeUpdate, Fill, Subscribed,
                  Ok, Unsubscribed, ErrorFrame]
-MESSAGE_TYPES = frozenset(t.__struct_config__.tag for t in AnyFrame.__args__)  # type: ignore[attr-defined]
+MESSAGE_TYPES = frozenset({"orderbook_delta"} | {
+    t.__struct_config__.tag for t in AnyFrame.__args__})  # type: ignore[attr-defined]
 
 _decoder = msgspec.json.Decoder(AnyFrame)
 
@@ -302,8 +299,17 @@ def decode_json(raw: bytes | str) -> Frame | Unknown:
     """Decode one frame's JSON text into its typed struct (or :class:`Unknown`).
 
     Raises :class:`DecodeError` on invalid JSON, a missing required key or a wrongly typed
-    field. Numbers stay as on the wire until a ``*_units`` helper converts them.
+    field. An ``orderbook_delta`` comes back as :class:`OrderbookDelta`, already in fixed-point
+    units and range-checked; other types keep their numbers as on the wire until a ``*_units``
+    helper converts them.
     """
+    try:
+        d = _decode_delta(raw)
+    except ValueError as e:
+        reason, sid, seq = e.args
+        raise DecodeError(reason, msg_type="orderbook_delta", sid=sid, seq=seq) from None
+    if d is not None:
+        return _delta_frame(d)
     try:
         return _decoder.decode(raw)
     except msgspec.ValidationError as e:
@@ -323,12 +329,34 @@ def decode_frame(obj: Any) -> Frame | Unknown:
 
     Same result and errors as :func:`decode_json`.
     """
+    if type(obj) is dict and obj.get("type") == "orderbook_delta":
+        try:
+            text = orjson.dumps(obj)
+        except (TypeError, orjson.JSONEncodeError):
+            raise DecodeError("orderbook_delta: not a JSON object", msg_type="orderbook_delta",
+                              sid=_counter(obj.get("sid")), seq=_counter(obj.get("seq"))) from None
+        return decode_json(text)
     try:
         return msgspec.convert(obj, AnyFrame)
     except msgspec.ValidationError as e:
         return _classify(obj, e)
     except RecursionError:
         raise DecodeError("frame nested too deeply") from None
+
+
+_new = tuple.__new__
+
+
+def _delta_frame(d: tuple) -> OrderbookDelta:
+    """The compiled decoder's tuple as an :class:`OrderbookDelta` (a string ``ts`` parsed)."""
+    ts = d[6]
+    if type(ts) is str:
+        try:
+            ts_ns = iso_to_ns(ts)
+        except DecodeError as e:
+            raise DecodeError(e.reason, msg_type="orderbook_delta", sid=d[0], seq=d[1]) from None
+        d = d[:6] + (ts_ns,)
+    return _new(OrderbookDelta, d)
 
 
 def _counter(v: Any) -> int | None:
@@ -396,8 +424,8 @@ def iso_to_ns(text: str) -> int:
 
 
 __all__ = [
-    "DecodeError", "RawNeeded", "NEED_RAW", "Frame", "AnyFrame", "MESSAGE_TYPES",
-    "DeltaBody", "OrderbookDelta", "SnapshotBody", "OrderbookSnapshot",
+    "DecodeError", "Frame", "AnyFrame", "MESSAGE_TYPES",
+    "OrderbookDelta", "SnapshotBody", "OrderbookSnapshot",
     "TickerBody", "Ticker", "TradeBody", "Trade", "MarketLifecycle",
     "MultivariateMarketLifecycle", "EventLifecycle", "EventFeeUpdate", "Fill",
     "Subscribed", "Ok", "Unsubscribed", "ErrorFrame", "Unknown",

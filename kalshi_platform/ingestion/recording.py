@@ -40,7 +40,8 @@ from typing import IO, Any, Iterator, Protocol
 import msgspec
 import orjson
 
-from kalshi_platform.ingestion.messages import NEED_RAW, AnyFrame, RawNeeded
+from kalshi_platform.ingestion.messages import AnyFrame, OrderbookDelta
+from kalshi_platform.ingestion._delta import decode_line
 from kalshi_platform.ingestion.sniff import (
     READ_ERRORS,
     NotARecording,
@@ -270,11 +271,16 @@ _ENVELOPES = {
     "seed": msgspec.json.Decoder(_SeedEnvelope),
     "bare": msgspec.json.Decoder(AnyFrame),
 }
+#: envelope → its code for the compiled delta path (:mod:`kalshi_platform.ingestion._delta`)
+_KIND_CODE = {"bare": 0, "cockpit": 1, "recorder": 2, "seed": 3}
 
 
 class FrameTarget(Protocol):
     """What :func:`feed` drives (the ticker plant): ``process_frame(frame, recv_ns, raw)`` for
-    decoded frames and ``process(payload, recv_ns)`` for anything that needs the slow path."""
+    decoded frames and ``process(payload, recv_ns)`` for anything that needs the slow path.
+    A target with ``process_lines(chunk, kind_code, other)`` (the plant) is handed whole
+    chunks of lines instead when not paced, and gives back through ``other(line)`` each line
+    its compiled delta path does not take."""
 
     def process_frame(self, frame: Any, recv_ns: int | None = None, raw: Any = None) -> None: ...
 
@@ -285,9 +291,10 @@ def feed(path: str | Path, target: FrameTarget, speed: float = 0.0) -> int:
     """Replay a recording into ``target`` (a :class:`~kalshi_platform.ticker_plant.plant.TickerPlant`).
 
     ``speed``: 0 = as fast as possible; 1 = the recording's own pace (receipt times); 2 =
-    twice as fast. Frames without receipt times are not paced. Each line is decoded with its envelope
-    by msgspec (fast path); a line that does not fit goes through the generic path, so an odd
-    line is quarantined by the plant, never dropped. Streams in constant memory. Returns the
+    twice as fast. Frames without receipt times are not paced. Deltas are decoded with their
+    envelope by the compiled delta path (the plant's ``process_lines``), other frames by msgspec;
+    a line that does not fit goes through the generic path, so an odd line is quarantined by
+    the plant with its exact bytes, never dropped. Streams in constant memory. Returns the
     number of frames (non-blank lines) fed: 0 for an empty or all-blank file. A target with
     a ``commit()`` (the plant: hand its events to its stream consumers) is committed after
     every 64 KiB chunk, before every paced wait, and at the end.
@@ -352,8 +359,7 @@ _CHUNK = 1 << 16
 
 def _feed_lines(f: IO[bytes], p: Path, kind: str, target: FrameTarget, speed: float,
                 commit=_nothing) -> int:
-    """Decode 64 KiB chunks of lines with ``decode_lines`` (envelope and frame in one pass);
-    a chunk holding a line that does not fit is redone line by line. Raises
+    """Feed 64 KiB chunks of whole lines (:func:`_feed_chunk`), committing after each. Raises
     :class:`TruncatedRecording` on a read error, after feeding the partial line."""
     dec = _ENVELOPES.get(kind, _ENVELOPES["bare"])
     pacer = _Pacer(speed, commit) if speed > 0 else None
@@ -371,58 +377,36 @@ def _feed_lines(f: IO[bytes], p: Path, kind: str, target: FrameTarget, speed: fl
             if rest.strip():
                 n += _feed_chunk(rest, dec, kind, target, pacer)
             break
-        buf = rest + buf
+        start = 0
+        if rest:  # the line the last chunk cut, completed (the chunk itself is not copied)
+            start = buf.find(b"\n") + 1
+            if start == 0:
+                rest += buf
+                continue
+            n += _feed_chunk(rest + buf[:start], dec, kind, target, pacer)
         cut = buf.rfind(b"\n") + 1
-        if cut == 0:
-            rest = buf
+        if cut <= start:
+            rest = buf[start:]
+            commit()
             continue
         rest = buf[cut:]
-        n += _feed_chunk(buf[:cut], dec, kind, target, pacer)
+        n += _feed_chunk(buf, dec, kind, target, pacer, start, cut)
         commit()
     return n
 
 
 def _feed_chunk(chunk: bytes, dec: msgspec.json.Decoder, kind: str, target: FrameTarget,
-                pacer: _Pacer | None) -> int:
-    try:
-        envs = dec.decode_lines(chunk)
-    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-        return _feed_chunk_by_line(chunk, dec, kind, target, pacer)
-    # decode_lines reads whitespace-separated values, not lines: only trust it when there is
-    # exactly one value per line (no blank lines, no two frames on a line, no split frame),
-    # so that the i-th value is the i-th line for RawNeeded below.
-    if len(envs) != chunk.count(b"\n") + (not chunk.endswith(b"\n")):
-        return _feed_chunk_by_line(chunk, dec, kind, target, pacer)
-    pf = target.process_frame
-    need_raw = NEED_RAW
-    ms = _MS
-    try:
-        if pacer is not None:
-            for env in envs:
-                _feed_one(env, kind, target, pacer, need_raw)
-        elif kind == "cockpit":
-            for env in envs:
-                pf(env.frame, env.received_ms * ms, need_raw)
-        elif kind == "bare":
-            for env in envs:
-                pf(env, None, need_raw)
-        else:
-            for env in envs:
-                _feed_one(env, kind, target, None, NEED_RAW)
-    except RawNeeded:
-        # A frame must be quarantined with its exact bytes: redo this chunk line by line
-        # from that frame on (nothing before it is repeated; the plant changed no state).
-        done = _index_of(envs, env)
-        lines = chunk.split(b"\n")
-        _feed_chunk_by_line(b"\n".join(lines[done:]), dec, kind, target, pacer)
-    return len(envs)
-
-
-def _index_of(items: list, item: Any) -> int:
-    for i, x in enumerate(items):
-        if x is item:
-            return i
-    raise ValueError("frame not in chunk")  # pragma: no cover
+                pacer: _Pacer | None, start: int = 0, end: int | None = None) -> int:
+    """The whole lines of ``chunk[start:end]``: through the target's compiled delta path when
+    it has one (``process_lines``; the lines it does not take come back to
+    :func:`_feed_chunk_by_line` with their exact bytes), else line by line. Returns the
+    frames fed."""
+    code = _KIND_CODE.get(kind, 0)
+    fast = getattr(target, "process_lines", None)
+    if fast is not None and pacer is None:
+        return fast(chunk, code, lambda line: _feed_chunk_by_line(line, dec, kind, code, target,
+                                                                 None), start, end)
+    return _feed_chunk_by_line(chunk[start:end], dec, kind, code, target, pacer)
 
 
 def _feed_one(env: Any, kind: str, target: FrameTarget, pacer: _Pacer | None, raw: Any) -> None:
@@ -444,14 +428,26 @@ def _feed_one(env: Any, kind: str, target: FrameTarget, pacer: _Pacer | None, ra
         target.process_frame(env, None, raw)
 
 
-def _feed_chunk_by_line(chunk: bytes, dec: msgspec.json.Decoder, kind: str,
+_new = tuple.__new__
+
+
+def _feed_chunk_by_line(chunk: bytes, dec: msgspec.json.Decoder, kind: str, code: int,
                         target: FrameTarget, pacer: _Pacer | None) -> int:
+    """Each line: a delta by the compiled decoder (:func:`~kalshi_platform.ingestion._delta.
+    decode_line`), another frame by its msgspec envelope decoder, anything else the generic
+    way (:func:`_slow_path`); the line is the ``raw`` kept if it is quarantined."""
     slow = _slow_path(target)
     n = 0
     for line in chunk.split(b"\n"):
         if not line.strip():
             continue
         n += 1
+        d = decode_line(line, 0, len(line), code)
+        if d is not None:
+            if pacer is not None:
+                pacer.wait(d[0])
+            target.process_frame(_new(OrderbookDelta, d[1:]), d[0], line)
+            continue
         try:
             env = dec.decode(line)
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):

@@ -5,7 +5,8 @@ the epoch, UTC (:mod:`kalshi_platform.fixedpoint`); when both wire eras are pres
 fixed-point string wins (it carries sub-cent prices). Every helper raises
 :class:`~kalshi_platform.ingestion.messages.DecodeError` for bad text or a value out of its
 documented range, and the plant turns that into a quarantine record: nothing out of range
-reaches a book, an event or a sink. Sources: docs/kalshi-api.md §5 (fixed-point strings), §7.5-§7.9b
+reaches a book, an event or a sink. ``orderbook_delta`` frames are checked to the same ranges
+by the compiled delta decoder (:mod:`kalshi_platform.ingestion._delta`), not here. Sources: docs/kalshi-api.md §5 (fixed-point strings), §7.5-§7.9b
 (message fields); docs/plant-contract.md (the ranges).
 """
 
@@ -29,14 +30,13 @@ from kalshi_platform.ingestion.messages import (
     MIN_EPOCH_NS,
     MIN_EPOCH_S,
     DecodeError,
-    DeltaBody,
     SnapshotBody,
     TickerBody,
     TradeBody,
     iso_to_ns,
 )
 
-__all__ = ["MIN_EPOCH_NS", "MAX_EPOCH_NS", "ts_units", "delta_units", "snapshot_units",
+__all__ = ["MIN_EPOCH_NS", "MAX_EPOCH_NS", "ts_units", "snapshot_units",
            "ticker_units", "trade_units", "lifecycle_units", "fill_units"]
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -121,18 +121,6 @@ def _size(fp: Any, count: Any, what: str, required: bool, lo: int = 1,
                           f"[{lo / 100:g}, {hi / 100:g}] contracts"
                           + (" or zero" if nonzero else ""))
     return v
-
-
-def delta_units(m: DeltaBody) -> tuple[str, int, int, int | None]:
-    """``(side, price µ$, delta c-contracts, ts_ns | None)`` of a delta; side on the wire's
-    scale (see ``use_yes_price``). Price in (0, 1) dollars, delta non-zero and at most 10^10
-    contracts either way. Raises :class:`DecodeError`."""
-    side = m.side
-    if side != "yes" and side != "no":
-        raise DecodeError(f"orderbook_delta side must be 'yes' or 'no', got {_show(side)}")
-    price = _price(m.price_dollars, m.price, "price_dollars", True)
-    delta = _size(m.delta_fp, m.delta, "delta_fp", True, lo=-MAX_SIZE, nonzero=True)
-    return side, price, delta, ts_units(m.ts_ms, m.ts)  # type: ignore[return-value]
 
 
 def _levels(fp, legacy_dollars, legacy_cents, side: str) -> list[tuple[int, int]]:

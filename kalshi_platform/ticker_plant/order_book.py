@@ -8,7 +8,9 @@ a YES-bid ladder and a NO-bid ladder. A NO bid at price q is a YES ask at 1 − 
 
 Prices are integer micro-dollars and sizes integer centi-contracts
 (:mod:`kalshi_platform.fixedpoint`). Each ladder is a ``dict`` price → size with the best price
-tracked incrementally; the maximum is recomputed only when the best level is removed.
+tracked incrementally; the maximum is recomputed only when the best level is removed. The slots,
+the delta apply and the top are the compiled :class:`~._delta.BookCore` (the delta hot path,
+``_delta.c``); the rest is here.
 
 States: ``syncing`` (no snapshot yet, or a resync was requested), ``live`` (built from a
 snapshot and every delta since), ``stale`` (a seq gap or a negative level: do not trust).
@@ -19,16 +21,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import NamedTuple
 
-from kalshi_platform.fixedpoint import MAX_SIZE, ONE_DOLLAR, price_to_decimal, price_to_str, size_to_str
+from kalshi_platform.fixedpoint import ONE_DOLLAR, price_to_decimal, price_to_str, size_to_str
+from kalshi_platform.ingestion._delta import BookCore, BookError, set_stale
 
 LIVE = "live"
 STALE = "stale"
 SYNCING = "syncing"
+set_stale(STALE)  # the state BookCore.apply_delta leaves a book in when it raises BookError
 
-
-class BookError(ValueError):
-    """A delta would drive a level negative (a missed update) or past 10^10 contracts. The
-    book is marked stale."""
+__all__ = ["LIVE", "STALE", "SYNCING", "BookError", "BBO", "OrderBook"]
 
 
 class BBO(NamedTuple):
@@ -71,15 +72,29 @@ class BBO(NamedTuple):
         return (self.yes_bid, self.yes_bid_size, self.yes_ask, self.yes_ask_size)
 
 
-class OrderBook:
+class OrderBook(BookCore):
     """YES and NO bid ladders of one market with tracked best prices.
 
-    Attributes: ``ticker``; ``sid`` (the subscription whose seq stream feeds it); ``yes`` and
-    ``no`` (``dict`` price µ$ → size c-contracts, bids); ``best_yes``/``best_no`` (µ$ or
-    ``None``); ``state`` (``live``/``stale``/``syncing``).
+    Attributes (slots of :class:`BookCore`): ``ticker``; ``sid`` (the subscription whose seq
+    stream feeds it); ``yes`` and ``no`` (``dict`` price µ$ → size c-contracts, bids);
+    ``best_yes``/``best_no`` (µ$ or ``None``); ``state`` (``live``/``stale``/``syncing``);
+    ``market_id``.
+
+    Compiled (:class:`BookCore`):
+
+    * ``apply_delta(side, price, delta) -> bool``: add ``delta`` (signed c-contracts) at
+      ``price`` (µ$) on ``side`` (``"yes"``, else the NO ladder); a level reaching 0 is
+      removed. ``True`` when the top of that side may have changed (price at or above the
+      previous best), ``False`` when it cannot have. Raises :class:`BookError` and marks the
+      book ``stale`` (the ladder unchanged) if the level would go negative or past 10^10
+      contracts (:data:`~kalshi_platform.fixedpoint.MAX_SIZE`).
+    * ``top()`` → ``(yes_bid, yes_bid_size, yes_ask, yes_ask_size)`` (µ$ / c-contracts,
+      ``None`` for an empty side; YES ask = 1 − best NO bid).
+    * ``note_top(last_top)``: the plant's BBO rule — ``False`` when the top is crossed or
+      locked, ``None`` when it equals ``last_top[ticker]``, else the new top, recorded there.
     """
 
-    __slots__ = ("ticker", "sid", "yes", "no", "best_yes", "best_no", "state", "market_id")
+    __slots__ = ()
 
     def __init__(self, ticker: str, sid: int | None = None) -> None:
         self.ticker = ticker
@@ -115,49 +130,6 @@ class OrderBook:
         self.best_no = max(nn) if nn else None
         self.state = LIVE
 
-    def apply_delta(self, side: str, price: int, delta: int) -> bool:
-        """Add ``delta`` (signed c-contracts) at ``price`` (µ$) on ``side`` (``"yes"``/``"no"``).
-
-        A level reaching 0 is removed. Returns ``True`` when the top of that side may have
-        changed (price at or above the previous best), ``False`` when it cannot have.
-        Raises :class:`BookError` and marks the book ``stale`` (the ladder unchanged) if the
-        level would go negative or past 10^10 contracts (:data:`~kalshi_platform.fixedpoint.MAX_SIZE`).
-        """
-        if side == "yes":
-            ladder = self.yes
-            best = self.best_yes
-        else:
-            ladder = self.no
-            best = self.best_no
-        new = ladder.get(price, 0) + delta
-        if new > MAX_SIZE:
-            self.state = STALE
-            raise BookError(f"{self.ticker}: {side} level {price} would exceed 10^10 contracts")
-        if new > 0:
-            ladder[price] = new
-            if best is None or price > best:
-                if side == "yes":
-                    self.best_yes = price
-                else:
-                    self.best_no = price
-                return True
-            return price == best
-        if new == 0:
-            if ladder.pop(price, None) is None:
-                return False  # a zero delta on an absent level: nothing changed
-            if price == best:
-                nb = max(ladder) if ladder else None
-                if side == "yes":
-                    self.best_yes = nb
-                else:
-                    self.best_no = nb
-                return True
-            return False
-        self.state = STALE
-        raise BookError(
-            f"{self.ticker}: {side} level {price} would go negative ({new - delta} + {delta})"
-        )
-
     def clear(self, state: str = SYNCING) -> None:
         """Drop every level (e.g. on reconnect) and set ``state``."""
         self.yes = {}
@@ -166,17 +138,6 @@ class OrderBook:
         self.state = state
 
     # -- views ---------------------------------------------------------------------------
-
-    def top(self) -> tuple[int | None, int | None, int | None, int | None]:
-        """``(yes_bid, yes_bid_size, yes_ask, yes_ask_size)``; YES ask = 1 − best NO bid."""
-        by = self.best_yes
-        bn = self.best_no
-        return (
-            by,
-            None if by is None else self.yes[by],
-            None if bn is None else ONE_DOLLAR - bn,
-            None if bn is None else self.no[bn],
-        )
 
     def bbo(self, ts_ns: int, seq: int | None = None, recv_ns: int | None = None) -> BBO:
         """The current :class:`BBO` stamped with ``ts_ns``, ``seq`` and ``recv_ns``."""

@@ -5,6 +5,8 @@ One pipeline for every source (live socket, recording, local server; docs/archit
 ``process(payload, recv_ns)`` → decode and range-check (:mod:`kalshi_platform.ingestion.messages`,
 :mod:`kalshi_platform.ingestion.units`) → seq check per ``sid`` → book update → BBO on a
 top-of-book or validity change → every publisher (:class:`~.fanout.FanOut`).
+A recording's deltas take the same steps compiled, whole chunks at a time
+(:meth:`~.deltas.DeltaHandlers.process_lines`, :mod:`kalshi_platform.ingestion._delta`).
 
 The contract (docs/plant-contract.md):
 
@@ -33,10 +35,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Iterable
 
-from kalshi_platform.fixedpoint import ONE_DOLLAR, _price_cache, _size_cache
+from kalshi_platform.fixedpoint import ONE_DOLLAR
 from kalshi_platform.ingestion.messages import (
     MAX_COUNTER,
-    NEED_RAW,
     DecodeError,
     ErrorFrame,
     EventFeeUpdate,
@@ -47,7 +48,6 @@ from kalshi_platform.ingestion.messages import (
     Ok,
     OrderbookDelta,
     OrderbookSnapshot,
-    RawNeeded,
     Subscribed,
     Ticker,
     Trade,
@@ -56,22 +56,17 @@ from kalshi_platform.ingestion.messages import (
     decode_frame,
     decode_json,
 )
-from kalshi_platform.ingestion.units import (
-    MAX_EPOCH_NS,
-    MIN_EPOCH_NS,
-    delta_units,
-    snapshot_units,
-)
+from kalshi_platform.ingestion.units import MAX_EPOCH_NS, MIN_EPOCH_NS, snapshot_units
 from kalshi_platform.logfmt import escape_for_log
 from kalshi_platform.ticker_plant.events import (
     BBO,
-    DeltaEvent,
     FeedEvent,
     QuarantineRecord,
     SnapshotEvent,
     kept_text,
 )
 from kalshi_platform.ticker_plant.fanout import FanOut
+from kalshi_platform.ticker_plant.deltas import DeltaHandlers
 from kalshi_platform.ticker_plant.passthrough import PassThroughHandlers
 from kalshi_platform.ticker_plant.order_book import LIVE, STALE, SYNCING, BookError, OrderBook
 from kalshi_platform.ticker_plant.publishers import Publisher
@@ -79,18 +74,13 @@ from kalshi_platform.ticker_plant.stats import PlantStats
 
 log = logging.getLogger(__name__)
 
-#: a plant event from its field tuple in one C call (a NamedTuple's own ``__new__`` is Python
-#: code: ~240 ns against ~120 ns, measured)
-_new = tuple.__new__
-_SIDE = {"yes": "yes", "no": "no"}
-
 _LOG_FIRST = 20  # log the first N quarantined frames, then every 1000th
 _DETAIL_MAX = 500  # feed_events.detail taken from the wire is cut to this many characters
 
 __all__ = ["TickerPlant", "PlantStats"]
 
 
-class TickerPlant(PassThroughHandlers):
+class TickerPlant(DeltaHandlers, PassThroughHandlers):
     """Routes Kalshi messages to per-market :class:`OrderBook` s and emits events.
 
     Args:
@@ -146,6 +136,13 @@ class TickerPlant(PassThroughHandlers):
             Unknown: self._on_unknown,
         }
 
+    def __init_subclass__(cls, **kw: Any) -> None:
+        """A subclass that overrides :meth:`process_frame` (to watch every frame) is fed frame
+        by frame: it gets no :meth:`process_lines`, which takes deltas without that call."""
+        super().__init_subclass__(**kw)
+        if cls.process_frame is not TickerPlant.process_frame and "process_lines" not in vars(cls):
+            cls.process_lines = None  # type: ignore[assignment]
+
     # -- entry points ----------------------------------------------------------------------
 
     def process(self, payload: bytes | str | dict, recv_ns: int | None = None,
@@ -174,81 +171,28 @@ class TickerPlant(PassThroughHandlers):
 
         Values are range-checked first, then the seq check, then books and events; a frame
         that fails is quarantined (``raw``, the source text, is what is kept) and does not
-        touch the seq watermark. Never raises for bad input, except :class:`RawNeeded` when
-        ``raw is NEED_RAW`` (see there).
+        touch the seq watermark. Never raises for bad input.
         """
-        st = self.stats
-        st.frames += 1
+        self.stats.frames += 1
         try:
             if recv_ns is not None and not MIN_EPOCH_NS <= recv_ns < MAX_EPOCH_NS:
                 raise DecodeError(f"receipt time {recv_ns} ns outside 2000..2100")
-            if type(f) is not OrderbookDelta:
-                self._dispatch(f, recv_ns)
-                return
-            # the delta hot path, inlined (a method call per delta costs ~4 % of a replay):
-            # cached fixed-point parse (a cache hit is a value already range-bounded), seq,
-            # book update, BBO
-            m = f.msg
-            side = _SIDE.get(m.side)  # the constant "yes"/"no": events hold no copy of it
-            ts_ms = m.ts_ms
-            try:
-                price = _price_cache[m.price_dollars]
-                delta = _size_cache[m.delta_fp]
-            except KeyError:
-                price = None
-            if (price is None or ts_ms is None or not 0 < price < ONE_DOLLAR or not delta
-                    or side is None):
-                side, price, delta, ts = delta_units(m)
-                if ts is None:
-                    ts = self.clock_ns if recv_ns is None else recv_ns
+            if type(f) is OrderbookDelta:
+                self._on_delta(f.sid, f.seq, f.market_ticker, f.side, f.price, f.delta,
+                               f.ts_ns, recv_ns)
             else:
-                ts = ts_ms * 1_000_000
-            sid = f.sid
-            seq = f.seq
-            if seq is not None and sid is not None:
-                last = self._seq.get(sid)
-                if last is not None and seq == last + 1:
-                    self._seq[sid] = seq
-                elif not self._seq_ok(sid, seq, last, recv_ns):
-                    return
-            st.deltas += 1
-            if ts > self.clock_ns:
-                self.clock_ns = ts
-            if side == "no" and self._yes_scale_any and self._yes_scale(sid):
-                price = ONE_DOLLAR - price
-            ticker = m.market_ticker
-            book = self.books.get(ticker)
-            if self.publishers:  # the book's own ticker string: queued events keep no copy
-                try:
-                    self._out.emit(_new(DeltaEvent, (ticker if book is None else book.ticker,
-                                                     ts, sid, seq, side, price, delta, recv_ns)))
-                except Exception as e:  # a bare publisher raised: isolate it
-                    self._out.emit_failed(e)
-            if book is None or book.state != LIVE or book.sid != sid:
-                st.deltas_ignored += 1  # not live, or another sid's stream: never mix them
-                if book is None and sid in self._snapshot_sids:
-                    self._unknown_market(ticker, sid, ts)
-                return
-            try:
-                changed = book.apply_delta(side, price, delta)
-            except BookError as e:
-                self._book_error(book, e, sid, ts, seq, recv_ns)
-                return
-            if changed:
-                self._top_changed(book, ts, seq, recv_ns)
+                self._dispatch(f, recv_ns)
         except DecodeError as e:
-            if raw is NEED_RAW:
-                st.frames -= 1
-                raise RawNeeded() from None
             self._quarantine(raw if raw is not None else f, e.reason, recv_ns,
                              getattr(f, "sid", None), getattr(f, "seq", None))
-        except RawNeeded:
-            raise
         except Exception as e:  # a bug must not take the plant down; keep the frame
-            log.exception("internal error handling %s", type(f).__name__)
-            self._quarantine(raw if raw is not None and raw is not NEED_RAW else f,
-                             f"internal error: {type(e).__name__}: {e}", recv_ns,
-                             getattr(f, "sid", None), getattr(f, "seq", None))
+            self._internal_error(e, type(f).__name__, raw if raw is not None else f, recv_ns,
+                                 getattr(f, "sid", None), getattr(f, "seq", None))
+
+    def _internal_error(self, e: Exception, what: str, raw: Any, recv_ns: int | None,
+                        sid: int | None = None, seq: int | None = None) -> None:
+        log.exception("internal error handling %s", what)
+        self._quarantine(raw, f"internal error: {type(e).__name__}: {e}", recv_ns, sid, seq)
 
     def _dispatch(self, f: Any, recv_ns: int | None) -> None:
         """Every frame but a delta: its handler (DecodeError for what is not a frame)."""
@@ -495,38 +439,6 @@ class TickerPlant(PassThroughHandlers):
             self.clock_ns = ok_recv
         self._feed(FeedEvent(self.clock_ns if ok_recv is None else ok_recv, "quarantine",
                              sid, None, seq, reason[:_DETAIL_MAX]))
-
-    def _top_changed(self, book: OrderBook, ts: int, seq: int | None, recv_ns: int | None) -> None:
-        top = book.top()
-        ticker = book.ticker
-        yb = top[0]
-        ya = top[2]
-        if yb is not None and ya is not None and yb >= ya:
-            # crossed or locked: Kalshi would have matched these, so a delete was missed
-            self.stats.crossed += 1
-            self._set_state(book, STALE, ts, seq, recv_ns)
-            self._feed(FeedEvent(ts, "error", book.sid, None, None,
-                                 f"crossed book {ticker}: yes_bid {yb} >= yes_ask {ya}"))
-            if book.sid is not None:
-                self._request_resync(book.sid, [book], ts)
-            return
-        if self._last_top.get(ticker) == top:
-            return
-        self._last_top[ticker] = top
-        self.stats.bbo += 1
-        if self.publishers:
-            self._publish(_new(BBO, (ticker, ts, yb, top[1], ya, top[3], seq, recv_ns, LIVE)))
-
-    def _book_error(self, book: OrderBook, err: BookError, sid: int | None, ts: int,
-                    seq: int | None, recv_ns: int | None, was_live: bool = True) -> None:
-        """A delta drove a level negative or past 10^10 contracts (the book already marked
-        itself stale): count, report, leave live, resync."""
-        self.stats.book_errors += 1
-        log.warning("%s", escape_for_log(str(err)))
-        self._set_state(book, STALE, ts, seq, recv_ns, was_live=was_live)
-        self._feed(FeedEvent(ts, "error", sid, None, None, str(err)[:_DETAIL_MAX]))
-        if sid is not None:
-            self._request_resync(sid, [book], ts)
 
     # -- handlers: validate (DecodeError → quarantine), then _accept (seq), then act ---------
 

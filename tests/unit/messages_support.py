@@ -43,6 +43,11 @@ def _first(frames, type_):
     return next(f for f in frames if f["type"] == type_)
 
 
+def delta_units(f) -> tuple:
+    """``(side, price, delta, ts_ns)`` of a decoded :class:`OrderbookDelta`."""
+    return f.side, f.price, f.delta, f.ts_ns
+
+
 def both_ways(frame: dict):
     """decode_json(text) and decode_frame(dict) must agree; returns the decoded frame."""
     a = decode_json(json.dumps(frame))

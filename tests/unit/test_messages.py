@@ -26,9 +26,9 @@ from kalshi_platform.ingestion.messages import (
     decode_frame,
     decode_json,
 )
-from kalshi_platform.ingestion.units import delta_units, snapshot_units, ticker_units, trade_units
+from kalshi_platform.ingestion.units import snapshot_units, ticker_units, trade_units
 from messages_support import D, NS, P, S, SPEC_ERROR, SPEC_EVENT_LIFECYCLE, SPEC_FILL, \
-    SPEC_UNSUBSCRIBED, _cockpit_frames, _first, both_ways
+    SPEC_UNSUBSCRIBED, _cockpit_frames, _first, both_ways, delta_units
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,8 +134,8 @@ def test_real_deltas_every_one():
         f = both_ways(raw)
         assert isinstance(f, OrderbookDelta) and f.type == "orderbook_delta"
         m = raw["msg"]
-        assert (f.sid, f.seq, f.msg.market_ticker) == (raw["sid"], raw["seq"], m["market_ticker"])
-        side, price, delta, ts = delta_units(f.msg)
+        assert (f.sid, f.seq, f.market_ticker) == (raw["sid"], raw["seq"], m["market_ticker"])
+        side, price, delta, ts = delta_units(f)
         assert side == m["side"]
         assert price == P(m["price_dollars"])
         assert delta == S(m["delta_fp"])
@@ -149,7 +149,7 @@ def test_a_delta_market_id_is_not_read_so_its_type_never_quarantines_the_frame()
     value there decodes to the same delta as the real frame."""
     raw = _first(_cockpit_frames(), "orderbook_delta")
     want = both_ways(raw)
-    assert not hasattr(want.msg, "market_id")
+    assert not hasattr(want, "market_id")
     for odd in (None, 7, ["x"], {"a": 1}, "not-a-uuid"):
         r = copy.deepcopy(raw)
         r["msg"]["market_id"] = odd
@@ -161,7 +161,7 @@ def test_delta_ts_from_iso_when_ts_ms_absent():
         raw = copy.deepcopy(raw)
         ts_ms = raw["msg"].pop("ts_ms")
         f = both_ways(raw)
-        *_, ts = delta_units(f.msg)
+        *_, ts = delta_units(f)
         assert ts == iso_to_ns(raw["msg"]["ts"])  # full µs precision from the ISO string
         assert ts // 1_000_000 == ts_ms
         assert ts % 1000 == 0  # the ISO strings carry microseconds
@@ -170,7 +170,7 @@ def test_delta_ts_from_iso_when_ts_ms_absent():
 def test_delta_without_any_timestamp_has_none():
     raw = copy.deepcopy(_first(_cockpit_frames(), "orderbook_delta"))
     del raw["msg"]["ts_ms"], raw["msg"]["ts"]
-    assert delta_units(both_ways(raw).msg)[3] is None
+    assert delta_units(both_ways(raw))[3] is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def test_legacy_integer_delta_equals_fixed_point():
         lm = legacy["msg"]
         lm["price"] = int(D(lm.pop("price_dollars")) * 100)
         lm["delta"] = int(D(lm.pop("delta_fp")))
-        assert delta_units(both_ways(legacy).msg) == delta_units(both_ways(raw).msg)
+        assert delta_units(both_ways(legacy)) == delta_units(both_ways(raw))
         n += 1
     assert n > 200
 

@@ -27,7 +27,7 @@ from kalshi_platform.ingestion.messages import (
     decode_frame,
     decode_json,
 )
-from kalshi_platform.ingestion.units import delta_units, fill_units, lifecycle_units, snapshot_units, ticker_units, trade_units
+from kalshi_platform.ingestion.units import fill_units, lifecycle_units, snapshot_units, ticker_units, trade_units
 from messages_support import NS, SPEC_ERROR, SPEC_EVENT_LIFECYCLE, SPEC_FILL, \
     SPEC_UNSUBSCRIBED, _cockpit_frame_text, _cockpit_frames, _first, both_ways
 
@@ -229,23 +229,25 @@ def test_missing_msg_and_wrong_envelope_types():
     ("delta_fp", "abc"),
     ("delta_fp", "1.005"),
 ])
-def test_bad_delta_values_raise_in_delta_units(field, value):
+def test_bad_delta_values_raise_while_decoding(field, value):
     raw = _real_delta()
-    raw["msg"][field] = value
-    f = decode_frame(raw)  # the shape is fine: strings where strings belong
-    with pytest.raises(DecodeError):
-        delta_units(f.msg)
+    raw["msg"][field] = value  # the shape is fine: strings where strings belong
+    for decode in (lambda: decode_frame(raw), lambda: decode_json(json.dumps(raw))):
+        with pytest.raises(DecodeError) as ei:
+            decode()
+        assert (ei.value.msg_type, ei.value.sid, ei.value.seq) == ("orderbook_delta", 1,
+                                                                     raw["seq"])
 
 
 def test_delta_with_neither_era_of_price():
     raw = _real_delta()
     del raw["msg"]["price_dollars"]
     with pytest.raises(DecodeError):
-        delta_units(decode_frame(raw).msg)
+        decode_frame(raw)
     raw = _real_delta()
     del raw["msg"]["delta_fp"]
     with pytest.raises(DecodeError):
-        delta_units(decode_frame(raw).msg)
+        decode_frame(raw)
 
 
 @pytest.mark.parametrize("level", [["0.5000", "abc"], ["abc", "1.00"], ["", "1.00"],

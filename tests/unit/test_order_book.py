@@ -312,3 +312,37 @@ def test_crossed_book_goes_stale_and_resyncs():
     again = pub.events["bbo"][-1]
     assert again.state == "live" and again.top() == b.top()  # always re-emitted on return
     assert plant.stats.gaps == 0 and plant.stats.quarantined == 0
+
+
+def test_note_top_is_the_bbo_rule():
+    """``note_top``: the new top recorded once, ``None`` while it stays, ``False`` (nothing
+    recorded) when the top is crossed or locked."""
+    b = OrderBook("N")
+    last: dict = {}
+    assert b.note_top(last) == (None, None, None, None) and last == {"N": b.top()}
+    assert b.note_top(last) is None
+    b.apply_snapshot([(40 * C, 2 * K)], [(55 * C, 3 * K)])
+    assert b.note_top(last) == (40 * C, 2 * K, 45 * C, 3 * K) == b.top() == last["N"]
+    assert b.apply_delta("yes", 30 * C, 1 * K) is False and b.note_top(last) is None
+    b.apply_delta("yes", 45 * C, 1 * K)  # YES bid 0.45 = YES ask 0.45: locked
+    assert b.note_top(last) is False and last["N"] == (40 * C, 2 * K, 45 * C, 3 * K)
+    b.apply_delta("yes", 45 * C, -1 * K)
+    assert b.note_top(last) is None  # back to the recorded top
+
+
+def test_book_core_slots_and_errors():
+    b = OrderBook("S", 3)
+    assert (b.ticker, b.sid, b.yes, b.no, b.best_yes, b.best_no, b.market_id) == (
+        "S", 3, {}, {}, None, None, None)
+    with pytest.raises(AttributeError):
+        b.other = 1  # slots only
+    with pytest.raises(TypeError):
+        b.apply_delta("yes", "0.5", 1)
+    with pytest.raises(OverflowError):
+        b.apply_delta("yes", 2**70, 1)
+    with pytest.raises(BookError):
+        b.apply_delta("yes", 1, 2**62)  # far past 10^10 contracts: no overflow
+    assert b.state == STALE and b.yes == {}
+    b.yes[5] = 2**63 - 1  # a size set from Python beyond any range: still no overflow
+    with pytest.raises(BookError):
+        b.apply_delta("yes", 5, 2**62)
