@@ -38,6 +38,7 @@ from kalshi_platform.trading.follower import (MARKET_DEPOSIT_CENTS, MARKET_USER,
                                              Follower)
 from kalshi_platform.trading.model import (Action, Fill, Order, OrderReport, Settlement, Side,
                                            TimeInForce, VenueOrder, VenueState)
+from kalshi_platform.trading._step import FrameStep
 from kalshi_platform.trading.portfolio import event_of
 from kalshi_platform.trading.venue import Venue, VenueListener
 
@@ -129,34 +130,43 @@ class BacktestVenue(Venue):
         self.plant = TickerPlant([self._collect], use_yes_price=bool(meta.use_yes_price))
         self.follower = Follower(self._core_submit, self._route_now, self.cfg.lazy_levels)
         self.listener: Optional[VenueListener] = None
-        self.seq = 0  # the stream seq of the last recorded event (= events so far)
-        self.frames = 0
-        self._stopped = False
         self._lose_answers = 0
-        self._timed = False
-        self._feed_lat = self.cfg.feed_latency_ns
         self._early: list[tuple[int, Callable[[], None]]] = []  # scheduled before the clock ran
         self.unknown_settle: list[str] = []  # --settle tickers the recording never listed
         self._events = self._collect.events
-        self._plant_frame = self.plant.process_frame
-        self._delta = self.follower.delta_event
-        self._on_market: Callable[[int, object], None] = lambda _seq, _ev: None
         self._known: set[str] = set()  # tickers seen listed at the core (never unlisted)
+        yes, no = self.follower.side_maps()
+        self._step = FrameStep(
+            plant_frame=self.plant.process_frame, events=self._events, clock=self.clock,
+            yes=yes, no=no, known=self._known, delta=self.follower.delta_event,
+            follow=self._follow, start_clock=self._start_clock, late=self._deliver_later,
+            stopped_exc=_Stopped, decoded=_DECODED, delta_type=DeltaEvent,
+            on_market=lambda _seq, _ev: None, feed_latency=self.cfg.feed_latency_ns)
 
     # -- Venue API ------------------------------------------------------------------------
 
     def start(self, listener: VenueListener) -> None:
         self.listener = listener
-        self._on_market = listener.on_market
+        self._step.on_market = listener.on_market
         if self.cfg.user_id not in self.core.accounts:
             self.core.submit(C.Deposit(user_id=self.cfg.user_id, amount=self.cfg.deposit_cents), 0)
             for u in (MARKET_USER, TAKER_USER):
                 self.core.submit(C.Deposit(user_id=u, amount=MARKET_DEPOSIT_CENTS), 0)
 
     @property
+    def frames(self) -> int:
+        """Recorded frames stepped so far."""
+        return self._step.frames
+
+    @property
+    def seq(self) -> int:
+        """The stream seq of the last recorded event handed on."""
+        return self._step.seq
+
+    @property
     def events(self) -> int:
         """Recorded events handed on so far (each one gets the next stream seq)."""
-        return self.seq
+        return self._step.seq
 
     def now_ns(self) -> int:
         return self.clock.now
@@ -164,7 +174,7 @@ class BacktestVenue(Venue):
     def call_at(self, ts_ns: int, fn: Callable[[], None]) -> None:
         """Run ``fn`` at ``ts_ns``. Before the first recorded time (``on_start``) times
         count from it: a timer set then first fires one interval after the first frame."""
-        if self._timed:
+        if self._step.timed:
             self.clock.at(ts_ns, fn)
         else:
             self._early.append((ts_ns, fn))
@@ -182,7 +192,7 @@ class BacktestVenue(Venue):
 
     def stop(self) -> None:
         """The replay ends after the current frame (what is due still runs)."""
-        self._stopped = True
+        self._step.stopped = True
 
     def lose_answers(self, n: int = 1) -> None:
         """Fault injection: the next ``n`` command answers are lost (the command is applied
@@ -191,10 +201,10 @@ class BacktestVenue(Venue):
 
     def run(self) -> None:
         """Replay the whole recording, then settle (``settle``) and drain what is due."""
-        self._stopped = False
+        self._step.stopped = False
         self._events.clear()  # what an interrupted run left
         try:
-            feed(self.path, _Driver(self.plant, self._frame, self._after_frame))
+            feed(self.path, _Driver(self.plant, self._step, self._after_frame))
         except _Stopped:
             pass
         end = self.clock.now + self.cfg.order_latency_ns * 2 + self.cfg.feed_latency_ns
@@ -223,62 +233,20 @@ class BacktestVenue(Venue):
 
     # -- the recording ---------------------------------------------------------------------
 
-    def _frame(self, frame, recv_ns: Optional[int] = None, raw=None) -> None:
-        """One recorded frame (a decoded struct) through the plant, then the backtest's
-        step (the hot path: one call per frame from the reader). ``frame`` is
-        :data:`_DECODED` when the plant already took it (:meth:`_after_frame`)."""
-        if frame is not _DECODED:
-            self._plant_frame(frame, recv_ns, raw)
-        if self._stopped:
-            raise _Stopped
-        self.frames += 1
-        evs = self._events  # emptied at the end: nothing the step calls feeds the plant
-        if not evs:
-            return
-        t = recv_ns if recv_ns is not None else evs[0][1] if type(evs[0][1]) is int else None
-        clock = self.clock
-        heap = clock.heap
-        if t is not None and t > clock.now:
-            if not self._timed:
-                self._start_clock(t)
-            if heap and heap[0][0] < t:
-                clock.run_until(t - 1)
-            clock.now = t
-        now = clock.now
-        known = self._known
-        for ev in evs:  # a recorded delta of a listed market straight to the follower
-            if type(ev) is DeltaEvent and ev[0] in known:
-                self._delta(ev)
-            else:
-                self._follow(ev)
-        first = self.seq + 1
-        n = len(evs)
-        self.seq += n
-        if self._feed_lat == 0 and not (heap and heap[0][0] <= now):
-            # what scheduling each event at now would do, without the heap: nothing else is
-            # due before them, and what the strategy sends runs after them (run_until below)
-            on_market = self._on_market
-            if n == 1:
-                on_market(first, evs[0])
-            else:
-                for seq, ev in enumerate(evs, first):
-                    on_market(seq, ev)
-        else:
-            at = now + self._feed_lat
-            for seq, ev in enumerate(evs, first):
-                clock.at(at, lambda s=seq, e=ev: self.listener.on_market(s, e))
-        evs.clear()
-        if heap and heap[0][0] <= now:
-            clock.run_until(now)
-
     def _after_frame(self, recv_ns: Optional[int]) -> None:
         """The plant took a frame by another entry point: the backtest's step."""
-        self._frame(_DECODED, recv_ns)
+        self._step(_DECODED, recv_ns)
+
+    def _deliver_later(self, at: int, first: int, evs: list) -> None:
+        """The frame's events reach the strategy at ``at`` (feed latency, or items due
+        first), stream seqs from ``first``."""
+        for seq, ev in enumerate(evs, first):
+            self.clock.at(at, lambda s=seq, e=ev: self.listener.on_market(s, e))
 
     def _start_clock(self, t: int) -> None:
         """The clock starts at the first recorded time: what was scheduled before it
         (``on_start``) counts from it."""
-        self._timed = True
+        self._step.timed = True
         self.clock.advance(t)
         for ts, fn in self._early:
             self.clock.at(t + ts, fn)

@@ -127,6 +127,13 @@ class Follower:
         self.stats = {"adds": 0, "reduces": 0, "cancels": 0, "off_grid": 0, "refused": 0,
                       "trades": 0, "materialized": 0}
 
+    def side_maps(self) -> tuple[dict[str, _Side], dict[str, _Side]]:
+        """The YES and NO ticker → side maps, for the compiled frame step (trading/_step.c
+        adds a delta kept as a number to ``ladder`` itself: no level at its price in
+        ``levels``, the price below ``watch``; every other delta comes to
+        :meth:`delta_event`)."""
+        return self._sides["yes"], self._sides["no"]
+
     def _side(self, ticker: str, side: str) -> _Side:
         """``side``'s state in ``ticker`` (both sides created empty, crossing what we rest
         there)."""

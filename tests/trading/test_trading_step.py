@@ -1,0 +1,154 @@
+"""The compiled frame step (kalshi_platform/trading/_step.c) against a plain Python oracle of
+the same rule (docs/trading.md "Backtest: the frame step"): identical reports and order
+histories on a bench-generated recording (lazy and every level), a random walk with
+recorded trades and both latencies, the bundled capture and a bare recording (no receipt
+times); the step's own argument errors; a finished venue is freed (no cycle kept alive)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import weakref
+
+import pytest
+from test_trading_pnl import RandomTrader, _walk
+from trading_support import TK, Rec, book
+
+import kalshi_platform.trading.backtest as bt
+from conftest import COCKPIT
+from kalshi_platform.bench.synth import write_synthetic_recording
+from kalshi_platform.trading import RiskConfig
+from kalshi_platform.trading._step import FrameStep
+from kalshi_platform.trading.backtest import BacktestConfig
+from kalshi_platform.trading.run import load_strategy, run_backtest
+
+FREE = RiskConfig.unlimited()
+MS = 10**6
+
+
+class OracleStep:
+    """The frame step as the Python it replaced: every delta through the follower's full
+    rule (``delta``), no fast path."""
+
+    def __init__(self, *, plant_frame, events, clock, yes, no, known, delta, follow,
+                 start_clock, late, stopped_exc, decoded, delta_type, on_market,
+                 feed_latency) -> None:
+        self.plant_frame, self.events, self.clock = plant_frame, events, clock
+        self.known, self.delta, self.follow = known, delta, follow
+        self.start_clock, self.late, self.stopped_exc = start_clock, late, stopped_exc
+        self.decoded, self.delta_type, self.on_market = decoded, delta_type, on_market
+        self.feed_latency = feed_latency
+        self.frames = self.seq = 0
+        self.stopped = self.timed = False
+
+    def __call__(self, frame, recv_ns=None, raw=None) -> None:
+        if frame is not self.decoded:
+            self.plant_frame(frame, recv_ns, raw)
+        if self.stopped:
+            raise self.stopped_exc
+        self.frames += 1
+        evs = self.events
+        if not evs:
+            return
+        t = recv_ns if recv_ns is not None else evs[0][1] if type(evs[0][1]) is int else None
+        clock, heap = self.clock, self.clock.heap
+        if t is not None and t > clock.now:
+            if not self.timed:
+                self.start_clock(t)
+            if heap and heap[0][0] < t:
+                clock.run_until(t - 1)
+            clock.now = t
+        now = clock.now
+        for ev in evs:
+            if type(ev) is self.delta_type and ev[0] in self.known:
+                self.delta(ev)
+            else:
+                self.follow(ev)
+        first = self.seq + 1
+        self.seq += len(evs)
+        if self.feed_latency == 0 and not (heap and heap[0][0] <= now):
+            for seq, ev in enumerate(evs, first):
+                self.on_market(seq, ev)
+        else:
+            self.late(now + self.feed_latency, first, list(evs))
+        evs.clear()
+        if heap and heap[0][0] <= now:
+            clock.run_until(now)
+
+
+def _run(make, path, cfg, seed=0):
+    rep, node = run_backtest(make(), path, config=cfg, risk=FREE, seed=seed)
+    rep.pop("elapsed_s")
+    orders = [(o.client_order_id, o.status.value, o.price, o.count, o.filled, o.venue_order_id,
+               o.updated_ns) for o in node.oms.all_orders()]
+    return json.dumps([rep, orders], sort_keys=True, default=str), rep
+
+
+def _both(monkeypatch, make, path, cfg, seed=0):
+    compiled, rep = _run(make, path, cfg, seed)
+    with monkeypatch.context() as m:
+        m.setattr(bt, "FrameStep", OracleStep)
+        oracle, _ = _run(make, path, cfg, seed)
+    assert compiled == oracle
+    return rep
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_compiled_step_matches_the_oracle_on_a_bench_recording(tmp_path, monkeypatch, lazy):
+    path = tmp_path / "synth.jsonl"
+    write_synthetic_recording(COCKPIT, path, 6000, 2)
+    mm = load_strategy("examples.market_maker:MarketMaker")
+    rep = _both(monkeypatch, lambda: mm({"size": 2, "half_spread_ticks": 0}), path,
+                BacktestConfig(order_latency_ns=MS, lazy_levels=lazy))
+    assert rep["orders"] > 0 and rep["events"] > 6000
+
+
+def test_compiled_step_matches_the_oracle_with_trades_and_both_latencies(tmp_path, monkeypatch):
+    rec = _walk(21, steps=300)
+    for i in range(40):
+        rec.trade(i * 300 + 10, "0.4000", "2.00", "yes" if i % 2 else "no", ticker=TK)
+    path = rec.write(tmp_path / "w.jsonl")
+    for cfg in (BacktestConfig(order_latency_ns=3 * MS, feed_latency_ns=2 * MS),
+                BacktestConfig()):
+        rep = _both(monkeypatch, RandomTrader, path, cfg, seed=4)
+        assert rep["fill_count"] > 30
+
+
+def test_compiled_step_matches_the_oracle_on_the_bundled_capture(monkeypatch):
+    taker = load_strategy("examples.taker:Taker")
+    rep = _both(monkeypatch, lambda: taker({}), COCKPIT, BacktestConfig())
+    assert rep["fill_count"] == 4
+
+
+def test_bare_recording_takes_the_clock_from_the_events(tmp_path, monkeypatch):
+    """No receipt times: the frame's time is its first event's exchange time."""
+    yes, no = book()
+    rec = Rec().snapshot(0, yes, no)
+    for i in range(1, 30):
+        rec.delta(100 * i, "yes" if i % 2 else "no", "0.4000" if i % 2 else "0.5500",
+                  "-3.00" if i % 3 else "2.00")
+    path = tmp_path / "bare.jsonl"
+    path.write_text("".join(json.dumps(json.loads(x)["frame"]) + "\n" for x in rec.lines))
+    rep = _both(monkeypatch, RandomTrader, path, BacktestConfig(order_latency_ns=MS), seed=2)
+    assert rep["frames"] == 30 and rep["orders"] > 0
+
+
+def test_frame_step_arguments():
+    with pytest.raises(TypeError):
+        FrameStep()
+    with pytest.raises(TypeError):  # events must be a list
+        FrameStep(plant_frame=print, events=(), clock=None, yes={}, no={}, known=set(),
+                  delta=print, follow=print, start_clock=print, late=print,
+                  stopped_exc=RuntimeError, decoded=None, delta_type=tuple,
+                  on_market=print, feed_latency=0)
+
+
+def test_a_finished_venue_is_freed(tmp_path):
+    """The venue and its step refer to each other: the cycle collector frees both."""
+    path = tmp_path / "synth.jsonl"
+    write_synthetic_recording(COCKPIT, path, 2000, 1)
+    _, node = run_backtest(RandomTrader(), path, config=BacktestConfig(), risk=FREE)
+    ref = weakref.ref(node.venue)
+    del node
+    gc.collect()
+    assert ref() is None
