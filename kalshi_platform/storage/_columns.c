@@ -15,6 +15,8 @@
  * validity is an Arrow validity bitmap (bit set = value present) as bytes, or None when
  * the column has no null; buffers are little-endian bytes, for pyarrow.Array.from_buffers.
  *
+ * split(events, types): see columns_split.
+ *
  * Values are those of Python on the same ints: floor division; int / int true division,
  * taken only where both operands are exact doubles (|x| <= 2^53; then the IEEE quotient is
  * Python's correctly rounded one). Taken: None, an exact int within int64, True/False, an
@@ -302,7 +304,65 @@ done:
     return out;
 }
 
+/* split(events, types) -> (parts, first): parts is a list of len(types) + 1 lists, the
+ * events whose type is exactly types[i] in list i, in order, every other event in the last
+ * list, in order; first[i] is the index in events of the first event of list i (-1 if
+ * empty), so callers can order the parts by first appearance. */
+static PyObject *columns_split(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *events, *types;
+    if (!PyArg_ParseTuple(args, "OO!:split", &events, &PyTuple_Type, &types))
+        return NULL;
+    PyObject *seq = PySequence_Fast(events, "events must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t nt = PyTuple_GET_SIZE(types);
+    PyObject *out = PyList_New(nt + 1), *first = PyList_New(nt + 1), *res = NULL;
+    if (out == NULL || first == NULL)
+        goto done;
+    for (Py_ssize_t t = 0; t <= nt; t++) {
+        PyObject *l = PyList_New(0);
+        if (l == NULL)
+            goto done;
+        PyList_SET_ITEM(out, t, l);
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *ty = (PyObject *)Py_TYPE(items[i]);
+        Py_ssize_t t = 0;
+        while (t < nt && PyTuple_GET_ITEM(types, t) != ty)
+            t++;
+        PyObject *l = PyList_GET_ITEM(out, t);
+        if (PyList_GET_SIZE(l) == 0) {
+            PyObject *at = PyLong_FromSsize_t(i);
+            if (at == NULL)
+                goto done;
+            PyList_SET_ITEM(first, t, at);
+        }
+        if (PyList_Append(l, items[i]) < 0)
+            goto done;
+    }
+    for (Py_ssize_t t = 0; t <= nt; t++) {
+        if (PyList_GET_ITEM(first, t) == NULL) {
+            PyObject *none = PyLong_FromLong(-1);
+            if (none == NULL)
+                goto done;
+            PyList_SET_ITEM(first, t, none);
+        }
+    }
+    res = PyTuple_Pack(2, out, first);
+done:
+    Py_XDECREF(out);
+    Py_XDECREF(first);
+    Py_DECREF(seq);
+    return res;
+}
+
 static PyMethodDef methods[] = {
+    {"split", columns_split, METH_VARARGS,
+     "split(events, types) -> (parts, first): per type (exactly) the events of that type "
+     "in order, then the others; the index of each part's first event (-1: none)."},
     {"read", columns_read, METH_VARARGS,
      "read(events, width, ops) -> per output column (null_count, validity, buffers...): "
      "see the module source."},

@@ -48,11 +48,13 @@ import logging
 import threading
 import time
 from collections import Counter, deque
+from itertools import islice, repeat
 from pathlib import Path
 from typing import Any, Callable
 
 from kalshi_platform.logfmt import error_line
 from kalshi_platform.retry import Backoff
+from kalshi_platform.storage import _columns
 from kalshi_platform.storage.ilp_batch import BatchBuilder, IlpBatch, Rejected, event_rows
 from kalshi_platform.storage.ilp_conf import (
     DEFAULT_BATCH_ROWS,
@@ -96,6 +98,39 @@ _NOT_A_ROW = object()
 #: plant event type → its table's rows-per-event function (None: one row per event)
 _ROWS_PER: dict[type, Any] = {ty: t.rows_per_event for ty, t in TABLE_FOR_EVENT.items()}
 TABLE_LISTENERS.append(lambda t: _ROWS_PER.__setitem__(t.event, t.rows_per_event))
+
+
+def _take_rows(head: list, limit: int) -> tuple[dict[type, list], int, int]:
+    """``(events by type, events taken, rows)``: the first events of ``head`` (queued plant
+    events, oldest first) up to the one at which their rows reach ``limit`` (all of them if
+    they never do). Split by type in one C pass, the types in order of first appearance
+    (the order of the tables in the ILP request, as before); only when events of several
+    rows (snapshots) are among them is ``head`` walked, to find the cut."""
+    types = tuple(_ROWS_PER)
+    parts, first = _columns.split(head, types)
+    multi = {ty for ty, p in zip(types, parts) if p and _ROWS_PER[ty] is not None}
+    taken, extra = min(len(head), limit), 0  # extra: rows beyond one per event taken
+    if multi:
+        taken, extra = _cut(head, limit, multi)
+        if taken < len(head):
+            parts, first = _columns.split(head[:taken], types)
+    order = sorted((f, i) for i, f in enumerate(first[:-1]) if f >= 0)
+    return {types[i]: parts[i] for _, i in order}, taken, taken + extra
+
+
+def _cut(head: list, limit: int, multi: set[type]) -> tuple[int, int]:
+    """``(k, extra)``: the fewest first events of ``head`` whose rows reach ``limit`` (all
+    of ``head`` if they never do), and their rows beyond one per event (events of a type in
+    ``multi`` make several rows)."""
+    extra = 0
+    for i, e in enumerate(head):
+        if type(e) in multi:
+            if limit - extra <= i:  # the one-row event at limit - extra - 1 made it
+                return limit - extra, extra
+            extra += _rows_of(e) - 1
+            if i + 1 + extra >= limit:
+                return i + 1, extra
+    return min(len(head), limit - extra), extra
 
 
 def _rows_of(event: Any) -> int:
@@ -441,19 +476,17 @@ class QuestDBWriter:
         return True
 
     def _convert_slice(self, limit: int) -> None:
-        """Take about ``limit`` rows of events off the queue into one converted slice."""
+        """Take about ``limit`` rows of events off the queue into one converted slice: the
+        events up to the one that makes ``limit`` rows (a snapshot is a row per level), split
+        by type in one C pass (:func:`_take_rows`)."""
         q = self._queue
-        groups: dict[type, list] = {}
-        rows, pop, per_of = 0, q.popleft, _ROWS_PER
-        while q and rows < limit:
-            e = pop()
-            ty = type(e)
-            g = groups.get(ty)
-            if g is None:
-                g = groups[ty] = []
-            g.append(e)
-            per = per_of[ty]
-            rows += 1 if per is None else per(e)
+        try:
+            head = list(islice(q, limit))  # C; only this thread (under _qlock) pops
+        except RuntimeError:  # the deque was appended to meanwhile (cannot, under the GIL)
+            head = [q[i] for i in range(min(limit, len(q)))]
+        groups, taken, rows = _take_rows(head, limit)
+        for _ in repeat(None, taken):
+            q.popleft()
         bad = self._building.add(groups)
         self._rows_out += rows
         self._quarantine_rejected(bad)

@@ -114,3 +114,15 @@ def test_refuses_a_null_in_a_strict_field_and_malformed_calls():
         _columns.read([(1, 2)], 2, (("x", 0, -1, False, 0),))
     (col,) = _columns.read([], 1, (("s", 0, -1, False, 0),))
     assert col == (0, None, b"\0\0\0\0", b"")
+
+
+def test_split_by_exact_type_in_order_with_first_positions():
+    class Sub(int):
+        pass
+
+    evs = [1, "a", 2.0, 3, None, Sub(4), "b"]
+    parts, first = _columns.split(evs, (int, str, bytes))
+    assert parts == [[1, 3], ["a", "b"], [], [2.0, None, Sub(4)]]
+    assert [type(e) for e in parts[3]] == [float, type(None), Sub]  # exact types only
+    assert first == [0, 1, -1, 2]
+    assert _columns.split((), ()) == ([[]], [-1])
