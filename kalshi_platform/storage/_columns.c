@@ -15,7 +15,7 @@
  * validity is an Arrow validity bitmap (bit set = value present) as bytes, or None when
  * the column has no null; buffers are little-endian bytes, for pyarrow.Array.from_buffers.
  *
- * split(events, types): see columns_split.
+ * split(events, types), positions(events, types): see columns_split, columns_positions.
  *
  * Values are those of Python on the same ints: floor division; int / int true division,
  * taken only where both operands are exact doubles (|x| <= 2^53; then the IEEE quotient is
@@ -359,7 +359,38 @@ done:
     return res;
 }
 
+/* positions(events, types) -> list of the indices of the events whose type is exactly one
+ * of types, ascending. */
+static PyObject *columns_positions(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *events, *types;
+    if (!PyArg_ParseTuple(args, "OO!:positions", &events, &PyTuple_Type, &types))
+        return NULL;
+    PyObject *seq = PySequence_Fast(events, "events must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    PyObject *out = PyList_New(0);
+    Py_ssize_t nt = PyTuple_GET_SIZE(types), n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+        PyObject *ty = (PyObject *)Py_TYPE(items[i]);
+        for (Py_ssize_t t = 0; t < nt; t++) {
+            if (PyTuple_GET_ITEM(types, t) != ty)
+                continue;
+            PyObject *at = PyLong_FromSsize_t(i);
+            if (at == NULL || PyList_Append(out, at) < 0)
+                Py_CLEAR(out);
+            Py_XDECREF(at);
+            break;
+        }
+    }
+    Py_DECREF(seq);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"positions", columns_positions, METH_VARARGS,
+     "positions(events, types) -> indices of the events of exactly one of types."},
     {"split", columns_split, METH_VARARGS,
      "split(events, types) -> (parts, first): per type (exactly) the events of that type "
      "in order, then the others; the index of each part's first event (-1: none)."},

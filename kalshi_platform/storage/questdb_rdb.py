@@ -108,28 +108,27 @@ def _take_rows(head: list, limit: int) -> tuple[dict[type, list], int, int]:
     rows (snapshots) are among them is ``head`` walked, to find the cut."""
     types = tuple(_ROWS_PER)
     parts, first = _columns.split(head, types)
-    multi = {ty for ty, p in zip(types, parts) if p and _ROWS_PER[ty] is not None}
+    multi = tuple(ty for ty, p in zip(types, parts) if p and _ROWS_PER[ty] is not None)
     taken, extra = min(len(head), limit), 0  # extra: rows beyond one per event taken
     if multi:
-        taken, extra = _cut(head, limit, multi)
+        taken, extra = _cut(head, limit, _columns.positions(head, multi))
         if taken < len(head):
             parts, first = _columns.split(head[:taken], types)
     order = sorted((f, i) for i, f in enumerate(first[:-1]) if f >= 0)
     return {types[i]: parts[i] for _, i in order}, taken, taken + extra
 
 
-def _cut(head: list, limit: int, multi: set[type]) -> tuple[int, int]:
+def _cut(head: list, limit: int, multi: list[int]) -> tuple[int, int]:
     """``(k, extra)``: the fewest first events of ``head`` whose rows reach ``limit`` (all
-    of ``head`` if they never do), and their rows beyond one per event (events of a type in
-    ``multi`` make several rows)."""
+    of ``head`` if they never do), and their rows beyond one per event; ``multi``: the
+    positions (ascending) of the events that make several rows (snapshots)."""
     extra = 0
-    for i, e in enumerate(head):
-        if type(e) in multi:
-            if limit - extra <= i:  # the one-row event at limit - extra - 1 made it
-                return limit - extra, extra
-            extra += _rows_of(e) - 1
-            if i + 1 + extra >= limit:
-                return i + 1, extra
+    for i in multi:
+        if limit - extra <= i:  # the one-row event at limit - extra - 1 made it
+            return limit - extra, extra
+        extra += _rows_of(head[i]) - 1
+        if i + 1 + extra >= limit:
+            return i + 1, extra
     return min(len(head), limit - extra), extra
 
 

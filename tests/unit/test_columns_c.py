@@ -126,3 +126,11 @@ def test_split_by_exact_type_in_order_with_first_positions():
     assert [type(e) for e in parts[3]] == [float, type(None), Sub]  # exact types only
     assert first == [0, 1, -1, 2]
     assert _columns.split((), ()) == ([[]], [-1])
+
+
+def test_positions_of_exact_types():
+    class Sub(int):
+        pass
+
+    assert _columns.positions([1, "a", Sub(2), 3, b"x", "b"], (int, bytes)) == [0, 3, 4]
+    assert _columns.positions([], (int,)) == [] == _columns.positions([1], ())
