@@ -152,3 +152,51 @@ def test_a_finished_venue_is_freed(tmp_path):
     del node
     gc.collect()
     assert ref() is None
+
+
+def _troubled(tmp_path):
+    """A recording through every way the plant's compiled delta path hands a line back:
+    a seq gap, a crossed top, a level driven negative, an unknown market, a snapshot that
+    recovers, recorded trades."""
+    yes, no = book()
+    rec = Rec().snapshot(0, yes, no)
+    for i in range(1, 120):
+        at = 50 * i
+        if i == 30:
+            rec.seq += 1  # a gap: the plant resyncs
+        if i == 31 or i == 61 or i == 91:
+            rec.snapshot(at, yes, no)
+            continue
+        if i == 45:
+            rec.delta(at, "yes", "0.5000", "5.00")  # crosses the 0.45 ask
+        elif i == 75:
+            rec.delta(at, "no", "0.5500", "-500.00")  # below zero
+        elif i == 80:
+            rec.delta(at, "yes", "0.3000", "1.00", ticker="KXTEST-26AUG07-UNKNOWN")
+        elif i % 7 == 0:
+            rec.trade(at, "0.4000", "2.00", "no" if i % 2 else "yes")
+        else:
+            rec.delta(at, "yes" if i % 2 else "no", "0.4000" if i % 2 else "0.5500",
+                      "-2.00" if i % 3 else "3.00")
+    return rec
+
+
+@pytest.mark.parametrize("bare", [False, True])
+def test_line_at_a_time_gives_the_frames_of_process_frame(tmp_path, monkeypatch, bare):
+    """The reader's chunk path (the plant's compiled delta path, one line at a time, then
+    the step) against one process_frame call per line: identical reports."""
+    from kalshi_platform.ticker_plant.plant import TickerPlant
+
+    rec = _troubled(tmp_path)
+    path = tmp_path / "t.jsonl"
+    if bare:
+        path.write_text("".join(json.dumps(json.loads(x)["frame"]) + "\n" for x in rec.lines))
+    else:
+        rec.write(path)
+    for cfg in (BacktestConfig(order_latency_ns=MS), BacktestConfig(feed_latency_ns=MS)):
+        chunks, rep = _run(RandomTrader, path, cfg, seed=5)
+        with monkeypatch.context() as m:
+            m.setattr(TickerPlant, "process_lines", None)
+            frames, _ = _run(RandomTrader, path, cfg, seed=5)
+        assert chunks == frames
+        assert rep["frames"] == len(rec.lines) and rep["orders"] > 5
