@@ -87,7 +87,8 @@ class Context:
 
     def position(self, ticker: str) -> int:
         """Signed YES-equivalent centi-contracts held in ``ticker``."""
-        return self._node.portfolio.pos(ticker)
+        p = self._node.portfolio.positions.get(ticker)
+        return 0 if p is None else p.pos
 
     @property
     def positions(self) -> dict[str, int]:

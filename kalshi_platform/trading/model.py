@@ -60,8 +60,8 @@ class OrderStatus(str, Enum):
 
     @property
     def open(self) -> bool:
-        """True while the order may still trade at the venue."""
-        return self not in _TERMINAL and self is not OrderStatus.REJECTED
+        """True while the order may still trade at the venue (not terminal)."""
+        return self not in _TERMINAL
 
 
 _TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED})
