@@ -160,7 +160,7 @@ class Follower:
         keys = set(self._by_ticker.get(ticker, ()))
         if not self.lazy:
             keys |= {(ticker, s, p) for s in ("yes", "no") for p in lad[s]}
-        for key in keys:
+        for key in sorted(keys):  # a set's order follows the hash seed: not a process's
             self._set(key, lad[key[1]].get(key[2], 0), reset=True)
         for key in self._crossing_ours(ticker):
             self._set(key, lad[key[1]].get(key[2], 0), reset=True)
@@ -224,7 +224,7 @@ class Follower:
         """The recorded book is not trustworthy: cancel all the market's orders there."""
         self._side(ticker, "yes").ladder.clear()
         self._side(ticker, "no").ladder.clear()
-        for key in list(self._by_ticker.get(ticker, ())):
+        for key in sorted(self._by_ticker.get(ticker, ())):
             self._set(key, 0, reset=True)
 
     # -- our orders ------------------------------------------------------------------------

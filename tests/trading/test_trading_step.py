@@ -200,3 +200,33 @@ def test_line_at_a_time_gives_the_frames_of_process_frame(tmp_path, monkeypatch,
             frames, _ = _run(RandomTrader, path, cfg, seed=5)
         assert chunks == frames
         assert rep["frames"] == len(rec.lines) and rep["orders"] > 5
+
+
+def test_two_processes_with_other_hash_seeds_give_identical_reports(tmp_path):
+    """Snapshots and cleared books re-set the follower's levels in sorted order, not a set's
+    (whose order follows PYTHONHASHSEED): before, the follower's command counts and the
+    venue's order ids of this run differed between processes (the fills did not)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rec = _walk(21, steps=300)
+    for i in range(40):
+        rec.trade(i * 300 + 10, "0.4000", "2.00", "yes" if i % 2 else "no", ticker=TK)
+    path = rec.write(tmp_path / "w.jsonl")
+    here = Path(__file__).resolve().parent
+    code = (
+        "import json, sys\n"
+        f"sys.path[:0] = [{str(here)!r}, {str(here.parent)!r}]\n"
+        "from test_trading_step import _run, MS\n"
+        "from test_trading_pnl import RandomTrader\n"
+        "from kalshi_platform.trading.backtest import BacktestConfig\n"
+        f"print(_run(RandomTrader, {str(path)!r}, BacktestConfig(order_latency_ns=3 * MS,"
+        " feed_latency_ns=2 * MS), seed=4)[0])\n")
+    out = []
+    for seed in ("0", "1"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        out.append(subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                  capture_output=True, text=True).stdout)
+    assert out[0] == out[1] and '"fill_count": ' in out[0]
