@@ -330,8 +330,10 @@ class _Columnar:
             if len(bufs) == 3:  # int64 columns carry (min, max)
                 lo, hi = bufs[1:]
                 bufs = bufs[:1]
-                if f.name == "ts" and lo is not None:
-                    ts = (lo, hi)
+                if f.name == "ts":
+                    if nulls:  # never written silently: the row path decides
+                        raise ValueError("null ts")
+                    ts = None if lo is None else (lo, hi)
             vb = None if valid is None else pa.py_buffer(valid)
             arrays.append(pa.Array.from_buffers(f.type, n, [vb, *map(pa.py_buffer, bufs)],
                                                 null_count=nulls))

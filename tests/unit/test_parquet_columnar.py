@@ -302,3 +302,21 @@ def test_a_rejected_event_found_at_close_still_lets_the_rest_be_written(tmp_path
     want = row_path("orderbook_deltas", [good[0], good[2]])
     assert_same(read_table(tmp_path, "orderbook_deltas"), want)
     assert store.buffered_rows("orderbook_deltas") == 0
+
+
+def test_a_null_ts_is_refused_even_where_the_spec_allows_it():
+    """A table whose spec does not mark ``ts`` non-null (``us:`` rather than ``us!:``) still
+    never gets a null ``ts`` from the C pass: the batch is refused (the row path decides)."""
+    from typing import NamedTuple
+
+    from kalshi_platform.storage.schema import _Columnar
+
+    class Rec(NamedTuple):
+        ts_ns: int | None
+        kind: str
+
+    c = _Columnar(Rec, "us:ts_ns, str:kind")
+    schema = pa.schema([("ts", pa.timestamp("us", tz="UTC")), ("kind", pa.string())])
+    assert c.read([Rec(1_000, "a")], schema).ts_us == (1, 1)
+    with pytest.raises(ValueError):
+        c.read([Rec(1_000, "a"), Rec(None, "b")], schema)
