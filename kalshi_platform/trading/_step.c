@@ -20,6 +20,12 @@
  *    events)`` (scheduled at now + ``feed_latency``);
  * 6. ``events`` is emptied and what is due at now runs (``clock.run_until(now)``).
  *
+ * ``lines(chunk, kind, other, start, end)`` is the reader's chunk path when the plant has its
+ * compiled delta path (``plant_lines``, the plant's ``process_lines``; None when it has
+ * not): one line (one frame) at a time through it, then steps 2-6 for a line the plant took,
+ * the frame's time being the ``recv_ns`` its ``delta_type``/``bbo_type`` events carry; a line
+ * the plant hands back goes to the reader's ``other``, which calls the step itself.
+ *
  * ``yes``/``no``: the follower's ticker -> side maps (objects with ``ladder``, ``levels``,
  * ``watch``). Times and sizes are Python ints (no C arithmetic on them). A Python exception
  * raised by any callback propagates (the events stay in ``events``: the venue empties it
@@ -29,6 +35,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <string.h>
 
 static PyObject *S_now, *S_run_until, *S_levels, *S_watch, *S_ladder, *S_heap, *S_yes, *S_no;
 static PyObject *ZERO;
@@ -38,6 +45,8 @@ typedef struct {
     vectorcallfunc vectorcall;
     PyObject *plant_frame, *events, *clock, *heap, *yes, *no, *known, *delta, *follow;
     PyObject *start_clock, *late, *stopped_exc, *decoded, *delta_type, *on_market;
+    PyObject *bbo_type, *plant_lines, *other;  /* other: the reader's, during lines() */
+    int took_other;
     long long feed_latency, frames, seq;
     char stopped, timed;
 } FrameStep;
@@ -256,6 +265,100 @@ fail:
     return NULL;
 }
 
+/* The receipt time the frame's delta or BBO events carry (a new reference; None if none). */
+static PyObject *events_recv(FrameStep *st) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(st->events); i++) {
+        PyObject *ev = PyList_GET_ITEM(st->events, i);
+        PyObject *t = (PyObject *)Py_TYPE(ev);
+        if ((t == st->delta_type || t == st->bbo_type) && PyTuple_GET_SIZE(ev) > 7) {
+            PyObject *recv = PyTuple_GET_ITEM(ev, 7);
+            Py_INCREF(recv);
+            return recv;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+/* lines(chunk, kind, other, start=0, end=None): the reader's chunk of whole lines through
+ * plant_lines (the plant's process_lines) one line at a time, each line the plant took
+ * followed by the step (its time: events_recv); a line the plant hands back goes to
+ * other(line) through _other, which notes it (the reader steps it by calling the step).
+ * Returns the frames fed. */
+static PyObject *step_lines(FrameStep *st, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 3 || nargs > 5 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "lines(chunk: bytes, kind, other, start=0, end=None)");
+        return NULL;
+    }
+    if (st->plant_lines == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "the plant has no process_lines");
+        return NULL;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]), pos = 0;
+    if (nargs > 3 && (pos = PyLong_AsSsize_t(args[3])) == -1 && PyErr_Occurred()) return NULL;
+    if (nargs > 4 && args[4] != Py_None) {
+        Py_ssize_t end = PyLong_AsSsize_t(args[4]);
+        if (end == -1 && PyErr_Occurred()) return NULL;
+        if (end < size) size = end;
+    }
+    PyObject *mine = PyObject_GetAttrString((PyObject *)st, "_other");
+    if (mine == NULL) return NULL;
+    PyObject *saved = st->other;
+    Py_INCREF(args[2]);
+    st->other = args[2];
+    const char *buf = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t fed = 0;
+    PyObject *res = NULL;
+    while (pos < size) {
+        const char *nl = memchr(buf + pos, '\n', (size_t)(size - pos));
+        Py_ssize_t stop = nl != NULL ? (Py_ssize_t)(nl - buf) + 1 : size;
+        PyObject *a = PyLong_FromSsize_t(pos), *b = PyLong_FromSsize_t(stop);
+        PyObject *r = NULL;
+        if (a != NULL && b != NULL) {
+            PyObject *call[5] = {args[0], args[1], mine, a, b};
+            st->took_other = 0;
+            r = PyObject_Vectorcall(st->plant_lines, call, 5, NULL);
+        }
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        if (r == NULL) goto done;
+        Py_ssize_t took = PyLong_AsSsize_t(r);
+        Py_DECREF(r);
+        if (took == -1 && PyErr_Occurred()) goto done;
+        fed += took;
+        if (took && !st->took_other) {
+            PyObject *recv = events_recv(st);
+            if (recv == NULL) goto done;
+            PyObject *ok = step_after_plant(st, recv);
+            Py_DECREF(recv);
+            if (ok == NULL) goto done;
+            Py_DECREF(ok);
+        }
+        pos = stop;
+    }
+    res = PyLong_FromSsize_t(fed);
+done:
+    Py_DECREF(mine);
+    Py_XSETREF(st->other, saved);
+    return res;
+}
+
+static PyObject *step_other(FrameStep *st, PyObject *line) {
+    if (st->other == NULL) {
+        PyErr_SetString(PyExc_TypeError, "_other outside lines()");
+        return NULL;
+    }
+    st->took_other = 1;
+    return PyObject_CallOneArg(st->other, line);
+}
+
+static PyMethodDef step_methods[] = {
+    {"lines", (PyCFunction)(void (*)(void))step_lines, METH_FASTCALL,
+     "lines(chunk, kind, other, start=0, end=None): the reader's chunk a line at a time "
+     "through the plant's process_lines, each line then stepped; returns the frames fed"},
+    {"_other", (PyCFunction)step_other, METH_O, "a line the plant hands back (lines())"},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyObject *step_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
                                  PyObject *kwnames) {
     FrameStep *st = (FrameStep *)self;
@@ -292,6 +395,9 @@ static int step_traverse(FrameStep *st, visitproc visit, void *arg) {
     Py_VISIT(st->decoded);
     Py_VISIT(st->delta_type);
     Py_VISIT(st->on_market);
+    Py_VISIT(st->bbo_type);
+    Py_VISIT(st->plant_lines);
+    Py_VISIT(st->other);
     return 0;
 }
 
@@ -311,6 +417,9 @@ static int step_clear(FrameStep *st) {
     Py_CLEAR(st->decoded);
     Py_CLEAR(st->delta_type);
     Py_CLEAR(st->on_market);
+    Py_CLEAR(st->bbo_type);
+    Py_CLEAR(st->plant_lines);
+    Py_CLEAR(st->other);
     return 0;
 }
 
@@ -323,14 +432,15 @@ static void step_dealloc(FrameStep *st) {
 static PyObject *step_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     static char *names[] = {"plant_frame", "events", "clock", "yes", "no", "known", "delta",
                             "follow", "start_clock", "late", "stopped_exc", "decoded",
-                            "delta_type", "on_market", "feed_latency", NULL};
-    PyObject *o[14];
+                            "delta_type", "on_market", "bbo_type", "plant_lines",
+                            "feed_latency", NULL};
+    PyObject *o[16];
     long long lat;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "$OO!OO!O!O!OOOOOOO!OL:FrameStep", names,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "$OO!OO!O!O!OOOOOOO!OO!OL:FrameStep", names,
                                      &o[0], &PyList_Type, &o[1], &o[2], &PyDict_Type, &o[3],
                                      &PyDict_Type, &o[4], &PySet_Type, &o[5], &o[6], &o[7],
                                      &o[8], &o[9], &o[10], &o[11], &PyType_Type, &o[12],
-                                     &o[13], &lat))
+                                     &o[13], &PyType_Type, &o[14], &o[15], &lat))
         return NULL;
     PyObject *heap = PyObject_GetAttr(o[2], S_heap);
     if (heap == NULL) return NULL;
@@ -345,10 +455,11 @@ static PyObject *step_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
         return NULL;
     }
     st->vectorcall = step_vectorcall;
-    PyObject **slot[14] = {&st->plant_frame, &st->events, &st->clock, &st->yes, &st->no,
+    PyObject **slot[16] = {&st->plant_frame, &st->events, &st->clock, &st->yes, &st->no,
                            &st->known, &st->delta, &st->follow, &st->start_clock, &st->late,
-                           &st->stopped_exc, &st->decoded, &st->delta_type, &st->on_market};
-    for (int i = 0; i < 14; i++) {
+                           &st->stopped_exc, &st->decoded, &st->delta_type, &st->on_market,
+                           &st->bbo_type, &st->plant_lines};
+    for (int i = 0; i < 16; i++) {
         Py_INCREF(o[i]);
         *slot[i] = o[i];
     }
@@ -380,6 +491,7 @@ static PyTypeObject FrameStepType = {
     .tp_vectorcall_offset = offsetof(FrameStep, vectorcall),
     .tp_call = PyVectorcall_Call,
     .tp_members = step_members,
+    .tp_methods = step_methods,
 };
 
 static struct PyModuleDef step_module = {

@@ -68,47 +68,16 @@ class _Driver:
     """What recording.feed drives: the plant, then the backtest's per-frame step
     ``frame_step`` (trading/_step.c): ``frame_step(frame, recv_ns, raw)`` takes a decoded
     frame whole (plant included), ``frame_step(_DECODED, recv_ns)`` steps a frame the plant
-    already took. ``events``: the list the plant's events of the current frame are in.
+    already took. When the plant has its compiled delta path, the reader's chunks go to
+    ``frame_step.lines``: one line (one frame) at a time through ``plant.process_lines``,
+    each followed by the step — the same frames, in the same order, as one ``process_frame``
+    call per line."""
 
-    When the plant has its compiled delta path (``process_lines``), the reader hands whole
-    chunks of lines to :meth:`_lines`, which gives the plant one line (one frame) at a time
-    and steps each frame after it: the same frames, in the same order, as one
-    ``process_frame`` call per line."""
-
-    def __init__(self, plant: TickerPlant, frame_step: Callable[..., None],
-                 events: list) -> None:
-        self._plant, self._step, self._events = plant, frame_step, events
+    def __init__(self, plant: TickerPlant, frame_step) -> None:
+        self._plant, self._step = plant, frame_step
         self.process_frame = frame_step
-        self._other: Callable[[bytes], int] = lambda _line: 0
-        self._took_other = False
         if getattr(plant, "process_lines", None) is not None:
-            self.process_lines = self._lines
-
-    def _lines(self, chunk: bytes, kind: int, other: Callable[[bytes], int], start: int = 0,
-               end: int | None = None) -> int:
-        """The lines of ``chunk[start:end]``, each through ``plant.process_lines`` alone,
-        then the step (a line the plant hands back goes to ``other``: the reader decodes it
-        and calls ``process_frame``, which steps it). The frame's time is the receipt time
-        its delta or BBO events carry (None: the step's own rule). Returns the frames fed."""
-        plant_lines, step, events = self._plant.process_lines, self._step, self._events
-        size = len(chunk) if end is None else end
-        self._other = other
-        pos = start
-        n = 0
-        while pos < size:
-            nl = chunk.find(b"\n", pos, size)
-            stop = size if nl < 0 else nl + 1
-            self._took_other = False
-            took = plant_lines(chunk, kind, self._other_line, pos, stop)
-            n += took
-            if took and not self._took_other:
-                step(_DECODED, _recv_ns(events))
-            pos = stop
-        return n
-
-    def _other_line(self, line: bytes) -> int:
-        self._took_other = True
-        return self._other(line)
+            self.process_lines = frame_step.lines
 
     def process(self, payload, recv_ns=None, raw=None) -> None:
         self._plant.process(payload, recv_ns, raw)
@@ -121,15 +90,6 @@ class _Driver:
     def feed_event(self, kind: str, **kw) -> None:
         self._plant.feed_event(kind, **kw)
         self._step(_DECODED, kw.get("ts_ns"))
-
-
-def _recv_ns(events: list) -> Optional[int]:
-    """The receipt time a frame's delta or BBO events carry (ns), else None."""
-    for ev in events:
-        t = type(ev)
-        if t is DeltaEvent or t is BBO:
-            return ev.recv_ns
-    return None
 
 
 #: the frame step's ``frame`` when the plant already took the frame
@@ -186,7 +146,9 @@ class BacktestVenue(Venue):
             yes=yes, no=no, known=self._known, delta=self.follower.delta_event,
             follow=self._follow, start_clock=self._start_clock, late=self._deliver_later,
             stopped_exc=_Stopped, decoded=_DECODED, delta_type=DeltaEvent,
-            on_market=lambda _seq, _ev: None, feed_latency=self.cfg.feed_latency_ns)
+            on_market=lambda _seq, _ev: None, bbo_type=BBO,
+            plant_lines=getattr(self.plant, "process_lines", None),
+            feed_latency=self.cfg.feed_latency_ns)
 
     # -- Venue API ------------------------------------------------------------------------
 
@@ -249,7 +211,7 @@ class BacktestVenue(Venue):
         self._step.stopped = False
         self._events.clear()  # what an interrupted run left
         try:
-            feed(self.path, _Driver(self.plant, self._step, self._events))
+            feed(self.path, _Driver(self.plant, self._step))
         except _Stopped:
             pass
         end = self.clock.now + self.cfg.order_latency_ns * 2 + self.cfg.feed_latency_ns

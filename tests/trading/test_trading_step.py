@@ -31,15 +31,38 @@ class OracleStep:
     rule (``delta``), no fast path."""
 
     def __init__(self, *, plant_frame, events, clock, yes, no, known, delta, follow,
-                 start_clock, late, stopped_exc, decoded, delta_type, on_market,
-                 feed_latency) -> None:
+                 start_clock, late, stopped_exc, decoded, delta_type, on_market, bbo_type,
+                 plant_lines, feed_latency) -> None:
         self.plant_frame, self.events, self.clock = plant_frame, events, clock
+        self.bbo_type, self.plant_lines = bbo_type, plant_lines
         self.known, self.delta, self.follow = known, delta, follow
         self.start_clock, self.late, self.stopped_exc = start_clock, late, stopped_exc
         self.decoded, self.delta_type, self.on_market = decoded, delta_type, on_market
         self.feed_latency = feed_latency
         self.frames = self.seq = 0
         self.stopped = self.timed = False
+
+    def lines(self, chunk, kind, other, start=0, end=None) -> int:
+        size = len(chunk) if end is None else end
+        pos = start
+        n = 0
+        while pos < size:
+            nl = chunk.find(b"\n", pos, size)
+            stop = size if nl < 0 else nl + 1
+            took_other = []
+
+            def other_line(line, took_other=took_other):
+                took_other.append(line)
+                return other(line)
+
+            took = self.plant_lines(chunk, kind, other_line, pos, stop)
+            n += took
+            if took and not took_other:
+                recv = next((ev.recv_ns for ev in self.events
+                             if type(ev) in (self.delta_type, self.bbo_type)), None)
+                self(self.decoded, recv)
+            pos = stop
+        return n
 
     def __call__(self, frame, recv_ns=None, raw=None) -> None:
         if frame is not self.decoded:
@@ -136,11 +159,26 @@ def test_bare_recording_takes_the_clock_from_the_events(tmp_path, monkeypatch):
 def test_frame_step_arguments():
     with pytest.raises(TypeError):
         FrameStep()
+    kw = dict(plant_frame=print, events=[], clock=None, yes={}, no={}, known=set(),
+              delta=print, follow=print, start_clock=print, late=print,
+              stopped_exc=RuntimeError, decoded=None, delta_type=tuple, on_market=print,
+              bbo_type=tuple, plant_lines=None, feed_latency=0)
     with pytest.raises(TypeError):  # events must be a list
-        FrameStep(plant_frame=print, events=(), clock=None, yes={}, no={}, known=set(),
-                  delta=print, follow=print, start_clock=print, late=print,
-                  stopped_exc=RuntimeError, decoded=None, delta_type=tuple,
-                  on_market=print, feed_latency=0)
+        FrameStep(**{**kw, "events": ()})
+    with pytest.raises(AttributeError):  # the clock has no heap
+        FrameStep(**kw)
+
+    class Clock:
+        heap: list = []
+        now = 0
+
+    step = FrameStep(**{**kw, "clock": Clock()})
+    with pytest.raises(TypeError):
+        step.lines("not bytes", 1, print)
+    with pytest.raises(TypeError):  # no process_lines
+        step.lines(b"{}\n", 1, print)
+    with pytest.raises(TypeError):
+        step._other(b"{}")  # only while lines() runs
 
 
 def test_a_finished_venue_is_freed(tmp_path):
