@@ -78,13 +78,12 @@ static void init_plain(void) {
     for (int i = 0x20; i < 0x80; i++) PLAIN[i] = i != '"' && i != '\\';
 }
 
-static int str_token(Cur *c, unsigned char *out, size_t cap, size_t *len, size_t *chars) {
-    const unsigned char *p = c->p + 1, *end = c->end, *q = p;
-    /* the common case, 8 bytes at a time: plain ASCII up to the quote */
+/* The first byte at or after q that is not PLAIN (or end), 8 bytes at a time. */
+static inline const unsigned char *plain_run(const unsigned char *q, const unsigned char *end) {
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
     while (end - q >= 8) {
         uint64_t w;
         memcpy(&w, q, 8);
-        const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
         uint64_t quote = w ^ (ones * '"'), slash = w ^ (ones * '\\');
         uint64_t bad = ((quote - ones) & ~quote) | ((slash - ones) & ~slash) |
                        (w - ones * 0x20) | w;
@@ -92,6 +91,12 @@ static int str_token(Cur *c, unsigned char *out, size_t cap, size_t *len, size_t
         q += 8;
     }
     while (q < end && PLAIN[*q]) q++;
+    return q;
+}
+
+static int str_token(Cur *c, unsigned char *out, size_t cap, size_t *len, size_t *chars) {
+    const unsigned char *p = c->p + 1, *end = c->end;
+    const unsigned char *q = plain_run(p, end); /* the common case: plain ASCII to the quote */
     size_t k = (size_t)(q - p), n = k;
     if (out != NULL) memcpy(out, p, k < cap ? k : cap);
     p = q;
@@ -286,7 +291,7 @@ static int obj_key(Cur *c, int *first, unsigned char *buf, size_t cap,
     *first = 0;
     if (c->p >= c->end || *c->p != '"') return -1;
     const unsigned char *q = c->p + 1;
-    while (q < c->end && PLAIN[*q]) q++;
+    while (q < c->end && PLAIN[*q]) q++; /* keys are short: byte by byte */
     if (q < c->end && *q == '"') { /* a plain key: compared where it is */
         *key = c->p + 1;
         *klen = (size_t)(q - *key);
