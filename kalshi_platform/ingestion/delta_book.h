@@ -46,6 +46,24 @@ static int book_fail(Book *b, PyObject **err, const char *fmt, ...) {
     return -2;
 }
 
+/* *bestp = the highest price of ladder (None when empty): the best level was removed.
+   Returns 0 or -1. */
+static int new_best(PyObject *ladder, PyObject **bestp) {
+    PyObject *k, *v, *top = NULL;
+    Py_ssize_t pos = 0;
+    int64_t topv = 0;
+    while (PyDict_Next(ladder, &pos, &k, &v)) {
+        int64_t kv = PyLong_AsLongLong(k);
+        if (kv == -1 && PyErr_Occurred()) return -1;
+        if (top == NULL || kv > topv) {
+            top = k;
+            topv = kv;
+        }
+    }
+    Py_XSETREF(*bestp, Py_NewRef(top ? top : Py_None));
+    return 0;
+}
+
 /* Adds delta at price on one ladder. Returns 1 (top of that side may have changed), 0 (it
    cannot have), -1 (a Python error), -2 (a BookError: *err its message, book stale). */
 static int book_apply(Book *b, int is_no, int64_t price, int64_t delta, PyObject **err) {
@@ -95,19 +113,8 @@ static int book_apply(Book *b, int is_no, int64_t price, int64_t delta, PyObject
             r = 0; /* a zero delta on an absent level: nothing changed */
         } else {
             if (PyDict_DelItem(ladder, key) < 0) goto error;
-            r = 0;
-            if (has_best && price == best) {
-                PyObject *k, *v, *top = NULL;
-                Py_ssize_t pos = 0;
-                int64_t topv = 0;
-                while (PyDict_Next(ladder, &pos, &k, &v)) {
-                    int64_t kv = PyLong_AsLongLong(k);
-                    if (kv == -1 && PyErr_Occurred()) goto error;
-                    if (top == NULL || kv > topv) { top = k; topv = kv; }
-                }
-                Py_XSETREF(*bestp, Py_NewRef(top ? top : Py_None));
-                r = 1;
-            }
+            r = has_best && price == best;
+            if (r && new_best(ladder, bestp) < 0) goto error; /* the best level went */
         }
     } else {
         r = book_fail(b, err, "%S: %s level %lld would go negative (%lld + %lld)", b->ticker,

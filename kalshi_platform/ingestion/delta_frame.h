@@ -90,6 +90,33 @@ static int counter(Cur *c, Delta *d, const char *path, int64_t *out) {
     return r;
 }
 
+/* ``ts_ms`` (is_ms: int ms) or ``ts`` (int s, or RFC3339 text kept as its token), each
+   within 2000..2100 or null. Returns 0, or -1 on a syntax error. */
+static int time_field(Cur *c, Delta *d, int is_ms) {
+    int fits, r;
+    if (is_ms) {
+        r = int_field(c, d, "$.msg.ts_ms", &d->ts_ms, &fits);
+        d->has_ts_ms = r > 0;
+        if (r > 0 && !(d->ts_ms >= MIN_EPOCH_S * 1000 && d->ts_ms < MAX_EPOCH_S * 1000))
+            fail(d, "Expected `int` in [%lld, %lld) - at `$.msg.ts_ms`", MIN_EPOCH_S * 1000,
+                 MAX_EPOCH_S * 1000);
+        return r < 0 ? -1 : 0;
+    }
+    d->ts_kind = 0;
+    if (*c->p == '"') {
+        d->ts_str = c->p;
+        d->ts_kind = 2;
+        return skip_str(c);
+    }
+    r = int_field(c, d, "$.msg.ts", &d->ts_s, &fits);
+    if (r > 0) {
+        d->ts_kind = 1;
+        if (!(d->ts_s >= MIN_EPOCH_S && d->ts_s < MAX_EPOCH_S))
+            fail(d, "Expected `int` in [%lld, %lld) - at `$.msg.ts`", MIN_EPOCH_S, MAX_EPOCH_S);
+    }
+    return r < 0 ? -1 : 0;
+}
+
 static int parse_body(Cur *c, Delta *d) {
     unsigned char kbuf[32];
     const unsigned char *key;
@@ -127,29 +154,8 @@ static int parse_body(Cur *c, Delta *d) {
             r = int_field(c, d, "$.msg.delta", &d->delta_n, &fits);
             if (r < 0) return -1;
             d->has_delta = r;
-        } else if (KEY_IS(key, klen, "ts_ms")) {
-            r = int_field(c, d, "$.msg.ts_ms", &d->ts_ms, &fits);
-            if (r < 0) return -1;
-            d->has_ts_ms = r;
-            if (r && !(d->ts_ms >= MIN_EPOCH_S * 1000 && d->ts_ms < MAX_EPOCH_S * 1000))
-                fail(d, "Expected `int` in [%lld, %lld) - at `$.msg.ts_ms`",
-                     MIN_EPOCH_S * 1000, MAX_EPOCH_S * 1000);
-        } else if (KEY_IS(key, klen, "ts")) {
-            d->ts_kind = 0;
-            if (*c->p == '"') {
-                d->ts_str = c->p;
-                if (skip_str(c)) return -1;
-                d->ts_kind = 2;
-            } else {
-                r = int_field(c, d, "$.msg.ts", &d->ts_s, &fits);
-                if (r < 0) return -1;
-                if (r) {
-                    d->ts_kind = 1;
-                    if (!(d->ts_s >= MIN_EPOCH_S && d->ts_s < MAX_EPOCH_S))
-                        fail(d, "Expected `int` in [%lld, %lld) - at `$.msg.ts`",
-                             MIN_EPOCH_S, MAX_EPOCH_S);
-                }
-            }
+        } else if (KEY_IS(key, klen, "ts_ms") || KEY_IS(key, klen, "ts")) {
+            if (time_field(c, d, klen == 5)) return -1;
         } else if (KEY_IS(key, klen, "client_order_id")) {
             if (str_field(c, d, "$.msg.client_order_id", NULL, 0, &len, &chars) < 0) return -1;
         } else if (KEY_IS(key, klen, "subaccount")) {
@@ -323,6 +329,24 @@ static int delta_values(Delta *d, int *is_no, int64_t *price, int64_t *delta) {
 
 enum { K_BARE = 0, K_COCKPIT = 1, K_RECORDER = 2, K_SEED = 3 };
 
+/* The frame inside a recorder line's "raw" string (its text unescaped into *scratch, which
+   the caller frees): D_OK, or D_NOT_DELTA. */
+static int raw_frame(Cur *c, Delta *d, unsigned char **scratch) {
+    size_t len, chars;
+    if (*c->p != '"') return D_NOT_DELTA;
+    const unsigned char *start = c->p;
+    if (skip_str(c)) return D_NOT_DELTA;
+    size_t cap = (size_t)(c->p - start);
+    *scratch = PyMem_Malloc(cap);
+    if (*scratch == NULL) return D_NOT_DELTA; /* the generic path reports what it can */
+    Cur s = {start, c->p};
+    str_token(&s, *scratch, cap, &len, &chars);
+    Cur inner = {*scratch, *scratch + len};
+    if (parse_frame(&inner, d) != D_OK) return D_NOT_DELTA;
+    ws(&inner);
+    return inner.p == inner.end ? D_OK : D_NOT_DELTA;
+}
+
 /* The delta frame of one envelope line. Returns D_OK with the receipt time set, else
    D_NOT_DELTA (anything the generic path must see: another type, a bad delta, an odd
    envelope). *scratch may be set to a buffer the caller frees. */
@@ -332,7 +356,7 @@ static int line_delta(Cur *c, int kind, Delta *d, int64_t *recv, int *has_recv,
     if (kind == K_BARE) return parse_frame(c, d);
     unsigned char kbuf[16];
     const unsigned char *key;
-    size_t klen, chars;
+    size_t klen;
     int first = 1, r, got = 0, seen = 0, fits, is_int;
     int64_t v, ms = 0, ns = 0;
     int has_ms = 0, has_ns = 0;
@@ -355,18 +379,7 @@ static int line_delta(Cur *c, int kind, Delta *d, int64_t *recv, int *has_recv,
             if (num_token(c, &v, &is_int, &fits) || !is_int || !fits) return D_NOT_DELTA;
             if (bit == 1) { ms = v; has_ms = 1; } else { ns = v; has_ns = 1; }
         } else if (bit == 4 && kind == K_RECORDER) {
-            if (*c->p != '"') return D_NOT_DELTA;
-            const unsigned char *start = c->p;
-            if (skip_str(c)) return D_NOT_DELTA;
-            size_t cap = (size_t)(c->p - start), len;
-            *scratch = PyMem_Malloc(cap);
-            if (*scratch == NULL) return D_NOT_DELTA;
-            Cur s = {start, c->p};
-            str_token(&s, *scratch, cap, &len, &chars);
-            Cur inner = {*scratch, *scratch + len};
-            if (parse_frame(&inner, d) != D_OK) return D_NOT_DELTA;
-            ws(&inner);
-            if (inner.p != inner.end) return D_NOT_DELTA;
+            if (raw_frame(c, d, scratch) != D_OK) return D_NOT_DELTA;
             got = 1;
         } else if (bit == 4) {
             if (parse_frame(c, d) != D_OK) return D_NOT_DELTA;
@@ -378,22 +391,17 @@ static int line_delta(Cur *c, int kind, Delta *d, int64_t *recv, int *has_recv,
         }
     }
     if (r < 0 || !got) return D_NOT_DELTA;
-    if (kind == K_COCKPIT) {
-        if (!has_ms || ms > INT64_MAX / 1000000 || ms < INT64_MIN / 1000000) return D_NOT_DELTA;
-        *recv = ms * 1000000;
-        *has_recv = 1;
-    } else if (kind == K_RECORDER) {
-        if (!has_ns) return D_NOT_DELTA;
+    if (kind == K_SEED && !(seen & 8)) return D_NOT_DELTA; /* a seed envelope names its channel */
+    /* the receipt time: recv_ts_ns (recorder; seed first), else received_ms (cockpit; seed) */
+    if (has_ns && kind != K_COCKPIT) {
         *recv = ns;
         *has_recv = 1;
-    } else {
-        if (!(seen & 8)) return D_NOT_DELTA;
-        if (has_ns) { *recv = ns; *has_recv = 1; }
-        else if (has_ms) {
-            if (ms > INT64_MAX / 1000000 || ms < INT64_MIN / 1000000) return D_NOT_DELTA;
-            *recv = ms * 1000000;
-            *has_recv = 1;
-        }
+    } else if (has_ms && kind != K_RECORDER) {
+        if (ms > INT64_MAX / 1000000 || ms < INT64_MIN / 1000000) return D_NOT_DELTA;
+        *recv = ms * 1000000;
+        *has_recv = 1;
+    } else if (kind != K_SEED) {
+        return D_NOT_DELTA; /* the cockpit and recorder envelopes require theirs */
     }
     return D_OK;
 }

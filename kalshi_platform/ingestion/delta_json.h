@@ -68,9 +68,6 @@ static void put_utf8(unsigned char *o, size_t *k, unsigned cp) {
     }
 }
 
-/* A JSON string at c->p ('"'): validated (escapes, UTF-8, no control characters). Its
-   unescaped text goes to out (at most cap bytes; *len is the full length, so *len > cap means
-   it was cut) and its length in code points to *chars. Returns 0, or -1 on a syntax error. */
 /* 1 for the bytes a string holds as they are: printable ASCII but '"' and '\\' */
 static unsigned char PLAIN[256];
 
@@ -94,70 +91,68 @@ static inline const unsigned char *plain_run(const unsigned char *q, const unsig
     return q;
 }
 
+/* One escape at *pp ('\\' already seen, *pp at the letter after it): its UTF-8 bytes added
+   to out (at most cap; *k counts them all) and *pp moved past it. Returns 0 or -1. */
+static int escape_seq(const unsigned char **pp, const unsigned char *end, unsigned char *out,
+                      size_t cap, size_t *k) {
+    const unsigned char *p = *pp;
+    unsigned char tmp[4];
+    size_t t = 0;
+    unsigned cp, lo;
+    if (p >= end) return -1;
+    switch (*p++) {
+    case '"': tmp[t++] = '"'; break;
+    case '\\': tmp[t++] = '\\'; break;
+    case '/': tmp[t++] = '/'; break;
+    case 'b': tmp[t++] = '\b'; break;
+    case 'f': tmp[t++] = '\f'; break;
+    case 'n': tmp[t++] = '\n'; break;
+    case 'r': tmp[t++] = '\r'; break;
+    case 't': tmp[t++] = '\t'; break;
+    case 'u':
+        if (end - p < 4 || hex4(p, &cp)) return -1;
+        p += 4;
+        if (cp >= 0xDC00 && cp <= 0xDFFF) return -1; /* a lone low surrogate */
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) || lo < 0xDC00 ||
+                lo > 0xDFFF)
+                return -1;
+            p += 6;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        put_utf8(tmp, &t, cp);
+        break;
+    default: return -1;
+    }
+    for (size_t i = 0; i < t; i++, (*k)++)
+        if (*k < cap) out[*k] = tmp[i];
+    *pp = p;
+    return 0;
+}
+
+/* A JSON string at c->p ('"'): validated (escapes, UTF-8, no control characters). Its
+   unescaped text goes to out (at most cap bytes; *len is the full length, so *len > cap means
+   it was cut) and its length in code points to *chars. Returns 0, or -1 on a syntax error. */
 static int str_token(Cur *c, unsigned char *out, size_t cap, size_t *len, size_t *chars) {
     const unsigned char *p = c->p + 1, *end = c->end;
     const unsigned char *q = plain_run(p, end); /* the common case: plain ASCII to the quote */
     size_t k = (size_t)(q - p), n = k;
     if (out != NULL) memcpy(out, p, k < cap ? k : cap);
-    p = q;
-    unsigned char tmp[4];
-    for (;;) {
+    for (p = q;; n++) {
         if (p >= end) return -1;
         unsigned char ch = *p;
         if (ch == '"') break;
         if (ch < 0x20) return -1;
         if (ch == '\\') {
-            if (end - p < 2) return -1;
-            unsigned char e = p[1], one;
-            p += 2;
-            switch (e) {
-            case '"': one = '"'; break;
-            case '\\': one = '\\'; break;
-            case '/': one = '/'; break;
-            case 'b': one = '\b'; break;
-            case 'f': one = '\f'; break;
-            case 'n': one = '\n'; break;
-            case 'r': one = '\r'; break;
-            case 't': one = '\t'; break;
-            case 'u': {
-                unsigned cp, lo;
-                if (end - p < 4 || hex4(p, &cp)) return -1;
-                p += 4;
-                if (cp >= 0xDC00 && cp <= 0xDFFF) return -1; /* lone low surrogate */
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) ||
-                        lo < 0xDC00 || lo > 0xDFFF)
-                        return -1;
-                    p += 6;
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                }
-                size_t t = 0;
-                put_utf8(tmp, &t, cp);
-                for (size_t i = 0; i < t; i++, k++)
-                    if (k < cap) out[k] = tmp[i];
-                n++;
-                continue;
-            }
-            default: return -1;
-            }
-            if (k < cap) out[k] = one;
-            k++;
-            n++;
-            continue;
-        }
-        if (ch < 0x80) {
-            if (k < cap) out[k] = ch;
-            k++;
-            n++;
             p++;
+            if (escape_seq(&p, end, out, cap, &k)) return -1;
             continue;
         }
-        int u = utf8_len(p, end);
+        int u = ch < 0x80 ? 1 : utf8_len(p, end);
         if (!u) return -1;
         for (int i = 0; i < u; i++, k++)
             if (k < cap) out[k] = p[i];
         p += u;
-        n++;
     }
     c->p = p + 1;
     *len = k;
