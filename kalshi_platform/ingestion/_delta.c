@@ -13,10 +13,15 @@
      value is not an orderbook_delta object (or not JSON at all): the generic decoder decides.
      A bad delta raises ValueError(reason, sid|None, seq|None).
    * BookCore — the base of OrderBook: its slots (ticker, sid, yes, no, best_yes, best_no,
-     state, market_id) and apply_delta(side, price, delta) on the two dict ladders.
-   * feed_lines(...) — a recording chunk's lines through decode, seq check and book apply,
-     for as long as every line is a delta the common path takes; it stops and reports to the
-     plant at the first line that needs anything else (see feed_lines' docstring).
+     state, market_id), apply_delta(side, price, delta) on the two dict ladders, top() and
+     note_top(last_top), the plant's BBO rule.
+   * feed_lines(...) / decode_line(...) — a recording chunk's lines (bare, cockpit, recorder or
+     seed envelope) through decode, seq check, book apply and BBO, for as long as every line
+     is a delta the common path takes; it stops and reports to the plant at the first line
+     that needs anything else (see feed_lines' docstring).
+
+   Files: delta_json.h (strict JSON scanning), delta_frame.h (the frame, its values, the
+   envelopes), delta_book.h (BookCore); this file: the module, its entry points and the feed.
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -24,7 +29,6 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
-
 
 #define ONE_DOLLAR 1000000LL
 #define CENT 10000LL
