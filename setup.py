@@ -18,7 +18,11 @@ def _extensions() -> list[Extension]:
     for src in sorted((ROOT / "kalshi_platform").rglob("*.c")):
         rel = src.relative_to(ROOT)
         name = ".".join(rel.with_suffix("").parts)
-        out.append(Extension(name, [str(rel)], extra_compile_args=["-O2", "-std=c11"]))
+        # the headers beside a module are its own (delta_json.h, core_book.h, ...): editing one
+        # rebuilds the module
+        deps = [str(h.relative_to(ROOT)) for h in sorted(src.parent.glob("*.h"))]
+        out.append(Extension(name, [str(rel)], depends=deps,
+                             extra_compile_args=["-O2", "-std=c11"]))
     return out
 
 
