@@ -11,6 +11,8 @@
  *     'f'  a / k as float64             -> (nulls, validity, float64 data)
  *     'm'  (a + b) / k as float64       -> same; null unless both are present
  *     'd'  (b - a) / k as float64       -> same; null unless both are present
+ *   code: a one-character str; a, b: field indices (b used by 'm', 'd' only); k: the
+ *   divisor, > 0 for 'u', 'f', 'm', 'd' and <= 2^53 for 'f', 'm', 'd' (ValueError else).
  *   strict: a None in a (or b) is refused. lo/hi: min/max of the values (None if none).
  * validity is an Arrow validity bitmap (bit set = value present) as bytes, or None when
  * the column has no null; buffers are little-endian bytes, for pyarrow.Array.from_buffers.
@@ -53,11 +55,15 @@ static PyObject *zeroed_bytes(Py_ssize_t n) {
 }
 
 static int col_init(Col *c, PyObject *op, Py_ssize_t width, Py_ssize_t n) {
-    const char *code;
+    int code;
     long long k;
-    if (!PyArg_ParseTuple(op, "snnpL:op", &code, &c->a, &c->b, &c->strict, &k))
+    if (!PyTuple_Check(op)) { /* PyArg_ParseTuple would raise SystemError */
+        PyErr_Format(PyExc_TypeError, "op is not a tuple: %.50s", Py_TYPE(op)->tp_name);
         return -1;
-    c->code = code[0];
+    }
+    if (!PyArg_ParseTuple(op, "CnnpL:op", &code, &c->a, &c->b, &c->strict, &k))
+        return -1;
+    c->code = code > 0 && code < 128 ? (char)code : '?';
     c->k = (int64_t)k;
     int two = c->code == 'm' || c->code == 'd';
     if (c->a < 0 || c->a >= width || (two && (c->b < 0 || c->b >= width))) {
@@ -66,6 +72,10 @@ static int col_init(Col *c, PyObject *op, Py_ssize_t width, Py_ssize_t n) {
     }
     if (strchr("ufmd", c->code) != NULL && c->k <= 0) {
         PyErr_SetString(PyExc_ValueError, "op divisor must be > 0");
+        return -1;
+    }
+    if (strchr("fmd", c->code) != NULL && c->k > EXACT) { /* (double)k would round */
+        PyErr_SetString(PyExc_ValueError, "op divisor beyond 2^53");
         return -1;
     }
     Py_ssize_t size;
@@ -131,6 +141,8 @@ static int put_str(Col *c, PyObject *v) {
     const char *s = PyUnicode_AsUTF8AndSize(v, &size);
     if (s == NULL)
         return -1;
+    if (size == 0) /* chars may still be NULL: no memcpy to it (undefined even for 0) */
+        return 0;
     if (size > INT32_MAX - c->len) {
         PyErr_SetString(PyExc_OverflowError, "string column over 2 GiB");
         return -1;

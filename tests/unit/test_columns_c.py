@@ -134,3 +134,29 @@ def test_positions_of_exact_types():
 
     assert _columns.positions([1, "a", Sub(2), 3, b"x", "b"], (int, bytes)) == [0, 3, 4]
     assert _columns.positions([], (int,)) == [] == _columns.positions([1], ())
+
+
+def test_refuses_malformed_ops():
+    """An op that is not a tuple is a TypeError (not the SystemError of PyArg_ParseTuple);
+    the code is one character (``"qq"`` is not read as ``"q"``)."""
+    with pytest.raises(TypeError):
+        _columns.read([(1, 2)], 2, (["q", 0, -1, False, 0],))
+    for code in ("qq", ""):
+        with pytest.raises((TypeError, ValueError)):
+            _columns.read([(1, 2)], 2, ((code, 0, -1, False, 0),))
+
+
+@pytest.mark.parametrize("code", ["f", "m", "d"])
+def test_refuses_a_divisor_beyond_2_53(code):
+    """``(double)k`` rounds beyond 2^53, and the quotient then is not Python's: 1 / (2^53+1)
+    is 2^-53 - 2^-106 in Python, 2^-53 with a rounded divisor."""
+    with pytest.raises(ValueError):
+        _columns.read([(1, 0)], 2, ((code, 0, 1, False, E53 + 1),))
+    check(code, [1, -3, None, E53 // 2], E53)  # 2^53 itself is exact
+
+
+def test_empty_strings_before_any_character():
+    """Empty strings first: no character buffer yet (the sanitizer build checks that no
+    memcpy reaches a NULL buffer)."""
+    check("s", ["", "", None, "", "ab", ""])
+    check("s", ["", ""])
