@@ -26,8 +26,11 @@
  * the frame's time being the ``recv_ns`` its ``delta_type``/``bbo_type`` events carry; a line
  * the plant hands back goes to the reader's ``other``, which calls the step itself.
  *
+ * ``start``/``end`` are byte offsets into ``chunk`` (ValueError when negative).
+ *
  * ``yes``/``no``: the follower's ticker -> side maps (objects with ``ladder``, ``levels``,
- * ``watch``). Times and sizes are Python ints (no C arithmetic on them). A Python exception
+ * ``watch``); ``delta_type``/``bbo_type`` must be tuple types and ``stopped_exc`` an
+ * exception class (TypeError else). Times and sizes are Python ints (no C arithmetic on them). A Python exception
  * raised by any callback propagates (the events stay in ``events``: the venue empties it
  * before its next run).
  */
@@ -216,12 +219,11 @@ static int deliver(FrameStep *st, PyObject *now, Py_ssize_t n, long long first) 
     }
     PyObject *lat = PyLong_FromLongLong(st->feed_latency);
     if (lat == NULL) return -1;
-    PyObject *at = PyNumber_Add(now, lat);
+    PyObject *at = PyNumber_Add(now, lat), *seq = NULL, *evs = NULL;
     Py_DECREF(lat);
-    PyObject *seq = PyLong_FromLongLong(first);
-    PyObject *evs = PyList_GetSlice(st->events, 0, n);
     int rc = -1;
-    if (at != NULL && seq != NULL && evs != NULL) {
+    if (at != NULL && (seq = PyLong_FromLongLong(first)) != NULL &&
+        (evs = PyList_GetSlice(st->events, 0, n)) != NULL) {
         PyObject *args[3] = {at, seq, evs};
         rc = call_discard(st->late, args, 3);
     }
@@ -229,6 +231,14 @@ static int deliver(FrameStep *st, PyObject *now, Py_ssize_t n, long long first) 
     Py_XDECREF(seq);
     Py_XDECREF(at);
     return rc;
+}
+
+/* -1 (RuntimeError) once tp_clear emptied the step (a collected cycle's other objects may
+ * still call it while the cycle is torn down), else 0. */
+static int cleared(FrameStep *st) {
+    if (st->events != NULL) return 0;
+    PyErr_SetString(PyExc_RuntimeError, "FrameStep was cleared (garbage collected)");
+    return -1;
 }
 
 static PyObject *step_after_plant(FrameStep *st, PyObject *recv_ns) {
@@ -289,17 +299,21 @@ static PyObject *step_lines(FrameStep *st, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_TypeError, "lines(chunk: bytes, kind, other, start=0, end=None)");
         return NULL;
     }
+    if (cleared(st) < 0) return NULL;
     if (st->plant_lines == Py_None) {
         PyErr_SetString(PyExc_TypeError, "the plant has no process_lines");
         return NULL;
     }
-    Py_ssize_t size = PyBytes_GET_SIZE(args[0]), pos = 0;
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]), pos = 0, end = size;
     if (nargs > 3 && (pos = PyLong_AsSsize_t(args[3])) == -1 && PyErr_Occurred()) return NULL;
-    if (nargs > 4 && args[4] != Py_None) {
-        Py_ssize_t end = PyLong_AsSsize_t(args[4]);
-        if (end == -1 && PyErr_Occurred()) return NULL;
-        if (end < size) size = end;
+    if (nargs > 4 && args[4] != Py_None && (end = PyLong_AsSsize_t(args[4])) == -1 &&
+        PyErr_Occurred())
+        return NULL;
+    if (pos < 0 || end < 0) {  /* buf + pos must stay inside the chunk */
+        PyErr_SetString(PyExc_ValueError, "lines(): start and end must be >= 0");
+        return NULL;
     }
+    if (end < size) size = end;
     PyObject *mine = PyObject_GetAttrString((PyObject *)st, "_other");
     if (mine == NULL) return NULL;
     PyObject *saved = st->other;
@@ -324,6 +338,10 @@ static PyObject *step_lines(FrameStep *st, PyObject *const *args, Py_ssize_t nar
         Py_ssize_t took = PyLong_AsSsize_t(r);
         Py_DECREF(r);
         if (took == -1 && PyErr_Occurred()) goto done;
+        if (took < 0 || took > PY_SSIZE_T_MAX - fed) {
+            PyErr_Format(PyExc_ValueError, "process_lines returned %zd frames", took);
+            goto done;
+        }
         fed += took;
         if (took && !st->took_other) {
             PyObject *recv = events_recv(st);
@@ -348,7 +366,11 @@ static PyObject *step_other(FrameStep *st, PyObject *line) {
         return NULL;
     }
     st->took_other = 1;
-    return PyObject_CallOneArg(st->other, line);
+    PyObject *fn = st->other;  /* held for the call */
+    Py_INCREF(fn);
+    PyObject *r = PyObject_CallOneArg(fn, line);
+    Py_DECREF(fn);
+    return r;
 }
 
 static PyMethodDef step_methods[] = {
@@ -371,6 +393,7 @@ static PyObject *step_vectorcall(PyObject *self, PyObject *const *args, size_t n
         PyErr_SetString(PyExc_TypeError, "FrameStep(frame, recv_ns=None, raw=None)");
         return NULL;
     }
+    if (cleared(st) < 0) return NULL;
     PyObject *recv_ns = nargs > 1 ? args[1] : Py_None;
     if (args[0] != st->decoded) {
         PyObject *call[3] = {args[0], recv_ns, nargs > 2 ? args[2] : Py_None};
@@ -442,6 +465,16 @@ static PyObject *step_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
                                      &o[8], &o[9], &o[10], &o[11], &PyType_Type, &o[12],
                                      &o[13], &PyType_Type, &o[14], &o[15], &lat))
         return NULL;
+    /* the step reads delta_type / bbo_type events with PyTuple_GET_SIZE / _GET_ITEM */
+    if (!PyType_IsSubtype((PyTypeObject *)o[12], &PyTuple_Type) ||
+        !PyType_IsSubtype((PyTypeObject *)o[14], &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "delta_type and bbo_type must be tuple types");
+        return NULL;
+    }
+    if (!PyExceptionClass_Check(o[10])) {
+        PyErr_SetString(PyExc_TypeError, "stopped_exc must be an exception class");
+        return NULL;
+    }
     PyObject *heap = PyObject_GetAttr(o[2], S_heap);
     if (heap == NULL) return NULL;
     if (!PyList_CheckExact(heap)) {
