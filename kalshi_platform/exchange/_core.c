@@ -115,7 +115,7 @@ static int check_options(PyObject **f, int is_buy, int *post, int *reduce, PyObj
 
 /* client id, open-order cap and order group (orders.py "_admit"); the account (new
    reference, maybe new and not stored) or NULL with *res set (or an error) */
-static AccountObject *admit(CoreObject *s, PyObject **f, PyObject **res) {
+static AccountObject *admit(CoreObject *s, PyObject **f, PyObject **res, int *fresh) {
     PyObject *uid = f[F_USER], *coid = f[F_COID], *gid = f[F_GROUP];
     if (coid != Py_None) {
         PyObject *key = PyTuple_Pack(2, uid, coid);
@@ -127,6 +127,7 @@ static AccountObject *admit(CoreObject *s, PyObject **f, PyObject **res) {
     }
     PyObject *a = PyDict_GetItemWithError(s->accounts, uid);
     if (a == NULL && PyErr_Occurred()) return NULL;
+    *fresh = a == NULL;
     a = a ? ref(a) : PyObject_CallOneArg((PyObject *)&AccountType, uid);
     if (a == NULL) return NULL;
     if (!PyObject_TypeCheck(a, &AccountType)) {
@@ -222,7 +223,8 @@ static PyObject *execute(CoreObject *s, MarketObject *m, OrderObject *o, Positio
 static PyObject *place(CoreObject *s, MarketObject *m, PyObject **f, long long price,
                        long long count, int post, int reduce, long long ts) {
     PyObject *res = NULL, *uid = f[F_USER];
-    AccountObject *a = admit(s, f, &res);
+    int fresh;
+    AccountObject *a = admit(s, f, &res, &fresh);
     if (a == NULL) return res;
     OrderObject *o = order_make(S_empty, uid, f[F_TICKER], f[F_SIDE], f[F_ACTION], price, count, ts);
     PyObject *pp = PyDict_GetItemWithError(m->positions, uid);
@@ -253,8 +255,8 @@ static PyObject *place(CoreObject *s, MarketObject *m, PyObject **f, long long p
         if (need) res = rejected("(sN)", "insufficient", need);
         goto done;
     }
-    if (PyDict_SetItem(s->accounts, uid, (PyObject *)a) < 0
-        || PyDict_SetItem(m->positions, uid, (PyObject *)p) < 0
+    if ((fresh && PyDict_SetItem(s->accounts, uid, (PyObject *)a) < 0)  /* stored once accepted */
+        || (pp == NULL && PyDict_SetItem(m->positions, uid, (PyObject *)p) < 0)
         || fill_in(s, o, f, post, reduce, ts) < 0)
         goto done;
     res = execute(s, m, o, p, a, f[F_BMC], ts);

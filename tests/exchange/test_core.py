@@ -11,7 +11,7 @@ from fractions import Fraction
 import pytest
 
 from exchange_helpers import CENT, market, order
-from kalshi_platform.exchange import AmendOrder, CancelOrder, Deposit
+from kalshi_platform.exchange import AmendOrder, CancelOrder, CreateOrderGroup, Deposit
 from kalshi_platform.exchange._core import Account, Book, MarketBase, Order, Position
 from kalshi_platform.exchange.fees import FEE_TYPES, FeeConfig, fee_functions, fee_params
 from kalshi_platform.exchange.ledger import add_order
@@ -160,3 +160,21 @@ def test_submit_raises_only_for_programming_errors():
     with pytest.raises(TypeError):
         ex.submit(order("a", "yes", "buy", 1, 40), 1.5)
     assert ex._ev is None                                  # reset after every call
+
+
+def test_group_membership_follows_the_order_through_the_core():
+    ex = market()
+    assert ex.submit(CreateOrderGroup(user_id="a", order_group_id="g",
+                                      contracts_limit=10**6), 0).ok
+    rest = ex.submit(order("a", "yes", "buy", 3, 40, order_group_id="g"), 1).order.order_id
+    gone = ex.submit(order("a", "yes", "buy", 2, 41, order_group_id="g"), 1).order.order_id
+    drop = ex.submit(order("a", "yes", "buy", 1, 30, order_group_id="g"), 1).order.order_id
+    assert list(ex.groups["g"].orders) == [rest, gone, drop]
+    ex.submit(order("b", "no", "buy", 2, 59), 2)                   # fills `gone` as maker
+    assert ex.submit(CancelOrder(user_id="a", order_id=drop), 3).ok
+    assert list(ex.groups["g"].orders) == [rest] and ex.groups["g"].matched == 200
+    r = ex.submit(order("a", "yes", "buy", 1, 40, order_group_id="nope"), 4)
+    assert r.error.code == "order_group_not_found"
+    ex2 = pickle.loads(pickle.dumps(ex))
+    assert list(ex2.groups["g"].orders) == [rest] and ex2.check_invariants() == []
+    assert ex2.markets["M"].book.queue_position(ex2.orders[rest]) == 0
