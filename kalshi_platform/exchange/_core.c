@@ -82,7 +82,9 @@ static int price_of(MarketObject *m, PyObject *yes, PyObject *no, long long *pri
     return 1;
 }
 
-/* the option checks of orders.py's order entry (0: refused, *res set) */
+/* the order options: time in force, STP type, expiration, buy_max_cost (a buy; implies
+   fill-or-kill), post_only (GTC only), reduce_only (IOC/FOK only), client_order_id
+   (commands.CLIENT_ID), subaccount 0..32. 1: valid, 0: refused (*res set), -1: error */
 static int check_options(PyObject **f, int is_buy, int *post, int *reduce, PyObject **res) {
     long long v;
     PyObject *tif = f[F_TIF], *stp = f[F_STP], *bmc = f[F_BMC], *coid = f[F_COID];
@@ -113,8 +115,9 @@ static int check_options(PyObject **f, int is_buy, int *post, int *reduce, PyObj
     return 1;
 }
 
-/* client id, open-order cap and order group (orders.py "_admit"); the account (new
-   reference, maybe new and not stored) or NULL with *res set (or an error) */
+/* a repeated client_order_id (409), the open-order cap and the order group (the user's, not
+   triggered); the account (new reference; *fresh: new, not stored yet) or NULL with *res
+   set (or an error) */
 static AccountObject *admit(CoreObject *s, PyObject **f, PyObject **res, int *fresh) {
     PyObject *uid = f[F_USER], *coid = f[F_COID], *gid = f[F_GROUP];
     if (coid != Py_None) {
@@ -159,7 +162,8 @@ static AccountObject *admit(CoreObject *s, PyObject **f, PyObject **res, int *fr
     return (AccountObject *)a;
 }
 
-/* the accepted order's id, options and registration (orders.py "_fill_in") */
+/* the accepted order's id (the n-th order: UUID-shaped, from the counter), options and its
+   entries in ``orders`` and ``client_ids`` */
 static int fill_in(CoreObject *s, OrderObject *o, PyObject **f, int post, int reduce,
                    long long ts) {
     int cop = PyObject_IsTrue(f[F_COP]);
