@@ -182,8 +182,10 @@ static PyObject *feed_result(Py_ssize_t pos, Py_ssize_t n, Py_ssize_t nbbo, int6
     return Py_BuildValue("(nnnLiN)", pos, n, nbbo, (long long)clock, code, info);
 }
 
-/* emit(type(*vals)) (the n new references in vals are stolen); a raising emit goes to
-   emit_failed(exc) and sets *stop. Returns 0, or -1 on a Python error. */
+/* emit(type(*vals)) (the n new references in vals are stolen); an emit raising an Exception
+   goes to emit_failed(exc) and sets *stop (a BaseException such as KeyboardInterrupt is not
+   the publisher's failure: it propagates, as from the plant's Python publish loop). Returns
+   0, or -1 on a Python error. */
 static int emit_event(PyObject *emit, PyObject *emit_failed, PyTypeObject *type,
                       PyObject **vals, int n, int *stop) {
     PyObject *ev = type->tp_alloc(type, n);
@@ -200,11 +202,12 @@ static int emit_event(PyObject *emit, PyObject *emit_failed, PyTypeObject *type,
     PyObject *r = PyObject_CallOneArg(emit, ev);
     Py_DECREF(ev);
     if (r == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
         PyObject *et, *exc, *tb;
         PyErr_Fetch(&et, &exc, &tb);
         PyErr_NormalizeException(&et, &exc, &tb);
-        if (tb != NULL && exc != NULL) PyException_SetTraceback(exc, tb);
-        r = PyObject_CallOneArg(emit_failed, exc ? exc : Py_None);
+        if (tb != NULL && exc != NULL && PyException_SetTraceback(exc, tb) < 0) r = NULL;
+        else r = PyObject_CallOneArg(emit_failed, exc ? exc : Py_None);
         Py_XDECREF(et);
         Py_XDECREF(exc);
         Py_XDECREF(tb);
@@ -316,6 +319,7 @@ static int fast_book(Feed *f, Line *ln, PyObject *ticker, PyObject **sid, PyObje
     if (*sid == NULL) return -1;
     PyObject *last = PyDict_GetItemWithError(f->seqs, *sid);
     if (last == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (!PyLong_CheckExact(last)) return 0; /* (no __index__ run on a borrowed value) */
     int64_t lv = PyLong_AsLongLong(last);
     if (lv == -1 && PyErr_Occurred()) return -1;
     if (lv != d->seq - 1) return 0;
@@ -330,11 +334,12 @@ static int fast_book(Feed *f, Line *ln, PyObject *ticker, PyObject **sid, PyObje
     return bs == d->sid;
 }
 
-/* A new top of bk: counted, emitted as a BBO row. Returns 0 or -1. */
-static int new_top(Feed *f, Line *ln, Book *bk, PyObject *top, PyObject *seqv, int *stop) {
+/* A new top of bk: counted, emitted as a BBO row unless this line's DeltaEvent emit failed
+   (*stop: its publisher is marked failed and gets no further event). Returns 0 or -1. */
+static int new_top(Feed *f, Line *ln, PyObject *tk, PyObject *top, PyObject *seqv, int *stop) {
     f->nbbo++;
-    if (f->emit == NULL) return 0;
-    PyObject *vals[9] = {Py_NewRef(bk->ticker), PyLong_FromLongLong(ln->ts),
+    if (f->emit == NULL || *stop) return 0;
+    PyObject *vals[9] = {Py_NewRef(tk), PyLong_FromLongLong(ln->ts),
                          Py_NewRef(PyTuple_GET_ITEM(top, 0)), Py_NewRef(PyTuple_GET_ITEM(top, 1)),
                          Py_NewRef(PyTuple_GET_ITEM(top, 2)), Py_NewRef(PyTuple_GET_ITEM(top, 3)),
                          Py_NewRef(seqv), recv_object(ln), Py_NewRef(f->live)};
@@ -342,15 +347,17 @@ static int new_top(Feed *f, Line *ln, Book *bk, PyObject *top, PyObject *seqv, i
 }
 
 /* Take the delta: watermark, DeltaEvent, apply, BBO. Sets *code (F_END, or F_CROSSED /
-   F_BOOK_ERROR with *info for the plant) and *stop (an emit failed). Returns 0 or -1. */
+   F_BOOK_ERROR with *info for the plant) and *stop (an emit failed). Returns 0 or -1.
+   The book's ticker is held for the whole step: an emit may rebind the book's slots. */
 static int take(Feed *f, Line *ln, PyObject *sid, Book *bk, int *code, PyObject **info,
                 int *stop) {
     PyObject *seqv = PyLong_FromLongLong(ln->d.seq), *err = NULL, *top = NULL;
+    PyObject *tk = Py_NewRef(bk->ticker); /* fast_book: not NULL */
     if (seqv == NULL || PyDict_SetItem(f->seqs, sid, seqv) < 0) goto error;
     f->n++;
     if (ln->ts > f->clock) f->clock = ln->ts;
     if (f->emit != NULL) {
-        PyObject *vals[8] = {Py_NewRef(bk->ticker), PyLong_FromLongLong(ln->ts), Py_NewRef(sid),
+        PyObject *vals[8] = {Py_NewRef(tk), PyLong_FromLongLong(ln->ts), Py_NewRef(sid),
                              Py_NewRef(seqv), Py_NewRef(ln->is_no ? S_NO : S_YES),
                              PyLong_FromLongLong(ln->price), PyLong_FromLongLong(ln->delta),
                              recv_object(ln)};
@@ -360,7 +367,7 @@ static int take(Feed *f, Line *ln, PyObject *sid, Book *bk, int *code, PyObject 
     if (r == 1) {
         r = note_top(bk, f->last_top, &top);
         if (r == 1) {
-            r = new_top(f, ln, bk, top, seqv, stop);
+            r = new_top(f, ln, tk, top, seqv, stop);
             Py_DECREF(top);
         } else if (r == 2) { /* crossed or locked: the plant's rule (stale, resync) */
             *code = F_CROSSED;
@@ -375,9 +382,11 @@ static int take(Feed *f, Line *ln, PyObject *sid, Book *bk, int *code, PyObject 
         r = *info == NULL ? -1 : 0;
     }
     Py_DECREF(seqv);
+    Py_DECREF(tk);
     return r < 0 ? -1 : 0;
 error:
     Py_XDECREF(seqv);
+    Py_DECREF(tk);
     return -1;
 }
 

@@ -32,6 +32,13 @@ static void book_dealloc(Book *b) {
 }
 
 static PyObject *BookError;   /* created at module init */
+
+/* TypeError: a ladder price, a level size or a best price that is not an int. Returns -1. */
+static int not_int(const char *what, PyObject *v) {
+    PyErr_Format(PyExc_TypeError, "order book %s must be an int, not %.100s", what,
+                 Py_TYPE(v)->tp_name);
+    return -1;
+}
 static PyObject *STALE_STATE; /* the "stale" state object, from set_stale */
 
 /* Marks the book stale and sets BookError's message in *err (a new str). */
@@ -47,12 +54,14 @@ static int book_fail(Book *b, PyObject **err, const char *fmt, ...) {
 }
 
 /* *bestp = the highest price of ladder (None when empty): the best level was removed.
-   Returns 0 or -1. */
+   Returns 0 or -1 (TypeError for a price that is not an int: no Python code runs while the
+   borrowed best key is held). */
 static int new_best(PyObject *ladder, PyObject **bestp) {
     PyObject *k, *v, *top = NULL;
     Py_ssize_t pos = 0;
     int64_t topv = 0;
     while (PyDict_Next(ladder, &pos, &k, &v)) {
+        if (!PyLong_Check(k)) return not_int("price", k);
         int64_t kv = PyLong_AsLongLong(k);
         if (kv == -1 && PyErr_Occurred()) return -1;
         if (top == NULL || kv > topv) {
@@ -62,6 +71,18 @@ static int new_best(PyObject *ladder, PyObject **bestp) {
     }
     Py_XSETREF(*bestp, Py_NewRef(top ? top : Py_None));
     return 0;
+}
+
+/* An int value of the book as int64 (*out; 0 for NULL, or for None when none_ok, then
+   *has = 0): TypeError for anything else, so no __index__ runs while C holds borrowed
+   references into the book. Returns 0 or -1. */
+static int book_int(PyObject *v, int none_ok, const char *what, int64_t *out, int *has) {
+    *out = 0;
+    *has = v != NULL && !(none_ok && v == Py_None);
+    if (!*has) return 0;
+    if (!PyLong_Check(v)) return not_int(what, v);
+    *out = PyLong_AsLongLong(v);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
 }
 
 /* Adds delta at price on one ladder. Returns 1 (top of that side may have changed), 0 (it
@@ -76,32 +97,23 @@ static int book_apply(Book *b, int is_no, int64_t price, int64_t delta, PyObject
     }
     PyObject *key = PyLong_FromLongLong(price);
     if (key == NULL) return -1;
-    int64_t old = 0;
+    Py_INCREF(ladder);
+    int64_t old, best, nv;
+    int has_old, has_best, r = -1;
     PyObject *cur = PyDict_GetItemWithError(ladder, key);
-    if (cur != NULL) {
-        old = PyLong_AsLongLong(cur);
-        if (old == -1 && PyErr_Occurred()) goto error;
-    } else if (PyErr_Occurred()) {
-        goto error;
-    }
-    int64_t nv;
+    if ((cur == NULL && PyErr_Occurred()) || book_int(cur, 0, "level size", &old, &has_old) ||
+        book_int(*bestp, 1, "best price", &best, &has_best))
+        goto done;
     if (__builtin_add_overflow(old, delta, &nv)) nv = delta > 0 ? INT64_MAX : INT64_MIN;
-    int64_t best = 0;
-    int has_best = *bestp != NULL && *bestp != Py_None;
-    if (has_best) {
-        best = PyLong_AsLongLong(*bestp);
-        if (best == -1 && PyErr_Occurred()) goto error;
-    }
-    int r;
     if (nv > MAX_SIZE) {
         r = book_fail(b, err, "%S: %s level %lld would exceed 10^10 contracts", b->ticker, side,
                       (long long)price);
     } else if (nv > 0) {
         PyObject *size = PyLong_FromLongLong(nv);
-        if (size == NULL) goto error;
+        if (size == NULL) goto done;
         r = PyDict_SetItem(ladder, key, size);
         Py_DECREF(size);
-        if (r < 0) goto error;
+        if (r < 0) goto done;
         if (!has_best || price > best) {
             Py_XSETREF(*bestp, Py_NewRef(key));
             r = 1;
@@ -109,22 +121,20 @@ static int book_apply(Book *b, int is_no, int64_t price, int64_t delta, PyObject
             r = price == best;
         }
     } else if (nv == 0) {
-        if (cur == NULL) {
-            r = 0; /* a zero delta on an absent level: nothing changed */
-        } else {
-            if (PyDict_DelItem(ladder, key) < 0) goto error;
+        r = 0; /* a zero delta on an absent level: nothing changed */
+        if (has_old) {
+            if (PyDict_DelItem(ladder, key) < 0) { r = -1; goto done; }
             r = has_best && price == best;
-            if (r && new_best(ladder, bestp) < 0) goto error; /* the best level went */
+            if (r && new_best(ladder, bestp) < 0) r = -1; /* the best level went */
         }
     } else {
         r = book_fail(b, err, "%S: %s level %lld would go negative (%lld + %lld)", b->ticker,
                       side, (long long)price, (long long)old, (long long)delta);
     }
+done:
     Py_DECREF(key);
+    Py_DECREF(ladder);
     return r;
-error:
-    Py_DECREF(key);
-    return -1;
 }
 
 PyDoc_STRVAR(apply_doc,
@@ -171,6 +181,10 @@ static PyObject *book_top(Book *b, int *crossed) {
             both = 0;
             continue;
         }
+        if (!PyLong_Check(best)) {
+            not_int("best price", best);
+            goto error;
+        }
         int64_t v = PyLong_AsLongLong(best);
         if (v == -1 && PyErr_Occurred()) goto error;
         PyObject *size = ladder != NULL && PyDict_Check(ladder)
@@ -180,7 +194,10 @@ static PyObject *book_top(Book *b, int *crossed) {
             goto error;
         }
         if (side) {
-            ya = ONE_DOLLAR - v;
+            if (__builtin_sub_overflow(ONE_DOLLAR, v, &ya)) {
+                PyErr_SetString(PyExc_OverflowError, "best NO bid out of range");
+                goto error;
+            }
             item[2] = PyLong_FromLongLong(ya);
             if (item[2] == NULL) goto error;
         } else {
@@ -208,19 +225,31 @@ static int note_top(Book *b, PyObject *last_top, PyObject **top) {
         Py_DECREF(t);
         return 2;
     }
-    PyObject *old = PyDict_GetItemWithError(last_top, b->ticker);
-    if (old == NULL && PyErr_Occurred()) goto error;
+    PyObject *tk = b->ticker;
+    if (tk == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "the book has no ticker");
+        goto error;
+    }
+    Py_INCREF(tk); /* held: comparing with last_top's value may run Python code */
+    PyObject *old = PyDict_GetItemWithError(last_top, tk);
+    if (old == NULL && PyErr_Occurred()) goto error_tk;
     if (old != NULL) {
+        Py_INCREF(old);
         int eq = PyObject_RichCompareBool(old, t, Py_EQ);
-        if (eq < 0) goto error;
+        Py_DECREF(old);
+        if (eq < 0) goto error_tk;
         if (eq) {
+            Py_DECREF(tk);
             Py_DECREF(t);
             return 0;
         }
     }
-    if (PyDict_SetItem(last_top, b->ticker, t) < 0) goto error;
+    if (PyDict_SetItem(last_top, tk, t) < 0) goto error_tk;
+    Py_DECREF(tk);
     *top = t;
     return 1;
+error_tk:
+    Py_DECREF(tk);
 error:
     Py_DECREF(t);
     return -1;

@@ -123,6 +123,10 @@ static int parse_body(Cur *c, Delta *d) {
     size_t klen, len, chars;
     int first = 1, r, fits;
     int64_t v;
+    /* a repeated "msg": the last one is the body (as JSON readers take it), nothing of the
+       one before it is kept (its first error is: a frame with a bad body stays rejected) */
+    d->has_ticker = d->has_side = d->has_pd = d->has_df = d->has_price = d->has_delta = 0;
+    d->has_ts_ms = d->ts_kind = 0;
     if (obj_open(c)) return -1;
     while ((r = obj_key(c, &first, kbuf, sizeof kbuf, &key, &klen)) == 1) {
         if (KEY_IS(key, klen, "market_ticker")) {

@@ -165,35 +165,66 @@ static int skip_str(Cur *c) {
     return str_token(c, NULL, 0, &len, &chars);
 }
 
+/* Whether the number text [s, e) (decimal exponent 309: in [1e308, 1e309)) rounds to an
+   infinite double, parsed as Python parses floats (locale-independent, correctly rounded). */
+static int overflows_double(const unsigned char *s, const unsigned char *e) {
+    char small[64], *buf = small;
+    size_t n = (size_t)(e - s);
+    if (n >= sizeof small && (buf = PyMem_Malloc(n + 1)) == NULL) return 1; /* generic path */
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    double x = PyOS_string_to_double(buf, NULL, NULL); /* NULL: no OverflowError, ±inf */
+    if (buf != small) PyMem_Free(buf);
+    if (x == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear(); /* (cannot happen: the text is a JSON number) */
+        return 1;
+    }
+    return Py_IS_INFINITY(x);
+}
+
 /* A JSON number. *is_int: no fraction or exponent; then *val is its value when it fits
-   (else *fits = 0). Returns 0 or -1 (syntax). */
+   (else *fits = 0). Returns 0 or -1 (syntax, or a magnitude past a double: orjson, and so
+   the generic decoder, refuses such text, so the delta path does not read it either). */
 static int num_token(Cur *c, int64_t *val, int *is_int, int *fits) {
     const unsigned char *p = c->p, *end = c->end;
-    int neg = 0;
+    int neg = 0, nonzero = 0, eneg = 0;
     uint64_t v = 0;
     int ok = 1;
+    int64_t mag = 0, ex = 0; /* the value is 0.d... x 10^(mag + exponent), d its first non-0 */
     if (p < end && *p == '-') { neg = 1; p++; }
     if (p >= end || *p < '0' || *p > '9') return -1;
     if (*p == '0') p++;
-    else
+    else {
+        nonzero = 1;
         while (p < end && *p >= '0' && *p <= '9') {
             if (v > (UINT64_MAX - 9) / 10) ok = 0;
             else v = v * 10 + (uint64_t)(*p - '0');
+            mag++;
             p++;
         }
+    }
     *is_int = 1;
     if (p < end && *p == '.') {
         p++;
         if (p >= end || *p < '0' || *p > '9') return -1;
-        while (p < end && *p >= '0' && *p <= '9') p++;
+        for (; p < end && *p >= '0' && *p <= '9'; p++)
+            if (!nonzero) {
+                if (*p != '0') nonzero = 1;
+                else mag--;
+            }
         *is_int = 0;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         p++;
-        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p < end && (*p == '+' || *p == '-')) eneg = *p++ == '-';
         if (p >= end || *p < '0' || *p > '9') return -1;
-        while (p < end && *p >= '0' && *p <= '9') p++;
+        for (; p < end && *p >= '0' && *p <= '9'; p++)
+            if (ex < 1000000000) ex = ex * 10 + (*p - '0');
         *is_int = 0;
+    }
+    if (nonzero) { /* mag is bounded by the text's length, ex by 10^10: no overflow */
+        int64_t e10 = mag + (eneg ? -ex : ex);
+        if (e10 > 309 || (e10 == 309 && overflows_double(c->p, p))) return -1;
     }
     c->p = p;
     if (ok && v <= (uint64_t)INT64_MAX) {
