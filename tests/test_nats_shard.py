@@ -179,8 +179,16 @@ def test_plant_failover_against_the_sim_kill_9_the_leader(tmp_path):
                      "--exit-on-close", "--status-interval", "0"]
         leader = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True, cwd=tmp_path)
-        wait_until(lambda: sum(it.feed == "deltas" for it in items) > 0, 30,
-                   "the leader publishing")
+        try:
+            wait_until(lambda: sum(it.feed == "deltas" for it in items) > 0, 30,
+                       "the leader publishing")
+        except AssertionError as e:  # say which side stalled: the leader, the subscriber
+            rc = leader.poll()
+            if rc is None:
+                leader.kill()
+            raise AssertionError(f"{e}; leader rc {rc}, subscriber alive {th.is_alive()}, "
+                                 f"items {len(items)}, sim rc {sim.poll()}; leader stderr: "
+                                 f"{leader.stderr.read()[-3000:]}") from None
         standby = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    text=True, cwd=tmp_path)
         wait_until(lambda: sum(it.feed == "deltas" for it in items) > 60, 30,
