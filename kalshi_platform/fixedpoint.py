@@ -69,10 +69,8 @@ def _parse(text: str, decimals: int, what: str) -> int:
 
 
 def _cached_parser(decimals: int, what: str, cache_bound: int):
-    """A parser ``text -> int`` at ``decimals`` with its own bounded memo dict.
-
-    Only results with ``abs(value) <= cache_bound`` are memoised, so a cache hit is always a
-    value of bounded magnitude (the plant's delta fast path relies on it)."""
+    """A parser ``text -> int`` at ``decimals`` with its own bounded memo dict (only results
+    with ``abs(value) <= cache_bound`` are memoised)."""
     cache: dict[str, int] = {}
 
     def parse(text: str) -> int:
@@ -87,10 +85,10 @@ def _cached_parser(decimals: int, what: str, cache_bound: int):
                 cache[text] = v
         return v
 
-    return parse, cache
+    return parse
 
 
-parse_price, _price_cache = _cached_parser(PRICE_DECIMALS, "price", 1_000 * PRICE_SCALE)
+parse_price = _cached_parser(PRICE_DECIMALS, "price", 1_000 * PRICE_SCALE)
 parse_price.__name__ = "parse_price"
 parse_price.__doc__ = """Parse a dollar string (``"0.5600"``) into integer micro-dollars (``560000``).
 
@@ -101,7 +99,7 @@ parse_price.__doc__ = """Parse a dollar string (``"0.5600"``) into integer micro
     (``*_dollars`` fields).
     """
 
-parse_size, _size_cache = _cached_parser(SIZE_DECIMALS, "size", MAX_SIZE)
+parse_size = _cached_parser(SIZE_DECIMALS, "size", MAX_SIZE)
 parse_size.__name__ = "parse_size"
 parse_size.__doc__ = """Parse a contract-count string (``"2002.35"``, ``"-54.00"``) into centi-contracts.
 
