@@ -87,6 +87,17 @@ def backtest(
         raise typer.Exit(INTERRUPTED)
 
 
+def _counts(counts: dict) -> str:
+    """``{"filled": 2, "canceled": 1}`` → ``"filled 2, canceled 1"`` (``"none"`` when empty)."""
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
+def _orders_line(rep: dict) -> str:
+    """The summary's orders line of a backtest or trade report."""
+    return (f"orders {rep['orders']:,} ({_counts(rep['orders_by_status'])}), "
+            f"fills {rep['fill_count']:,}")
+
+
 def _print_summary(rep: dict, written: list, report_dir: Optional[Path]) -> None:
     """The run's summary, one fact a line."""
     pnl = rep["pnl"]
@@ -94,13 +105,12 @@ def _print_summary(rep: dict, written: list, report_dir: Optional[Path]) -> None
         f"backtest {rep['strategy']} on {rep['recording']}"
         + (" (interrupted: open orders canceled)" if rep["interrupted"] else ""),
         f"frames {rep['frames']:,}, events {rep['events']:,}, {rep['elapsed_s']:.3f} s",
-        f"orders {rep['orders']:,} ({', '.join(f'{k} {v}' for k, v in rep['orders_by_status'].items()) or 'none'}), "
-        f"fills {rep['fill_count']:,}",
+        _orders_line(rep),
         f"PnL net ${pnl['net']} (realized ${pnl['realized']}, unrealized ${pnl['unrealized']} at the "
         f"mid, ${rep['pnl_liquidation']['unrealized']} at liquidation), fees ${pnl['fees']}",
         f"max drawdown ${rep['max_drawdown']}, volume {pnl['volume']} contracts, "
         f"turnover ${pnl['turnover']}",
-        f"risk rejections: {', '.join(f'{k} {v}' for k, v in rep['risk_rejections'].items()) or 'none'}; "
+        f"risk rejections: {_counts(rep['risk_rejections'])}; "
         f"trading state {rep['trading_state']}" + (f" (kill switch: {rep['kill_reason']})"
                                                   if rep["kill_reason"] else ""),
     ]
@@ -221,11 +231,10 @@ def _print_live_summary(rep: dict, venue: str, rest: str) -> None:
         f"trade {rep['strategy']} on {venue} ({rest}), {rep['markets']} markets"
         + (" (interrupted: open orders canceled)" if rep["interrupted"] else ""),
         f"events {rep['events']:,}, {rep['elapsed_s']:.1f} s, reconnects {rep['reconnects']}",
-        f"orders {rep['orders']:,} ({', '.join(f'{k} {v}' for k, v in rep['orders_by_status'].items()) or 'none'}), "
-        f"fills {rep['fill_count']:,}",
+        _orders_line(rep),
         f"PnL net ${pnl['net']} (realized ${pnl['realized']}, unrealized ${pnl['unrealized']} at the "
         f"mid), fees ${pnl['fees']}, volume {pnl['volume']} contracts",
-        f"risk rejections: {', '.join(f'{k} {v}' for k, v in rep['risk_rejections'].items()) or 'none'}; "
+        f"risk rejections: {_counts(rep['risk_rejections'])}; "
         f"trading state {rep['trading_state']}" + (f" (kill switch: {rep['kill_reason']})"
                                                   if rep["kill_reason"] else ""),
     ]
