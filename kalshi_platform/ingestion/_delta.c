@@ -52,6 +52,8 @@
 
 static PyObject *S_YES, *S_NO;
 
+#include "delta_block.h"
+
 static PyObject *long_or_none(int has, int64_t v) {
     if (!has) Py_RETURN_NONE;
     return PyLong_FromLongLong(v);
@@ -220,7 +222,8 @@ static int emit_event(PyObject *emit, PyObject *emit_failed, PyTypeObject *type,
 
 PyDoc_STRVAR(feed_doc,
 "feed_lines(chunk, pos, end, kind, books, seqs, last_top, live, clock_ns, yes_scale, emit,\n"
-"           emit_failed, delta_type, bbo_type) -> (pos, n, n_bbo, clock_ns, code, info)\n\n"
+"           emit_failed, delta_type, bbo_type, block=None) -> (pos, n, n_bbo, clock_ns, code,\n"
+"           info)\n\n"
 "Run the recording lines of ``chunk[pos:end]`` (bytes) through the delta path: ``kind`` 0\n"
 "bare, 1 cockpit, 2 recorder, 3 seed envelope. A line is taken here only when it is a valid\n"
 "delta whose ``seq`` is its sid's watermark (``seqs``) + 1, whose book (``books[ticker]``)\n"
@@ -236,7 +239,10 @@ PyDoc_STRVAR(feed_doc,
 "untouched); 2 a valid delta the plant must take itself (``info`` (start, end, recv_ns,\n"
 "sid, seq, ticker, side, price, delta, ts), untouched); 3 applied, the top is crossed or\n"
 "locked (``info`` (book, ts, seq, recv_ns)); 4 it would break the book (``info`` (book,\n"
-"message, sid, ts, seq, recv_ns); the book is stale, the watermark moved).");
+"message, sid, ts, seq, recv_ns); the book is stale, the watermark moved). With a ``block``\n"
+"(a BlockBuilder; ``emit`` must be None) the same events are appended to it as records\n"
+"instead (delta_block.h): the caller takes the block after the call, before any other event\n"
+"of the plant, so stream order holds.");
 
 /* One recording line read as a delta: the frame, its values, its receipt time. */
 typedef struct {
@@ -277,14 +283,15 @@ typedef struct {
     int64_t clock;
     PyObject *books, *seqs, *last_top, *live, *emit, *emit_failed;
     PyTypeObject *dtype, *btype;
+    BlockBuilder *block; /* events go here instead of to emit (not NULL: emit is NULL) */
 } Feed;
 
 static int feed_args(Feed *f, PyObject *const *a, Py_ssize_t nargs) {
-    if (nargs != 14 || !PyBytes_Check(a[0]) || !PyDict_CheckExact(a[4]) ||
+    if ((nargs != 14 && nargs != 15) || !PyBytes_Check(a[0]) || !PyDict_CheckExact(a[4]) ||
         !PyDict_CheckExact(a[5]) || !PyDict_Check(a[6])) {
         PyErr_SetString(PyExc_TypeError, "feed_lines(chunk: bytes, pos, end, kind, books: dict, "
                         "seqs: dict, last_top: dict, live, clock_ns, yes_scale, emit, "
-                        "emit_failed, delta_type, bbo_type)");
+                        "emit_failed, delta_type, bbo_type[, block])");
         return -1;
     }
     f->base = (const unsigned char *)PyBytes_AS_STRING(a[0]);
@@ -304,6 +311,15 @@ static int feed_args(Feed *f, PyObject *const *a, Py_ssize_t nargs) {
                             !PyType_Check(a[13]) || !PyType_IsSubtype(f->btype, &PyTuple_Type))) {
         PyErr_SetString(PyExc_TypeError, "delta_type and bbo_type must be tuple types");
         return -1;
+    }
+    f->block = NULL;
+    if (nargs == 15 && a[14] != Py_None) {
+        if (!PyObject_TypeCheck(a[14], &BlockBuilderType) || f->emit != NULL) {
+            PyErr_SetString(PyExc_TypeError, "block must be a BlockBuilder, and emit None");
+            return -1;
+        }
+        f->block = (BlockBuilder *)a[14];
+        if (builder_ready(f->block) < 0) return -1;
     }
     f->n = f->nbbo = 0;
     return 0;
@@ -338,6 +354,8 @@ static int fast_book(Feed *f, Line *ln, PyObject *ticker, PyObject **sid, PyObje
    (*stop: its publisher is marked failed and gets no further event). Returns 0 or -1. */
 static int new_top(Feed *f, Line *ln, PyObject *tk, PyObject *top, PyObject *seqv, int *stop) {
     f->nbbo++;
+    if (f->block != NULL)
+        return builder_bbo(f->block, tk, ln->ts, top, ln->d.seq, ln->has_recv, ln->recv);
     if (f->emit == NULL || *stop) return 0;
     PyObject *vals[9] = {Py_NewRef(tk), PyLong_FromLongLong(ln->ts),
                          Py_NewRef(PyTuple_GET_ITEM(top, 0)), Py_NewRef(PyTuple_GET_ITEM(top, 1)),
@@ -356,7 +374,11 @@ static int take(Feed *f, Line *ln, PyObject *sid, Book *bk, int *code, PyObject 
     if (seqv == NULL || PyDict_SetItem(f->seqs, sid, seqv) < 0) goto error;
     f->n++;
     if (ln->ts > f->clock) f->clock = ln->ts;
-    if (f->emit != NULL) {
+    if (f->block != NULL) {
+        if (builder_delta(f->block, tk, ln->ts, ln->d.sid, ln->d.seq, ln->is_no, ln->price,
+                          ln->delta, ln->has_recv, ln->recv) < 0)
+            goto error;
+    } else if (f->emit != NULL) {
         PyObject *vals[8] = {Py_NewRef(tk), PyLong_FromLongLong(ln->ts), Py_NewRef(sid),
                              Py_NewRef(seqv), Py_NewRef(ln->is_no ? S_NO : S_YES),
                              PyLong_FromLongLong(ln->price), PyLong_FromLongLong(ln->delta),
@@ -493,7 +515,9 @@ static struct PyModuleDef moddef = {
 
 PyMODINIT_FUNC PyInit__delta(void) {
     init_plain();
-    if (PyType_Ready(&BookType) < 0) return NULL;
+    if (PyType_Ready(&BookType) < 0 || PyType_Ready(&EventBlockType) < 0 ||
+        PyType_Ready(&BlockBuilderType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&moddef);
     if (m == NULL) return NULL;
     S_YES = PyUnicode_InternFromString("yes");
@@ -505,6 +529,8 @@ PyMODINIT_FUNC PyInit__delta(void) {
     if (S_YES == NULL || S_NO == NULL || BookError == NULL ||
         PyModule_AddObjectRef(m, "BookError", BookError) < 0 ||
         PyModule_AddObjectRef(m, "BookCore", (PyObject *)&BookType) < 0 ||
+        PyModule_AddObjectRef(m, "EventBlock", (PyObject *)&EventBlockType) < 0 ||
+        PyModule_AddObjectRef(m, "BlockBuilder", (PyObject *)&BlockBuilderType) < 0 ||
         PyModule_AddIntConstant(m, "F_END", F_END) < 0 ||
         PyModule_AddIntConstant(m, "F_OTHER", F_OTHER) < 0 ||
         PyModule_AddIntConstant(m, "F_DELTA", F_DELTA) < 0 ||
