@@ -17,6 +17,10 @@
  * validity is an Arrow validity bitmap (bit set = value present) as bytes, or None when
  * the column has no null; buffers are little-endian bytes, for pyarrow.Array.from_buffers.
  *
+ * read_records(parts, width, ops) -> list: the same columns from the records of the plant's
+ *   event blocks (kalshi_platform/ingestion/delta_block.h) instead of tuples: see
+ *   columns_read_records.
+ *
  * split(events, types), positions(events, types): see columns_split, columns_positions.
  *
  * Values are those of Python on the same ints: floor division; int / int true division,
@@ -94,7 +98,7 @@ static int col_init(Col *c, PyObject *op, Py_ssize_t width, Py_ssize_t n) {
 static void col_free(Col *c) {
     Py_CLEAR(c->validity);
     Py_CLEAR(c->data);
-    PyMem_Free(c->chars);
+    PyMem_RawFree(c->chars); /* raw: read_records allocates it without the GIL */
     c->chars = NULL;
 }
 
@@ -132,15 +136,7 @@ static int get_int(PyObject *v, int64_t *out) {
     return 0;
 }
 
-static int put_str(Col *c, PyObject *v) {
-    if (!PyUnicode_CheckExact(v)) {
-        PyErr_Format(PyExc_TypeError, "not a str: %.50s", Py_TYPE(v)->tp_name);
-        return -1;
-    }
-    Py_ssize_t size;
-    const char *s = PyUnicode_AsUTF8AndSize(v, &size);
-    if (s == NULL)
-        return -1;
+static int put_chars(Col *c, const char *s, Py_ssize_t size) {
     if (size == 0) /* chars may still be NULL: no memcpy to it (undefined even for 0) */
         return 0;
     if (size > INT32_MAX - c->len) {
@@ -151,17 +147,29 @@ static int put_str(Col *c, PyObject *v) {
         Py_ssize_t cap = c->cap ? c->cap : 4096;
         while (cap < c->len + size)
             cap *= 2;
-        char *p = PyMem_Realloc(c->chars, (size_t)cap);
-        if (p == NULL) {
+        char *q = PyMem_RawRealloc(c->chars, (size_t)cap);
+        if (q == NULL) {
             PyErr_NoMemory();
             return -1;
         }
-        c->chars = p;
+        c->chars = q;
         c->cap = cap;
     }
     memcpy(c->chars + c->len, s, (size_t)size);
     c->len += size;
     return 0;
+}
+
+static int put_str(Col *c, PyObject *v) {
+    if (!PyUnicode_CheckExact(v)) {
+        PyErr_Format(PyExc_TypeError, "not a str: %.50s", Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    Py_ssize_t size;
+    const char *s = PyUnicode_AsUTF8AndSize(v, &size);
+    if (s == NULL)
+        return -1;
+    return put_chars(c, s, size);
 }
 
 static int put_double(Col *c, Py_ssize_t i, int64_t num) {
@@ -400,12 +408,261 @@ static PyObject *columns_positions(PyObject *self, PyObject *args) {
     return out;
 }
 
+
+/* ---------------------------------------------------------------- records */
+
+/* One part of read_records: n records of width + 1 int64 (the fields, then a null mask: bit
+ * f set = field f is None) from row lo to hi, and the string table of its 's' fields. */
+typedef struct {
+    const int64_t *rec;
+    Py_ssize_t lo, hi, nstr;
+    const int32_t *soff;
+    const char *sdata;
+    Py_ssize_t sdata_len;
+} Part;
+
+static int part_init(Part *p, PyObject *item, Py_ssize_t width) {
+    PyObject *rec, *soff, *sdata;
+    Py_ssize_t n;
+    if (!PyTuple_Check(item) || !PyArg_ParseTuple(item, "nO!O!O!nn:part", &n, &PyBytes_Type,
+                                                  &rec, &PyBytes_Type, &soff, &PyBytes_Type,
+                                                  &sdata, &p->lo, &p->hi)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "a part is (n, records, str_offsets, str_data, "
+                            "lo, hi)");
+        return -1;
+    }
+    if (n < 0 || PyBytes_GET_SIZE(rec) != n * (width + 1) * 8 || p->lo < 0 || p->hi > n ||
+        p->lo > p->hi || PyBytes_GET_SIZE(soff) % 4 != 0 || PyBytes_GET_SIZE(soff) < 4) {
+        PyErr_SetString(PyExc_ValueError, "a part's sizes do not match its row count");
+        return -1;
+    }
+    p->rec = (const int64_t *)PyBytes_AS_STRING(rec);
+    p->soff = (const int32_t *)PyBytes_AS_STRING(soff);
+    p->nstr = PyBytes_GET_SIZE(soff) / 4 - 1;
+    p->sdata = PyBytes_AS_STRING(sdata);
+    p->sdata_len = PyBytes_GET_SIZE(sdata);
+    for (Py_ssize_t i = 0; i <= p->nstr; i++) /* offsets: ascending within the data */
+        if (p->soff[i] < 0 || p->soff[i] > p->sdata_len || (i && p->soff[i] < p->soff[i - 1])) {
+            PyErr_SetString(PyExc_ValueError, "a part's string offsets are out of range");
+            return -1;
+        }
+    return 0;
+}
+
+/* Whether column c's value in record r (a part's row) is None. */
+static int rec_null(const Col *c, const int64_t *r, Py_ssize_t width) {
+    uint64_t mask = (uint64_t)r[width];
+    return (mask >> c->a) & 1u || ((c->code == 'm' || c->code == 'd') && ((mask >> c->b) & 1u));
+}
+
+/* The first pass over the records, without the GIL: each column's nulls and (a str column)
+ * its UTF-8 length in c->len. Returns NULL, or the message of the error to raise. */
+static const char *measure_records(Col *cols, Py_ssize_t ncols, Py_ssize_t width,
+                                   const Part *parts, Py_ssize_t nparts) {
+    for (Py_ssize_t q = 0; q < nparts; q++) {
+        const Part *p = &parts[q];
+        for (Py_ssize_t row = p->lo; row < p->hi; row++) {
+            const int64_t *r = p->rec + row * (width + 1);
+            for (Py_ssize_t f = 0; f < ncols; f++) {
+                Col *c = &cols[f];
+                if (rec_null(c, r, width)) {
+                    c->nulls++;
+                    continue;
+                }
+                if (c->code != 's')
+                    continue;
+                int64_t x = r[c->a];
+                if (x < 0 || x >= p->nstr)
+                    return "string index out of range";
+                c->len += p->soff[x + 1] - p->soff[x];
+                if (c->len > INT32_MAX)
+                    return "string column over 2 GiB";
+            }
+        }
+    }
+    return NULL;
+}
+
+static const char *OUT_OF_MEMORY = "out of memory";
+
+/* Between the passes (no GIL needed): a strict column with a null is an error; the exact
+ * chars buffer of every str column. Returns NULL or an error message. */
+static const char *alloc_records(Col *cols, Py_ssize_t ncols) {
+    for (Py_ssize_t f = 0; f < ncols; f++) {
+        Col *c = &cols[f];
+        if (c->nulls && c->strict)
+            return "null in a non-null field";
+        if (c->code == 's' && c->len) {
+            c->chars = PyMem_RawMalloc((size_t)c->len);
+            if (c->chars == NULL)
+                return OUT_OF_MEMORY;
+            c->cap = c->len;
+        }
+        c->len = 0;
+    }
+    return NULL;
+}
+
+static const char *rec_double(Col *c, Py_ssize_t i, int64_t num) {
+    if (num > EXACT || num < -EXACT)
+        return "value beyond 2^53";
+    double y = (double)num / (double)c->k;
+    memcpy(PyBytes_AS_STRING(c->data) + 8 * i, &y, 8);
+    return NULL;
+}
+
+/* Column c's value of row i from record r of part p (not None; measured), without the GIL.
+ * Returns NULL or an error message. */
+static const char *rec_value(Col *c, const Part *p, const int64_t *r, Py_ssize_t i) {
+    int64_t x = r[c->a], y;
+    switch (c->code) {
+    case 's': {
+        int32_t size = p->soff[x + 1] - p->soff[x];
+        if (size)
+            memcpy(c->chars + c->len, p->sdata + p->soff[x], (size_t)size);
+        c->len += size;
+        return NULL;
+    }
+    case 'b':
+        if (x != 0 && x != 1)
+            return "a bool field that is not 0 or 1";
+        if (x)
+            PyBytes_AS_STRING(c->data)[i >> 3] |= (char)(1u << (i & 7));
+        return NULL;
+    case 'q':
+        put_int(c, i, x);
+        return NULL;
+    case 'u':
+        y = x / c->k;
+        if (x % c->k != 0 && x < 0)
+            y -= 1; /* C truncates toward zero; Python floors */
+        put_int(c, i, y);
+        return NULL;
+    case 'f':
+        return rec_double(c, i, x);
+    default: /* 'm', 'd' */
+        y = r[c->b];
+        if (x > EXACT || x < -EXACT || y > EXACT || y < -EXACT)
+            return "value beyond 2^53";
+        return rec_double(c, i, c->code == 'm' ? x + y : y - x);
+    }
+}
+
+/* The second pass, without the GIL: every value, validity bit and string offset. */
+static const char *fill_records(Col *cols, Py_ssize_t ncols, Py_ssize_t width,
+                                const Part *parts, Py_ssize_t nparts) {
+    Py_ssize_t i = 0;
+    for (Py_ssize_t q = 0; q < nparts; q++) {
+        const Part *p = &parts[q];
+        for (Py_ssize_t row = p->lo; row < p->hi; row++, i++) {
+            const int64_t *r = p->rec + row * (width + 1);
+            for (Py_ssize_t f = 0; f < ncols; f++) {
+                Col *c = &cols[f];
+                if (!rec_null(c, r, width)) {
+                    const char *err = rec_value(c, p, r, i);
+                    if (err != NULL)
+                        return err;
+                    if (c->validity != NULL)
+                        PyBytes_AS_STRING(c->validity)[i >> 3] |= (char)(1u << (i & 7));
+                }
+                if (c->code == 's') {
+                    int32_t end = (int32_t)c->len;
+                    memcpy(PyBytes_AS_STRING(c->data) + 4 * (i + 1), &end, 4);
+                }
+            }
+        }
+    }
+    return NULL;
+}
+
+/* read_records(parts, width, ops) -> list: as read(), over the rows lo..hi of each part
+ * (n, records, str_offsets, str_data, lo, hi) in order, records as built by the plant's
+ * event blocks (kalshi_platform/ingestion/delta_block.h): `width` int64 fields and a null
+ * mask; an 's' field is an index into its part's string table. */
+static PyObject *columns_read_records(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *plist, *ops, *out = NULL;
+    Py_ssize_t width;
+    if (!PyArg_ParseTuple(args, "O!nO!:read_records", &PyList_Type, &plist, &width,
+                          &PyTuple_Type, &ops))
+        return NULL;
+    if (width < 1 || width > 63) {
+        PyErr_SetString(PyExc_ValueError, "width must be 1..63 (the null mask is 64 bits)");
+        return NULL;
+    }
+    Py_ssize_t nparts = PyList_GET_SIZE(plist), ncols = PyTuple_GET_SIZE(ops), n = 0;
+    Part *parts = PyMem_Calloc(nparts ? (size_t)nparts : 1, sizeof(Part));
+    Col *cols = PyMem_Calloc(ncols ? (size_t)ncols : 1, sizeof(Col));
+    PyObject *hold = PyList_GetSlice(plist, 0, nparts); /* the parts' bytes stay alive */
+    if (parts == NULL || cols == NULL || hold == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t q = 0; q < nparts; q++) {
+        if (part_init(&parts[q], PyList_GET_ITEM(hold, q), width) < 0)
+            goto done;
+        n += parts[q].hi - parts[q].lo;
+    }
+    for (Py_ssize_t f = 0; f < ncols; f++)
+        if (col_init(&cols[f], PyTuple_GET_ITEM(ops, f), width, n) < 0)
+            goto done;
+    /* a validity bitmap for every column that may hold a null, dropped below if none did */
+    for (Py_ssize_t f = 0; f < ncols; f++)
+        if (!cols[f].strict && (cols[f].validity = zeroed_bytes((n + 7) / 8)) == NULL)
+            goto done;
+    /* the passes over the records touch no Python object: the plant runs meanwhile (one
+     * release of the GIL: getting it back can take a switch interval on a busy process) */
+    const char *err;
+    Py_BEGIN_ALLOW_THREADS
+    err = measure_records(cols, ncols, width, parts, nparts);
+    if (err == NULL)
+        err = alloc_records(cols, ncols);
+    if (err == NULL)
+        err = fill_records(cols, ncols, width, parts, nparts);
+    Py_END_ALLOW_THREADS
+    if (err != NULL) {
+        if (err == OUT_OF_MEMORY)
+            PyErr_NoMemory();
+        else
+            PyErr_SetString(PyExc_ValueError, err);
+        goto done;
+    }
+    for (Py_ssize_t f = 0; f < ncols; f++)
+        if (cols[f].nulls == 0)
+            Py_CLEAR(cols[f].validity);
+    out = PyList_New(ncols);
+    if (out == NULL)
+        goto done;
+    for (Py_ssize_t f = 0; f < ncols; f++) {
+        PyObject *r = col_result(&cols[f]);
+        if (r == NULL) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyList_SET_ITEM(out, f, r);
+    }
+done:
+    if (cols != NULL) {
+        for (Py_ssize_t f = 0; f < ncols; f++)
+            col_free(&cols[f]);
+        PyMem_Free(cols);
+    }
+    PyMem_Free(parts);
+    Py_XDECREF(hold);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"positions", columns_positions, METH_VARARGS,
      "positions(events, types) -> indices of the events of exactly one of types."},
     {"split", columns_split, METH_VARARGS,
      "split(events, types) -> (parts, first): per type (exactly) the events of that type "
      "in order, then the others; the index of each part's first event (-1: none)."},
+    {"read_records", columns_read_records, METH_VARARGS,
+     "read_records(parts, width, ops) -> as read(), over event-block records: see the "
+     "module source."},
     {"read", columns_read, METH_VARARGS,
      "read(events, width, ops) -> per output column (null_count, validity, buffers...): "
      "see the module source."},

@@ -156,6 +156,14 @@ class Table:
         int64 or 2^53); :meth:`rows` then decides (see :meth:`to_arrow`)."""
         return self.columnar.read(events, self.arrow_schema())
 
+    def read_records(self, parts: list[tuple]) -> Chunk:
+        """Rows of the plant's event blocks (:mod:`kalshi_platform.ticker_plant.blocks`):
+        ``parts`` ``[(n, records, str_offsets, str_data, lo, hi)]``, each rows ``lo..hi`` of
+        an ``EventBlock.part(kind)``, in order, as a :class:`Chunk` of :meth:`arrow_schema`
+        rows, the values :meth:`read_events` gives for the same events. Raises as
+        :meth:`read_events` (the caller then converts the block's events instead)."""
+        return self.columnar.read_records(parts, self.arrow_schema())
+
     def to_arrow(self, events: Sequence[Any]) -> pa.Table:
         """``events`` as one Arrow table of :meth:`arrow_schema`: the rows ``rows()`` gives
         for each event, in order (:meth:`read_events`). A batch the columnar path refuses
@@ -322,22 +330,34 @@ class _Columnar:
     def read(self, events: Sequence[Any], schema: pa.Schema) -> Chunk:
         """Events → a chunk of ``schema`` (see :meth:`Table.read_events`)."""
         rows = events if self._reader is None else self._reader(events)
-        n = len(rows)
-        arrays = []
-        ts = None
-        for f, (nulls, valid, *bufs) in zip(schema, _columns.read(rows, self._width,
-                                                                   self._ops)):
-            if len(bufs) == 3:  # int64 columns carry (min, max)
-                lo, hi = bufs[1:]
-                bufs = bufs[:1]
-                if f.name == "ts":
-                    if nulls:  # never written silently: the row path decides
-                        raise ValueError("null ts")
-                    ts = None if lo is None else (lo, hi)
-            vb = None if valid is None else pa.py_buffer(valid)
-            arrays.append(pa.Array.from_buffers(f.type, n, [vb, *map(pa.py_buffer, bufs)],
-                                                null_count=nulls))
-        return Chunk(pa.RecordBatch.from_arrays(arrays, schema=schema), ts)
+        return _buffers_chunk(schema, len(rows), _columns.read(rows, self._width, self._ops))
+
+    def read_records(self, parts: list[tuple], schema: pa.Schema) -> Chunk:
+        """Event-block records → a chunk of ``schema`` (see :meth:`Table.read_records`)."""
+        if self._reader is not None:
+            raise TypeError("a table whose events make several rows has no records")
+        n = sum(p[5] - p[4] for p in parts)
+        return _buffers_chunk(schema, n, _columns.read_records(parts, self._width, self._ops))
+
+
+def _buffers_chunk(schema: pa.Schema, n: int, columns: list[tuple]) -> Chunk:
+    """``_columns`` output (per column: null count, validity, buffers[, min, max]) for ``n``
+    rows as a chunk of ``schema`` (zero-copy ``pa.Array.from_buffers``); the ts range from
+    the ``ts`` column's min and max. Raises ``ValueError`` for a null ts."""
+    arrays = []
+    ts = None
+    for f, (nulls, valid, *bufs) in zip(schema, columns):
+        if len(bufs) == 3:  # int64 columns carry (min, max)
+            lo, hi = bufs[1:]
+            bufs = bufs[:1]
+            if f.name == "ts":
+                if nulls:  # never written silently: the row path decides
+                    raise ValueError("null ts")
+                ts = None if lo is None else (lo, hi)
+        vb = None if valid is None else pa.py_buffer(valid)
+        arrays.append(pa.Array.from_buffers(f.type, n, [vb, *map(pa.py_buffer, bufs)],
+                                            null_count=nulls))
+    return Chunk(pa.RecordBatch.from_arrays(arrays, schema=schema), ts)
 
 
 def _read_snapshots(events: Sequence[SnapshotEvent]) -> list[tuple]:
