@@ -15,7 +15,11 @@ The buffer is columnar (issue 11 §1). ``publish`` only appends the plant's even
 reference to its NamedTuple) to its table's pending list. Every ``CHUNK_ROWS`` rows the
 pending events are read in one C pass into Arrow columns, unit conversions included (µs,
 dollars, contracts, BBO mid and spread: :meth:`~kalshi_platform.storage.schema.Table.
-read_events`), and freed. Values are the same as from the row mapping ``Table.rows``. Once a
+read_events`), and freed. Values are the same as from the row mapping ``Table.rows``. A replay's
+deltas and BBO rows arrive as event blocks instead (``publish_block``,
+:mod:`kalshi_platform.ticker_plant.blocks`): their records are read a row group's worth at a
+time, in one C pass without the GIL (:meth:`~kalshi_platform.storage.schema.Table.
+read_records`), and no tuple is ever made of them. Once a
 batch holds ``ROW_GROUP_ROWS`` rows not yet written, they are written ahead as a row group of
 the batch's hidden tmp file (:mod:`~kalshi_platform.storage.parquet_ahead`: the encoding and
 compression run with the GIL released, beside the plant, instead of all at the end); a
@@ -55,11 +59,14 @@ from kalshi_platform.fsync import fsync_dir
 from kalshi_platform.storage import _columns
 from kalshi_platform.storage.parquet_ahead import ROW_GROUP_ROWS, BatchFiles
 from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLES, Chunk, Table, floor_divide
-from kalshi_platform.ticker_plant.events import QuarantineRecord
+from kalshi_platform.ticker_plant.blocks import K_BBO, K_DELTA, block_events
+from kalshi_platform.ticker_plant.events import BBO, DeltaEvent, QuarantineRecord
 
 log = logging.getLogger(__name__)
 
 _DAY_US = 86_400_000_000
+#: the tables an event block's rows go to, by record kind
+_BLOCK_TABLES = ((K_DELTA, TABLE_FOR_EVENT[DeltaEvent]), (K_BBO, TABLE_FOR_EVENT[BBO]))
 QUARANTINE_DIR = "_quarantine"
 #: rows of pending events read into Arrow columns at a time: bounds the events held per
 #: table (measured: 2k-64k rows cost the same within noise; 16k was the best of those runs)
@@ -85,11 +92,11 @@ class _TableBuffer:
     converted, rows written ahead or kept after a failed write) in arrival order,
     ``chunk_rows`` rows in all, then
     ``events`` (plant events not yet read, making ``pending_rows`` rows; counted only for
-    tables with ``rows_per_event``, the others make one row each). ``len()`` is every
-    buffered row."""
+    tables with ``rows_per_event``, the others make one row each), or ``parts`` (rows of
+    event blocks not yet read). ``len()`` is every buffered row."""
 
     __slots__ = ("table", "chunks", "chunk_rows", "events", "pending_rows", "ahead",
-                 "ahead_chunks", "ahead_rows")
+                 "ahead_chunks", "ahead_rows", "parts", "part_rows")
 
     def __init__(self, table: Table) -> None:
         self.table = table
@@ -102,10 +109,15 @@ class _TableBuffer:
         self.ahead: BatchFiles | None = None
         self.ahead_chunks = 0
         self.ahead_rows = 0
+        #: rows of event blocks not yet read, ``(block, kind, lo, hi)`` each, ``part_rows``
+        #: rows in all; never pending together with ``events`` (each is read before the
+        #: other is appended: the table's rows stay in stream order)
+        self.parts: list[tuple] = []
+        self.part_rows = 0
 
     def __len__(self) -> int:
         pending = len(self.events) if self.table.rows_per_event is None else self.pending_rows
-        return self.chunk_rows + pending
+        return self.chunk_rows + pending + self.part_rows
 
 
 def _finished(chunks: list[Chunk], combine: bool = True) -> Chunk:
@@ -195,7 +207,11 @@ class ParquetStore:
         self._pending = {t.event: self._tb[t.name].events for t in TABLES.values()
                          if t.rows_per_event is None}
         self._types = tuple(self._pending)
+        self._parts_pending = False  # some table has event-block rows not yet read
         self._limit: dict[type, int] = {}  # pending rows at which a table converts
+        #: the same for block rows: a row group's worth (their records hold no GC-tracked
+        #: objects; each chunk costs the sink's thread Python work holding the GIL)
+        self._block_limit: dict[type, int] = {}
         for t in TABLES.values():
             self._set_limit(t)
         # continue numbering after this writer's existing files: never overwrite them
@@ -218,6 +234,8 @@ class ParquetStore:
         if pend is None:
             self._publish_other(event)
             return
+        if self._parts_pending and not pend:
+            self._parts_first(typ)
         pend.append(event)
         if len(pend) >= self._limit[typ]:
             self._convert(TABLE_FOR_EVENT[typ])
@@ -233,6 +251,10 @@ class ParquetStore:
         limit = self._limit
         types = self._types
         parts, _ = _columns.split(events, types)  # one C pass: the events of each table
+        if self._parts_pending:  # block rows of a table come before its events here
+            for ty, part in zip(types, parts):
+                if part:
+                    self._parts_first(ty)
         if all(len(pending[ty]) + len(part) < limit[ty] for ty, part in zip(types, parts)):
             for ty, part in zip(types, parts):  # no table converts in this batch (the usual
                 if part:                          # case): the order across tables is moot
@@ -253,6 +275,35 @@ class ParquetStore:
                 self._convert(TABLE_FOR_EVENT[typ])  # empties pend (the table's events list)
                 pend.extend(rest)
 
+    def publish_block(self, block: Any) -> None:
+        """Buffer an event block's deltas and BBO rows (:mod:`kalshi_platform.ticker_plant.
+        blocks`) after the events published before it, as :meth:`publish` of each of its
+        events would: the same chunks, files and errors. Its records are read into Arrow
+        columns in one C pass per chunk (:meth:`Table.read_records`), no tuple per event."""
+        for kind, t in _BLOCK_TABLES:
+            n = block.count(kind)
+            if not n:
+                continue
+            b = self._tb[t.name]
+            if b.events:  # this table's events came first: read before the block's rows
+                self._convert(t)
+            lo = 0
+            while lo < n:
+                hi = min(n, lo + self._block_limit[t.event] - b.part_rows)
+                b.parts.append((block, kind, lo, hi))
+                b.part_rows += hi - lo
+                self._parts_pending = True
+                lo = hi
+                if b.part_rows >= self._block_limit[t.event]:
+                    self._convert(t)
+
+    def _parts_first(self, typ: type) -> None:
+        """Read the block rows pending for ``typ``'s table before one of its events."""
+        t = TABLE_FOR_EVENT[typ]
+        if self._tb[t.name].parts:
+            self._convert(t)
+        self._parts_pending = any(b.parts for b in self._tb.values())
+
     def _publish_other(self, event: Any) -> None:
         t = TABLE_FOR_EVENT.get(type(event))
         if t is None:
@@ -266,10 +317,12 @@ class ParquetStore:
             self._convert(t)
 
     def _set_limit(self, t: Table) -> None:
-        """Pending rows at which ``t`` converts: a chunk, or what completes a batch (so a
-        file holds exactly the rows it held when rows were buffered one by one)."""
+        """Pending rows at which ``t`` converts: a chunk (block rows: a row group), or what
+        completes a batch (so a file holds exactly the rows it held when rows were buffered
+        one by one)."""
         b = self._tb[t.name]
         self._limit[t.event] = max(1, min(CHUNK_ROWS, self.batch_rows - b.chunk_rows))
+        self._block_limit[t.event] = max(1, min(ROW_GROUP_ROWS, self.batch_rows - b.chunk_rows))
 
     def _convert(self, t: Table) -> None:
         """Read ``t``'s pending events (:meth:`_read_pending`) and write the table once
@@ -293,6 +346,18 @@ class ParquetStore:
         pending, as the row-by-row buffer kept such rows and failed each write."""
         b = self._tb[t.name]
         rejected = None
+        if b.parts:
+            parts, b.parts, b.part_rows = b.parts, [], 0
+            try:
+                chunk = t.read_records([blk.part(k) + (lo, hi) for blk, k, lo, hi in parts])
+            except Exception as e:  # refused: the block's events take the events' path
+                log.debug("parquet store: %s: block rows through the events' path (%s: %s)",
+                          t.name, type(e).__name__, e)
+                b.events[:0] = [ev for blk, k, lo, hi in parts
+                                for ev in block_events(blk, k)[lo:hi]]
+            else:
+                b.chunks.append(chunk)
+                b.chunk_rows += chunk.data.num_rows
         if b.events:
             try:
                 chunk = t.read_events(b.events)

@@ -19,6 +19,11 @@ When it falls behind by more than ``max_events``:
   oldest queued batches are dropped and the consumer is told with ``on_gap(first, count)``;
   its subscribers see the missing seqs and fetch a snapshot.
 
+A batch may hold **event blocks** (:mod:`kalshi_platform.ticker_plant.blocks`: a replay's
+deltas and BBO rows in columnar form, ``len(block)`` events and seqs each). A consumer whose
+``takes_blocks`` attribute is true (a storage sink) gets them as they are; every other
+consumer, and the spool, gets the events themselves, materialized on the consumer's thread.
+
 A consumer that raises is marked failed: its name and one-line error are collected
 (:meth:`EventStream.take_failures`, read by the plant on its own thread, which then emits a
 ``feed_events`` row), and it gets nothing more. Everything else goes on.
@@ -38,6 +43,7 @@ from typing import Any, Literal, Protocol, Sequence
 
 from kalshi_platform.logfmt import error_line
 from kalshi_platform.stream import codec
+from kalshi_platform.ticker_plant.blocks import materialize
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +61,8 @@ class StreamConsumer(Protocol):
     """What a :class:`ConsumerRunner` drives, on its own thread, in stream order."""
 
     def on_batch(self, start_seq: int, events: Sequence[Any]) -> None:
-        """Events ``start_seq``, ``start_seq + 1``, … (plant events, see ticker_plant.events)."""
+        """Events ``start_seq``, ``start_seq + 1``, … (plant events, see ticker_plant.events;
+        with ``takes_blocks``, event blocks among them, each standing for its events)."""
 
     def on_gap(self, first_seq: int, count: int) -> None:
         """``count`` events from ``first_seq`` were dropped (``overflow="drop"`` only)."""
@@ -76,7 +83,7 @@ class ConsumerRunner:
     ``wake_events``: a commit wakes the consumer's thread once this many events are queued
     (1: every commit, for live subscribers). A storage sink takes more (``attach_sinks``): its
     thread then runs every :data:`IDLE_S` or every ``wake_events`` events, not after every
-    64 KiB chunk of a replay. Each wake-up makes the plant's thread hand over the GIL and wait
+    256 KiB chunk of a replay. Each wake-up makes the plant's thread hand over the GIL and wait
     to get it back, which cost a replay more than the sink's own work (measured).
 
     Counters (read from any thread): ``delivered`` events, ``lag`` events queued (memory and
@@ -95,7 +102,10 @@ class ConsumerRunner:
         self.wake_events = max(1, wake_events)
         self.overflow = overflow
         self._stream = stream
-        self._mem: deque = deque()  # (start_seq, events) batches, oldest left
+        #: (start_seq, items, events, blocks) batches, oldest left: ``items`` the events (and
+        #: event blocks when ``blocks``; None for a flush marker), ``events`` their count
+        self._mem: deque = deque()
+        self._takes_blocks = bool(getattr(consumer, "takes_blocks", False))
         self._offered = 0  # events offered (plant thread only)
         self._dropped = 0  # events dropped (plant thread only)
         self._taken = 0  # events taken off the memory queue (under _lock)
@@ -130,16 +140,20 @@ class ConsumerRunner:
     def offer_flush(self, seq: int) -> None:
         """Queue a flush marker after stream seq ``seq`` (see :meth:`EventStream.mark_flush`)."""
         if self.failed is None and hasattr(self.consumer, "on_flush"):
-            self._mem.append((seq + 1, None))
+            self._mem.append((seq + 1, None, 0, False))
             if not self._wake.is_set():
                 self._wake.set()
 
-    def offer(self, start: int, events: list) -> None:
-        """Queue one batch (plant thread; never blocks on disk or network)."""
+    def offer(self, start: int, events: list, n: int | None = None,
+              blocks: bool = False) -> None:
+        """Queue one batch (plant thread; never blocks on disk or network): ``n`` events
+        (default ``len(events)``); ``blocks``: event blocks are among them."""
         if self.failed is not None:
             return
-        self._mem.append((start, events))
-        self._offered += len(events)
+        if n is None:
+            n = len(events)
+        self._mem.append((start, events, n, blocks))
+        self._offered += n
         lag = self._offered - self._dropped - self._taken
         if lag > self.max_lag:
             self.max_lag = lag
@@ -154,12 +168,11 @@ class ConsumerRunner:
     def _drop_oldest(self, lag: int) -> None:
         while lag > self.max_events and len(self._mem) > 1:
             try:
-                _, evs = self._mem.popleft()
+                _, _, n, _ = self._mem.popleft()
             except IndexError:
                 return
-            if evs is not None:  # a flush marker is dropped with the batches around it
-                self._dropped += len(evs)
-                lag -= len(evs)
+            self._dropped += n  # a flush marker (0) is dropped with the batches around it
+            lag -= n
 
     # -- consumer side -----------------------------------------------------------------------
 
@@ -186,8 +199,9 @@ class ConsumerRunner:
             if drained:  # an overflow buffer of this run only: nothing left to keep
                 shutil.rmtree(self._spool.dir, ignore_errors=True)
 
-    def _take(self) -> tuple[int, list] | None:
-        """The next batch in stream order: the spool (older) first, then memory."""
+    def _take(self) -> tuple[int, list | None, int, bool] | None:
+        """The next batch in stream order, ``(start, items, events, blocks)`` as queued: the
+        spool (older) first, then memory."""
         with self._lock:
             if self._spool is not None and len(self._spool):
                 rec = self._spool.peek()
@@ -195,14 +209,32 @@ class ConsumerRunner:
                 events = None if kind == 1 else [codec.from_array([c, *f])
                                                  for c, f in rec.rows[1:]]
                 self._spool.ack(rec)
-                return start, events
+                return start, events, 0 if events is None else len(events), False
             try:
                 batch = self._mem.popleft()
             except IndexError:
                 return None
-            if batch[1] is not None:
-                self._taken += len(batch[1])
+            self._taken += batch[2]
+            if self._takes_blocks and batch[1] is not None:
+                batch = self._merge_queued(batch)
             return batch
+
+    def _merge_queued(self, batch: tuple) -> tuple:
+        """``batch`` with the data batches queued right behind it (under ``_lock``): a storage
+        sink takes what is queued as one batch, one call of its Python glue, not one per
+        commit (a replay commits every chunk; its thread holds the GIL for each call)."""
+        mem = self._mem
+        if not mem or mem[0][1] is None:
+            return batch
+        start, items, n, blocks = batch
+        items = list(items)
+        while mem and mem[0][1] is not None and mem[0][0] == start + n:
+            _, more, m, b = mem.popleft()
+            self._taken += m
+            items += more
+            n += m
+            blocks = blocks or b
+        return start, items, n, blocks
 
     def _run(self) -> None:
         c = self.consumer
@@ -224,15 +256,17 @@ class ConsumerRunner:
                     continue
             if self.failed is not None:
                 continue  # drain and discard: a failed consumer gets nothing
-            start, events = batch
+            start, events, n, blocks = batch
             if events is None:
                 self._call(c.on_flush)  # type: ignore[attr-defined]
                 continue
             if start > self._next_seq:
                 self._call(c.on_gap, self._next_seq, start - self._next_seq)
-            self._next_seq = start + len(events)
+            self._next_seq = start + n
+            if blocks and not self._takes_blocks:
+                events = materialize(events)
             self._call(c.on_batch, start, events)
-            self.delivered += len(events)
+            self.delivered += n
         if self.failed is None:
             self._call(c.close)
         else:
@@ -258,21 +292,22 @@ class ConsumerRunner:
             lag = self._offered - self._dropped - self._taken
             if lag <= self.max_events or len(self._mem) <= 1:
                 if self._closing:
+                    self._wake.set()  # the consumer may be waiting for this thread to end
                     return
                 self._spill_wake.wait()
                 self._spill_wake.clear()  # before the bound is checked again: no lost wake-up
                 continue
             with self._lock:
                 try:
-                    start, events = self._mem.popleft()
+                    batch = self._mem.popleft()
                 except IndexError:
                     continue
-                n = 0 if events is None else len(events)
+                start, events, n, blocks = batch
                 self._taken += n
                 try:
-                    self._spool_append(start, events)
+                    self._spool_append(start, materialize(events) if blocks else events)
                 except Exception as e:
-                    self._mem.appendleft((start, events))  # keep it; stop spilling
+                    self._mem.appendleft(batch)  # keep it; stop spilling
                     self._taken -= n
                     log.error("stream consumer %s: spill failed (%s); queueing in memory",
                               self.name, e)
@@ -311,6 +346,8 @@ class EventStream:
         self.run_id = run_id or new_run_id()
         self.seq = 0
         self._pending: list = []
+        self._extra = 0  # events the pending blocks stand for beyond one item each
+        self._blocks = False  # an event block is pending
         #: the Publisher entry point, the pending list's own ``append`` (one C call an event,
         #: the plant's hot path): ``commit`` copies and clears the list, never replaces it
         self.publish = self._pending.append
@@ -334,6 +371,16 @@ class EventStream:
 
     # ``publish(event)``: an instance attribute, bound in __init__
 
+    def publish_block(self, block: Any) -> None:
+        """Take an event block (:mod:`kalshi_platform.ticker_plant.blocks`) in stream order:
+        ``len(block)`` events, seqs assigned at commit as for that many ``publish`` calls."""
+        n = len(block)
+        if not n:
+            return
+        self._pending.append(block)
+        self._extra += n - 1
+        self._blocks = True
+
     def commit(self) -> None:
         """Hand every event published since the last commit to every consumer, as one batch."""
         pending = self._pending
@@ -341,10 +388,12 @@ class EventStream:
             return
         ev = pending.copy()
         pending.clear()
+        n, blocks = len(ev) + self._extra, self._blocks
+        self._extra, self._blocks = 0, False
         start = self.seq + 1
-        self.seq += len(ev)
+        self.seq += n
         for r in self.runners:
-            r.offer(start, ev)
+            r.offer(start, ev, n, blocks)
 
     def flush(self) -> None:
         self.commit()

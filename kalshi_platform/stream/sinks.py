@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from kalshi_platform.stream.bus import ConsumerRunner, EventStream
+from kalshi_platform.ticker_plant.blocks import EventBlock
 
 #: a storage sink's thread is woken once this many events are queued (else every
 #: ``bus.IDLE_S``): a replay hands it ~100 chunks' worth at a time, not one chunk (at most
@@ -27,7 +28,10 @@ class SinkConsumer:
 
     Args:
         sink: the publisher (``publish``/``flush``/``close``; a ``publish_many(events)``, if
-            it has one, takes each batch in one call, in order, as ``publish`` would).
+            it has one, takes each batch in one call, in order, as ``publish`` would; a
+            ``publish_block(block)``, if it has one, takes the batches' event blocks as they
+            are, in order between the events: ``takes_blocks``, see
+            :mod:`kalshi_platform.stream.bus`).
         flush_s: call ``sink.flush()`` once this many seconds passed since the last flush
             (``None``: only at stream flush markers and at the end; the sink batches by
             itself).
@@ -39,6 +43,9 @@ class SinkConsumer:
         self.sink = sink
         self.flush_s = flush_s
         self._many = getattr(sink, "publish_many", None)
+        self._block = getattr(sink, "publish_block", None)
+        #: the stream hands this consumer event blocks as they are (else their events)
+        self.takes_blocks = self._block is not None
         self._last_flush = time.monotonic()
 
     def on_flush(self) -> None:
@@ -47,13 +54,27 @@ class SinkConsumer:
         self._last_flush = time.monotonic()
 
     def on_batch(self, start_seq: int, events: Sequence[Any]) -> None:
+        if self._block is None:
+            self._publish(events)
+        else:  # runs of events between the blocks, in order
+            run = 0
+            for i, ev in enumerate(events):
+                if type(ev) is EventBlock:
+                    if run < i:
+                        self._publish(events[run:i])
+                    self._block(ev)
+                    run = i + 1
+            if run < len(events):
+                self._publish(events[run:] if run else events)
+        self._maybe_flush()
+
+    def _publish(self, events: Sequence[Any]) -> None:
         if self._many is not None:
             self._many(events)
         else:
             pub = self.sink.publish
             for ev in events:
                 pub(ev)
-        self._maybe_flush()
 
     def on_gap(self, first_seq: int, count: int) -> None:  # pragma: no cover - spill never gaps
         raise RuntimeError(f"storage sink lost {count} events from seq {first_seq}")

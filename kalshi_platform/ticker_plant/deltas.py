@@ -6,7 +6,9 @@ apply, BBO. What it does not take comes back here, to the one rule for a delta
 (:meth:`DeltaHandlers._on_delta`), or to the rest of a delta it took (a crossed top, a broken
 book). A mixin of :class:`~kalshi_platform.ticker_plant.plant.TickerPlant`, which provides
 ``books``, ``stats``, ``clock_ns``, ``publishers``, ``_out``, ``_seq``, ``_last_top``,
-``_snapshot_sids``, ``_yes_scale_any`` and the helpers ``_seq_ok``, ``_publish``, ``_feed``,
+``_snapshot_sids``, ``_yes_scale_any``, ``_block_target`` (the publisher that takes event
+blocks, or None), ``_blocks`` (its :class:`~.blocks.BlockBuilder`), ``_block_open`` (events
+are in it) and the helpers ``_seq_ok``, ``_publish``, ``_feed``,
 ``_set_state``, ``_request_resync``, ``_unknown_market``, ``_yes_scale``, ``_internal_error``.
 """
 
@@ -43,7 +45,10 @@ class DeltaHandlers:
                       start: int = 0, end: int | None = None) -> int:
         """Take the recording lines of ``chunk[start:end]`` (whole lines, envelope ``kind``: 0
         bare, 1 cockpit, 2 recorder, 3 seed) through the compiled delta path
-        (:func:`~._delta.feed_lines`: decode, seq, book, ``DeltaEvent``); each line it does
+        (:func:`~._delta.feed_lines`: decode, seq, book, ``DeltaEvent``; when the plant's
+        only publisher takes event blocks, the event stream, its events go to it as one
+        :class:`~.blocks.EventBlock` per run instead, handed on by :meth:`_take_block`
+        before the plant's next other event or at ``commit``); each line it does
         not take whole (another frame type, a bad or odd delta) is handed to ``other(line)``
         with its exact bytes, which feeds it the generic way and returns the frames it fed.
         Returns the number of frames (non-blank lines) fed. Never raises for bad input."""
@@ -53,10 +58,14 @@ class DeltaHandlers:
         pos, n = start, 0
         while pos < size:
             out = self._out
+            pubs = self.publishers
+            blk = self._blocks if pubs and pubs[0] is self._block_target else None
             pos, done, tops, self.clock_ns, code, info = feed_lines(
                 chunk, pos, size, kind, books, seqs, last_top, LIVE, self.clock_ns,
-                self._yes_scale_any, out.emit if self.publishers else None, out.emit_failed,
-                DeltaEvent, BBO)
+                self._yes_scale_any, out.emit if pubs and blk is None else None,
+                out.emit_failed, DeltaEvent, BBO, blk)
+            if blk is not None and len(blk):  # taken before the next event or at commit
+                self._block_open = True
             n += done
             st.frames += done
             st.deltas += done
@@ -71,6 +80,16 @@ class DeltaHandlers:
             else:
                 self._delta_taken(code, info)
         return n
+
+    def _take_block(self) -> None:
+        """Hand the open event block to its publisher (before any other event of the plant,
+        and at every commit: the stream keeps the plant's order); a publisher no longer
+        active (failed) gets nothing."""
+        self._block_open = False
+        if self._blocks is not None and len(self._blocks):
+            block = self._blocks.take()
+            if self._block_target in self.publishers:
+                self._block_target.publish_block(block)
 
     def _delta_line(self, chunk: bytes, info: tuple) -> None:
         """A valid delta the compiled path left untouched (its seq is not the next one, its

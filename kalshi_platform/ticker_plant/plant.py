@@ -65,6 +65,7 @@ from kalshi_platform.ticker_plant.events import (
     SnapshotEvent,
     kept_text,
 )
+from kalshi_platform.ticker_plant.blocks import BlockBuilder
 from kalshi_platform.ticker_plant.fanout import FanOut
 from kalshi_platform.ticker_plant.deltas import DeltaHandlers
 from kalshi_platform.ticker_plant.passthrough import PassThroughHandlers
@@ -108,6 +109,13 @@ class TickerPlant(DeltaHandlers, PassThroughHandlers):
         self._out = FanOut(publishers, on_failure=self._on_sink_failure)
         self.publishers: tuple[Publisher, ...] = self._out.active
         self._streams = [p for p in self.publishers if hasattr(p, "take_failures")]
+        # a sole publisher that takes event blocks (the event stream) gets the compiled delta
+        # path's events as blocks (ticker_plant/blocks.py); any other fan-out gets events
+        sole = self.publishers[0] if len(self.publishers) == 1 else None
+        self._block_target = sole if hasattr(sole, "publish_block") else None
+        self._blocks = BlockBuilder(LIVE) if self._block_target is not None else None
+        self._block_open = False
+        self._block_open = False
         self._yes_scale_sid: dict[int, bool] = {}
         self._use_yes_price = use_yes_price
         self._yes_scale_any = use_yes_price
@@ -284,6 +292,8 @@ class TickerPlant(DeltaHandlers, PassThroughHandlers):
         consumers of the plant's event stream (:class:`~kalshi_platform.stream.bus.EventStream`
         publishers), and report stream consumers that failed since the last call (a counter, a
         ``sink_failed`` feed event, :attr:`sink_failures`). No I/O: queue appends only."""
+        if self._block_open:
+            self._take_block()
         for s in self._streams:
             s.commit()
             self._take_stream_failures(s)
@@ -302,6 +312,8 @@ class TickerPlant(DeltaHandlers, PassThroughHandlers):
 
     def flush(self) -> None:
         """Flush every publisher (a failing one is marked failed, never raised)."""
+        if self._block_open:
+            self._take_block()
         self._out.flush()
         for s in self._streams:
             self._take_stream_failures(s)
@@ -309,6 +321,8 @@ class TickerPlant(DeltaHandlers, PassThroughHandlers):
     def close(self) -> None:
         """Flush and close every publisher, failed ones too (a stream waits for its consumers
         to drain and close); errors are recorded in :attr:`sink_failures`, never raised."""
+        if self._block_open:
+            self._take_block()
         self._out.close()
         for s in self._streams:
             self._take_stream_failures(s)
@@ -331,6 +345,8 @@ class TickerPlant(DeltaHandlers, PassThroughHandlers):
             self._publish(ev)
 
     def _publish(self, ev: Any) -> None:  # a publisher that raises is marked failed
+        if self._block_open:  # the compiled path's events first: stream order
+            self._take_block()
         try:
             self._out.emit(ev)
         except Exception as e:
