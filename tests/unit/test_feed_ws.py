@@ -22,7 +22,8 @@ import orjson
 import pytest
 from websockets.sync.client import connect
 
-from conftest import COCKPIT, SSMD_EMBEDDED, SSMD_TICKER, SSMD_TRADE, read_lines, wait_until
+from conftest import (COCKPIT, SSMD_EMBEDDED, SSMD_TICKER, SSMD_TRADE, read_lines, wait_until,
+                      write_lines)
 from kalshi_oracle import dec_top, replay
 from oracle_compare import assert_books_match
 from kalshi_platform.feed import ws
@@ -259,13 +260,17 @@ def test_raw_client_bbo_only_snapshot_for_chosen_tickers(tmp_path):
     plant.close()
 
 
-def test_subscribe_from_seq_resumes_from_the_history_or_reports_a_gap():
+def test_subscribe_from_seq_resumes_from_the_history_or_reports_a_gap(tmp_path):
     stream = EventStream()
     rec = Recorder()
     stream.attach(rec, "recorder")
     transport = ws.attach(stream, "ws://127.0.0.1:0?history=60")
     plant = TickerPlant([stream])
-    feed(COCKPIT, plant)
+    # many small batches (the history keeps whole batches): the recording 20 lines at a time
+    lines = read_lines(COCKPIT)
+    for i in range(0, len(lines), 20):
+        write_lines(tmp_path / f"part-{i:04d}.jsonl", lines[i:i + 20])
+        feed(tmp_path / f"part-{i:04d}.jsonl", plant)
     n = stream.seq
     wait_until(lambda: transport.stats()["position"] == n, what="server caught up")
     base = {"cmd": "subscribe", "feeds": ["deltas", "bbo"]}
