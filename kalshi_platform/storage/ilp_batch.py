@@ -35,6 +35,8 @@ import pyarrow.compute as pc
 
 from kalshi_platform.logfmt import error_line
 from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLE_LISTENERS, TABLES
+from kalshi_platform.ticker_plant.blocks import K_BBO, K_DELTA, EventBlock, block_events
+from kalshi_platform.ticker_plant.events import BBO, DeltaEvent
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ for _t in TABLES.values():
 TABLE_LISTENERS.append(_index_table)  # tables registered later (trading tables) too
 
 _I64 = pa.int64()
+#: the table an event block's records of each kind go to (K_DELTA, K_BBO)
+_BLOCK_TABLES = {K_DELTA: TABLE_FOR_EVENT[DeltaEvent], K_BBO: TABLE_FOR_EVENT[BBO]}
 
 
 @dataclass(frozen=True)
@@ -248,9 +252,10 @@ def _without_null_bools(table: pa.Table) -> list[pa.Table]:
 class BatchBuilder:
     """Accumulates the next batch's events as Arrow batches (:meth:`Table.read_events`: one
     C pass over the events, unit conversions included, no kernel call, so the GIL is taken
-    once and briefly, and the Python events can be freed at once); :meth:`build` joins
-    them per table. A group ``read_events`` refuses goes through :meth:`Table.to_arrow`
-    (the row path) at once, rejected events isolated.
+    once and briefly, and the Python events can be freed at once; event blocks' records:
+    :meth:`add_blocks`, without the GIL); :meth:`build` joins them per table. A group
+    ``read_events`` refuses goes through :meth:`Table.to_arrow` (the row path) at once,
+    rejected events isolated.
 
     ``rows``: table rows held."""
 
@@ -276,6 +281,37 @@ class BatchBuilder:
                 done = _concat(_bisect(evs, t.to_arrow, reject))
                 if done is None:
                     continue
+            items.append(done)
+            self.rows += done.num_rows
+        return rejected
+
+    def add_blocks(self, blocks: Sequence[EventBlock]) -> list[Rejected]:
+        """Add the rows of event blocks (:mod:`kalshi_platform.ticker_plant.blocks`, in
+        stream order): per table one :meth:`Table.read_records` over all their records (one
+        C pass without the GIL, no Python object per row), the tables in order of first
+        appearance as :meth:`add` of their events would put them. A table's records
+        ``read_records`` refuses are converted as the blocks' events through :meth:`add`
+        (the events path: the same values, or the row path's rejections). Returns the
+        rejected."""
+        rejected: list[Rejected] = []
+        nonempty = [b for b in blocks if len(b)]
+        if not nonempty:
+            return rejected
+        first = K_DELTA if nonempty[0].slice(0, 1).count(K_DELTA) else K_BBO
+        for kind in (first, K_BBO if first == K_DELTA else K_DELTA):
+            t = _BLOCK_TABLES[kind]
+            parts = [b.part(kind) + (0, n) for b in nonempty if (n := b.count(kind))]
+            if not parts:
+                continue
+            items = self._items.setdefault(t.name, [])
+            try:
+                done = pa.Table.from_batches([t.read_records(parts).data])
+            except Exception as e:  # noqa: BLE001 - refused as it is: the events decide
+                log.debug("%s: block records through the events' path (%s: %s)", t.name,
+                          type(e).__name__, e)
+                rejected += self.add({t.event: [ev for b in nonempty
+                                                for ev in block_events(b, kind)]})
+                continue
             items.append(done)
             self.rows += done.num_rows
         return rejected

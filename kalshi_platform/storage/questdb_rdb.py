@@ -10,7 +10,10 @@ Path of a row::
 * **Columnar**: ``publish`` only appends the event; the sender thread takes events off the
   queue ``SLICE_ROWS`` at a time into raw Arrow columns, finishes one Arrow table per storage
   table per request, and the client serializes those columns
-  (:mod:`kalshi_platform.storage.ilp_batch`; the ILP bytes are the row path's).
+  (:mod:`kalshi_platform.storage.ilp_batch`; the ILP bytes are the row path's). A replay's
+  deltas and BBO rows come as event blocks (``publish_block``): queued as they are, read into
+  the columns without the GIL, cut where a request ends (:mod:`~kalshi_platform.storage.
+  ilp_queue`), spilled as their events' rows; the requests are the ones their events make.
 * **Batching** by rows (``batch_rows``) and by time (``flush_interval_s``): the client's
   documented ``auto_flush_rows`` / ``auto_flush_interval`` (HTTP defaults 75,000 rows and
   1,000 ms; QuestDB docs "Client configuration string", Auto-flushing). A conf string that
@@ -54,7 +57,6 @@ from typing import Any, Callable
 
 from kalshi_platform.logfmt import error_line
 from kalshi_platform.retry import Backoff
-from kalshi_platform.storage import _columns
 from kalshi_platform.storage.ilp_batch import BatchBuilder, IlpBatch, Rejected, event_rows
 from kalshi_platform.storage.ilp_conf import (
     DEFAULT_BATCH_ROWS,
@@ -63,6 +65,14 @@ from kalshi_platform.storage.ilp_conf import (
     conf_batching,
     ilp_conf,
     is_invalid_data_error,
+)
+from kalshi_platform.storage.ilp_queue import (
+    ROWS_PER,
+    cut,
+    rows_of,
+    spill_take,
+    take_blocks,
+    take_rows,
 )
 from kalshi_platform.storage.ilp_send import IlpConnection
 from kalshi_platform.storage.ilp_rows import add_ilp_row
@@ -75,8 +85,8 @@ from kalshi_platform.storage.questdb_health import (
     WriterStats,
     health_of,
 )
-from kalshi_platform.storage.schema import TABLE_FOR_EVENT, TABLE_LISTENERS
 from kalshi_platform.storage.spool import Spool, SpoolError, SpoolRecord
+from kalshi_platform.ticker_plant.blocks import EventBlock, materialize
 from kalshi_platform.ticker_plant.events import QuarantineRecord
 
 __all__ = ["DEFAULT_BATCH_ROWS", "DEFAULT_FLUSH_INTERVAL_S", "QuestDBWriter", "WriterError",
@@ -95,46 +105,8 @@ SLICE_ROWS = 16_384
 _ABANDONED = object()
 _NOT_A_ROW = object()
 
-#: plant event type → its table's rows-per-event function (None: one row per event)
-_ROWS_PER: dict[type, Any] = {ty: t.rows_per_event for ty, t in TABLE_FOR_EVENT.items()}
-TABLE_LISTENERS.append(lambda t: _ROWS_PER.__setitem__(t.event, t.rows_per_event))
-
-
-def _take_rows(head: list, limit: int) -> tuple[dict[type, list], int, int]:
-    """``(events by type, events taken, rows)``: the first events of ``head`` (queued plant
-    events, oldest first) up to the one at which their rows reach ``limit`` (all of them if
-    they never do). Split by type in one C pass, the types in order of first appearance
-    (the order of the tables in the ILP request, as before); only when events of several
-    rows (snapshots) are among them is ``head`` walked, to find the cut."""
-    types = tuple(_ROWS_PER)
-    parts, first = _columns.split(head, types)
-    multi = tuple(ty for ty, p in zip(types, parts) if p and _ROWS_PER[ty] is not None)
-    taken, extra = min(len(head), limit), 0  # extra: rows beyond one per event taken
-    if multi:
-        taken, extra = _cut(head, limit, _columns.positions(head, multi))
-        if taken < len(head):
-            parts, first = _columns.split(head[:taken], types)
-    order = sorted((f, i) for i, f in enumerate(first[:-1]) if f >= 0)
-    return {types[i]: parts[i] for _, i in order}, taken, taken + extra
-
-
-def _cut(head: list, limit: int, multi: list[int]) -> tuple[int, int]:
-    """``(k, extra)``: the fewest first events of ``head`` whose rows reach ``limit`` (all
-    of ``head`` if they never do), and their rows beyond one per event; ``multi``: the
-    positions (ascending) of the events that make several rows (snapshots)."""
-    extra = 0
-    for i in multi:
-        if limit - extra <= i:  # the one-row event at limit - extra - 1 made it
-            return limit - extra, extra
-        extra += _rows_of(head[i]) - 1
-        if i + 1 + extra >= limit:
-            return i + 1, extra
-    return min(len(head), limit - extra), extra
-
-
-def _rows_of(event: Any) -> int:
-    per = _ROWS_PER[type(event)]
-    return 1 if per is None else per(event)
+#: the queue-slicing helpers (storage/ilp_queue.py) by their former names here
+_ROWS_PER, _take_rows, _cut, _rows_of = ROWS_PER, take_rows, cut, rows_of
 
 
 class QuestDBWriter:
@@ -235,6 +207,8 @@ class QuestDBWriter:
         if per is _NOT_A_ROW:
             if isinstance(event, QuarantineRecord):
                 self._quarantine_frame(event)
+            elif type(event) is EventBlock:
+                self.publish_block(event)
             return
         st = self.stats
         st.rows_published += 1 if per is None else per(event)
@@ -246,19 +220,23 @@ class QuestDBWriter:
         """:meth:`publish` of each of ``events``, in order, in one call (the event stream's
         storage consumer hands its batches over this way). Counting and queueing run at C
         speed (one ``Counter`` of the event types, one ``deque.extend``); only snapshots
-        (rows per level) and non-table events (a quarantined frame) take a Python loop."""
+        (rows per level) and non-table items (a quarantined frame, an event block) take a
+        Python loop."""
         st = self.stats
         counts = Counter(map(type, events))
         per_of = _ROWS_PER
+        rows = 0
         if all(ty in per_of for ty in counts):
             self._queue.extend(events)
         else:
             for e in events:
                 if type(e) in per_of:
                     self._queue.append(e)
+                elif type(e) is EventBlock and len(e):  # as publish_block
+                    self._queue.append(e)
+                    rows += len(e)
                 elif isinstance(e, QuarantineRecord):
                     self._quarantine_frame(e)
-        rows = 0
         for ty, k in counts.items():
             per = per_of.get(ty, _NOT_A_ROW)
             if per is None:
@@ -266,6 +244,22 @@ class QuestDBWriter:
             elif per is not _NOT_A_ROW:
                 rows += sum(per(e) for e in events if type(e) is ty)
         st.rows_published += rows
+        if st.rows_published - self._rows_out >= self._wake_rows:
+            self._queued()
+
+    def publish_block(self, block: EventBlock) -> None:
+        """Queue an event block's rows (:mod:`kalshi_platform.ticker_plant.blocks`: deltas and
+        BBO rows, ``len(block)`` rows, one per event) as :meth:`publish` of each of its events
+        would, in order with the events around it (the event stream's storage consumer hands
+        a replay's blocks over this way). No Python object is made per event: the sender
+        thread reads the block's records into Arrow columns without the GIL
+        (:meth:`BatchBuilder.add_blocks`)."""
+        n = len(block)
+        if not n:
+            return
+        st = self.stats
+        st.rows_published += n
+        self._queue.append(block)
         if st.rows_published - self._rows_out >= self._wake_rows:
             self._queued()
 
@@ -393,16 +387,13 @@ class QuestDBWriter:
                 q = self._queue
                 while (n > 0 or everything) and q:
                     want = self.batch_rows if everything else min(n, self.batch_rows)
-                    events, rows = [], 0
-                    for e in q:                  # copy first ...
-                        if rows >= want:
-                            break
-                        rows += _rows_of(e)
-                        events.append(e)
-                    spool_rows, bad = event_rows(events)
+                    items, rows, rest = spill_take(q, want)  # copy first (blocks: events) ...
+                    spool_rows, bad = event_rows(materialize(items))
                     self._append_spool(spool_rows)
-                    for _ in range(len(events)):  # ... and drop from memory once durable
-                        q.popleft()
+                    for _ in range(len(items) - (rest is not None)):  # ... and drop from
+                        q.popleft()                                     # memory once durable
+                    if rest is not None:  # a block cut: its other rows stay at the head
+                        q[0] = rest
                     self._rows_out += rows
                     self._quarantine_rejected(bad)
                     self._settle(rows)
@@ -466,7 +457,7 @@ class QuestDBWriter:
             avail = self.stats.rows_published - self._rows_out
             if avail < self._wake_rows and not force:
                 break
-            self._convert_slice(min(SLICE_ROWS, self.batch_rows - len(self._building)))
+            self._convert_slice(self.batch_rows - len(self._building))
         if not len(self._building) or (len(self._building) < self.batch_rows and not force):
             return False
         batch = self._building.build()
@@ -474,19 +465,27 @@ class QuestDBWriter:
         self._sending = True
         return True
 
-    def _convert_slice(self, limit: int) -> None:
-        """Take about ``limit`` rows of events off the queue into one converted slice: the
-        events up to the one that makes ``limit`` rows (a snapshot is a row per level), split
-        by type in one C pass (:func:`_take_rows`)."""
+    def _convert_slice(self, room: int) -> None:
+        """Take rows off the queue's head into the batch being built, ``room`` rows at most:
+        a run of event blocks (:func:`~kalshi_platform.storage.ilp_queue.take_blocks`, the
+        last one cut at ``room``; their records read without the GIL), else about
+        ``SLICE_ROWS`` rows of events up to the next block: the events up to the one that
+        makes the limit's rows (a snapshot is a row per level), split by type in one C pass
+        (:func:`~kalshi_platform.storage.ilp_queue.take_rows`)."""
         q = self._queue
-        try:
-            head = list(islice(q, limit))  # C; only this thread (under _qlock) pops
-        except RuntimeError:  # the deque was appended to meanwhile (cannot, under the GIL)
-            head = [q[i] for i in range(min(limit, len(q)))]
-        groups, taken, rows = _take_rows(head, limit)
-        for _ in repeat(None, taken):
-            q.popleft()
-        bad = self._building.add(groups)
+        if type(q[0]) is EventBlock:
+            blocks, rows = take_blocks(q, room)
+            bad = self._building.add_blocks(blocks)
+        else:
+            limit = min(SLICE_ROWS, room)
+            try:
+                head = list(islice(q, limit))  # C; only this thread (under _qlock) pops
+            except RuntimeError:  # the deque was appended to meanwhile (cannot, under the GIL)
+                head = [q[i] for i in range(min(limit, len(q)))]
+            groups, taken, rows = _take_rows(head, limit)
+            for _ in repeat(None, taken):
+                q.popleft()
+            bad = self._building.add(groups)
         self._rows_out += rows
         self._quarantine_rejected(bad)
 
