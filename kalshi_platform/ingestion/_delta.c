@@ -343,7 +343,8 @@ static int fast_book(Feed *f, Line *ln, PyObject *ticker, PyObject **sid, PyObje
     if (*book == NULL) return PyErr_Occurred() ? -1 : 0;
     Book *b = (Book *)*book;
     if (!PyObject_TypeCheck(*book, &BookType) || b->state != f->live || b->sid == NULL ||
-        !PyLong_CheckExact(b->sid) || b->ticker == NULL)
+        !PyLong_CheckExact(b->sid) || b->ticker == NULL ||
+        (f->block != NULL && !PyUnicode_CheckExact(b->ticker))) /* a block holds strs only */
         return 0;
     int64_t bs = PyLong_AsLongLong(b->sid);
     if (bs == -1 && PyErr_Occurred()) return -1;

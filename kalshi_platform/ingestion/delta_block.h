@@ -116,6 +116,10 @@ static PyObject *block_events(EventBlock *b, PyObject *const *a, Py_ssize_t narg
     }
     long only = nargs == 3 ? PyLong_AsLong(a[2]) : -1;
     if (only == -1 && PyErr_Occurred()) return NULL;
+    if (only != -1 && only != K_DELTA && only != K_BBO) {
+        PyErr_SetString(PyExc_ValueError, "kind must be -1 (all), 0 (deltas) or 1 (BBO rows)");
+        return NULL;
+    }
     if (tuple_type_of_width(a[0], DELTA_W) < 0 || tuple_type_of_width(a[1], BBO_W) < 0)
         return NULL;
     Py_ssize_t total = only == K_DELTA || only == K_BBO ? b->n[only] : block_len(b);
@@ -283,6 +287,10 @@ static int builder_init(BlockBuilder *bb, PyObject *args, PyObject *kw) {
     PyObject *live;
     static char *names[] = {"live", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kw, "U:BlockBuilder", names, &live)) return -1;
+    if (!PyUnicode_CheckExact(live)) { /* neither type is GC-tracked: no object with a __dict__ */
+        PyErr_SetString(PyExc_TypeError, "BlockBuilder(live): live must be a str");
+        return -1;
+    }
     if (bb->strs != NULL) {
         PyErr_SetString(PyExc_TypeError, "BlockBuilder is initialised once");
         return -1;
@@ -295,7 +303,13 @@ static int builder_init(BlockBuilder *bb, PyObject *args, PyObject *kw) {
     bb->hcap = 256;
     bb->hkey = PyMem_Calloc((size_t)bb->hcap, sizeof *bb->hkey);
     bb->hval = PyMem_Calloc((size_t)bb->hcap, sizeof *bb->hval);
-    if (bb->hkey == NULL || bb->hval == NULL) {
+    if (bb->hkey == NULL || bb->hval == NULL) { /* left uninitialised: builder_ready refuses */
+        for (Py_ssize_t i = 0; i < bb->nstr; i++) Py_CLEAR(bb->strs[i]);
+        PyMem_Free(bb->strs);
+        PyMem_Free(bb->hkey);
+        PyMem_Free(bb->hval);
+        bb->strs = NULL, bb->hkey = NULL, bb->hval = NULL;
+        bb->nstr = bb->cstr = bb->hcap = 0;
         PyErr_NoMemory();
         return -1;
     }

@@ -432,7 +432,8 @@ static int part_init(Part *p, PyObject *item, Py_ssize_t width) {
                             "lo, hi)");
         return -1;
     }
-    if (n < 0 || PyBytes_GET_SIZE(rec) != n * (width + 1) * 8 || p->lo < 0 || p->hi > n ||
+    if (n < 0 || n > PY_SSIZE_T_MAX / ((width + 1) * 8) ||
+        PyBytes_GET_SIZE(rec) != n * (width + 1) * 8 || p->lo < 0 || p->hi > n ||
         p->lo > p->hi || PyBytes_GET_SIZE(soff) % 4 != 0 || PyBytes_GET_SIZE(soff) < 4) {
         PyErr_SetString(PyExc_ValueError, "a part's sizes do not match its row count");
         return -1;
@@ -603,7 +604,7 @@ static PyObject *columns_read_records(PyObject *self, PyObject *args) {
     for (Py_ssize_t q = 0; q < nparts; q++) {
         if (part_init(&parts[q], PyList_GET_ITEM(hold, q), width) < 0)
             goto done;
-        n += parts[q].hi - parts[q].lo;
+        n += parts[q].hi - parts[q].lo; /* each at most its bytes / 8: no overflow */
     }
     for (Py_ssize_t f = 0; f < ncols; f++)
         if (col_init(&cols[f], PyTuple_GET_ITEM(ops, f), width, n) < 0)

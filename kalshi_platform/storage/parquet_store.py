@@ -277,9 +277,11 @@ class ParquetStore:
 
     def publish_block(self, block: Any) -> None:
         """Buffer an event block's deltas and BBO rows (:mod:`kalshi_platform.ticker_plant.
-        blocks`) after the events published before it, as :meth:`publish` of each of its
-        events would: the same chunks, files and errors. Its records are read into Arrow
-        columns in one C pass per chunk (:meth:`Table.read_records`), no tuple per event."""
+        blocks`) after the events published before it: the same files, rows and values as
+        :meth:`publish` of each of its events (a batch limit inside the block cuts it there).
+        Its records are read into Arrow columns in one C pass per row group's worth
+        (:meth:`Table.read_records`), no tuple per event. Raises what a write raises; the
+        rest of the block is then not buffered (the sink is failed, as after ``publish``)."""
         for kind, t in _BLOCK_TABLES:
             n = block.count(kind)
             if not n:

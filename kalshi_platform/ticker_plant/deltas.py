@@ -60,12 +60,14 @@ class DeltaHandlers:
             out = self._out
             pubs = self.publishers
             blk = self._blocks if pubs and pubs[0] is self._block_target else None
-            pos, done, tops, self.clock_ns, code, info = feed_lines(
-                chunk, pos, size, kind, books, seqs, last_top, LIVE, self.clock_ns,
-                self._yes_scale_any, out.emit if pubs and blk is None else None,
-                out.emit_failed, DeltaEvent, BBO, blk)
-            if blk is not None and len(blk):  # taken before the next event or at commit
-                self._block_open = True
+            try:
+                pos, done, tops, self.clock_ns, code, info = feed_lines(
+                    chunk, pos, size, kind, books, seqs, last_top, LIVE, self.clock_ns,
+                    self._yes_scale_any, out.emit if pubs and blk is None else None,
+                    out.emit_failed, DeltaEvent, BBO, blk)
+            finally:  # taken before the plant's next event or at commit (a raise included)
+                if blk is not None and len(blk):
+                    self._block_open = True
             n += done
             st.frames += done
             st.deltas += done
@@ -85,11 +87,15 @@ class DeltaHandlers:
         """Hand the open event block to its publisher (before any other event of the plant,
         and at every commit: the stream keeps the plant's order); a publisher no longer
         active (failed) gets nothing."""
-        self._block_open = False
         if self._blocks is not None and len(self._blocks):
-            block = self._blocks.take()
+            block = self._blocks.take()  # (a raise leaves the events, and the flag, for later)
+            self._block_open = False
             if self._block_target in self.publishers:
-                self._block_target.publish_block(block)
+                try:
+                    self._block_target.publish_block(block)
+                except Exception as e:  # a publisher that raises is marked failed
+                    self._out.emit_failed(e)
+        self._block_open = False
 
     def _delta_line(self, chunk: bytes, info: tuple) -> None:
         """A valid delta the compiled path left untouched (its seq is not the next one, its

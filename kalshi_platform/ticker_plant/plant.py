@@ -109,12 +109,12 @@ class TickerPlant(DeltaHandlers, PassThroughHandlers):
         self._out = FanOut(publishers, on_failure=self._on_sink_failure)
         self.publishers: tuple[Publisher, ...] = self._out.active
         self._streams = [p for p in self.publishers if hasattr(p, "take_failures")]
-        # a sole publisher that takes event blocks (the event stream) gets the compiled delta
-        # path's events as blocks (ticker_plant/blocks.py); any other fan-out gets events
+        # a sole event stream gets the compiled delta path's events as blocks
+        # (ticker_plant/blocks.py); any other fan-out, a bare sink included, gets events
         sole = self.publishers[0] if len(self.publishers) == 1 else None
-        self._block_target = sole if hasattr(sole, "publish_block") else None
+        self._block_target = sole if sole in self._streams and hasattr(
+            sole, "publish_block") else None
         self._blocks = BlockBuilder(LIVE) if self._block_target is not None else None
-        self._block_open = False
         self._block_open = False
         self._yes_scale_sid: dict[int, bool] = {}
         self._use_yes_price = use_yes_price

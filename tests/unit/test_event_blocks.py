@@ -279,3 +279,34 @@ def test_a_slice_of_a_block_holds_those_events():
     for lo, hi in ((-1, 2), (2, 1), (0, n + 1)):
         with pytest.raises(ValueError):
             block.slice(lo, hi)
+
+
+def test_only_the_event_stream_takes_blocks_and_a_raising_one_is_failed(tmp_path):
+    """A bare sink as the only publisher gets events (its errors are the fan-out's to
+    isolate); a stream whose publish_block raises is marked failed, the replay goes on."""
+    assert TickerPlant([ParquetStore(tmp_path / "s", "w", fsync=False)])._blocks is None
+
+    class Broken(EventStream):
+        def publish_block(self, block):
+            raise OSError(28, "No space left on device")
+
+    plant = TickerPlant([Broken()])
+    assert plant._blocks is not None
+    feed(_gapped(tmp_path), plant)
+    plant.close()
+    assert "stream" in plant.sink_failures and "No space" in plant.sink_failures["stream"]
+    assert plant.publishers == ()
+    assert plant.stats.deltas > 200  # every frame was still taken
+
+
+def test_block_calls_refuse_bad_arguments():
+    block = _one_block()
+    with pytest.raises(ValueError):
+        block.events(DeltaEvent, BBO, 2)
+    with pytest.raises(TypeError):
+        block.events(BBO, DeltaEvent)  # widths swapped
+    with pytest.raises(ValueError, match="sizes"):  # n * 64 * 8 would wrap around
+        _columns.read_records([(2**55 + 1, bytes(512), b"\0" * 4, b"", 0, 1000)], 63,
+                              (("q", 0, 0, False, 1),))
+    with pytest.raises(TypeError):
+        BlockBuilder(type("S", (str,), {})("live"))
