@@ -17,6 +17,10 @@ as nulls, so a null column is left out of the line exactly as ``row()`` leaves o
 The ILP bytes are the same as the row path's (tests/unit/test_ilp_batch.py; why pandas is a
 dependency: docs/field-notes.md "QuestDB writer: columnar batches").
 
+A replay's deltas and BBO rows arrive as event blocks (:mod:`kalshi_platform.ticker_plant.
+blocks`): :meth:`BatchBuilder.add_blocks` reads their records into the same columns
+(:meth:`schema.Table.read_records`, one C pass without the GIL), no Python object per row.
+
 An :class:`IlpBatch` is one ILP request: ``(table, pa.Table)`` parts, rows in publish order
 within each table. It converts to and from the disk spool's row tuples (``[(table,
 values), ...]``, :mod:`kalshi_platform.storage.spool`) and splits in two for the writer's
