@@ -37,7 +37,9 @@ class Settings(BaseSettings):
             host/port/protocol when set (same syntax as QuestDB's ``QDB_CLIENT_CONF``).
         questdb_pg_host / questdb_pg_port / questdb_user / questdb_password / questdb_database:
             PG wire connection (defaults 8812, admin/quest/qdb).
-        questdb_batch_rows / questdb_flush_interval_ms: writer batching by rows and by time.
+        questdb_batch_rows / questdb_flush_interval_ms: writer batching by rows and by time;
+            the defaults are the client's documented HTTP auto-flush, 75,000 rows and
+            1,000 ms (QuestDB docs "Client configuration string", Auto-flushing).
         questdb_queue_rows: bounded in-memory queue while QuestDB is away; beyond it, rows go
             to the on-disk spool.
         questdb_spool_dir: durable spool directory (append-only segments).
@@ -89,7 +91,7 @@ class Settings(BaseSettings):
     questdb_user: str = "admin"
     questdb_password: str = "quest"
     questdb_database: str = "qdb"
-    questdb_batch_rows: int = 50_000
+    questdb_batch_rows: int = 75_000
     questdb_flush_interval_ms: int = 1_000
     questdb_queue_rows: int = 1_000_000
     questdb_spool_dir: Path = Path("store/_spool")
