@@ -256,6 +256,30 @@ static PyObject *col_result(Col *c) {
     return Py_BuildValue("(nOO)", c->nulls, validity, c->data);
 }
 
+/* The output list of read / read_records: one col_result per column. */
+static PyObject *col_results(Col *cols, Py_ssize_t ncols) {
+    PyObject *out = PyList_New(ncols);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t f = 0; f < ncols; f++) {
+        PyObject *r = col_result(&cols[f]);
+        if (r == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, f, r);
+    }
+    return out;
+}
+
+static void cols_free(Col *cols, Py_ssize_t ncols) {
+    if (cols == NULL)
+        return;
+    for (Py_ssize_t f = 0; f < ncols; f++)
+        col_free(&cols[f]);
+    PyMem_Free(cols);
+}
+
 static int fill(Col *cols, Py_ssize_t ncols, Py_ssize_t width, PyObject *seq) {
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     PyObject **items = PySequence_Fast_ITEMS(seq);
@@ -303,23 +327,9 @@ static PyObject *columns_read(PyObject *self, PyObject *args) {
             goto done;
     if (fill(cols, ncols, width, seq) < 0)
         goto done;
-    out = PyList_New(ncols);
-    if (out == NULL)
-        goto done;
-    for (Py_ssize_t f = 0; f < ncols; f++) {
-        PyObject *r = col_result(&cols[f]);
-        if (r == NULL) {
-            Py_CLEAR(out);
-            goto done;
-        }
-        PyList_SET_ITEM(out, f, r);
-    }
+    out = col_results(cols, ncols);
 done:
-    if (cols != NULL) {
-        for (Py_ssize_t f = 0; f < ncols; f++)
-            col_free(&cols[f]);
-        PyMem_Free(cols);
-    }
+    cols_free(cols, ncols);
     Py_DECREF(seq);
     return out;
 }
@@ -633,23 +643,9 @@ static PyObject *columns_read_records(PyObject *self, PyObject *args) {
     for (Py_ssize_t f = 0; f < ncols; f++)
         if (cols[f].nulls == 0)
             Py_CLEAR(cols[f].validity);
-    out = PyList_New(ncols);
-    if (out == NULL)
-        goto done;
-    for (Py_ssize_t f = 0; f < ncols; f++) {
-        PyObject *r = col_result(&cols[f]);
-        if (r == NULL) {
-            Py_CLEAR(out);
-            goto done;
-        }
-        PyList_SET_ITEM(out, f, r);
-    }
+    out = col_results(cols, ncols);
 done:
-    if (cols != NULL) {
-        for (Py_ssize_t f = 0; f < ncols; f++)
-            col_free(&cols[f]);
-        PyMem_Free(cols);
-    }
+    cols_free(cols, ncols);
     PyMem_Free(parts);
     Py_XDECREF(hold);
     return out;

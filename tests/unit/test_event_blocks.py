@@ -69,6 +69,18 @@ def _events_per_event_path(path) -> list:
     return got
 
 
+def _kept(rec) -> _Keep:
+    """``rec`` through a plant whose only publisher is an event stream: what a consumer
+    that takes blocks was delivered."""
+    stream = EventStream()
+    keep = _Keep(takes_blocks=True)
+    stream.attach(keep, "keep")
+    plant = TickerPlant([stream])
+    feed(rec, plant)
+    plant.close()
+    return keep
+
+
 def _flat(batches: list[tuple[int, list]]) -> tuple[list, list[int]]:
     """(events, seqs) of delivered batches, blocks materialized."""
     events, seqs = [], []
@@ -125,13 +137,7 @@ def test_the_stream_of_a_block_replay_is_the_per_event_stream(tmp_path):
 @pytest.mark.parametrize("rec", book_capture_params())
 def test_block_stream_equals_per_event_stream_on_real_captures(rec):
     want = _events_per_event_path(rec)
-    stream = EventStream()
-    keep = _Keep(takes_blocks=True)
-    stream.attach(keep, "keep")
-    plant = TickerPlant([stream])
-    feed(rec, plant)
-    plant.close()
-    got, seqs = _flat(keep.batches)
+    got, seqs = _flat(_kept(rec).batches)
     assert got == want
     assert seqs == list(range(1, len(want) + 1))
 
@@ -192,13 +198,7 @@ def _files_by_table(root) -> dict[str, list[tuple[str, int]]]:
 
 def _one_block() -> EventBlock:
     """The first block feed_lines made of the bundled capture's deltas."""
-    stream = EventStream()
-    keep = _Keep(takes_blocks=True)
-    stream.attach(keep, "keep")
-    plant = TickerPlant([stream])
-    feed(COCKPIT, plant)
-    plant.close()
-    blocks = [i for _, b in keep.batches for i in b if type(i) is EventBlock]
+    blocks = [i for _, b in _kept(COCKPIT).batches for i in b if type(i) is EventBlock]
     assert blocks, "the bundled capture's deltas came as no block"
     return blocks[0]
 
