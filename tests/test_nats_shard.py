@@ -187,7 +187,8 @@ def test_plant_failover_against_the_sim_kill_9_the_leader(tmp_path):
             if rc is None:
                 leader.kill()
             raise AssertionError(f"{e}; leader rc {rc}, subscriber alive {th.is_alive()}, "
-                                 f"items {len(items)}, sim rc {sim.poll()}; leader stderr: "
+                                 f"items {len(items)} {[it.feed for it in items][:20]}, sim rc {sim.poll()}; "
+                                 f"subscriber run {sub.run_id}, leader stderr: "
                                  f"{leader.stderr.read()[-3000:]}") from None
         standby = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    text=True, cwd=tmp_path)
@@ -216,5 +217,52 @@ def test_plant_failover_against_the_sim_kill_9_the_leader(tmp_path):
         for proc in (leader, standby, sim):
             if proc is not None and proc.poll() is None:
                 proc.kill()
+        helper.stop()
+        server.stop()
+
+
+def test_a_new_runs_later_window_first_on_the_other_stream_loses_nothing(tmp_path):
+    """Each JetStream stream has its own consumer, so a new run's window 2 (its deltas, on
+    the BOOK stream) can reach a subscriber before window 1 (a feed event, on the EVENTS
+    stream). The subscriber then follows the run from window 1 with window 2 kept: every
+    event, in order, no gap, no snapshot needed (it used to wait for a snapshot that a young
+    run has not published yet, and lose window 2)."""
+    import nats
+
+    from kalshi_platform.feed import nats_wire as w
+    from kalshi_platform.feed import protocol
+    from kalshi_platform.feed.subscriber import Subscriber
+    from kalshi_platform.stream import codec
+    from kalshi_platform.ticker_plant.events import DeltaEvent, FeedEvent
+
+    server = Server(tmp_path / "js").start()
+    helper = _Loop()
+    try:
+        nc = helper.run(nats.connect(server.url))
+        js = nc.jetstream()
+        helper.run(_init(js, "prod"))
+        sub = Subscriber(server.url + "?shard=0", idle_timeout=10)
+        run, tk = "20261201T000000Z-0000abcd", "KXT-26DEC01-A"
+        feed_ev = FeedEvent(1_786_000_000_000_000_000, "connect", None, None, None, "hello")
+        deltas = [DeltaEvent(tk, 1_786_000_000_000_000_000 + i, 1, i, "yes", 500_000, 100, None)
+                  for i in (1, 2)]
+
+        async def publish() -> None:
+            h = {w.HDR_SHARD: "0"}
+            await js.publish(w.subject("prod", "deltas", tk, "0"), w.encode_part(
+                run, 2, 3, [2, 3], [codec.to_array(d) for d in deltas]),
+                headers={**h, w.HDR_MSG_ID: f"{run}:2"})
+            await js.publish(w.subject("prod", "feed_events", None, "0"), w.encode_part(
+                run, 1, 1, [1], [codec.to_array(feed_ev)]), headers={**h, w.HDR_MSG_ID: f"{run}:1"})
+            await js.publish(w.control_subject("prod", "0"),
+                             protocol.encode_control(protocol.END, run, 3), headers=h)
+
+        helper.run(publish())
+        items = list(sub)
+        assert [it.feed for it in items] == ["feed_events", "deltas", "deltas", "end"]
+        assert [it.seq for it in items] == [1, 2, 3, 3]
+        assert sub.gaps == 0 and sub.snapshots == 0
+        helper.run(nc.close())
+    finally:
         helper.stop()
         server.stop()

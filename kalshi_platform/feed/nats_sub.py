@@ -269,8 +269,7 @@ class Client:
             return
         if part.run_id != self.run_id:
             if self._waiting_new_run and part.first == 1:
-                self.run_id, self.next_first = part.run_id, 1
-                self._windows, self._end, self._waiting_new_run = {}, None, False
+                self._follow_from_start(part.run_id)
             else:
                 self._other_run(part, events)
                 return
@@ -281,6 +280,17 @@ class Client:
             win = self._windows[part.first] = [part.last, 0, []]
         win[1] += len(part.seqs)
         win[2].append((part.seqs, events))
+
+    def _follow_from_start(self, run: str) -> None:
+        """Follow ``run`` from its window 1 (this client waits for a new run and has its
+        first window). Its later windows may have come first, on the other stream (each
+        stream has its own consumer): they were kept for adoption by snapshot, and are taken
+        now instead (the adoption then stands down, see :meth:`_adopt`)."""
+        self.run_id, self.next_first = run, 1
+        self._windows, self._waiting_new_run = {}, False
+        self._end = self._adopted_end.pop(run, None)
+        for part, events in self._adopting.pop(run, []):
+            self._on_part(part, events)
 
     def _other_run(self, part: w.Part, events: list) -> None:
         """A part of a run this client does not follow: a restarted publisher or a standby
@@ -299,7 +309,11 @@ class Client:
     async def _adopt(self, run: str) -> None:
         deadline = time.monotonic() + self.options.snapshot_timeout_s
         while time.monotonic() < deadline:
+            if self.run_id == run:  # followed from its window 1 meanwhile
+                return
             snap = await self._last_snapshot()
+            if self.run_id == run:
+                return
             if snap is not None and snap[0].run_id == run:
                 kept = self._adopting.pop(run, [])
                 self._windows, self._end = {}, self._adopted_end.pop(run, None)
