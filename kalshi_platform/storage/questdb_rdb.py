@@ -68,8 +68,6 @@ from kalshi_platform.storage.ilp_conf import (
 )
 from kalshi_platform.storage.ilp_queue import (
     ROWS_PER,
-    cut,
-    rows_of,
     spill_take,
     take_blocks,
     take_rows,
@@ -105,8 +103,6 @@ SLICE_ROWS = 16_384
 _ABANDONED = object()
 _NOT_A_ROW = object()
 
-#: the queue-slicing helpers (storage/ilp_queue.py) by their former names here
-_ROWS_PER, _take_rows, _cut, _rows_of = ROWS_PER, take_rows, cut, rows_of
 
 
 class QuestDBWriter:
@@ -203,7 +199,7 @@ class QuestDBWriter:
     def publish(self, event: Any) -> None:
         """Queue one plant event's table rows (never blocks on the network; spills the oldest
         rows to the disk spool once more than ``queue_rows`` are in memory)."""
-        per = _ROWS_PER.get(type(event), _NOT_A_ROW)
+        per = ROWS_PER.get(type(event), _NOT_A_ROW)
         if per is _NOT_A_ROW:
             if isinstance(event, QuarantineRecord):
                 self._quarantine_frame(event)
@@ -224,7 +220,7 @@ class QuestDBWriter:
         Python loop."""
         st = self.stats
         counts = Counter(map(type, events))
-        per_of = _ROWS_PER
+        per_of = ROWS_PER
         rows = 0
         if all(ty in per_of for ty in counts):
             self._queue.extend(events)
@@ -482,7 +478,7 @@ class QuestDBWriter:
                 head = list(islice(q, limit))  # C; only this thread (under _qlock) pops
             except RuntimeError:  # the deque was appended to meanwhile (cannot, under the GIL)
                 head = [q[i] for i in range(min(limit, len(q)))]
-            groups, taken, rows = _take_rows(head, limit)
+            groups, taken, rows = take_rows(head, limit)
             for _ in repeat(None, taken):
                 q.popleft()
             bad = self._building.add(groups)

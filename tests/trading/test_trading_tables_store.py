@@ -125,7 +125,7 @@ def test_tables_registered_after_the_questdb_modules_were_imported():
     code = """
 import json, sys
 sys.path[:0] = ['tests', '.']
-from kalshi_platform.storage import ilp_batch, ilp_rows, questdb_rdb  # imported first
+from kalshi_platform.storage import ilp_batch, ilp_queue, ilp_rows, questdb_rdb  # first
 from conftest import COCKPIT
 from examples.taker import Taker
 from kalshi_platform.trading.run import run_backtest
@@ -143,7 +143,7 @@ buf = Buf()
 for table, values in batch.to_rows():
     ilp_rows.add_ilp_row(buf, table, values)
 print(json.dumps({'bad': len(bad), 'rows': batch.rows_by_table(), 'lines': len(buf.rows),
-                  'counted': sum(questdb_rdb._rows_of(r) for r in recs)}))
+                  'counted': sum(ilp_queue.rows_of(r) for r in recs)}))
 """
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                          text=True, timeout=120)

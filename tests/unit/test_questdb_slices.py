@@ -1,4 +1,4 @@
-"""The QuestDB writer's sender takes its queue a slice at a time (questdb_rdb._take_rows: one
+"""The QuestDB writer's sender takes its queue a slice at a time (storage/ilp_queue.py take_rows: one
 C split by type instead of a Python loop per event): the same events, the same cut (the event
 at which the rows reach the limit; a snapshot is a row per level) and the same order of the
 tables (first appearance, so the ILP request's lines come in the same order) as the loop it
@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from kalshi_platform.storage import questdb_rdb as q
+from kalshi_platform.storage import ilp_queue as q
 from kalshi_platform.ticker_plant.events import BBO, DeltaEvent, SnapshotEvent, TradeEvent
 
 
@@ -21,7 +21,7 @@ def loop_slice(head: list, limit: int):
     while k < len(head) and rows < limit:
         e = head[k]
         groups.setdefault(type(e), []).append(e)
-        rows += q._rows_of(e)
+        rows += q.rows_of(e)
         k += 1
     return groups, k, rows
 
@@ -48,7 +48,7 @@ def test_take_rows_is_the_per_event_loop(seed):
     for _ in range(1_000):
         limit = rnd.randrange(1, 45)
         head = random_head(rnd, rnd.randrange(0, 40))[:limit]  # as islice(queue, limit)
-        groups, taken, rows = q._take_rows(head, limit)
+        groups, taken, rows = q.take_rows(head, limit)
         want, w_taken, w_rows = loop_slice(head, limit)
         assert (taken, rows) == (w_taken, w_rows)
         assert list(groups) == list(want)  # tables in order of first appearance
